@@ -1,0 +1,265 @@
+"""Training checkpoints and the self-contained export directory, both written atomically.
+
+A checkpoint is built in `checkpoints/.tmp-*` and renamed into `step-NNNNNNNN/` only when
+complete, so a crash (kill -9, full disk) never leaves a partial checkpoint to be chosen.
+The export holds only what translation needs: config, SentencePiece model(s), float32
+weights and a manifest with hashes; loading rebuilds the model from our own code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mt_cli import __version__
+from mt_cli.config import Config, load_config
+from mt_cli.errors import CheckpointError
+from mt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizers, file_sha256
+
+log = logging.getLogger("mt_cli")
+FORMAT_VERSION = 1
+STEP_PREFIX = "step-"
+WEIGHTS_FILE = "model.weights.h5"
+MANIFEST_FILE = "manifest.json"
+CONFIG_FILE = "config.yaml"
+
+
+def _atomic_dir(final: Path, build: Any) -> None:
+    """Build a directory via `build(tmp)` and rename it to `final` in one step."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
+    try:
+        build(tmp)
+        old = None
+        if final.exists():
+            old = final.with_name(f".old-{final.name}-{os.getpid()}")
+            os.replace(final, old)
+        os.replace(tmp, final)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    except OSError as exc:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise CheckpointError(f"{final}: cannot write ({exc.strerror or exc}); the previous one is intact") from None
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def clean_temporaries(directory: Path) -> int:
+    """Remove leftovers of interrupted saves; return how many."""
+    removed = 0
+    if directory.is_dir():
+        for entry in directory.iterdir():
+            if entry.name.startswith((".tmp-", ".old-")):
+                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+# ---------------------------------------------------------------- training checkpoints
+
+@dataclass(frozen=True)
+class SavedStep:
+    step: int
+    path: Path
+
+    @property
+    def prefix(self) -> str:
+        return str(self.path / "ckpt")
+
+    def state(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / "state.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{self.path / 'state.json'}: unreadable ({exc})") from None
+
+
+def list_checkpoints(directory: Path) -> list[SavedStep]:
+    """Complete checkpoints, oldest first."""
+    if not directory.is_dir():
+        return []
+    found = []
+    for entry in directory.iterdir():
+        if entry.is_dir() and entry.name.startswith(STEP_PREFIX):
+            try:
+                found.append(SavedStep(int(entry.name[len(STEP_PREFIX):]), entry))
+            except ValueError:
+                continue
+    return sorted(found, key=lambda s: s.step)
+
+
+def save_checkpoint(directory: Path, step: int, trackable: Any, state: dict[str, Any]) -> SavedStep:
+    """Write a tf.train.Checkpoint of `trackable` plus a JSON state, atomically."""
+    final = directory / f"{STEP_PREFIX}{step:08d}"
+
+    def build(tmp: Path) -> None:
+        trackable.write(str(tmp / "ckpt"))
+        (tmp / "state.json").write_text(json.dumps(state, indent=1))
+
+    _atomic_dir(final, build)
+    return SavedStep(step, final)
+
+
+def prune_checkpoints(directory: Path, keep_last: int, protect: set[int]) -> None:
+    """Keep the newest `keep_last` checkpoints plus the protected (best) steps."""
+    saved = list_checkpoints(directory)
+    for item in saved[:-keep_last] if keep_last else saved:
+        if item.step not in protect:
+            shutil.rmtree(item.path, ignore_errors=True)
+
+
+def restore_latest(directory: Path, trackable: Any) -> SavedStep | None:
+    """Restore the newest readable checkpoint, falling back past corrupted ones with a warning."""
+    saved = list_checkpoints(directory)
+    errors = []
+    for item in reversed(saved):
+        try:
+            state = item.state()
+            trackable.read(item.prefix).assert_existing_objects_matched()
+            if state.get("step") != item.step:
+                raise CheckpointError(f"{item.path}: state.json says step {state.get('step')}")
+            return item
+        except Exception as exc:  # tf raises many types for corrupt files
+            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            errors.append(f"{item.path}: {message}")
+            log.warning(f"checkpoint {item.path} is unreadable ({message[:200]}); trying the previous one")
+    if saved:
+        raise CheckpointError(
+            f"{directory}: no readable checkpoint among {len(saved)} ({errors[0][:300]}); "
+            "remove the directory or use --overwrite to start again")
+    return None
+
+
+# ---------------------------------------------------------------- export directory
+
+def export_config(cfg: Config, spm_names: tuple[str, str | None]) -> dict[str, Any]:
+    """The config an export carries: no training data paths, tokenizer paths relative."""
+    raw = cfg.to_dict()
+    data = raw["data"]
+    raw["data"] = {k: data[k] for k in ("source_lang", "target_lang", "max_source_tokens", "max_target_tokens")}
+    raw["tokenizer"]["model"] = spm_names[0]
+    raw["tokenizer"]["target_model"] = spm_names[1]
+    raw["train"]["run_dir"] = None
+    return raw
+
+
+def write_export(directory: Path, model: Any, cfg: Config, tokenizers: Tokenizers,
+                 info: dict[str, Any]) -> None:
+    """Write `directory` (config, spm, float32 weights, manifest) atomically."""
+    names = ("spm.model", None) if tokenizers.joint else ("spm.src.model", "spm.tgt.model")
+
+    def build(tmp: Path) -> None:
+        shutil.copyfile(tokenizers.source.path, tmp / names[0])
+        if names[1]:
+            shutil.copyfile(tokenizers.target.path, tmp / names[1])
+        model.save_weights(str(tmp / WEIGHTS_FILE))
+        (tmp / CONFIG_FILE).write_text(yaml.safe_dump(export_config(cfg, names), sort_keys=False))
+        manifest = _manifest(tmp, names, tokenizers, info)
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+
+    _atomic_dir(directory, build)
+
+
+def _versions() -> dict[str, str]:
+    import keras
+    import sacrebleu
+    import sentencepiece
+    import tensorflow as tf
+
+    return {"mt_cli": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
+            "sentencepiece": sentencepiece.__version__, "sacrebleu": sacrebleu.__version__}
+
+
+def _manifest(tmp: Path, names: tuple[str, str | None], tokenizers: Tokenizers,
+              info: dict[str, Any]) -> dict[str, Any]:
+    files = {WEIGHTS_FILE: file_sha256(tmp / WEIGHTS_FILE), names[0]: file_sha256(tmp / names[0])}
+    if names[1]:
+        files[names[1]] = file_sha256(tmp / names[1])
+    return {
+        "format_version": FORMAT_VERSION,
+        "versions": _versions(),
+        "source_vocab_size": tokenizers.source.vocab_size,
+        "target_vocab_size": tokenizers.target.vocab_size,
+        "special_ids": {"pad": PAD_ID, "unk": UNK_ID, "bos": BOS_ID, "eos": EOS_ID},
+        "tokenizer": {"source": names[0], "target": names[1] or names[0],
+                      "source_sha256": files[names[0]],
+                      "target_sha256": files[names[1] or names[0]]},
+        "weights": {"file": WEIGHTS_FILE, "dtype": "float32"},
+        "files_sha256": files,
+        **info,
+    }
+
+
+@dataclass
+class LoadedModel:
+    directory: Path
+    config: Config
+    tokenizers: Tokenizers
+    manifest: dict[str, Any]
+    model: Any
+
+
+def resolve_model_dir(path: str | Path) -> Path:
+    """An export directory, or a run directory (then its export/)."""
+    path = Path(path)
+    if not path.exists():
+        raise CheckpointError(f"{path}: model directory not found")
+    if (path / MANIFEST_FILE).is_file() or not (path / "export").is_dir():
+        return path
+    return path / "export"
+
+
+def check_export(directory: Path) -> tuple[dict[str, Any], Config]:
+    """Validate files and hashes of an export before any heavy work."""
+    manifest_path = directory / MANIFEST_FILE
+    if not manifest_path.is_file():
+        raise CheckpointError(f"{manifest_path}: missing; {directory} is not an mt-cli model directory "
+                              "(point -m at a run directory or its export/)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise CheckpointError(f"{manifest_path}: unreadable ({exc})") from None
+    if manifest.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{manifest_path}: format_version {manifest.get('format_version')} "
+                              f"is not supported (this mt-cli reads {FORMAT_VERSION})")
+    for name in (CONFIG_FILE, *manifest.get("files_sha256", {})):
+        if not (directory / name).is_file():
+            raise CheckpointError(f"{directory / name}: missing from the model directory")
+    tok = manifest["tokenizer"]
+    for side in ("source", "target"):
+        actual = file_sha256(directory / tok[side])
+        if actual != tok[f"{side}_sha256"]:
+            raise CheckpointError(
+                f"{directory / tok[side]}: sha256 {actual[:12]}… does not match the manifest "
+                f"({tok[f'{side}_sha256'][:12]}…): the tokenizer is not the one the model was trained with")
+    return manifest, load_config(directory / CONFIG_FILE)
+
+
+def load_export(path: str | Path, overrides: list[str] | None = None,
+                dtype_policy: str | None = None) -> LoadedModel:
+    """Load an export (or run) directory: check it, rebuild the model, load float32 weights."""
+    directory = resolve_model_dir(path)
+    manifest, _ = check_export(directory)
+    cfg = load_config(directory / CONFIG_FILE, overrides or [])
+    tok = manifest["tokenizer"]
+    tokenizers = Tokenizers.load(directory / tok["source"],
+                                 None if tok["target"] == tok["source"] else directory / tok["target"])
+    from mt_cli.model import build_model
+
+    if dtype_policy is None and cfg.decode.dtype == "bfloat16":
+        dtype_policy = "mixed_bfloat16"
+    model = build_model(cfg.model, tokenizers.source.vocab_size, tokenizers.target.vocab_size,
+                        dtype_policy=dtype_policy)
+    try:
+        model.load_weights(str(directory / WEIGHTS_FILE))
+    except Exception as exc:  # h5py / keras raise various types
+        raise CheckpointError(f"{directory / WEIGHTS_FILE}: cannot load weights ({str(exc)[:200]})") from None
+    return LoadedModel(directory, cfg, tokenizers, manifest, model)

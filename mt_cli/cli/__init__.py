@@ -1,0 +1,1 @@
+"""Typer command layer: parses options, calls one library function, prints via console."""

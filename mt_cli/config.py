@@ -1,0 +1,453 @@
+"""Strict, typed configuration: YAML presets -> `--set` overrides -> frozen dataclasses.
+
+Every problem is reported as one line naming the dotted key, the value, the rule and the
+file, because a config typo found after an hour of training costs an hour.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from mt_cli.errors import ConfigError
+
+PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
+SACREBLEU_TOKENIZERS = ("none", "13a", "intl", "zh", "ja-mecab", "ko-mecab", "char", "flores101", "flores200")
+
+
+def _opt(default: Any, *, choices: tuple[Any, ...] | None = None, ge: float | None = None,
+         gt: float | None = None, le: float | None = None, doc: str = "") -> Any:
+    """A dataclass field carrying its validation rule next to its default."""
+    meta = {"choices": choices, "ge": ge, "gt": gt, "le": le, "doc": doc}
+    if isinstance(default, (list, tuple)):
+        value = tuple(default)
+        return field(default_factory=lambda: value, metadata=meta)
+    return field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class CorpusConfig:
+    """One parallel corpus: two line-aligned files and a sampling weight."""
+
+    source: str = _opt("", doc="source-side text file")
+    target: str = _opt("", doc="target-side text file")
+    weight: float = _opt(1.0, gt=0, doc="relative sampling weight among training corpora")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    train: tuple[CorpusConfig, ...] = _opt((), doc="training corpora")
+    dev: CorpusConfig | None = _opt(None, doc="development set for validation")
+    test: CorpusConfig | None = _opt(None, doc="test set used by recipes")
+    source_lang: str = _opt("src")
+    target_lang: str = _opt("tgt")
+    max_source_tokens: int = _opt(256, ge=1, doc="longer training pairs are skipped (counted)")
+    max_target_tokens: int = _opt(256, ge=1)
+    lenient_utf8: bool = _opt(False, doc="replace invalid UTF-8 instead of failing")
+
+
+@dataclass(frozen=True)
+class TokenizerConfig:
+    model: str | None = _opt(None, doc="existing SentencePiece model; trained into the run if null")
+    target_model: str | None = _opt(None, doc="target-side model when joint is false")
+    joint: bool = _opt(True, doc="one vocabulary for both sides")
+    vocab_size: int = _opt(8000, ge=8)
+    model_type: str = _opt("unigram", choices=("unigram", "bpe", "char", "word"))
+    character_coverage: float = _opt(1.0, gt=0, le=1)
+    input_sentence_size: int = _opt(0, ge=0, doc="sample this many sentences (0 = all)")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    encoder_layers: int = _opt(6, ge=1)
+    decoder_layers: int = _opt(6, ge=1)
+    hidden_dim: int = _opt(512, ge=1)
+    num_heads: int = _opt(8, ge=1)
+    ffn_dim: int = _opt(2048, ge=1)
+    dropout: float = _opt(0.1, ge=0, le=0.9)
+    attention_dropout: float = _opt(0.1, ge=0, le=0.9)
+    ffn_dropout: float = _opt(0.1, ge=0, le=0.9)
+    norm: str = _opt("pre", choices=("pre", "post"))
+    share_embeddings: str = _opt("all", choices=("all", "target", "none"))
+    max_length: int = _opt(512, ge=8, doc="maximum positions per sequence")
+    activation: str = _opt("relu", choices=("relu", "gelu"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    run_dir: str | None = _opt(None, doc="default: runs/<config name>")
+    batch_tokens: int = _opt(4096, ge=16, doc="source+target tokens per batch (padded, max side)")
+    effective_batch_tokens: int = _opt(0, ge=0, doc="accumulate gradients up to this (0 = off)")
+    max_steps: int = _opt(100000, ge=1)
+    max_minutes: float = _opt(0.0, ge=0, doc="stop after this wall time (0 = no limit)")
+    schedule: str = _opt("noam", choices=("noam", "constant"))
+    learning_rate: float = _opt(2.0, gt=0, doc="Noam scale, or the constant rate")
+    warmup_steps: int = _opt(4000, ge=0)
+    adam_beta1: float = _opt(0.9, ge=0, le=1)
+    adam_beta2: float = _opt(0.998, ge=0, le=1)
+    adam_epsilon: float = _opt(1e-9, gt=0)
+    label_smoothing: float = _opt(0.1, ge=0, le=0.99)
+    clip_norm: float = _opt(0.0, ge=0, doc="global gradient norm clip (0 = off)")
+    precision: str = _opt("float32", choices=("float32", "bfloat16", "float16"))
+    jit_compile: bool = _opt(False, doc="XLA-compile the train step")
+    strategy: str = _opt("default", choices=("default", "mirrored", "multi_worker"))
+    seed: int = _opt(1234)
+    deterministic: bool = _opt(False, doc="TF op determinism (exact resume on CPU)")
+    shuffle_buffer: int = _opt(200000, ge=1, doc="examples held for shuffling")
+    save_every: int = _opt(1000, ge=1)
+    keep_last: int = _opt(5, ge=1)
+    eval_every: int = _opt(1000, ge=1)
+    eval_max_sentences: int = _opt(0, ge=0, doc="translate only this many dev lines (0 = all)")
+    eval_metric: str = _opt("bleu", choices=("bleu", "chrf", "loss"))
+    early_stopping_patience: int = _opt(0, ge=0, doc="evaluations without improvement (0 = off)")
+    average_last: int = _opt(0, ge=0, doc="average the last K checkpoints into the export")
+    log_every: int = _opt(100, ge=1)
+    max_nonfinite_steps: int = _opt(10, ge=1, doc="stop after this many non-finite steps in a row")
+
+
+@dataclass(frozen=True)
+class DecodeConfig:
+    beam_size: int = _opt(4, ge=1)
+    n_best: int = _opt(1, ge=1)
+    length_penalty: float = _opt(0.6, ge=0, doc="GNMT alpha")
+    coverage_penalty: float = _opt(0.0, ge=0, doc="GNMT beta")
+    max_length_a: float = _opt(1.5, ge=0)
+    max_length_b: int = _opt(10, ge=0)
+    batch_size: int = _opt(32, ge=1, doc="sentences per batch")
+    batch_tokens: int = _opt(0, ge=0, doc="source tokens per batch (0 = use batch_size)")
+    sampling_topk: int = _opt(0, ge=0, doc="sample from the k best (0 = search)")
+    sampling_topp: float = _opt(1.0, gt=0, le=1)
+    sampling_temperature: float = _opt(1.0, gt=0)
+    seed: int | None = _opt(None)
+    dtype: str = _opt("float32", choices=("float32", "bfloat16"))
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    metrics: tuple[str, ...] = _opt(("bleu", "chrf", "ter"), choices=("bleu", "chrf", "ter"))
+    tokenize: str = _opt("13a", choices=SACREBLEU_TOKENIZERS)
+    lowercase: bool = _opt(False)
+    chrf_word_order: int = _opt(0, ge=0, le=2, doc="2 = chrF++")
+
+
+@dataclass(frozen=True)
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    tokenizer: TokenizerConfig = field(default_factory=TokenizerConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    decode: DecodeConfig = field(default_factory=DecodeConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    origin: str = field(default="<defaults>", compare=False, metadata={"internal": True})
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain YAML-ready dict (tuples as lists), without internal fields."""
+        raw = dataclasses.asdict(self)
+        raw.pop("origin", None)
+        return _plain(raw)
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True)
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
+
+
+# ---------------------------------------------------------------- building and checking
+
+_PATH_KEYS = {("tokenizer", "model"), ("tokenizer", "target_model"), ("train", "run_dir")}
+_CORPUS_KEYS = {("data", "dev"), ("data", "test")}
+
+
+def _describe(value: Any) -> str:
+    return f"{value!r} ({type(value).__name__})"
+
+
+def _type_name(tp: Any) -> str:
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    return names.get(tp, getattr(tp, "__name__", str(tp)))
+
+
+def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        return args[0], True
+    return tp, False
+
+
+def _check_scalar(key: str, value: Any, tp: Any, meta: dict[str, Any], origin: str) -> Any:
+    ok = {
+        bool: isinstance(value, bool),
+        int: isinstance(value, int) and not isinstance(value, bool),
+        float: isinstance(value, (int, float)) and not isinstance(value, bool),
+        str: isinstance(value, str),
+    }[tp]
+    if not ok:
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {_describe(value)} ({origin})")
+    if tp is float:
+        value = float(value)
+    choices = meta.get("choices")
+    if choices is not None and value not in choices:
+        hint = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+        extra = f"; did you mean {hint[0]!r}?" if hint else ""
+        raise ConfigError(
+            f"{key}: must be one of {', '.join(map(str, choices))}, got {value!r}{extra} ({origin})"
+        )
+    for rule, test, words in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
+                              ("le", lambda v, b: v <= b, "<=")):
+        bound = meta.get(rule)
+        if bound is not None and not test(value, bound):
+            raise ConfigError(f"{key}: must be {words} {bound}, got {value!r} ({origin})")
+    return value
+
+
+def _build(cls: type, raw: Any, prefix: str, origin: str) -> Any:
+    """Build dataclass `cls` from a dict, rejecting unknown keys and wrong types."""
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping of keys, got {_describe(raw)} ({origin})")
+    fields = {f.name: f for f in dataclasses.fields(cls) if not f.metadata.get("internal")}
+    hints = typing.get_type_hints(cls)
+    for key in raw:
+        if key not in fields:
+            dotted = f"{prefix}.{key}" if prefix else str(key)
+            hint = difflib.get_close_matches(str(key), list(fields), n=1)
+            extra = f"; did you mean {hint[0]!r}?" if hint else f"; valid keys: {', '.join(fields)}"
+            raise ConfigError(f"{dotted}: unknown key{extra} ({origin})")
+    values: dict[str, Any] = {}
+    for name, fld in fields.items():
+        if name not in raw:
+            continue
+        key = f"{prefix}.{name}" if prefix else name
+        values[name] = _convert(key, raw[name], hints[name], dict(fld.metadata), origin)
+    return cls(**values)
+
+
+def _convert(key: str, value: Any, tp: Any, meta: dict[str, Any], origin: str) -> Any:
+    tp, optional = _unwrap_optional(tp)
+    if value is None:
+        if optional:
+            return None
+        raise ConfigError(f"{key}: must not be null ({origin})")
+    if dataclasses.is_dataclass(tp):
+        return _build(tp, value, key, origin)
+    if typing.get_origin(tp) is tuple:
+        item_tp = typing.get_args(tp)[0]
+        if isinstance(value, (str, dict)) or not isinstance(value, (list, tuple)):
+            value = [value]
+        return tuple(_convert(f"{key}[{i}]", v, item_tp, meta, origin) for i, v in enumerate(value))
+    return _check_scalar(key, value, tp, meta, origin)
+
+
+def _cross_check(cfg: Config) -> None:
+    """Rules that involve several fields."""
+    m, d, t, tok = cfg.model, cfg.decode, cfg.train, cfg.tokenizer
+    o = cfg.origin
+    if m.hidden_dim % m.num_heads:
+        raise ConfigError(
+            f"model.num_heads: must divide model.hidden_dim={m.hidden_dim}, got {m.num_heads} ({o})")
+    if d.n_best > d.beam_size:
+        raise ConfigError(
+            f"decode.n_best: must be <= decode.beam_size={d.beam_size}, got {d.n_best} ({o})")
+    if m.share_embeddings == "all" and not tok.joint:
+        raise ConfigError(
+            f"model.share_embeddings: 'all' needs tokenizer.joint=true (one vocabulary); "
+            f"use 'target' or 'none' for separate vocabularies ({o})")
+    if tok.target_model and tok.joint:
+        raise ConfigError(f"tokenizer.target_model: only used when tokenizer.joint=false ({o})")
+    if t.effective_batch_tokens and t.effective_batch_tokens < t.batch_tokens:
+        raise ConfigError(
+            f"train.effective_batch_tokens: must be 0 or >= train.batch_tokens={t.batch_tokens}, "
+            f"got {t.effective_batch_tokens} ({o})")
+    named = [(f"data.train[{i}]", c) for i, c in enumerate(cfg.data.train)]
+    named += [(f"data.{k}", getattr(cfg.data, k)) for k in ("dev", "test") if getattr(cfg.data, k)]
+    for key, corpus in named:
+        if not corpus.source or not corpus.target:
+            raise ConfigError(f"{key}: needs both 'source' and 'target' files ({o})")
+
+
+# ---------------------------------------------------------------- YAML loading
+
+def _load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: cannot read config ({exc})") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(
+            f"{where}: {exc.problem}; only plain YAML values are accepted (no !!python tags)"
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{where}: {problem}") from None
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top, got {type(raw).__name__}")
+    return raw
+
+
+def _resolve_paths(raw: dict[str, Any], base_dir: Path) -> None:
+    """Make file paths absolute against the directory of the YAML file naming them."""
+
+    def fix(value: Any) -> Any:
+        if isinstance(value, str) and value and value != "-" and not Path(value).is_absolute():
+            return str((base_dir / value).resolve())
+        return value
+
+    for section, key in _PATH_KEYS:
+        sec = raw.get(section)
+        if isinstance(sec, dict) and key in sec:
+            sec[key] = fix(sec[key])
+    data = raw.get("data")
+    if not isinstance(data, dict):
+        return
+    corpora: list[Any] = []
+    train = data.get("train")
+    corpora.extend(train if isinstance(train, list) else [train])
+    corpora.extend(data.get(k) for _, k in _CORPUS_KEYS)
+    for corpus in corpora:
+        if isinstance(corpus, dict):
+            for side in ("source", "target"):
+                if side in corpus:
+                    corpus[side] = fix(corpus[side])
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _find_base(name: str, relative_to: Path) -> Path:
+    candidate = (relative_to / name).resolve()
+    if candidate.exists():
+        return candidate
+    for preset in (PRESET_DIR / name, PRESET_DIR / f"{name}.yaml"):
+        if preset.exists():
+            return preset
+    return candidate
+
+
+def _load_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    path = path.resolve()
+    if path in seen:
+        chain = " -> ".join(str(p) for p in (*seen, path))
+        raise ConfigError(f"{path}: 'base' inheritance loops ({chain})")
+    raw = _load_yaml(path)
+    _resolve_paths(raw, path.parent)
+    base = raw.pop("base", None)
+    if base is None:
+        return raw
+    if not isinstance(base, str):
+        raise ConfigError(f"base: expected a file name, got {_describe(base)} ({path})")
+    return _merge(_load_tree(_find_base(base, path.parent), (*seen, path)), raw)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """Split `key.path=value`; the value is parsed as YAML (so 100 is an int)."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key.path=value, e.g. train.max_steps=1000")
+    key, _, value = text.partition("=")
+    parts = [p for p in key.strip().split(".") if p]
+    if not parts:
+        raise ConfigError(f"--set {text!r}: missing key before '='")
+    try:
+        parsed = yaml.safe_load(value) if value.strip() else ""
+    except yaml.YAMLError:
+        parsed = value
+    return parts, parsed
+
+
+def _is_path_key(parts: list[str]) -> bool:
+    if (parts[0], parts[-1]) in _PATH_KEYS:
+        return True
+    return parts[0] == "data" and parts[-1] in ("source", "target")
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply dotted overrides (`data.train.0.source=x` indexes lists); paths resolve against cwd."""
+    import copy
+
+    raw = copy.deepcopy(raw)
+    for text in overrides:
+        parts, value = parse_override(text)
+        if _is_path_key(parts) and isinstance(value, str) and value and not Path(value).is_absolute():
+            value = str((Path.cwd() / value).resolve())
+        node: Any = raw
+        for depth, part in enumerate(parts):
+            last = depth == len(parts) - 1
+            if isinstance(node, list):
+                if not part.isdigit() or int(part) > len(node):
+                    raise ConfigError(f"--set {text!r}: {'.'.join(parts[:depth])} is a list of "
+                                      f"{len(node)}; use an index 0..{len(node)}")
+                index = int(part)
+                if index == len(node):
+                    node.append({})
+                if last:
+                    node[index] = value
+                else:
+                    if not isinstance(node[index], (dict, list)):
+                        node[index] = [] if parts[depth + 1].isdigit() else {}
+                    node = node[index]
+            else:
+                if not isinstance(node, dict):
+                    raise ConfigError(f"--set {text!r}: {'.'.join(parts[:depth])} is not a section")
+                if last:
+                    node[part] = value
+                else:
+                    if not isinstance(node.get(part), (dict, list)):
+                        node[part] = [] if parts[depth + 1].isdigit() else {}
+                    node = node[part]
+    return raw
+
+
+def from_dict(raw: dict[str, Any], origin: str = "<dict>") -> Config:
+    """Validate a raw mapping into a Config (origin names the file in messages)."""
+    raw = dict(raw)
+    raw.pop("base", None)
+    cfg = _build(Config, raw, "", origin)
+    cfg = dataclasses.replace(cfg, origin=origin)
+    _cross_check(cfg)
+    return cfg
+
+
+def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
+    """Load a YAML config (with its bases) and apply `--set` overrides."""
+    raw = _load_tree(Path(path)) if path is not None else {}
+    raw = apply_overrides(raw, list(overrides or []))
+    origin = str(path) if path is not None else "<defaults>"
+    if overrides:
+        origin += " + --set"
+    return from_dict(raw, origin)
+
+
+def replace(cfg: Config, **sections: Any) -> Config:
+    """Copy a config with some fields of some sections changed: replace(cfg, train={...})."""
+    changes = {name: dataclasses.replace(getattr(cfg, name), **fields) for name, fields in sections.items()}
+    return dataclasses.replace(cfg, **changes)

@@ -1,0 +1,108 @@
+"""The only place that prints: messages to stderr, a progress display, quiet when piped.
+
+Library code logs through `logging.getLogger("mt_cli")`; this module decides how that looks:
+rich on a terminal, plain lines when not a TTY (CI, nohup), nothing but warnings with --quiet.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+from rich.console import Console
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = Console(highlight=False, soft_wrap=True)
+_state = {"quiet": False, "verbose": False}
+
+
+class _Handler(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if record.levelno >= logging.ERROR:
+            prefix = "error: "
+        elif record.levelno >= logging.WARNING:
+            prefix = "warning: "
+        else:
+            prefix = ""
+        stderr.print(f"{prefix}{message}", markup=False)
+
+
+def setup(quiet: bool = False, verbose: bool = False) -> None:
+    """Route the library's log records to stderr at the chosen verbosity."""
+    _state["quiet"] = quiet
+    _state["verbose"] = verbose
+    logger = logging.getLogger("mt_cli")
+    logger.handlers[:] = [_Handler()]
+    logger.propagate = False
+    logger.setLevel(logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO))
+
+
+def is_verbose() -> bool:
+    return _state["verbose"]
+
+
+def is_quiet() -> bool:
+    return _state["quiet"]
+
+
+def interactive() -> bool:
+    """Fancy output only for a human at a terminal."""
+    return stderr.is_terminal and not _state["quiet"]
+
+
+def info(message: str) -> None:
+    if not _state["quiet"]:
+        stderr.print(message, markup=False)
+
+
+def error(message: str) -> None:
+    """One line on stderr: the whole contract for user errors."""
+    stderr.print(f"error: {message}", markup=False)
+
+
+def print_json(document: Any) -> None:
+    """Machine-readable output goes to stdout, exactly one document."""
+    import json
+
+    sys.stdout.write(json.dumps(document, ensure_ascii=False, indent=2) + "\n")
+    sys.stdout.flush()
+
+
+class TrainProgress:
+    """Progress of training: a rich bar on a terminal, plain log lines otherwise."""
+
+    def __init__(self) -> None:
+        self._progress: Any = None
+        self._task: Any = None
+        self._last: dict[str, float] = {}
+
+    def start(self, total_steps: int, first_step: int) -> None:
+        if not interactive():
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("step"), MofNCompleteColumn(), BarColumn(),
+            TextColumn("{task.fields[status]}"), TimeRemainingColumn(), console=stderr, transient=False)
+        self._task = self._progress.add_task("train", total=total_steps, completed=first_step, status="")
+        self._progress.start()
+
+    def update(self, step: int, metrics: dict[str, float]) -> None:
+        if metrics:
+            self._last = metrics
+            status = (f"loss {metrics['loss']:.3f}  lr {metrics['learning_rate']:.2e}  "
+                      f"{metrics['tokens_per_s']:,.0f} tok/s")
+            if self._progress is None:
+                if not is_quiet():
+                    stderr.print(f"step {step}  {status}", markup=False)
+                return
+            self._progress.update(self._task, completed=step, status=status)
+        elif self._progress is not None:
+            self._progress.update(self._task, completed=step)
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

@@ -1,0 +1,17 @@
+"""User-facing errors: the CLI turns each into one line on stderr and exit code 1."""
+
+
+class MtError(Exception):
+    """An error caused by input the user can fix; its message is the whole story."""
+
+
+class ConfigError(MtError):
+    """Invalid YAML config, override or option value."""
+
+
+class DataError(MtError):
+    """Unreadable, misaligned or otherwise unusable text data."""
+
+
+class CheckpointError(MtError):
+    """Missing, corrupted or incompatible checkpoint or model directory."""

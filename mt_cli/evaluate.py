@@ -1,0 +1,337 @@
+"""Corpus, significance and per-sentence scoring on top of sacreBLEU's own metric classes.
+
+Numbers must be the ones `sacrebleu` prints for the same files, so every score comes from
+sacreBLEU's BLEU/CHRF/TER objects and its `PairedTest`; this module only loads and checks
+the text, picks the metric settings and turns the results into plain data.
+
+References follow sacreBLEU's layout: `refs[k][i]` is the k-th reference of sentence i,
+one inner list per reference file.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sacrebleu.metrics import BLEU, CHRF, TER
+from sacrebleu.metrics.base import Metric
+
+from mt_cli.errors import ConfigError, DataError
+from mt_cli.textio import STDIN_NAME, atomic_write_lines, read_lines, require_nonempty
+
+METRICS = ("bleu", "chrf", "ter")
+HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "ter": False}
+METHODS = ("bootstrap", "randomization")
+DEFAULT_SEED = 12345  # sacreBLEU's own default, so unseeded runs match `sacrebleu --paired-*`
+
+
+# ---------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class MetricScore:
+    """One corpus-level score with what is needed to reproduce and report it."""
+
+    metric: str  # "bleu" | "chrf" | "ter"
+    name: str  # sacreBLEU's display name: BLEU, chrF2, chrF2++, TER
+    score: float
+    signature: str
+    formatted: str  # sacreBLEU's full line, e.g. "BLEU = 26.7 81.8/50.0/21.4/10.0 (BP = ...)"
+
+    @property
+    def higher_is_better(self) -> bool:
+        return HIGHER_IS_BETTER[self.metric]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "score": self.score, "signature": self.signature,
+                "formatted": self.formatted, "higher_is_better": self.higher_is_better}
+
+
+@dataclass(frozen=True)
+class EvalResult:
+    """All requested metrics for one system."""
+
+    n_lines: int
+    n_refs: int
+    scores: dict[str, MetricScore]
+
+
+@dataclass(frozen=True)
+class Significance:
+    """One system x metric outcome of a paired test against the baseline."""
+
+    score: float
+    p_value: float | None  # None for the baseline itself
+    mean: float | None  # bootstrap estimate of the true score
+    ci: float | None  # half-width of the 95% confidence interval around `mean`
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"p_value": self.p_value, "mean": self.mean, "ci": self.ci}
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Paired test results; `systems[j][metric]`, system 0 being the baseline."""
+
+    method: str
+    bootstrap_samples: int
+    ar_trials: int | None
+    seed: int
+    names: tuple[str, ...]
+    signatures: dict[str, str]  # metric -> signature including the test's seed and sizes
+    systems: tuple[dict[str, Significance], ...]
+
+
+@dataclass(frozen=True)
+class SentenceScore:
+    """Per-sentence scores of one hypothesis line (index is 0-based)."""
+
+    index: int
+    hyp: str
+    refs: tuple[str, ...]
+    scores: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self, system: str | None = None) -> dict[str, Any]:
+        head: dict[str, Any] = {} if system is None else {"system": system}
+        return {**head, "index": self.index, "line": self.index + 1, "hyp": self.hyp,
+                "refs": list(self.refs), **self.scores}
+
+
+# ---------------------------------------------------------------------------- loading
+
+
+def display_name(path: str | Path) -> str:
+    """How a file is named in messages and reports ("-" is stdin)."""
+    return STDIN_NAME if str(path) == "-" else str(path)
+
+
+def read_text(path: str | Path, strip: bool = True) -> list[str]:
+    """Lines of a non-empty file; trailing whitespace dropped as the `sacrebleu` command does."""
+    lines = read_lines(path)
+    require_nonempty(display_name(path), lines)
+    return [line.rstrip() for line in lines] if strip else lines
+
+
+def check_line_counts(first: str, n_first: int, second: str, n_second: int) -> None:
+    """Misaligned files give meaningless scores: fail naming both files and counts."""
+    if n_first != n_second:
+        raise DataError(
+            f"{first} has {n_first} lines but {second} has {n_second}: "
+            "hypothesis, reference and source files need one line per sentence"
+        )
+
+
+def _check_single_stdin(paths: Iterable[str | Path]) -> None:
+    if sum(str(p) == "-" for p in paths) > 1:
+        raise ConfigError("stdin ('-') can be read only once: give the other inputs as files")
+
+
+def load_references(paths: Sequence[str | Path]) -> list[list[str]]:
+    """All reference files, checked to be non-empty and aligned with each other."""
+    if not paths:
+        raise ConfigError("no reference: give at least one reference file")
+    _check_single_stdin(paths)
+    refs = [read_text(path) for path in paths]
+    for path, lines in zip(paths[1:], refs[1:]):
+        check_line_counts(display_name(paths[0]), len(refs[0]), display_name(path), len(lines))
+    return refs
+
+
+def load_systems(hyp_paths: Sequence[str | Path], ref_paths: Sequence[str | Path],
+                 refs: Sequence[Sequence[str]]) -> list[tuple[str, list[str]]]:
+    """(name, lines) per hypothesis file, each aligned with the references."""
+    _check_single_stdin([*hyp_paths, *ref_paths])
+    systems = []
+    for path in hyp_paths:
+        lines = read_text(path)
+        check_line_counts(display_name(path), len(lines), display_name(ref_paths[0]), len(refs[0]))
+        systems.append((display_name(path), lines))
+    return systems
+
+
+# ---------------------------------------------------------------------------- metrics
+
+
+def parse_metrics(text: str | Sequence[str]) -> tuple[str, ...]:
+    """"bleu,chrf" (or a list) -> validated, de-duplicated metric keys in the given order."""
+    items = text.split(",") if isinstance(text, str) else list(text)
+    names = [item.strip().lower() for item in items if item.strip()]
+    for name in names:
+        if name not in METRICS:
+            raise ConfigError(f"unknown metric {name!r}: choose from {', '.join(METRICS)}")
+    if not names:
+        raise ConfigError(f"no metric given: choose from {', '.join(METRICS)}")
+    return tuple(dict.fromkeys(names))
+
+
+def _make_metric(key: str, tokenize: str, lowercase: bool, chrf_word_order: int,
+                 references: Sequence[Sequence[str]] | None = None,
+                 sentence_level: bool = False) -> Metric:
+    """One sacreBLEU metric object, configured like the `sacrebleu` command would be.
+
+    --lowercase maps to BLEU's --lowercase and chrF's --chrf-lowercase; TER keeps its
+    default (case-insensitive, TERCOM-like). Sentence BLEU uses effective order, as
+    `sacrebleu --sentence-level` does, so short lines are not all zero.
+    """
+    if key == "bleu":
+        if tokenize not in BLEU.TOKENIZERS:
+            raise ConfigError(f"unknown BLEU tokenizer {tokenize!r}: "
+                              f"choose from {', '.join(BLEU.TOKENIZERS)}")
+        try:
+            return BLEU(lowercase=lowercase, tokenize=tokenize, references=references,
+                        effective_order=sentence_level)
+        except ImportError as exc:
+            raise ConfigError(f"BLEU tokenizer {tokenize!r} needs an extra package "
+                              f"({exc}); e.g. pip install 'sacrebleu[ja,ko]'") from None
+    if key == "chrf":
+        if not 0 <= chrf_word_order <= 2:
+            raise ConfigError(f"chrF word order must be 0, 1 or 2, got {chrf_word_order}")
+        return CHRF(word_order=chrf_word_order, lowercase=lowercase, references=references)
+    if key == "ter":
+        return TER(references=references)
+    raise ConfigError(f"unknown metric {key!r}: choose from {', '.join(METRICS)}")
+
+
+def _check_refs(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> None:
+    if not refs:
+        raise ConfigError("no reference: give at least one reference")
+    if not hyps:
+        raise DataError("no hypothesis lines to score")
+    for k, ref in enumerate(refs, start=1):
+        check_line_counts("the hypothesis", len(hyps), f"reference {k}", len(ref))
+
+
+def score_corpus(hyps: Sequence[str], refs: Sequence[Sequence[str]],
+                 metrics: Sequence[str] = METRICS, tokenize: str = "13a",
+                 lowercase: bool = False, chrf_word_order: int = 0) -> EvalResult:
+    """Corpus-level scores of one system, identical to the `sacrebleu` command's."""
+    keys = parse_metrics(metrics)
+    _check_refs(hyps, refs)
+    scores = {}
+    for key in keys:
+        metric = _make_metric(key, tokenize, lowercase, chrf_word_order)
+        result = metric.corpus_score(list(hyps), [list(r) for r in refs])
+        plain = result.format(width=1)  # "BLEU = 26.7 ..." without the signature prefix
+        scores[key] = MetricScore(key, result.name, float(result.score),
+                                  metric.get_signature().format(), plain)
+    return EvalResult(n_lines=len(hyps), n_refs=len(refs), scores=scores)
+
+
+# ---------------------------------------------------------------------------- significance
+
+
+@contextmanager
+def _sacrebleu_seed(seed: int) -> Iterator[None]:
+    """sacreBLEU's PairedTest takes its seed only from $SACREBLEU_SEED: set it for the call."""
+    previous = os.environ.get("SACREBLEU_SEED")
+    os.environ["SACREBLEU_SEED"] = str(seed)
+    try:
+        yield
+    finally:
+        if previous is None:
+            os.environ.pop("SACREBLEU_SEED", None)
+        else:
+            os.environ["SACREBLEU_SEED"] = previous
+
+
+def _opt_float(value: Any) -> float | None:
+    return None if value is None else float(value)
+
+
+def compare_systems(systems: Sequence[tuple[str, Sequence[str]]], refs: Sequence[Sequence[str]],
+                    metrics: Sequence[str] = METRICS, method: str = "bootstrap",
+                    bootstrap_samples: int = 1000, ar_trials: int = 10000,
+                    seed: int = DEFAULT_SEED, tokenize: str = "13a", lowercase: bool = False,
+                    chrf_word_order: int = 0) -> Comparison:
+    """Paired significance of every system against the first, via sacreBLEU's PairedTest.
+
+    "bootstrap" is `sacrebleu --paired-bs`; "randomization" is `--paired-ar` with
+    `ar_trials` trials plus `bootstrap_samples` resamples for the 95% CI. The same seed
+    gives the same numbers as `SACREBLEU_SEED=seed sacrebleu ...`.
+    """
+    from sacrebleu.significance import PairedTest
+
+    keys = parse_metrics(metrics)
+    if method not in METHODS:
+        raise ConfigError(f"unknown significance test {method!r}: choose from {', '.join(METHODS)}")
+    if len(systems) < 2:
+        raise ConfigError("a significance test needs at least two systems (the first is the baseline)")
+    if bootstrap_samples < 1 or ar_trials < 1:
+        raise ConfigError("bootstrap samples and randomization trials must be at least 1")
+    if seed < 1:
+        # PairedTest treats a seed of 0 as "no seed" for the compared systems.
+        raise ConfigError(f"significance seed must be a positive integer, got {seed}")
+    for _, hyps in systems:
+        _check_refs(hyps, refs)
+
+    ref_lists = [list(r) for r in refs]
+    objects = {key: _make_metric(key, tokenize, lowercase, chrf_word_order, ref_lists) for key in keys}
+    named = [(name, list(hyps)) for name, hyps in systems]
+    is_bs = method == "bootstrap"
+    with _sacrebleu_seed(seed):
+        test = PairedTest(named, objects, references=None, test_type="bs" if is_bs else "ar",
+                          n_samples=bootstrap_samples if is_bs else ar_trials,
+                          n_ar_confidence=-1 if is_bs else bootstrap_samples, n_jobs=1)
+        raw_signatures, raw_scores = test()
+
+    # PairedTest keys its output by display name (chrF2++ ...): map back to our keys.
+    display = {name: key for name, metric in test.metrics.items()
+               for key, obj in objects.items() if obj is metric}
+    per_system: list[dict[str, Significance]] = [{} for _ in named]
+    for name, results in raw_scores.items():
+        if name == "System":
+            continue
+        for j, res in enumerate(results):
+            per_system[j][display[name]] = Significance(
+                float(res.score), _opt_float(res.p_value), _opt_float(res.mean), _opt_float(res.ci))
+    return Comparison(
+        method=method, bootstrap_samples=bootstrap_samples, ar_trials=None if is_bs else ar_trials,
+        seed=seed, names=tuple(name for name, _ in named),
+        signatures={display[name]: sig.format() for name, sig in raw_signatures.items()},
+        systems=tuple(per_system),
+    )
+
+
+# ---------------------------------------------------------------------------- sentences
+
+
+def sentence_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]],
+                    metrics: Sequence[str] = METRICS, tokenize: str = "13a",
+                    lowercase: bool = False, chrf_word_order: int = 0) -> list[SentenceScore]:
+    """Per-line scores (as `sacrebleu --sentence-level`), to find and inspect bad lines."""
+    keys = parse_metrics(metrics)
+    _check_refs(hyps, refs)
+    objects = {key: _make_metric(key, tokenize, lowercase, chrf_word_order, sentence_level=True)
+               for key in keys}
+    items = []
+    for i, hyp in enumerate(hyps):
+        line_refs = [ref[i] for ref in refs]
+        scores = {key: float(obj.sentence_score(hyp, line_refs).score) for key, obj in objects.items()}
+        items.append(SentenceScore(i, hyp, tuple(line_refs), scores))
+    return items
+
+
+def worst_sentences(items: Sequence[SentenceScore], n: int, metric: str = "bleu") -> list[SentenceScore]:
+    """The n worst lines by one metric (lowest BLEU/chrF, highest TER); ties by line order."""
+    if items and metric not in items[0].scores:
+        raise ConfigError(f"cannot rank lines by {metric!r}: it was not computed")
+    sign = 1.0 if HIGHER_IS_BETTER[metric] else -1.0
+    return sorted(items, key=lambda s: (sign * s.scores[metric], s.index))[:max(n, 0)]
+
+
+def _json_line(document: dict[str, Any]) -> str:
+    """One JSON object per physical line, even for text holding U+2028/U+2029."""
+    text = json.dumps(document, ensure_ascii=False)
+    return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+def write_sentence_scores(path: str | Path,
+                          per_system: Sequence[tuple[str, Sequence[SentenceScore]]]) -> None:
+    """JSON lines, one object per sentence and system, written atomically."""
+    atomic_write_lines(path, (_json_line(item.to_dict(system))
+                              for system, items in per_system for item in items))

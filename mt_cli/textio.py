@@ -1,0 +1,119 @@
+"""Line-exact text I/O shared by every command.
+
+One definition of "a line" everywhere: bytes up to b"\\n". A lone "\\r", U+2028 or a NUL
+byte never starts a new line (Python's text mode and TF's reader disagree on those),
+a trailing "\\r" (CRLF files) is dropped, and a missing final newline still ends a line.
+So N lines counted here are N lines read, tokenized, translated and scored.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import BinaryIO
+
+from mt_cli.errors import DataError
+
+STDIN_NAME = "<stdin>"
+
+
+def _decode(raw: bytes, name: str, lineno: int, lenient: bool) -> str:
+    """Decode one raw line, naming the file and line on invalid UTF-8."""
+    if raw.endswith(b"\n"):
+        raw = raw[:-1]
+    if raw.endswith(b"\r"):
+        raw = raw[:-1]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if lenient:
+            return raw.decode("utf-8", errors="replace")
+        raise DataError(
+            f"{name}:{lineno}: invalid UTF-8 (byte {exc.start} of the line); "
+            "re-encode the file as UTF-8"
+        ) from None
+
+
+def iter_stream(stream: BinaryIO, name: str, lenient: bool = False) -> Iterator[str]:
+    """Yield decoded lines of a binary stream, one per b"\\n"-terminated record."""
+    for lineno, raw in enumerate(stream, start=1):
+        yield _decode(raw, name, lineno, lenient)
+
+
+def _open_binary(path: str | Path) -> BinaryIO:
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise DataError(f"{path}: file not found") from None
+    except IsADirectoryError:
+        raise DataError(f"{path}: is a directory, expected a text file") from None
+    except PermissionError:
+        raise DataError(f"{path}: permission denied") from None
+
+
+def iter_lines(path: str | Path, lenient: bool = False) -> Iterator[str]:
+    """Stream the lines of a file (or stdin for "-") without loading it whole."""
+    if str(path) == "-":
+        yield from iter_stream(sys.stdin.buffer, STDIN_NAME, lenient)
+        return
+    with _open_binary(path) as handle:
+        yield from iter_stream(handle, str(path), lenient)
+
+
+def read_lines(path: str | Path, lenient: bool = False) -> list[str]:
+    """All lines of a file (or stdin for "-")."""
+    return list(iter_lines(path, lenient))
+
+
+def count_lines(path: str | Path) -> int:
+    """Number of lines by the same rule as `iter_lines` (final line without newline counts)."""
+    count = 0
+    last = b"\n"
+    with _open_binary(path) as handle:
+        while chunk := handle.read(1 << 20):
+            count += chunk.count(b"\n")
+            last = chunk[-1:]
+    return count + (0 if last == b"\n" else 1)
+
+
+def check_same_length(first: str | Path, second: str | Path) -> int:
+    """Fail with both names and counts unless two files are line-aligned; return the count."""
+    n_first, n_second = count_lines(first), count_lines(second)
+    if n_first != n_second:
+        raise DataError(
+            f"{first} has {n_first} lines but {second} has {n_second}: "
+            "parallel files must have one line per sentence pair"
+        )
+    return n_first
+
+
+def require_nonempty(path: str | Path, lines: list[str]) -> None:
+    """An empty input file is almost always a mistake worth a clear message."""
+    if not lines:
+        raise DataError(f"{path}: file is empty")
+
+
+def atomic_write_lines(path: str | Path, lines: Iterable[str]) -> None:
+    """Write lines to `path` via a temp file + rename, so a crash never leaves half a file."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
+    except OSError as exc:
+        raise DataError(f"{target}: cannot write ({exc.strerror})") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            for line in lines:
+                handle.write(line)
+                handle.write("\n")
+        os.replace(tmp_name, target)
+    except OSError as exc:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise DataError(f"{target}: cannot write ({exc.strerror})") from None
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise

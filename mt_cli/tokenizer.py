@@ -1,0 +1,182 @@
+"""SentencePiece training, loading and encoding with fixed special ids.
+
+The ids are fixed so the model and search code can rely on them:
+pad=0 (padding, never produced), unk=1, bos=2 (target start), eos=3 (end of sentence).
+Training reads text through `textio`, so CRLF, lone "\\r" and invalid UTF-8 are handled
+exactly as by every other command.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from mt_cli.errors import CheckpointError, DataError
+from mt_cli.textio import iter_lines
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+MODEL_TYPES = ("unigram", "bpe", "char", "word")
+
+
+def _spm():  # imported lazily: keeps `mt-cli --help` instant
+    import sentencepiece
+
+    return sentencepiece
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _sentences(inputs: Iterable[str | Path], lenient: bool) -> Iterator[str]:
+    for path in inputs:
+        for line in iter_lines(path, lenient):
+            if line.strip():
+                yield line
+
+
+def train_sentencepiece(
+    inputs: list[str | Path],
+    model_prefix: str | Path,
+    vocab_size: int = 8000,
+    model_type: str = "unigram",
+    character_coverage: float = 1.0,
+    input_sentence_size: int = 0,
+    lenient_utf8: bool = False,
+    threads: int | None = None,
+) -> Path:
+    """Train a SentencePiece model on the non-empty lines of `inputs`; return the .model path."""
+    if not inputs:
+        raise DataError("tokenizer training needs at least one input file")
+    if model_type not in MODEL_TYPES:
+        raise DataError(f"model type must be one of {', '.join(MODEL_TYPES)}, got {model_type!r}")
+    prefix = Path(model_prefix)
+    try:
+        prefix.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{prefix.parent}: cannot create directory ({exc.strerror})") from None
+    spm = _spm()
+    options = dict(
+        model_prefix=str(prefix),
+        vocab_size=vocab_size,
+        model_type=model_type,
+        character_coverage=character_coverage,
+        pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+        num_threads=threads or os.cpu_count() or 1,
+        shuffle_input_sentence=True,
+        hard_vocab_limit=model_type not in ("word",),
+        max_sentence_length=1 << 16,
+    )
+    if input_sentence_size:
+        options["input_sentence_size"] = input_sentence_size
+    if model_type == "word":
+        options["use_all_vocab"] = True
+    with open(os.devnull, "w") as quiet:
+        try:
+            spm.SentencePieceTrainer.train(
+                sentence_iterator=_sentences(inputs, lenient_utf8), logstream=quiet, **options)
+        except RuntimeError as exc:
+            message = str(exc).strip().splitlines()[-1] if str(exc).strip() else "failed"
+            if "Vocabulary size is too high" in message or "vocab_size" in message:
+                message += "; lower --vocab-size (tokenizer.vocab_size) or add more text"
+            raise DataError(f"SentencePiece training failed: {message}") from None
+    return prefix.with_name(prefix.name + ".model")
+
+
+@dataclass
+class SentencePieceModel:
+    """One loaded SentencePiece model with the line-level helpers the CLI needs."""
+
+    path: Path
+    processor: object
+
+    @classmethod
+    def load(cls, path: str | Path) -> "SentencePieceModel":
+        path = Path(path)
+        if not path.is_file():
+            raise CheckpointError(f"{path}: SentencePiece model not found")
+        processor = _spm().SentencePieceProcessor()
+        try:
+            processor.Load(str(path))
+        except (OSError, RuntimeError):
+            raise CheckpointError(f"{path}: not a valid SentencePiece model") from None
+        ids = (processor.pad_id(), processor.unk_id(), processor.bos_id(), processor.eos_id())
+        if ids != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
+            raise CheckpointError(
+                f"{path}: special ids pad/unk/bos/eos are {ids}, expected (0, 1, 2, 3); "
+                "retrain it with `mt-cli tokenize train`")
+        return cls(path, processor)
+
+    @property
+    def vocab_size(self) -> int:
+        return int(self.processor.GetPieceSize())
+
+    def encode_ids(self, lines: list[str]) -> list[list[int]]:
+        return self.processor.Encode(lines, out_type=int)
+
+    def encode_pieces(self, lines: list[str]) -> list[list[str]]:
+        return self.processor.Encode(lines, out_type=str)
+
+    def decode_ids(self, ids: list[list[int]]) -> list[str]:
+        return self.processor.Decode(ids)
+
+    def decode_pieces(self, pieces: list[list[str]]) -> list[str]:
+        return self.processor.DecodePieces(pieces)
+
+    def sha256(self) -> str:
+        return file_sha256(self.path)
+
+
+@dataclass
+class Tokenizers:
+    """Source and target models of a translation direction (the same object when joint)."""
+
+    source: SentencePieceModel
+    target: SentencePieceModel
+
+    @classmethod
+    def load(cls, source: str | Path, target: str | Path | None = None) -> "Tokenizers":
+        src = SentencePieceModel.load(source)
+        return cls(src, SentencePieceModel.load(target) if target else src)
+
+    @property
+    def joint(self) -> bool:
+        return self.source is self.target
+
+
+def train_tokenizers(
+    source_files: list[str | Path],
+    target_files: list[str | Path],
+    model_prefix: str | Path,
+    joint: bool = True,
+    **options: object,
+) -> list[Path]:
+    """Train one joint model (`prefix.model`) or two (`prefix.src.model`, `prefix.tgt.model`)."""
+    prefix = Path(model_prefix)
+    if joint:
+        return [train_sentencepiece([*source_files, *target_files], prefix, **options)]  # type: ignore[arg-type]
+    if not source_files or not target_files:
+        raise DataError("separate vocabularies need both source and target training files")
+    return [
+        train_sentencepiece(source_files, prefix.with_name(prefix.name + ".src"), **options),  # type: ignore[arg-type]
+        train_sentencepiece(target_files, prefix.with_name(prefix.name + ".tgt"), **options),  # type: ignore[arg-type]
+    ]
+
+
+def transform_lines(lines: Iterable[str], fn, chunk: int = 4096) -> Iterator[str]:
+    """Apply a list->list function to lines in chunks: streams big files, keeps 1 line : 1 line."""
+    buffer: list[str] = []
+    for line in lines:
+        buffer.append(line)
+        if len(buffer) >= chunk:
+            yield from fn(buffer)
+            buffer = []
+    if buffer:
+        yield from fn(buffer)

@@ -1,0 +1,534 @@
+"""The training loop: one config in, a run directory with checkpoints and an export out.
+
+Rerunning the same command resumes exactly (step, optimizer slots, schedule, data position,
+dropout RNG, best score, early-stopping counter); SIGTERM/SIGINT save at the step boundary.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import logging
+import shutil
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from mt_cli.config import Config, load_config
+from mt_cli.errors import CheckpointError, ConfigError, MtError
+from mt_cli.textio import read_lines
+
+log = logging.getLogger("mt_cli")
+POLICIES = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
+
+
+class Interrupted(Exception):
+    """Training stopped by a signal after saving; the CLI exits 128 + signum."""
+
+    def __init__(self, signum: int, step: int) -> None:
+        super().__init__(f"stopped by signal {signum} at step {step}; rerun the same command to resume")
+        self.signum = signum
+        self.step = step
+
+
+class Reporter(Protocol):
+    def start(self, total_steps: int, first_step: int) -> None: ...
+    def update(self, step: int, metrics: dict[str, float]) -> None: ...
+    def close(self) -> None: ...
+
+
+class _NullReporter:
+    def start(self, total_steps: int, first_step: int) -> None:
+        pass
+
+    def update(self, step: int, metrics: dict[str, float]) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    step: int
+    export_dir: Path
+    stop_reason: str
+    best_score: float | None = None
+    dev_scores: dict[str, float] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- run directory
+
+def _compare_sections(old: Config, new: Config) -> list[str]:
+    """Differences that make a checkpoint unusable (model shape, vocabulary)."""
+    diffs = []
+    for section in ("model", "tokenizer"):
+        a, b = getattr(old, section), getattr(new, section)
+        for f in dataclasses.fields(a):
+            if section == "tokenizer" and f.name in ("model", "target_model", "input_sentence_size"):
+                continue
+            va, vb = getattr(a, f.name), getattr(b, f.name)
+            if va != vb:
+                diffs.append(f"{section}.{f.name}: {va!r} -> {vb!r}")
+    return diffs
+
+
+def prepare_run_dir(cfg: Config, run_dir: Path, overwrite: bool) -> bool:
+    """Create, resume-check or wipe the run directory. Returns True when it was finished."""
+    saved = run_dir / "config.yaml"
+    if overwrite and run_dir.exists():
+        shutil.rmtree(run_dir)
+    if saved.is_file():
+        old = load_config(saved)
+        diffs = _compare_sections(old, cfg)
+        if diffs:
+            raise CheckpointError(
+                f"{run_dir}: cannot resume, the model or tokenizer changed ({'; '.join(diffs)}); "
+                "use a new --run-dir or --overwrite")
+    elif run_dir.exists() and any(run_dir.iterdir()):
+        if (run_dir / "checkpoints").exists() or (run_dir / "export").exists():
+            raise CheckpointError(f"{run_dir}: holds checkpoints but no config.yaml; use --overwrite or another --run-dir")
+    try:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        tmp = run_dir / ".config.yaml.tmp"
+        tmp.write_text(cfg.to_yaml())
+        tmp.replace(saved)
+    except OSError as exc:
+        raise CheckpointError(f"{run_dir}: cannot write the run directory ({exc.strerror})") from None
+    return (run_dir / "finished.json").is_file()
+
+
+def _tokenizers(cfg: Config, run_dir: Path):
+    """Use the configured SentencePiece model(s), or train them once into the run."""
+    from mt_cli.tokenizer import Tokenizers, train_tokenizers
+
+    tok = cfg.tokenizer
+    if tok.model:
+        return Tokenizers.load(tok.model, tok.target_model)
+    joint_path = run_dir / "spm.model"
+    src_path, tgt_path = run_dir / "spm.src.model", run_dir / "spm.tgt.model"
+    if tok.joint and joint_path.is_file():
+        return Tokenizers.load(joint_path)
+    if not tok.joint and src_path.is_file() and tgt_path.is_file():
+        return Tokenizers.load(src_path, tgt_path)
+    log.info("training the SentencePiece model (tokenizer.model is not set)")
+    paths = train_tokenizers(
+        [c.source for c in cfg.data.train], [c.target for c in cfg.data.train], run_dir / "spm",
+        joint=tok.joint, vocab_size=tok.vocab_size, model_type=tok.model_type,
+        character_coverage=tok.character_coverage, input_sentence_size=tok.input_sentence_size,
+        lenient_utf8=cfg.data.lenient_utf8)
+    return Tokenizers.load(*paths)
+
+
+# ---------------------------------------------------------------- TensorFlow setup
+
+def _strategy(name: str):
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def smoothed_loss(logits, labels, smoothing: float):
+    """Sum of label-smoothed cross-entropy over non-pad labels, and their count."""
+    import tensorflow as tf
+
+    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+    nll = -tf.gather(log_probs, labels, batch_dims=2)
+    loss = (1.0 - smoothing) * nll - smoothing * tf.reduce_mean(log_probs, axis=-1) if smoothing else nll
+    mask = tf.cast(tf.not_equal(labels, 0), tf.float32)
+    return tf.reduce_sum(loss * mask), tf.reduce_sum(mask)
+
+
+class _Steps:
+    """Compiled train / eval steps for one model, optimizer and strategy."""
+
+    def __init__(self, model: Any, optimizer: Any, strategy: Any, cfg: Config) -> None:
+        import tensorflow as tf
+
+        self.model, self.optimizer, self.strategy = model, optimizer, strategy
+        self.smoothing = cfg.train.label_smoothing
+        self.loss_scaled = cfg.train.precision == "float16"
+        variables = model.trainable_variables
+        spec = {k: tf.TensorSpec([None, None], tf.int32) for k in ("source", "target_in", "target_out")}
+        with strategy.scope():
+            self.accum = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+            self.accum_tokens = tf.Variable(0.0, trainable=False)
+            self.accum_loss = tf.Variable(0.0, trainable=False)
+        jit = cfg.train.jit_compile
+
+        def grads_of(batch):
+            with tf.GradientTape() as tape:
+                logits = model({"source": batch["source"], "target_in": batch["target_in"]}, training=True)
+                loss_sum, tokens = smoothed_loss(logits, batch["target_out"], self.smoothing)
+                objective = optimizer.scale_loss(loss_sum) if self.loss_scaled else loss_sum
+            return tape.gradient(objective, variables), loss_sum, tokens
+
+        def apply(grads, loss_sum, tokens):
+            ctx = tf.distribute.get_replica_context()
+            total = ctx.all_reduce("sum", tokens) if ctx else tokens
+            grads = [g / total for g in grads]
+            finite = tf.math.is_finite(loss_sum)
+            for g in grads:
+                finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
+            if ctx is not None and strategy.num_replicas_in_sync > 1:
+                finite = ctx.all_reduce("min", tf.cast(finite, tf.float32)) > 0.5
+            if self.loss_scaled:  # LossScaleOptimizer skips non-finite steps itself
+                optimizer.apply(grads, variables)
+            else:
+                tf.cond(finite, lambda: optimizer.apply(grads, variables) or tf.constant(True),
+                        lambda: tf.constant(False))
+            return loss_sum, tokens, finite
+
+        @tf.function(input_signature=[spec], jit_compile=jit, reduce_retracing=True)
+        def replica_step(batch):
+            return apply(*grads_of(batch))
+
+        @tf.function(input_signature=[spec], jit_compile=jit, reduce_retracing=True)
+        def replica_accumulate(batch):
+            grads, loss_sum, tokens = grads_of(batch)
+            for a, g in zip(self.accum, grads):
+                a.assign_add(g)
+            self.accum_tokens.assign_add(tokens)
+            self.accum_loss.assign_add(loss_sum)
+            return loss_sum, tokens
+
+        @tf.function
+        def replica_apply_accumulated():
+            out = apply([a.read_value() for a in self.accum], self.accum_loss.read_value(),
+                        self.accum_tokens.read_value())
+            for a in self.accum:
+                a.assign(tf.zeros_like(a))
+            self.accum_tokens.assign(0.0)
+            self.accum_loss.assign(0.0)
+            return out
+
+        @tf.function(input_signature=[spec], reduce_retracing=True)
+        def eval_step(batch):
+            logits = model({"source": batch["source"], "target_in": batch["target_in"]}, training=False)
+            return smoothed_loss(logits, batch["target_out"], 0.0)
+
+        self._replica_step, self._replica_accumulate = replica_step, replica_accumulate
+        self._replica_apply = replica_apply_accumulated
+        self.eval_step = eval_step
+
+    def _distribute(self, batches: list[dict]):
+        import tensorflow as tf
+
+        if self.strategy.num_replicas_in_sync == 1:
+            return batches[0]
+        return self.strategy.experimental_distribute_values_from_function(
+            lambda ctx: {k: tf.constant(v) for k, v in batches[ctx.replica_id_in_sync_group].items()})
+
+    def _reduce(self, values):
+        import tensorflow as tf
+
+        if self.strategy.num_replicas_in_sync == 1:
+            return values
+        loss, tokens, *rest = values
+        out = [self.strategy.reduce("sum", loss, axis=None), self.strategy.reduce("sum", tokens, axis=None)]
+        if rest:
+            out.append(tf.reduce_all(self.strategy.experimental_local_results(rest[0])))
+        return out
+
+    def train(self, micro_batches: list[list[dict]]) -> tuple[float, float, bool]:
+        """One optimizer step over micro-batches (each a list with one batch per replica)."""
+        if len(micro_batches) == 1:
+            loss, tokens, finite = self._reduce(self.strategy.run(self._replica_step, args=(self._distribute(micro_batches[0]),)))
+            return float(loss), float(tokens), bool(finite)
+        for group in micro_batches:
+            self.strategy.run(self._replica_accumulate, args=(self._distribute(group),))
+        loss, tokens, finite = self._reduce(self.strategy.run(self._replica_apply))
+        return float(loss), float(tokens), bool(finite)
+
+
+# ---------------------------------------------------------------- the loop
+
+class _SignalFlag:
+    """Remembers SIGTERM/SIGINT so the loop can stop at a step boundary."""
+
+    def __init__(self) -> None:
+        self.signum: int | None = None
+        self._previous: dict[int, Any] = {}
+
+    def __enter__(self) -> "_SignalFlag":
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            try:
+                self._previous[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.signum is not None and signum == signal.SIGINT:
+            raise KeyboardInterrupt  # a second Ctrl-C stops at once
+        self.signum = signum
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+
+class _MetricsLog:
+    """metrics.jsonl plus TensorBoard scalars."""
+
+    def __init__(self, run_dir: Path) -> None:
+        import tensorflow as tf
+
+        self.path = run_dir / "metrics.jsonl"
+        self.writer = tf.summary.create_file_writer(str(run_dir / "tensorboard"))
+
+    def write(self, kind: str, step: int, values: dict[str, Any]) -> None:
+        import tensorflow as tf
+
+        record = {"event": kind, "step": step, "time": round(time.time(), 3), **values}
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        with self.writer.as_default():
+            for name, value in values.items():
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    tf.summary.scalar(f"{kind}/{name}", value, step=step)
+        self.writer.flush()
+
+
+def _setup_tf(cfg: Config) -> None:
+    import keras
+    import tensorflow as tf
+
+    keras.utils.set_random_seed(cfg.train.seed)
+    if cfg.train.deterministic:
+        tf.config.experimental.enable_op_determinism()
+
+
+def _all_finite(model: Any) -> bool:
+    import numpy as np
+
+    return all(np.isfinite(w).all() for w in model.get_weights() if w.dtype.kind == "f")
+
+
+def _dev_scores(cfg: Config, model: Any, tokenizers: Any, steps: _Steps, dev_corpus: Any) -> dict[str, float]:
+    """Dev loss (per token) and, when a dev set exists, BLEU/chrF of its translation."""
+    import sacrebleu
+
+    from mt_cli.data import sequential_batches
+    from mt_cli.translate import Translator
+
+    total = tokens = 0.0
+    for batch in sequential_batches(dev_corpus, cfg.train.batch_tokens):
+        loss, count = steps.eval_step(batch)
+        total, tokens = total + float(loss), tokens + float(count)
+    scores = {"loss": total / max(tokens, 1.0)}
+    sources = read_lines(cfg.data.dev.source, cfg.data.lenient_utf8)
+    references = read_lines(cfg.data.dev.target, cfg.data.lenient_utf8)
+    if cfg.train.eval_max_sentences:
+        sources, references = sources[:cfg.train.eval_max_sentences], references[:cfg.train.eval_max_sentences]
+    hypotheses = Translator(model, tokenizers, cfg.decode, cfg.model.max_length).translate(sources)
+    scores["bleu"] = sacrebleu.corpus_bleu(hypotheses, [references]).score
+    scores["chrf"] = sacrebleu.corpus_chrf(hypotheses, [references]).score
+    return scores
+
+
+def _improved(metric: str, score: float, best: float | None) -> bool:
+    if best is None:
+        return True
+    return score < best if metric == "loss" else score > best
+
+
+def _average_into(model: Any, checkpoints: list[Any]) -> list[int]:
+    """Load the mean of the model weights of several checkpoints into `model`."""
+    import tensorflow as tf
+
+    total = None
+    reader = tf.train.Checkpoint(model=model)
+    for item in checkpoints:
+        reader.read(item.prefix).expect_partial()
+        weights = model.get_weights()
+        total = weights if total is None else [t + w for t, w in zip(total, weights)]
+    model.set_weights([t / len(checkpoints) for t in total])
+    return [c.step for c in checkpoints]
+
+
+def train(cfg: Config, run_dir: Path, overwrite: bool = False,
+          reporter: Reporter | None = None) -> TrainResult:
+    """Train (or resume) the model described by `cfg` in `run_dir`."""
+    if not cfg.data.train:
+        raise ConfigError(f"data.train: no training corpus given ({cfg.origin})")
+    reporter = reporter or _NullReporter()
+    run_dir = Path(run_dir)
+    finished = prepare_run_dir(cfg, run_dir, overwrite)
+    export_dir = run_dir / "export"
+    if finished:
+        done = json.loads((run_dir / "finished.json").read_text())
+        if done.get("max_steps", 0) >= cfg.train.max_steps or done.get("reason") == "early_stopping":
+            log.info(f"{run_dir}: already trained ({done.get('reason')} at step {done.get('step')}); "
+                     "nothing to do (--overwrite retrains, a larger train.max_steps continues)")
+            return TrainResult(run_dir, int(done.get("step", 0)), export_dir, "already_finished",
+                               done.get("best_score"), done.get("dev_scores", {}))
+        (run_dir / "finished.json").unlink()
+
+    tokenizers = _tokenizers(cfg, run_dir)
+    from mt_cli.data import DataPosition, encode_corpus, iterate_batches
+
+    d = cfg.data
+    cache = run_dir / "cache"
+    corpora = [encode_corpus(c.source, c.target, tokenizers, cache, d.max_source_tokens,
+                             d.max_target_tokens, d.lenient_utf8) for c in d.train]
+    dev_corpus = (encode_corpus(d.dev.source, d.dev.target, tokenizers, cache, 1 << 30, 1 << 30,
+                                d.lenient_utf8) if d.dev else None)
+
+    import keras
+    import tensorflow as tf
+
+    from mt_cli.checkpoint import (clean_temporaries, list_checkpoints, prune_checkpoints,
+                                   restore_latest, save_checkpoint, write_export)
+    from mt_cli.model import build_model
+    from mt_cli.schedules import make_schedule
+
+    _setup_tf(cfg)
+    t = cfg.train
+    strategy = _strategy(t.strategy)
+    with strategy.scope():
+        model = build_model(cfg.model, tokenizers.source.vocab_size, tokenizers.target.vocab_size,
+                            dtype_policy=POLICIES[t.precision])
+        optimizer = keras.optimizers.Adam(
+            learning_rate=make_schedule(t.schedule, t.learning_rate, cfg.model.hidden_dim, t.warmup_steps),
+            beta_1=t.adam_beta1, beta_2=t.adam_beta2, epsilon=t.adam_epsilon,
+            global_clipnorm=t.clip_norm or None)
+        if t.precision == "float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(model.trainable_variables)
+    step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+    rng = {f"seed{i}": v for i, v in enumerate(v for v in model.variables if "seed_generator" in v.path)}
+    trackable = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var, rng=rng)
+
+    ckpt_dir = run_dir / "checkpoints"
+    if clean_temporaries(ckpt_dir):
+        log.warning(f"{ckpt_dir}: removed leftovers of an interrupted save")
+    restored = restore_latest(ckpt_dir, trackable)
+    state: dict[str, Any] = restored.state() if restored else {}
+    step = int(step_var.numpy())
+    position = DataPosition(**state.get("data_position", {}))
+    best: float | None = state.get("best_score")
+    best_step: int | None = state.get("best_step")
+    bad_evals = int(state.get("bad_evals", 0))
+    dev_scores: dict[str, float] = state.get("dev_scores", {})
+    if restored:
+        log.info(f"resuming from {restored.path} (step {step}, epoch {position.epoch}, batch {position.batch})")
+
+    steps = _Steps(model, optimizer, strategy, cfg)
+    metrics = _MetricsLog(run_dir)
+    replicas = strategy.num_replicas_in_sync
+    accumulate = max(1, -(-t.effective_batch_tokens // (t.batch_tokens * replicas))) if t.effective_batch_tokens else 1
+    stream = iterate_batches(corpora, [c.weight for c in d.train], t.seed, t.batch_tokens,
+                             t.shuffle_buffer, position)
+
+    def snapshot() -> dict[str, Any]:
+        return {"step": step, "data_position": dataclasses.asdict(position), "best_score": best,
+                "best_step": best_step, "bad_evals": bad_evals, "dev_scores": dev_scores,
+                "learning_rate": float(optimizer.learning_rate)}
+
+    def save() -> None:
+        if not _all_finite(model):
+            raise MtError(f"step {step}: the weights hold non-finite values; not saving "
+                          "(lower train.learning_rate or set train.clip_norm)")
+        save_checkpoint(ckpt_dir, step, trackable, snapshot())
+        prune_checkpoints(ckpt_dir, t.keep_last, {best_step} if best_step is not None else set())
+
+    stop_reason = "max_steps"
+    started = time.time()
+    window_tokens, window_loss, window_loss_tokens, window_start = 0.0, 0.0, 0.0, time.time()
+    nonfinite_in_row = nonfinite_total = 0
+    reporter.start(t.max_steps, step)
+    try:
+        with _SignalFlag() as flag:
+            while step < t.max_steps:
+                micro = []
+                for _ in range(accumulate):
+                    group = []
+                    for _ in range(replicas):
+                        position, batch = next(stream)
+                        group.append(batch)
+                    micro.append(group)
+                loss_sum, tokens, finite = steps.train(micro)
+                step += 1
+                step_var.assign(step)
+                window_tokens += sum(float((b[k] != 0).sum()) for g in micro for b in g for k in ("source", "target_out"))
+                if finite:
+                    nonfinite_in_row = 0
+                    window_loss += loss_sum
+                    window_loss_tokens += tokens
+                else:
+                    nonfinite_in_row += 1
+                    nonfinite_total += 1
+                    log.warning(f"step {step}: non-finite loss or gradients, update skipped "
+                                f"({nonfinite_in_row} in a row)")
+                    if nonfinite_in_row >= t.max_nonfinite_steps:
+                        raise MtError(
+                            f"step {step}: {nonfinite_in_row} non-finite steps in a row "
+                            f"(train.max_nonfinite_steps={t.max_nonfinite_steps}); training diverged: "
+                            "lower train.learning_rate, set train.clip_norm, or use bfloat16 instead of float16")
+                if step % t.log_every == 0 or step == t.max_steps:
+                    elapsed = time.time() - window_start
+                    values = {"loss": window_loss / max(window_loss_tokens, 1.0),
+                              "learning_rate": float(optimizer.learning_rate),
+                              "tokens_per_s": window_tokens / max(elapsed, 1e-9),
+                              "nonfinite_steps": nonfinite_total,
+                              "epoch": position.epoch}
+                    metrics.write("train", step, values)
+                    reporter.update(step, values)
+                    window_tokens, window_loss, window_loss_tokens, window_start = 0.0, 0.0, 0.0, time.time()
+                else:
+                    reporter.update(step, {})
+                out_of_time = t.max_minutes and time.time() - started >= t.max_minutes * 60
+                if dev_corpus is not None and (step % t.eval_every == 0 or step == t.max_steps or out_of_time):
+                    dev_scores = _dev_scores(cfg, model, tokenizers, steps, dev_corpus)
+                    score = dev_scores[t.eval_metric]
+                    if _improved(t.eval_metric, score, best):
+                        best, best_step, bad_evals = score, step, 0
+                    else:
+                        bad_evals += 1
+                    metrics.write("dev", step, {**dev_scores, "best": best, "bad_evals": bad_evals})
+                    log.info(f"step {step}: dev loss {dev_scores['loss']:.3f} BLEU {dev_scores['bleu']:.2f} "
+                             f"chrF {dev_scores['chrf']:.2f} (best {t.eval_metric} {best:.2f} at step {best_step})")
+                    save()
+                    if t.early_stopping_patience and bad_evals >= t.early_stopping_patience:
+                        stop_reason = "early_stopping"
+                        break
+                elif step % t.save_every == 0:
+                    save()
+                if flag.signum is not None:
+                    save()
+                    raise Interrupted(flag.signum, step)
+                if out_of_time:
+                    stop_reason = "max_minutes"
+                    break
+    finally:
+        reporter.close()
+
+    existing = list_checkpoints(ckpt_dir)
+    if not existing or existing[-1].step != step:
+        save()
+        existing = list_checkpoints(ckpt_dir)
+    if t.average_last > 1:
+        chosen = existing[-t.average_last:]
+        source = {"averaged_steps": _average_into(model, chosen)}
+    elif best_step is not None and any(c.step == best_step for c in existing):
+        tf.train.Checkpoint(model=model).read(existing[[c.step for c in existing].index(best_step)].prefix).expect_partial()
+        source = {"best_step": best_step}
+    else:
+        source = {"last_step": step}
+    info = {"step": step, "trained_precision": t.precision, "weights_from": source,
+            "dev_scores": dev_scores, "eval_metric": t.eval_metric, "best_score": best}
+    write_export(export_dir, model, cfg, tokenizers, info)
+    done = {"step": step, "reason": stop_reason, "max_steps": t.max_steps if stop_reason == "max_steps" else step,
+            "best_score": best, "dev_scores": dev_scores}
+    (run_dir / "finished.json").write_text(json.dumps(done, indent=1))
+    metrics.write("end", step, {"reason": stop_reason, **{f"dev_{k}": v for k, v in dev_scores.items()}})
+    return TrainResult(run_dir, step, export_dir, stop_reason, best, dev_scores)
