@@ -45,9 +45,13 @@ def _atomic_dir(final: Path, build: Any) -> None:
         os.replace(tmp, final)
         if old is not None:
             shutil.rmtree(old, ignore_errors=True)
-    except OSError as exc:
+    except (KeyboardInterrupt, SystemExit):
         shutil.rmtree(tmp, ignore_errors=True)
-        raise CheckpointError(f"{final}: cannot write ({exc.strerror or exc}); the previous one is intact") from None
+        raise
+    except Exception as exc:  # OSError, or TensorFlow's own error types for a full disk
+        shutil.rmtree(tmp, ignore_errors=True)
+        reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0][:200]
+        raise CheckpointError(f"{final}: cannot write ({reason}); the previous one is intact") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -19,6 +20,7 @@ import yaml
 from mt_cli.errors import ConfigError
 
 PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
+_SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 SACREBLEU_TOKENIZERS = ("none", "13a", "intl", "zh", "ja-mecab", "ko-mecab", "char", "flores101", "flores200")
 
 
@@ -188,6 +190,8 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
 
 
 def _check_scalar(key: str, value: Any, tp: Any, meta: dict[str, Any], origin: str) -> Any:
+    if tp is float and isinstance(value, str) and _SCIENTIFIC.match(value):
+        value = float(value)  # YAML 1.1 reads 1e-9 (no dot) as a string
     ok = {
         bool: isinstance(value, bool),
         int: isinstance(value, int) and not isinstance(value, bool),
@@ -266,6 +270,9 @@ def _cross_check(cfg: Config) -> None:
         raise ConfigError(
             f"model.share_embeddings: 'all' needs tokenizer.joint=true (one vocabulary); "
             f"use 'target' or 'none' for separate vocabularies ({o})")
+    if 0 < tok.input_sentence_size <= 100:
+        raise ConfigError(f"tokenizer.input_sentence_size: must be 0 (use all) or > 100 "
+                          f"(SentencePiece's minimum), got {tok.input_sentence_size} ({o})")
     if tok.target_model and tok.joint:
         raise ConfigError(f"tokenizer.target_model: only used when tokenizer.joint=false ({o})")
     if t.effective_batch_tokens and t.effective_batch_tokens < t.batch_tokens:
@@ -377,6 +384,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     parts = [p for p in key.strip().split(".") if p]
     if not parts:
         raise ConfigError(f"--set {text!r}: missing key before '='")
+    if value.strip().lower() in ("yes", "no", "on", "off", "y", "n"):
+        return parts, value.strip()  # YAML 1.1 would turn these into booleans (no = Norwegian)
     try:
         parsed = yaml.safe_load(value) if value.strip() else ""
     except yaml.YAMLError:

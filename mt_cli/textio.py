@@ -105,6 +105,9 @@ def atomic_write_lines(path: str | Path, lines: Iterable[str]) -> None:
         fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", dir=directory)
     except OSError as exc:
         raise DataError(f"{target}: cannot write ({exc.strerror})") from None
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp_name, 0o666 & ~umask)  # mkstemp makes 0600; output files are ordinary files
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
             for line in lines:

@@ -74,14 +74,17 @@ def train_sentencepiece(
         hard_vocab_limit=model_type not in ("word",),
         max_sentence_length=1 << 16,
     )
+    if 0 < input_sentence_size <= 100:
+        raise DataError(f"input sentence size must be 0 (all) or > 100, got {input_sentence_size}")
     if input_sentence_size:
         options["input_sentence_size"] = input_sentence_size
     if model_type == "word":
         options["use_all_vocab"] = True
-    with open(os.devnull, "w") as quiet:
+    from mt_cli.quiet import native_stderr_captured
+
+    with native_stderr_captured(replay=False):
         try:
-            spm.SentencePieceTrainer.train(
-                sentence_iterator=_sentences(inputs, lenient_utf8), logstream=quiet, **options)
+            spm.SentencePieceTrainer.train(sentence_iterator=_sentences(inputs, lenient_utf8), **options)
         except RuntimeError as exc:
             message = str(exc).strip().splitlines()[-1] if str(exc).strip() else "failed"
             if "Vocabulary size is too high" in message or "vocab_size" in message:

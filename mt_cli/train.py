@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import shutil
 import signal
 import time
@@ -94,7 +95,7 @@ def prepare_run_dir(cfg: Config, run_dir: Path, overwrite: bool) -> bool:
             raise CheckpointError(f"{run_dir}: holds checkpoints but no config.yaml; use --overwrite or another --run-dir")
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = run_dir / ".config.yaml.tmp"
+        tmp = run_dir / f".config.yaml.{os.getpid()}.tmp"
         tmp.write_text(cfg.to_yaml())
         tmp.replace(saved)
     except OSError as exc:
@@ -134,6 +135,16 @@ def _strategy(name: str):
     if name == "multi_worker":
         return tf.distribute.MultiWorkerMirroredStrategy()
     return tf.distribute.get_strategy()
+
+
+def _worker_role(strategy: Any, run_dir: Path) -> tuple[bool, Path]:
+    """(is this process the chief?, a private directory for a non-chief worker's saves)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True, run_dir
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    chief = resolver.task_type == "chief" or (not has_chief and resolver.task_id == 0)
+    return chief, run_dir / f".worker-{resolver.task_type}-{resolver.task_id}"
 
 
 def smoothed_loss(logits, labels, smoothing: float):
@@ -179,19 +190,21 @@ class _Steps:
             for g in grads:
                 finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
             if ctx is not None and strategy.num_replicas_in_sync > 1:
-                finite = ctx.all_reduce("min", tf.cast(finite, tf.float32)) > 0.5
+                finite = ctx.all_reduce("sum", 1.0 - tf.cast(finite, tf.float32)) < 0.5
             if self.loss_scaled:  # LossScaleOptimizer skips non-finite steps itself
                 optimizer.apply(grads, variables)
+            elif strategy.num_replicas_in_sync > 1:
+                # tf.distribute cannot branch around the optimizer's all-reduce: apply a zero
+                # gradient instead (weights stay finite; Adam's moments decay one step).
+                optimizer.apply([tf.where(finite, g, tf.zeros_like(g)) for g in grads], variables)
             else:
                 tf.cond(finite, lambda: optimizer.apply(grads, variables) or tf.constant(True),
                         lambda: tf.constant(False))
             return loss_sum, tokens, finite
 
-        @tf.function(input_signature=[spec], jit_compile=jit, reduce_retracing=True)
         def replica_step(batch):
             return apply(*grads_of(batch))
 
-        @tf.function(input_signature=[spec], jit_compile=jit, reduce_retracing=True)
         def replica_accumulate(batch):
             grads, loss_sum, tokens = grads_of(batch)
             for a, g in zip(self.accum, grads):
@@ -200,7 +213,6 @@ class _Steps:
             self.accum_loss.assign_add(loss_sum)
             return loss_sum, tokens
 
-        @tf.function
         def replica_apply_accumulated():
             out = apply([a.read_value() for a in self.accum], self.accum_loss.read_value(),
                         self.accum_tokens.read_value())
@@ -210,13 +222,22 @@ class _Steps:
             self.accum_loss.assign(0.0)
             return out
 
+        if strategy.num_replicas_in_sync == 1:
+            compiled = dict(input_signature=[spec], jit_compile=jit, reduce_retracing=True)
+            self._step = tf.function(replica_step, **compiled)
+            self._accumulate = tf.function(replica_accumulate, **compiled)
+            self._apply = tf.function(replica_apply_accumulated, jit_compile=jit)
+        else:  # strategy.run inside tf.function, as tf.distribute recommends
+            self._step = tf.function(lambda b: strategy.run(replica_step, args=(b,)), reduce_retracing=True)
+            self._accumulate = tf.function(lambda b: strategy.run(replica_accumulate, args=(b,)),
+                                           reduce_retracing=True)
+            self._apply = tf.function(lambda: strategy.run(replica_apply_accumulated))
+
         @tf.function(input_signature=[spec], reduce_retracing=True)
         def eval_step(batch):
             logits = model({"source": batch["source"], "target_in": batch["target_in"]}, training=False)
             return smoothed_loss(logits, batch["target_out"], 0.0)
 
-        self._replica_step, self._replica_accumulate = replica_step, replica_accumulate
-        self._replica_apply = replica_apply_accumulated
         self.eval_step = eval_step
 
     def _distribute(self, batches: list[dict]):
@@ -241,11 +262,11 @@ class _Steps:
     def train(self, micro_batches: list[list[dict]]) -> tuple[float, float, bool]:
         """One optimizer step over micro-batches (each a list with one batch per replica)."""
         if len(micro_batches) == 1:
-            loss, tokens, finite = self._reduce(self.strategy.run(self._replica_step, args=(self._distribute(micro_batches[0]),)))
+            loss, tokens, finite = self._reduce(self._step(self._distribute(micro_batches[0])))
             return float(loss), float(tokens), bool(finite)
         for group in micro_batches:
-            self.strategy.run(self._replica_accumulate, args=(self._distribute(group),))
-        loss, tokens, finite = self._reduce(self.strategy.run(self._replica_apply))
+            self._accumulate(self._distribute(group))
+        loss, tokens, finite = self._reduce(self._apply())
         return float(loss), float(tokens), bool(finite)
 
 
@@ -408,8 +429,10 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
     rng = {f"seed{i}": v for i, v in enumerate(v for v in model.variables if "seed_generator" in v.path)}
     trackable = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var, rng=rng)
 
+    is_chief, worker_dir = _worker_role(strategy, run_dir)
     ckpt_dir = run_dir / "checkpoints"
-    if clean_temporaries(ckpt_dir):
+    save_dir = ckpt_dir if is_chief else worker_dir / "checkpoints"
+    if is_chief and clean_temporaries(ckpt_dir):
         log.warning(f"{ckpt_dir}: removed leftovers of an interrupted save")
     restored = restore_latest(ckpt_dir, trackable)
     state: dict[str, Any] = restored.state() if restored else {}
@@ -423,7 +446,7 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
         log.info(f"resuming from {restored.path} (step {step}, epoch {position.epoch}, batch {position.batch})")
 
     steps = _Steps(model, optimizer, strategy, cfg)
-    metrics = _MetricsLog(run_dir)
+    metrics = _MetricsLog(run_dir if is_chief else worker_dir)
     replicas = strategy.num_replicas_in_sync
     accumulate = max(1, -(-t.effective_batch_tokens // (t.batch_tokens * replicas))) if t.effective_batch_tokens else 1
     stream = iterate_batches(corpora, [c.weight for c in d.train], t.seed, t.batch_tokens,
@@ -438,8 +461,8 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
         if not _all_finite(model):
             raise MtError(f"step {step}: the weights hold non-finite values; not saving "
                           "(lower train.learning_rate or set train.clip_norm)")
-        save_checkpoint(ckpt_dir, step, trackable, snapshot())
-        prune_checkpoints(ckpt_dir, t.keep_last, {best_step} if best_step is not None else set())
+        save_checkpoint(save_dir, step, trackable, snapshot())
+        prune_checkpoints(save_dir, t.keep_last, {best_step} if best_step is not None else set())
 
     stop_reason = "max_steps"
     started = time.time()
@@ -512,10 +535,13 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
     finally:
         reporter.close()
 
-    existing = list_checkpoints(ckpt_dir)
+    existing = list_checkpoints(save_dir)
     if not existing or existing[-1].step != step:
         save()
-        existing = list_checkpoints(ckpt_dir)
+        existing = list_checkpoints(save_dir)
+    if not is_chief:  # workers took part in the collective saves; the chief exports
+        shutil.rmtree(worker_dir, ignore_errors=True)
+        return TrainResult(run_dir, step, export_dir, stop_reason, best, dev_scores)
     if t.average_last > 1:
         chosen = existing[-t.average_last:]
         source = {"averaged_steps": _average_into(model, chosen)}

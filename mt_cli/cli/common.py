@@ -24,6 +24,6 @@ def load(config: Path | None, overrides: list[str] | None):  # -> Config, lazily
 def start_tensorflow() -> None:
     """Import TensorFlow quietly before a command that needs it (chatter only with -v)."""
     from mt_cli import console
-    from mt_cli.tf_quiet import import_tensorflow
+    from mt_cli.quiet import import_tensorflow
 
     import_tensorflow(verbose=console.is_verbose())

@@ -37,6 +37,7 @@ def train(
 ) -> None:
     """Train a joint (default) or separate SentencePiece model.
 
+    \b
     Examples:
       mt-cli tokenize train -i train.en -i train.de --vocab-size 8000 --model-prefix spm
       mt-cli tokenize train configs/multi30k-en-de.yaml --model-prefix runs/spm

@@ -23,9 +23,11 @@ def train(
 ) -> None:
     """Train a Transformer from a YAML config; rerun the same command to resume.
 
+    \b
     Writes RUN_DIR/{config.yaml, metrics.jsonl, tensorboard/, checkpoints/, export/}.
     SIGTERM/SIGINT save a checkpoint and exit 143/130.
 
+    \b
     Examples:
       mt-cli train configs/multi30k-en-de.yaml --set data.train.0.source=...
       mt-cli train my.yaml --run-dir runs/exp1 --set train.max_steps=20000

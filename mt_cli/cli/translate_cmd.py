@@ -59,6 +59,7 @@ def translate(
 ) -> None:
     """Translate a file or stdin with a trained model; N lines in, N lines out.
 
+    \b
     Examples:
       mt-cli translate -m runs/demo test.en -o test.hyp
       echo "A dog runs." | mt-cli translate -m runs/demo --beam-size 1

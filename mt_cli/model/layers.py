@@ -1,0 +1,347 @@
+"""Transformer building blocks with explicit mixed-precision handling.
+
+Every layer owns its weights (created in ``__init__`` so a model is fully built
+by construction) with ``autocast=False``, and casts them to its compute dtype
+itself.  ``weights_for_compute()`` returns those cast tensors so incremental
+decoding can cast once per search instead of once per step (under bf16 the
+per-step casts cost more than the matmuls they feed).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+# Additive bias for masked attention logits; added only in float32 (softmax
+# runs in float32), so it cannot overflow under float16.
+NEG_INF = -1e9
+
+Weights = dict[str, tf.Tensor]
+
+
+def sinusoidal_positions(length: int, dim: int) -> np.ndarray:
+    """[length, dim] float32 table, sin half then cos half (no weights needed)."""
+    half = dim // 2
+    inv_freq = np.exp(-math.log(10000.0) * np.arange(half) / max(half - 1, 1))
+    angles = np.arange(length, dtype=np.float64)[:, None] * inv_freq[None, :]
+    table = np.concatenate([np.sin(angles), np.cos(angles)], axis=1)
+    if dim % 2:
+        table = np.pad(table, [(0, 0), (0, 1)])
+    return table.astype(np.float32)
+
+
+def padding_bias(mask: tf.Tensor) -> tf.Tensor:
+    """Bool key mask [B, S] -> float32 additive bias [B, 1, 1, S]."""
+    bias = (1.0 - tf.cast(mask, tf.float32)) * NEG_INF
+    return bias[:, tf.newaxis, tf.newaxis, :]
+
+
+def causal_bias(length: tf.Tensor) -> tf.Tensor:
+    """Float32 [1, 1, T, T] bias hiding future positions."""
+    allowed = tf.linalg.band_part(tf.ones([length, length], tf.float32), -1, 0)
+    return ((1.0 - allowed) * NEG_INF)[tf.newaxis, tf.newaxis]
+
+
+def _glorot(fan_in: int, fan_out: int) -> keras.initializers.Initializer:
+    """Glorot-uniform of one [fan_in, fan_out] block, also used inside fused kernels."""
+    limit = math.sqrt(6.0 / (fan_in + fan_out))
+    return keras.initializers.RandomUniform(-limit, limit)
+
+
+def dense(x: tf.Tensor, kernel: tf.Tensor, bias: tf.Tensor) -> tf.Tensor:
+    """x[..., in] @ kernel + bias as a 2-D matmul, which oneDNN fuses with the bias."""
+    if x.shape.rank == 2:
+        return tf.nn.bias_add(tf.matmul(x, kernel), bias)
+    lead = tf.shape(x)[:-1]
+    y = tf.nn.bias_add(tf.matmul(tf.reshape(x, [-1, tf.shape(x)[-1]]), kernel), bias)
+    return tf.reshape(y, tf.concat([lead, tf.shape(kernel)[1:]], axis=0))
+
+
+def maybe_dropout(layer: keras.layers.Layer, x: tf.Tensor, training: bool | None) -> tf.Tensor:
+    """Skip the dropout op entirely at inference (keeps decode graphs small)."""
+    return layer(x, training=True) if training else x
+
+
+class _Layer(keras.layers.Layer):
+    """Base: weights are never autocast; subclasses list what they cast."""
+
+    _compute_weight_names: tuple[str, ...] = ()
+
+    def _weight(self, shape: tuple[int, ...], init: str | keras.initializers.Initializer, name: str) -> tf.Variable:
+        return self.add_weight(shape=shape, initializer=init, name=name, autocast=False)
+
+    def weights_for_compute(self) -> Weights:
+        """This layer's weights cast to the compute dtype."""
+        return {n: tf.cast(getattr(self, n), self.compute_dtype) for n in self._compute_weight_names}
+
+
+class LayerNorm(_Layer):
+    """Layer normalisation whose statistics and affine part run in float32."""
+
+    def __init__(self, dim: int, epsilon: float = 1e-5, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.epsilon = epsilon
+        self.gamma = self._weight((dim,), "ones", "gamma")
+        self.beta = self._weight((dim,), "zeros", "beta")
+        self.built = True
+
+    def weights_for_compute(self) -> Weights:
+        return {"gamma": tf.convert_to_tensor(self.gamma), "beta": tf.convert_to_tensor(self.beta)}
+
+    def apply(self, x: tf.Tensor, w: Weights) -> tf.Tensor:
+        # Written out rather than tf.nn.moments: half the ops, ~2x faster on CPU.
+        x32 = tf.cast(x, tf.float32)
+        centered = x32 - tf.reduce_mean(x32, axis=-1, keepdims=True)
+        var = tf.reduce_mean(tf.square(centered), axis=-1, keepdims=True)
+        y = centered * tf.math.rsqrt(var + self.epsilon) * w["gamma"] + w["beta"]
+        return tf.cast(y, self.compute_dtype)
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        return self.apply(x, self.weights_for_compute())
+
+
+class MultiHeadAttention(_Layer):
+    """Scaled dot-product attention with fused projections and a decoding cache.
+
+    Self-attention uses one fused [D, 3D] QKV kernel (one matmul per step);
+    cross-attention keeps Q apart from a fused [D, 2D] KV kernel so the memory
+    keys/values are projected once per sentence.
+    """
+
+    def __init__(self, dim: int, num_heads: int, dropout: float, self_attention: bool, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        if dim % num_heads:
+            raise ValueError(f"hidden_dim {dim} not divisible by num_heads {num_heads}")
+        self.dim = dim
+        self.num_heads = num_heads
+        self.head_dim = dim // num_heads
+        self.self_attention = self_attention
+        init = _glorot(dim, dim)
+        if self_attention:
+            self.qkv_kernel = self._weight((dim, 3 * dim), init, "qkv_kernel")
+            self.qkv_bias = self._weight((3 * dim,), "zeros", "qkv_bias")
+            in_names: tuple[str, ...] = ("qkv_kernel", "qkv_bias")
+        else:
+            self.q_kernel = self._weight((dim, dim), init, "q_kernel")
+            self.q_bias = self._weight((dim,), "zeros", "q_bias")
+            self.kv_kernel = self._weight((dim, 2 * dim), init, "kv_kernel")
+            self.kv_bias = self._weight((2 * dim,), "zeros", "kv_bias")
+            in_names = ("q_kernel", "q_bias", "kv_kernel", "kv_bias")
+        self.out_kernel = self._weight((dim, dim), init, "out_kernel")
+        self.out_bias = self._weight((dim,), "zeros", "out_bias")
+        self._compute_weight_names = (*in_names, "out_kernel", "out_bias")
+        self.prob_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.built = True
+
+    def _split_heads(self, x: tf.Tensor, parts: int) -> list[tf.Tensor]:
+        """[B, T, parts*D] -> ``parts`` tensors [B, H, T, hd] with one transpose."""
+        b, t = tf.shape(x)[0], tf.shape(x)[1]
+        x = tf.reshape(x, [b, t, parts, self.num_heads, self.head_dim])
+        return tf.unstack(tf.transpose(x, [2, 0, 3, 1, 4]), num=parts, axis=0)
+
+    def _merge_heads(self, x: tf.Tensor) -> tf.Tensor:
+        """[B, H, T, hd] -> [B, T, D]."""
+        b, t = tf.shape(x)[0], tf.shape(x)[2]
+        return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [b, t, self.dim])
+
+    def _attend(
+        self, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor | None, training: bool | None
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """softmax(q k^T / sqrt(hd) + bias) v; scores and softmax in float32."""
+        q = q * tf.cast(self.head_dim**-0.5, q.dtype)
+        scores = tf.cast(tf.matmul(q, k, transpose_b=True), tf.float32)
+        if bias is not None:
+            scores += bias
+        probs = tf.nn.softmax(scores)
+        dropped = maybe_dropout(self.prob_dropout, tf.cast(probs, self.compute_dtype), training)
+        return tf.matmul(dropped, v), probs
+
+    def project_memory(self, memory: tf.Tensor, w: Weights) -> tuple[tf.Tensor, tf.Tensor]:
+        """Cross-attention keys/values [B, H, S, hd], computed once per sentence."""
+        k, v = self._split_heads(dense(memory, w["kv_kernel"], w["kv_bias"]), 2)
+        return k, v
+
+    def call(
+        self,
+        x: tf.Tensor,
+        memory: tf.Tensor | None = None,
+        bias: tf.Tensor | None = None,
+        training: bool | None = False,
+    ) -> tf.Tensor:
+        w = self.weights_for_compute()
+        if self.self_attention:
+            q, k, v = self._split_heads(dense(x, w["qkv_kernel"], w["qkv_bias"]), 3)
+        else:
+            (q,) = self._split_heads(dense(x, w["q_kernel"], w["q_bias"]), 1)
+            k, v = self.project_memory(memory, w)
+        out, _ = self._attend(q, k, v, bias, training)
+        return dense(self._merge_heads(out), w["out_kernel"], w["out_bias"])
+
+    def step_self(
+        self, x: tf.Tensor, k_cache: tf.Tensor, v_cache: tf.Tensor, w: Weights
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        """One new token x [B, D] against the cache [B, H, t, hd]; returns grown caches.
+
+        The new key/value is appended (concat), so attention covers exactly
+        the t + 1 real positions and needs no mask.
+        """
+        b = tf.shape(x)[0]
+        qkv = tf.reshape(dense(x, w["qkv_kernel"], w["qkv_bias"]), [b, 3, self.num_heads, 1, self.head_dim])
+        q, k_new, v_new = tf.unstack(qkv, num=3, axis=1)
+        k = tf.concat([k_cache, k_new], axis=2)
+        v = tf.concat([v_cache, v_new], axis=2)
+        out, _ = self._attend(q, k, v, None, False)
+        return dense(tf.reshape(out, [b, self.dim]), w["out_kernel"], w["out_bias"]), k, v
+
+    def step_cross(
+        self, x: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor, w: Weights
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        """One token x [B, D] against memory keys/values; returns (out [B, D], probs [B, H, S])."""
+        b = tf.shape(x)[0]
+        q = tf.reshape(dense(x, w["q_kernel"], w["q_bias"]), [b, self.num_heads, 1, self.head_dim])
+        out, probs = self._attend(q, k, v, bias, False)
+        return dense(tf.reshape(out, [b, self.dim]), w["out_kernel"], w["out_bias"]), probs[:, :, 0, :]
+
+
+class FeedForward(_Layer):
+    """Position-wise two-layer MLP with dropout on the inner activation."""
+
+    _compute_weight_names = ("inner_kernel", "inner_bias", "outer_kernel", "outer_bias")
+
+    def __init__(self, dim: int, ffn_dim: int, dropout: float, activation: str, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        if activation not in ("relu", "gelu"):
+            raise ValueError(f"unknown activation {activation!r}")
+        self.activation = activation
+        self.inner_kernel = self._weight((dim, ffn_dim), _glorot(dim, ffn_dim), "inner_kernel")
+        self.inner_bias = self._weight((ffn_dim,), "zeros", "inner_bias")
+        self.outer_kernel = self._weight((ffn_dim, dim), _glorot(ffn_dim, dim), "outer_kernel")
+        self.outer_bias = self._weight((dim,), "zeros", "outer_bias")
+        self.inner_dropout = keras.layers.Dropout(dropout, dtype=self.dtype_policy)
+        self.built = True
+
+    def apply(self, x: tf.Tensor, w: Weights, training: bool | None = False) -> tf.Tensor:
+        h = dense(x, w["inner_kernel"], w["inner_bias"])
+        h = tf.nn.relu(h) if self.activation == "relu" else tf.nn.gelu(h, approximate=True)
+        h = maybe_dropout(self.inner_dropout, h, training)
+        return dense(h, w["outer_kernel"], w["outer_bias"])
+
+    def call(self, x: tf.Tensor, training: bool | None = False) -> tf.Tensor:
+        return self.apply(x, self.weights_for_compute(), training)
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """Sizes and options shared by every encoder/decoder layer."""
+
+    dim: int
+    num_heads: int
+    ffn_dim: int
+    dropout: float
+    attention_dropout: float
+    ffn_dropout: float
+    norm: str
+    activation: str
+
+
+class _Block(keras.layers.Layer):
+    """Residual wiring: pre-norm ``x + f(norm(x))`` or post-norm ``norm(x + f(x))``."""
+
+    def __init__(self, spec: BlockSpec, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        if spec.norm not in ("pre", "post"):
+            raise ValueError(f"norm must be 'pre' or 'post', got {spec.norm!r}")
+        self.pre_norm = spec.norm == "pre"
+        self.residual_dropout = keras.layers.Dropout(spec.dropout, dtype=self.dtype_policy)
+
+    def _residual(
+        self,
+        x: tf.Tensor,
+        norm: Callable[[tf.Tensor], tf.Tensor],
+        fn: Callable[[tf.Tensor], tf.Tensor],
+        training: bool | None,
+    ) -> tf.Tensor:
+        if self.pre_norm:
+            return x + maybe_dropout(self.residual_dropout, fn(norm(x)), training)
+        return norm(x + maybe_dropout(self.residual_dropout, fn(x), training))
+
+
+class EncoderLayer(_Block):
+    """Self-attention + FFN."""
+
+    def __init__(self, spec: BlockSpec, **kwargs: object) -> None:
+        super().__init__(spec, **kwargs)
+        policy = self.dtype_policy
+        self.self_attn = MultiHeadAttention(spec.dim, spec.num_heads, spec.attention_dropout, True, dtype=policy)
+        self.self_attn_norm = LayerNorm(spec.dim, dtype=policy)
+        self.ffn = FeedForward(spec.dim, spec.ffn_dim, spec.ffn_dropout, spec.activation, dtype=policy)
+        self.ffn_norm = LayerNorm(spec.dim, dtype=policy)
+        self.built = True
+
+    def call(self, x: tf.Tensor, bias: tf.Tensor, training: bool | None = False) -> tf.Tensor:
+        attn = lambda h: self.self_attn.call(h, bias=bias, training=training)  # noqa: E731
+        x = self._residual(x, self.self_attn_norm.call, attn, training)
+        return self._residual(x, self.ffn_norm.call, lambda h: self.ffn.call(h, training=training), training)
+
+
+class DecoderLayer(_Block):
+    """Causal self-attention + cross-attention + FFN, plus a one-token ``step``."""
+
+    def __init__(self, spec: BlockSpec, **kwargs: object) -> None:
+        super().__init__(spec, **kwargs)
+        policy = self.dtype_policy
+        self.self_attn = MultiHeadAttention(spec.dim, spec.num_heads, spec.attention_dropout, True, dtype=policy)
+        self.self_attn_norm = LayerNorm(spec.dim, dtype=policy)
+        self.cross_attn = MultiHeadAttention(spec.dim, spec.num_heads, spec.attention_dropout, False, dtype=policy)
+        self.cross_attn_norm = LayerNorm(spec.dim, dtype=policy)
+        self.ffn = FeedForward(spec.dim, spec.ffn_dim, spec.ffn_dropout, spec.activation, dtype=policy)
+        self.ffn_norm = LayerNorm(spec.dim, dtype=policy)
+        self.built = True
+
+    def call(
+        self,
+        x: tf.Tensor,
+        memory: tf.Tensor,
+        self_bias: tf.Tensor,
+        memory_bias: tf.Tensor,
+        training: bool | None = False,
+    ) -> tf.Tensor:
+        self_attn = lambda h: self.self_attn.call(h, bias=self_bias, training=training)  # noqa: E731
+        cross_attn = lambda h: self.cross_attn.call(h, memory=memory, bias=memory_bias, training=training)  # noqa: E731
+        x = self._residual(x, self.self_attn_norm.call, self_attn, training)
+        x = self._residual(x, self.cross_attn_norm.call, cross_attn, training)
+        return self._residual(x, self.ffn_norm.call, lambda h: self.ffn.call(h, training=training), training)
+
+    def weights_for_compute(self) -> dict[str, Weights]:
+        """Every sub-layer's compute-dtype weights, for ``step``."""
+        names = ("self_attn", "self_attn_norm", "cross_attn", "cross_attn_norm", "ffn", "ffn_norm")
+        return {n: getattr(self, n).weights_for_compute() for n in names}
+
+    def step(
+        self, x: tf.Tensor, cache: dict[str, tf.Tensor], memory_bias: tf.Tensor, w: dict[str, Weights]
+    ) -> tuple[tf.Tensor, dict[str, tf.Tensor], tf.Tensor]:
+        """Decode one position x [B, D]; returns (y, updated cache, cross probs [B, H, S])."""
+        new_cache = dict(cache)
+        probs: list[tf.Tensor] = []
+
+        def self_fn(h: tf.Tensor) -> tf.Tensor:
+            out, new_cache["self_k"], new_cache["self_v"] = self.self_attn.step_self(
+                h, cache["self_k"], cache["self_v"], w["self_attn"]
+            )
+            return out
+
+        def cross_fn(h: tf.Tensor) -> tf.Tensor:
+            out, p = self.cross_attn.step_cross(h, cache["memory_k"], cache["memory_v"], memory_bias, w["cross_attn"])
+            probs.append(p)
+            return out
+
+        norm = lambda name: lambda h: getattr(self, name).apply(h, w[name])  # noqa: E731
+        x = self._residual(x, norm("self_attn_norm"), self_fn, False)
+        x = self._residual(x, norm("cross_attn_norm"), cross_fn, False)
+        x = self._residual(x, norm("ffn_norm"), lambda h: self.ffn.apply(h, w["ffn"]), False)
+        return x, new_cache, probs[0]

@@ -1,0 +1,300 @@
+"""Encoder-decoder Transformer with an incremental decoding API for search."""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Protocol
+
+import keras
+import tensorflow as tf
+
+from mt_cli.model.layers import (
+    BlockSpec,
+    DecoderLayer,
+    EncoderLayer,
+    LayerNorm,
+    causal_bias,
+    maybe_dropout,
+    padding_bias,
+    sinusoidal_positions,
+)
+
+PAD_ID = 0
+UNK_ID = 1
+BOS_ID = 2
+EOS_ID = 3
+
+Cache = dict[str, Any]
+
+
+class ModelConfigLike(Protocol):
+    """The attributes of ``mt_cli.config.ModelConfig`` this module reads."""
+
+    encoder_layers: int
+    decoder_layers: int
+    hidden_dim: int
+    num_heads: int
+    ffn_dim: int
+    dropout: float
+    attention_dropout: float
+    ffn_dropout: float
+    norm: str
+    share_embeddings: str
+    max_length: int
+    activation: str
+
+
+class TokenEmbedding(keras.layers.Layer):
+    """Embedding table that also serves as a (tied) output projection."""
+
+    def __init__(self, vocab_size: int, dim: int, **kwargs: object) -> None:
+        super().__init__(**kwargs)
+        self.vocab_size = vocab_size
+        self.scale = math.sqrt(dim)
+        # std dim^-0.5: unit-variance inputs after the sqrt(dim) scaling and
+        # well-scaled logits when the table is tied to the output layer.
+        self.embeddings = self.add_weight(
+            shape=(vocab_size, dim),
+            initializer=keras.initializers.RandomNormal(stddev=dim**-0.5),
+            name="embeddings",
+            autocast=False,
+        )
+        self.built = True
+
+    def table(self) -> tf.Tensor:
+        """The table in compute dtype (cast once per search for decoding)."""
+        return tf.cast(self.embeddings, self.compute_dtype)
+
+    def lookup(self, ids: tf.Tensor, table: tf.Tensor | None = None) -> tf.Tensor:
+        """Scaled embeddings; without ``table``, gather in float32 then cast (cheaper)."""
+        if table is None:
+            rows = tf.cast(tf.gather(tf.convert_to_tensor(self.embeddings), ids), self.compute_dtype)
+        else:
+            rows = tf.gather(table, ids)
+        return rows * tf.cast(self.scale, self.compute_dtype)
+
+    def project(self, h: tf.Tensor, table: tf.Tensor | None = None, bias: tf.Tensor | None = None) -> tf.Tensor:
+        """[N, D] -> float32 logits [N, V]; matmul in compute dtype, output upcast.
+
+        ``bias`` [V] (compute dtype) is added inside the fused matmul.
+        """
+        table = self.table() if table is None else table
+        logits = tf.matmul(h, table, transpose_b=True)
+        if bias is not None:
+            logits = tf.nn.bias_add(logits, bias)
+        return tf.cast(logits, tf.float32)
+
+
+class Transformer(keras.Model):
+    """Pre-/post-norm Transformer; ``decode_step`` is while-loop friendly."""
+
+    def __init__(
+        self,
+        cfg: ModelConfigLike,
+        source_vocab_size: int,
+        target_vocab_size: int,
+        dtype_policy: str | None = None,
+        **kwargs: object,
+    ) -> None:
+        super().__init__(dtype=dtype_policy, **kwargs)
+        if cfg.share_embeddings not in ("all", "target", "none"):
+            raise ValueError(f"unknown share_embeddings {cfg.share_embeddings!r}")
+        if cfg.share_embeddings == "all" and source_vocab_size != target_vocab_size:
+            raise ValueError("share_embeddings='all' needs one joint vocabulary (equal sizes)")
+        policy = self.dtype_policy
+        self.hidden_dim = cfg.hidden_dim
+        self.num_heads = cfg.num_heads
+        self.max_length = cfg.max_length
+        self.share_embeddings = cfg.share_embeddings
+        self.pre_norm = cfg.norm == "pre"
+        self.source_vocab_size = source_vocab_size
+        self.target_vocab_size = target_vocab_size
+        self.pad_id, self.bos_id, self.eos_id = PAD_ID, BOS_ID, EOS_ID
+        spec = BlockSpec(
+            dim=cfg.hidden_dim,
+            num_heads=cfg.num_heads,
+            ffn_dim=cfg.ffn_dim,
+            dropout=cfg.dropout,
+            attention_dropout=cfg.attention_dropout,
+            ffn_dropout=cfg.ffn_dropout,
+            norm=cfg.norm,
+            activation=cfg.activation,
+        )
+        # Only distinct tables are attributes, so each variable is saved once.
+        self.source_embedding = TokenEmbedding(source_vocab_size, cfg.hidden_dim, dtype=policy, name="source_embedding")
+        self.target_embedding = (
+            None
+            if cfg.share_embeddings == "all"
+            else TokenEmbedding(target_vocab_size, cfg.hidden_dim, dtype=policy, name="target_embedding")
+        )
+        self.output_embedding = (
+            TokenEmbedding(target_vocab_size, cfg.hidden_dim, dtype=policy, name="output_embedding")
+            if cfg.share_embeddings == "none"
+            else None
+        )
+        self.embedding_dropout = keras.layers.Dropout(cfg.dropout, dtype=policy)
+        self.encoder_layers = [EncoderLayer(spec, dtype=policy, name=f"encoder_{i}") for i in range(cfg.encoder_layers)]
+        self.decoder_layers = [DecoderLayer(spec, dtype=policy, name=f"decoder_{i}") for i in range(cfg.decoder_layers)]
+        self.encoder_norm = LayerNorm(cfg.hidden_dim, dtype=policy, name="encoder_norm") if self.pre_norm else None
+        self.decoder_norm = LayerNorm(cfg.hidden_dim, dtype=policy, name="decoder_norm") if self.pre_norm else None
+        self._positions = sinusoidal_positions(cfg.max_length, cfg.hidden_dim)
+
+    # -- embedding roles --------------------------------------------------
+    @property
+    def target_lookup(self) -> TokenEmbedding:
+        return self.target_embedding or self.source_embedding
+
+    @property
+    def output_projection(self) -> TokenEmbedding:
+        return self.output_embedding or self.target_lookup
+
+    def _embed(self, table: TokenEmbedding, ids: tf.Tensor, training: bool | None) -> tf.Tensor:
+        """Scaled token embeddings + sinusoidal positions, then dropout."""
+        length = tf.shape(ids)[1]
+        positions = tf.cast(tf.constant(self._positions)[:length], self.compute_dtype)
+        return maybe_dropout(self.embedding_dropout, table.lookup(ids) + positions, training)
+
+    # -- full forward -------------------------------------------------------
+    def call(self, inputs: dict[str, tf.Tensor], training: bool | None = False) -> tf.Tensor:
+        """Teacher-forced logits float32 [B, T, V]."""
+        memory, source_mask = self.encode(inputs["source"], training=training)
+        return self.decode(inputs["target_in"], memory, source_mask, training=training)
+
+    def encode(self, source: tf.Tensor, training: bool | None = False) -> tuple[tf.Tensor, tf.Tensor]:
+        """Source ids [B, S] -> (memory [B, S, D] in compute dtype, mask bool [B, S])."""
+        source = tf.convert_to_tensor(source, tf.int32)
+        mask = tf.not_equal(source, PAD_ID)
+        bias = padding_bias(mask)
+        x = self._embed(self.source_embedding, source, training)
+        for layer in self.encoder_layers:
+            x = layer.call(x, bias, training=training)
+        if self.encoder_norm is not None:
+            x = self.encoder_norm.call(x)
+        return x, mask
+
+    def decode(
+        self, target_in: tf.Tensor, memory: tf.Tensor, source_mask: tf.Tensor, training: bool | None = False
+    ) -> tf.Tensor:
+        """Teacher-forced decoder over a whole target prefix -> float32 logits."""
+        target_in = tf.convert_to_tensor(target_in, tf.int32)
+        self_bias = causal_bias(tf.shape(target_in)[1]) + padding_bias(tf.not_equal(target_in, PAD_ID))
+        memory_bias = padding_bias(source_mask)
+        x = self._embed(self.target_lookup, target_in, training)
+        for layer in self.decoder_layers:
+            x = layer.call(x, memory, self_bias, memory_bias, training=training)
+        if self.decoder_norm is not None:
+            x = self.decoder_norm.call(x)
+        b, t = tf.shape(x)[0], tf.shape(x)[1]
+        logits = self.output_projection.project(tf.reshape(x, [b * t, self.hidden_dim]))
+        return tf.reshape(logits, [b, t, self.target_vocab_size])
+
+    # -- incremental decoding -------------------------------------------------
+    def decoder_weights(self) -> dict[str, Any]:
+        """All weights ``decode_step`` reads, already in compute dtype."""
+        return {
+            "embedding": self.target_lookup.table(),
+            "output": self.output_projection.table(),
+            "layers": [layer.weights_for_compute() for layer in self.decoder_layers],
+            "norm": self.decoder_norm.weights_for_compute() if self.decoder_norm is not None else {},
+        }
+
+    def init_cache(self, memory: tf.Tensor, source_mask: tf.Tensor, max_steps: int | tf.Tensor | None = None) -> Cache:
+        """Project cross-attention K/V once per layer; start empty self-attention caches.
+
+        Self-attention caches are [B, H, t, hd] in compute dtype and grow by one
+        position per step (concat); see ``cache_shape_invariants``.  Measured
+        on CPU this beats preallocated [B, H, max_steps, hd] buffers: a step
+        touches t positions rather than max_steps, and so does the beam gather.
+        ``max_steps`` is accepted for API symmetry and unused.  The cache also
+        carries the compute-dtype weights so a while loop casts them only once.
+        """
+        del max_steps
+        weights = self.decoder_weights()
+        batch = tf.shape(memory)[0]
+        head_dim = self.hidden_dim // self.num_heads
+        empty = tf.zeros([batch, self.num_heads, 0, head_dim], self.compute_dtype)
+        layers = []
+        for layer, w in zip(self.decoder_layers, weights["layers"]):
+            k, v = layer.cross_attn.project_memory(memory, w["cross_attn"])
+            layers.append({"memory_k": k, "memory_v": v, "self_k": empty, "self_v": empty})
+        return {"layers": layers, "memory_bias": padding_bias(source_mask), "weights": weights}
+
+    @staticmethod
+    def cache_shape_invariants(cache: Cache) -> Cache:
+        """Shape invariants for ``tf.while_loop``: batch and time axes may change."""
+
+        def relax(t: tf.Tensor) -> tf.TensorShape:
+            dims = [None] * t.shape.rank
+            if t.shape.rank == 4:
+                dims[1], dims[3] = t.shape[1], t.shape[3]
+            return tf.TensorShape(dims)
+
+        return {
+            "layers": tf.nest.map_structure(relax, cache["layers"]),
+            "memory_bias": relax(cache["memory_bias"]),
+            "weights": tf.nest.map_structure(lambda t: t.shape, cache["weights"]),
+        }
+
+    @staticmethod
+    def reorder_cache(cache: Cache, indices: tf.Tensor, include_memory: bool = True) -> Cache:
+        """Gather cache rows (beam reordering/expansion) along the batch axis.
+
+        With ``include_memory=False`` only self-attention entries are gathered;
+        valid when ``indices`` only permute rows sharing the same source
+        sentence (beam search), since their memory entries are identical.
+        """
+        layers = []
+        for entry in cache["layers"]:
+            new = dict(entry)
+            names = ("self_k", "self_v", "memory_k", "memory_v") if include_memory else ("self_k", "self_v")
+            for name in names:
+                new[name] = tf.gather(entry[name], indices)
+            layers.append(new)
+        bias = tf.gather(cache["memory_bias"], indices) if include_memory else cache["memory_bias"]
+        return {"layers": layers, "memory_bias": bias, "weights": cache["weights"]}
+
+    def decode_step(
+        self,
+        token_ids: tf.Tensor,
+        step: tf.Tensor,
+        cache: Cache,
+        return_attention: bool = False,
+        logits_bias: tf.Tensor | None = None,
+    ) -> tuple[tf.Tensor, Cache] | tuple[tf.Tensor, Cache, tf.Tensor]:
+        """Feed tokens [B] at position ``step``; returns float32 logits [B, V] and the cache.
+
+        With ``return_attention`` also returns the last layer's head-averaged
+        cross-attention probabilities [B, S] (float32), for coverage penalties.
+        ``logits_bias`` [V] is added to the logits inside the output matmul
+        (free), e.g. to ban tokens.
+        """
+        w = cache["weights"]
+        position = tf.gather(tf.constant(self._positions), step)
+        x = self.target_lookup.lookup(token_ids, w["embedding"]) + tf.cast(position, self.compute_dtype)[tf.newaxis]
+        new_layers = []
+        probs = None
+        for layer, entry, layer_w in zip(self.decoder_layers, cache["layers"], w["layers"]):
+            x, entry, probs = layer.step(x, entry, cache["memory_bias"], layer_w)
+            new_layers.append(entry)
+        if self.decoder_norm is not None:
+            x = self.decoder_norm.apply(x, w["norm"])
+        if logits_bias is not None:
+            logits_bias = tf.cast(logits_bias, self.compute_dtype)
+        logits = self.output_projection.project(x, w["output"], logits_bias)
+        new_cache = {"layers": new_layers, "memory_bias": cache["memory_bias"], "weights": w}
+        if return_attention:
+            return logits, new_cache, tf.reduce_mean(probs, axis=1)
+        return logits, new_cache
+
+
+def build_model(
+    cfg: ModelConfigLike,
+    source_vocab_size: int,
+    target_vocab_size: int,
+    dtype_policy: str | None = None,
+) -> Transformer:
+    """Create a Transformer and run it once so Keras marks every part built."""
+    model = Transformer(cfg, source_vocab_size, target_vocab_size, dtype_policy=dtype_policy)
+    dummy = {"source": tf.constant([[EOS_ID]], tf.int32), "target_in": tf.constant([[BOS_ID]], tf.int32)}
+    model(dummy, training=False)
+    return model

@@ -1,0 +1,119 @@
+#!/usr/bin/env python3
+"""Training throughput benchmark: the small preset on Multi30k in float32/bfloat16, +/- XLA.
+
+Each setting runs the real `mt-cli train` in its own process (clean TensorFlow state) for a
+fixed number of steps; throughput is read from metrics.jsonl after a warm-up window, peak RSS
+from the child's rusage. Prints one JSON document (and writes it with --out).
+
+  python scripts/bench_train.py --steps 60 --out bench/train.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_DATA = REPO.parent / "shared" / "data" / "multi30k"
+
+
+def _mt_cli() -> list[str]:
+    return [sys.executable, "-m", "mt_cli"]
+
+
+def _data_overrides(data: Path) -> list[str]:
+    return ["--set", f"data.train.0.source={data / 'train.en'}", "--set", f"data.train.0.target={data / 'train.de'}",
+            "--set", "data.dev=null", "--set", "data.test=null"]
+
+
+def train_tokenizer(data: Path, work: Path) -> Path:
+    """One joint 8k SentencePiece model shared by all settings."""
+    prefix = work / "spm"
+    subprocess.run([*_mt_cli(), "-q", "tokenize", "train", "-i", str(data / "train.en"), "-i",
+                    str(data / "train.de"), "--vocab-size", "8000", "--model-prefix", str(prefix)], check=True)
+    return prefix.with_suffix(".model")
+
+
+def run_setting(config: Path, data: Path, spm: Path, work: Path, precision: str, xla: bool,
+                steps: int, log_every: int, batch_tokens: int) -> dict:
+    run_dir = work / f"run-{precision}-{'xla' if xla else 'noxla'}"
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    started = time.perf_counter()
+    cmd = [*_mt_cli(), "-q", "train", str(config), "--run-dir", str(run_dir), *_data_overrides(data),
+           "--set", f"tokenizer.model={spm}", "--set", f"train.precision={precision}",
+           "--set", f"train.jit_compile={str(xla).lower()}", "--set", f"train.max_steps={steps}",
+           "--set", f"train.log_every={log_every}", "--set", f"train.save_every={steps}",
+           "--set", f"train.batch_tokens={batch_tokens}", "--set", "train.max_minutes=0"]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        return {"precision": precision, "xla": xla, "error": proc.stderr.strip().splitlines()[-1:]}
+    rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    windows = [r for r in records if r["event"] == "train"][1:]  # first window includes tracing
+    tokens_per_s = sum(r["tokens_per_s"] for r in windows) / max(len(windows), 1)
+    return {
+        "precision": precision, "xla": xla, "steps": steps, "batch_tokens": batch_tokens,
+        "tokens_per_s": round(tokens_per_s, 1),
+        "steps_per_s": round(tokens_per_s / _tokens_per_step(records, windows), 3) if windows else None,
+        "final_loss": round(windows[-1]["loss"], 4) if windows else None,
+        "wall_s": round(wall, 1),
+        "peak_rss_mb": round(max(rss_kb, before) / 1024, 1),
+    }
+
+
+def _tokens_per_step(records: list[dict], windows: list[dict]) -> float:
+    """Average source+target tokens per step, from the windows' token rate and durations."""
+    times = [r["time"] for r in records if r["event"] == "train"]
+    steps = [r["step"] for r in records if r["event"] == "train"]
+    spans = [(t1 - t0, s1 - s0, w["tokens_per_s"]) for t0, t1, s0, s1, w in
+             zip(times, times[1:], steps, steps[1:], windows)]
+    tokens = sum(rate * dt for dt, _, rate in spans)
+    return tokens / max(sum(n for _, n, _ in spans), 1)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "multi30k-en-de.yaml")
+    parser.add_argument("--steps", type=int, default=60)
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--batch-tokens", type=int, default=4096)
+    parser.add_argument("--settings", default="float32:0,bfloat16:0,float32:1,bfloat16:1",
+                        help="precision:xla pairs")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    if not (args.data / "train.en").is_file():
+        sys.exit(f"error: {args.data}/train.en not found; get the data with scripts/get_multi30k.py")
+    with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
+        work = Path(tmp)
+        spm = train_tokenizer(args.data, work)
+        results = []
+        for item in args.settings.split(","):
+            precision, xla = item.split(":")
+            results.append(run_setting(args.config, args.data, spm, work, precision, xla == "1",
+                                       args.steps, args.log_every, args.batch_tokens))
+            print(json.dumps(results[-1]), file=sys.stderr)
+    base = next((r for r in results if r["precision"] == "float32" and not r["xla"] and "error" not in r), None)
+    for r in results:
+        if base and "error" not in r:
+            r["speedup_vs_float32"] = round(r["tokens_per_s"] / base["tokens_per_s"], 2)
+    doc = {"benchmark": "train", "model": "transformer-small (3+3, d256, ffn1024, 4 heads)",
+           "data": str(args.data), "cpu_count": os.cpu_count(), "results": results,
+           "peer_opennmt_tf_tokens_per_s": 5817}
+    text = json.dumps(doc, indent=2)
+    print(text)
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,167 @@
+"""Model tests on tiny shapes: masking, caching, tying, saving, mixed precision."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from mt_cli.model import Transformer, build_model
+
+
+@dataclasses.dataclass(frozen=True)
+class TinyConfig:
+    encoder_layers: int = 2
+    decoder_layers: int = 2
+    hidden_dim: int = 32
+    num_heads: int = 4
+    ffn_dim: int = 64
+    dropout: float = 0.0
+    attention_dropout: float = 0.0
+    ffn_dropout: float = 0.0
+    norm: str = "pre"
+    share_embeddings: str = "all"
+    max_length: int = 32
+    activation: str = "relu"
+
+
+VOCAB = 30
+SOURCE = np.array([[5, 6, 7, 8, 3], [9, 10, 3, 0, 0]], np.int32)
+TARGET = np.array([[2, 11, 12, 13], [2, 14, 15, 16]], np.int32)
+
+
+def make(seed: int = 0, dtype_policy: str | None = None, vocab: tuple[int, int] = (VOCAB, VOCAB), **cfg: object) -> Transformer:
+    keras.utils.set_random_seed(seed)
+    return build_model(TinyConfig(**cfg), vocab[0], vocab[1], dtype_policy=dtype_policy)
+
+
+def forward(model: Transformer, source: np.ndarray = SOURCE, target: np.ndarray = TARGET, **kw: object) -> np.ndarray:
+    return model({"source": tf.constant(source), "target_in": tf.constant(target)}, **kw).numpy()
+
+
+@pytest.mark.parametrize("share", ["all", "target", "none"])
+def test_output_shapes(share: str) -> None:
+    vocab = (VOCAB, VOCAB) if share == "all" else (VOCAB + 3, VOCAB)
+    model = make(share_embeddings=share, vocab=vocab)
+    logits = forward(model)
+    assert logits.shape == (2, 4, VOCAB) and logits.dtype == np.float32
+    memory, mask = model.encode(tf.constant(SOURCE))
+    assert memory.shape == (2, 5, 32)
+    assert mask.numpy().tolist() == (SOURCE != 0).tolist()
+
+
+def test_source_padding_invariance() -> None:
+    model = make(norm="post")
+    padded = np.pad(SOURCE, [(0, 0), (0, 4)])
+    np.testing.assert_allclose(forward(model, padded), forward(model), atol=1e-5)
+    alone = forward(model, SOURCE[1:, :3], TARGET[1:])
+    np.testing.assert_allclose(alone, forward(model)[1:], atol=1e-5)
+
+
+def test_causal_mask() -> None:
+    model = make()
+    changed = TARGET.copy()
+    changed[:, 2] = 20
+    base, new = forward(model), forward(model, target=changed)
+    np.testing.assert_allclose(new[:, :2], base[:, :2], atol=1e-6)
+    assert np.abs(new[:, 2:] - base[:, 2:]).max() > 1e-4
+
+
+@pytest.mark.parametrize("norm,share", [("pre", "all"), ("post", "target"), ("pre", "none")])
+def test_cached_decoding_matches_full_forward(norm: str, share: str) -> None:
+    model = make(norm=norm, share_embeddings=share, activation="gelu")
+    full = forward(model)
+    memory, mask = model.encode(tf.constant(SOURCE))
+    cache = model.init_cache(memory, mask, max_steps=TARGET.shape[1])
+    steps = []
+    for t in range(TARGET.shape[1]):
+        logits, cache, attn = model.decode_step(tf.constant(TARGET[:, t]), tf.constant(t), cache, return_attention=True)
+        steps.append(logits.numpy())
+        assert attn.shape == (2, 5)
+        np.testing.assert_allclose(attn.numpy().sum(-1), 1.0, atol=1e-5)
+        assert np.all(attn.numpy()[1, 3:] == 0.0)  # padded source positions get no attention
+    np.testing.assert_allclose(np.stack(steps, axis=1), full, atol=1e-4)
+
+
+def test_reorder_cache_and_while_loop() -> None:
+    model = make()
+    memory, mask = model.encode(tf.constant(SOURCE))
+    order = tf.constant([1, 0, 1])
+
+    @tf.function
+    def run(tokens: tf.Tensor) -> tf.Tensor:
+        cache = model.reorder_cache(model.init_cache(memory, mask), order)
+
+        def body(t: tf.Tensor, out: tf.TensorArray, cache: dict) -> tuple:
+            logits, cache = model.decode_step(tf.gather(tokens, order)[:, t], t, cache)
+            return t + 1, out.write(t, logits), cache
+
+        invariants = (tf.TensorShape([]), tf.TensorShape(None), Transformer.cache_shape_invariants(cache))
+        _, out, _ = tf.while_loop(
+            lambda t, *_: t < 4,
+            body,
+            (tf.constant(0), tf.TensorArray(tf.float32, size=4), cache),
+            shape_invariants=invariants,
+        )
+        return tf.transpose(out.stack(), [1, 0, 2])
+
+    np.testing.assert_allclose(run(tf.constant(TARGET)).numpy(), forward(model)[[1, 0, 1]], atol=1e-4)
+
+
+def test_embedding_tying() -> None:
+    def embedding_tables(model: Transformer) -> int:
+        return sum(1 for w in model.weights if w.path.endswith("embeddings"))
+
+    shared = make(share_embeddings="all")
+    assert shared.source_embedding is shared.target_lookup is shared.output_projection
+    assert embedding_tables(shared) == 1
+    target = make(share_embeddings="target", vocab=(VOCAB + 1, VOCAB))
+    assert target.target_lookup is target.output_projection is not target.source_embedding
+    assert embedding_tables(target) == 2
+    assert embedding_tables(make(share_embeddings="none")) == 3
+    with pytest.raises(ValueError):
+        make(share_embeddings="all", vocab=(VOCAB, VOCAB + 1))
+
+
+def test_weights_round_trip(tmp_path: Path) -> None:
+    path = str(tmp_path / "model.weights.h5")
+    model = make(seed=1, norm="post")
+    model.save_weights(path)
+    other = make(seed=2, norm="post")
+    assert np.abs(forward(other) - forward(model)).max() > 1e-3
+    other.load_weights(path)
+    np.testing.assert_allclose(forward(other), forward(model), atol=1e-6)
+
+
+def test_mixed_bfloat16_weights_load_into_float32(tmp_path: Path) -> None:
+    mixed = make(seed=3, dtype_policy="mixed_bfloat16")
+    assert mixed.compute_dtype == "bfloat16"
+    assert all(w.dtype == "float32" for w in mixed.weights)
+    logits = forward(mixed)
+    assert logits.dtype == np.float32 and np.isfinite(logits).all()
+    path = str(tmp_path / "mixed.weights.h5")
+    mixed.save_weights(path)
+    plain = make(seed=4)
+    plain.load_weights(path)
+    for a, b in zip(mixed.weights, plain.weights):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    # bf16 compute stays close to the float32 reference.
+    reference = forward(plain)
+    assert np.abs(logits - reference).max() < 0.1 * np.abs(reference).max()
+
+
+def test_mixed_float16_runs() -> None:
+    model = make(dtype_policy="mixed_float16")
+    assert all(w.dtype == "float32" for w in model.weights)
+    logits = forward(model)
+    assert logits.dtype == np.float32 and np.isfinite(logits).all()
+
+
+def test_dropout_only_in_training() -> None:
+    model = make(dropout=0.3, attention_dropout=0.3, ffn_dropout=0.3)
+    np.testing.assert_array_equal(forward(model), forward(model, training=False))
+    assert np.abs(forward(model, training=True) - forward(model)).max() > 1e-3

@@ -1,0 +1,226 @@
+"""Training through the real CLI on the tiny preset: artefacts, resume, export, averaging,
+early stopping, precision, strategies and the run-directory contract."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+
+from conftest import REPO, tiny_config_text
+from mt_cli.cli.app import app
+
+
+def _train(runner, config: Path, run_dir: Path, *extra: str):
+    return runner.invoke(app, ["train", str(config), "--run-dir", str(run_dir), *extra])
+
+
+def _metrics(run_dir: Path, event: str = "train") -> list[dict]:
+    lines = (run_dir / "metrics.jsonl").read_text().splitlines()
+    return [r for r in map(json.loads, lines) if r["event"] == event]
+
+
+def _write(tmp_path: Path, toy_dir: Path, name: str = "c.yaml", **sections: dict) -> Path:
+    path = tmp_path / name
+    path.write_text(tiny_config_text(toy_dir, **sections))
+    return path
+
+
+def test_trained_run_has_every_artefact(trained_run: Path) -> None:
+    for name in ("config.yaml", "metrics.jsonl", "spm.model", "finished.json"):
+        assert (trained_run / name).is_file(), name
+    assert list((trained_run / "tensorboard").glob("events.out.tfevents.*"))
+    assert list((trained_run / "checkpoints").glob("step-*"))
+    export = trained_run / "export"
+    assert sorted(p.name for p in export.iterdir()) == ["config.yaml", "manifest.json", "model.weights.h5", "spm.model"]
+    manifest = json.loads((export / "manifest.json").read_text())
+    assert manifest["step"] == 60
+    assert manifest["special_ids"] == {"pad": 0, "unk": 1, "bos": 2, "eos": 3}
+    assert manifest["tokenizer"]["source_sha256"] == manifest["files_sha256"]["spm.model"]
+    assert set(manifest["dev_scores"]) == {"loss", "bleu", "chrf"}
+    assert manifest["versions"]["tensorflow"]
+    exported = yaml.safe_load((export / "config.yaml").read_text())
+    assert exported["tokenizer"]["model"] == "spm.model"
+    assert exported["data"].get("train") is None  # no machine-specific paths travel
+
+
+def test_loss_decreases_and_logs(trained_run: Path) -> None:
+    records = _metrics(trained_run)
+    assert records[-1]["loss"] < records[0]["loss"]
+    assert all(r["tokens_per_s"] > 0 for r in records)
+    assert _metrics(trained_run, "dev")
+
+
+def test_rerun_resumes_and_finished_run_is_not_overwritten(runner, tmp_path, toy_dir) -> None:
+    config = _write(tmp_path, toy_dir, train={"max_steps": 10, "save_every": 5})
+    run = tmp_path / "run"
+    assert _train(runner, config, run).exit_code == 0
+    weights = (run / "export" / "model.weights.h5").read_bytes()
+    again = _train(runner, config, run)
+    assert again.exit_code == 0
+    assert "already trained" in again.stderr
+    assert (run / "export" / "model.weights.h5").read_bytes() == weights
+    longer = _train(runner, config, run, "--set", "train.max_steps=15")
+    assert longer.exit_code == 0, longer.output
+    assert "resuming from" in longer.stderr and "step 10" in longer.stderr
+    assert json.loads((run / "export" / "manifest.json").read_text())["step"] == 15
+    assert [r["step"] for r in _metrics(run)][-1] == 15
+    fresh = _train(runner, config, run, "--overwrite")
+    assert fresh.exit_code == 0 and "resuming" not in fresh.stderr
+    assert json.loads((run / "export" / "manifest.json").read_text())["step"] == 10
+
+
+def test_resume_with_changed_model_lists_the_differences(runner, tmp_path, toy_dir) -> None:
+    config = _write(tmp_path, toy_dir, train={"max_steps": 5})
+    run = tmp_path / "run"
+    assert _train(runner, config, run).exit_code == 0
+    result = _train(runner, config, run, "--set", "model.hidden_dim=64", "--set", "tokenizer.vocab_size=40")
+    assert result.exit_code == 1
+    assert "model.hidden_dim: 32 -> 64" in result.stderr
+    assert "tokenizer.vocab_size: 48 -> 40" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_keep_last_k_and_best_are_kept(runner, tmp_path, toy_dir) -> None:
+    config = _write(tmp_path, toy_dir, train={"max_steps": 30, "save_every": 5, "keep_last": 2,
+                                              "eval_every": 10, "eval_metric": "loss"})
+    run = tmp_path / "run"
+    assert _train(runner, config, run).exit_code == 0
+    steps = sorted(int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("step-*"))
+    best = json.loads((run / "finished.json").read_text())
+    dev = _metrics(run, "dev")
+    best_step = min(dev, key=lambda r: r["loss"])["step"]
+    assert steps[-2:] == [25, 30]
+    assert set(steps) == {25, 30, best_step}
+    assert best["best_score"] == pytest.approx(min(r["loss"] for r in dev))
+    manifest = json.loads((run / "export" / "manifest.json").read_text())
+    assert manifest["weights_from"] == {"best_step": best_step}
+
+
+def test_average_last_checkpoints(runner, tmp_path, toy_dir) -> None:
+    config = _write(tmp_path, toy_dir, train={"max_steps": 15, "save_every": 5, "keep_last": 3,
+                                              "average_last": 3})
+    run = tmp_path / "run"
+    result = _train(runner, config, run)
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((run / "export" / "manifest.json").read_text())
+    assert manifest["weights_from"] == {"averaged_steps": [5, 10, 15]}
+    out = runner.invoke(app, ["translate", "-m", str(run)], input="the cat runs .\n")
+    assert out.exit_code == 0 and len(out.stdout.splitlines()) == 1
+
+
+def test_early_stopping_with_patience(runner, tmp_path, toy_dir) -> None:
+    # Score on the training loss of an over-regularised model that cannot improve BLEU from 0.
+    config = _write(tmp_path, toy_dir, train={"max_steps": 200, "eval_every": 5,
+                                              "early_stopping_patience": 2, "learning_rate": 1e-6,
+                                              "schedule": "constant", "warmup_steps": 0})
+    run = tmp_path / "run"
+    result = _train(runner, config, run)
+    assert result.exit_code == 0, result.output
+    done = json.loads((run / "finished.json").read_text())
+    assert done["reason"] == "early_stopping"
+    assert done["step"] == 15  # best at 5, no gain at 10 and 15
+    assert "early_stopping" in result.stderr
+
+
+def test_bfloat16_training_exports_float32_weights(runner, tmp_path, toy_dir) -> None:
+    config = _write(tmp_path, toy_dir, train={"max_steps": 10, "precision": "bfloat16"})
+    run = tmp_path / "run"
+    result = _train(runner, config, run)
+    assert result.exit_code == 0, result.output
+    import h5py
+
+    dtypes = set()
+    with h5py.File(run / "export" / "model.weights.h5") as handle:
+        handle.visititems(lambda name, obj: dtypes.add(str(obj.dtype)) if hasattr(obj, "dtype") else None)
+    assert dtypes <= {"float32", "int64"} and "float32" in dtypes
+    assert json.loads((run / "export" / "manifest.json").read_text())["trained_precision"] == "bfloat16"
+    out = runner.invoke(app, ["translate", "-m", str(run)], input="a red car .\nthe dog .\n")
+    assert out.exit_code == 0 and len(out.stdout.splitlines()) == 2
+
+
+def test_gradient_accumulation_runs(runner, tmp_path, toy_dir) -> None:
+    config = _write(tmp_path, toy_dir, train={"max_steps": 4, "effective_batch_tokens": 1024,
+                                              "log_every": 1})
+    run = tmp_path / "run"
+    result = _train(runner, config, run)
+    assert result.exit_code == 0, result.output
+    records = _metrics(run)
+    assert [r["step"] for r in records] == [1, 2, 3, 4]
+    # 4 micro-batches of <= 256 padded tokens per step: more tokens than one batch could hold
+    plain = _write(tmp_path, toy_dir, "plain.yaml", train={"max_steps": 4, "log_every": 1})
+    assert _train(runner, plain, tmp_path / "plain").exit_code == 0
+    assert all(np.isfinite(r["loss"]) for r in records)
+
+
+_MIRRORED_SCRIPT = """
+import json, sys
+import tensorflow as tf
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from pathlib import Path
+from mt_cli.config import load_config
+from mt_cli.train import train
+cfg = load_config(sys.argv[1], sys.argv[3:])
+result = train(cfg, Path(sys.argv[2]))
+print(json.dumps({"step": result.step}))
+"""
+
+
+def _run_script(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, timeout=300)
+
+
+def _export_weights(run: Path) -> list[np.ndarray]:
+    import h5py
+
+    arrays: list[np.ndarray] = []
+    with h5py.File(run / "export" / "model.weights.h5") as handle:
+        handle.visititems(lambda name, obj: arrays.append(np.array(obj)) if hasattr(obj, "shape") else None)
+    return arrays
+
+
+def test_mirrored_strategy_equals_accumulation_over_replica_batches(tmp_path, toy_dir) -> None:
+    """Two replicas on two logical CPUs take batches b0, b1: one step must equal one
+    single-device step accumulating b0 and b1."""
+    config = _write(tmp_path, toy_dir, train={"max_steps": 2, "save_every": 2, "log_every": 1})
+    mirrored = _run_script(_MIRRORED_SCRIPT, str(config), str(tmp_path / "mirrored"),
+                           "train.strategy=mirrored")
+    assert mirrored.returncode == 0, mirrored.stderr[-2000:]
+    single = _run_script(_MIRRORED_SCRIPT, str(config), str(tmp_path / "single"),
+                         "train.effective_batch_tokens=512")
+    assert single.returncode == 0, single.stderr[-2000:]
+    a, b = _metrics(tmp_path / "mirrored"), _metrics(tmp_path / "single")
+    assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-4)
+    # Adam normalises each update to ~lr (0.01 here), so near-zero gradients amplify float
+    # noise; a missing all-reduce would move weights by a whole update, far beyond 2e-3.
+    for x, y in zip(_export_weights(tmp_path / "mirrored"), _export_weights(tmp_path / "single")):
+        np.testing.assert_allclose(x, y, rtol=1e-3, atol=2e-3)
+
+
+def test_exact_resume_equals_straight_run(runner, tmp_path, toy_dir) -> None:
+    """N + N resumed steps == 2N straight steps: losses per step and final weights, with dropout on."""
+    script = _MIRRORED_SCRIPT.replace(
+        'tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)', "")
+    sections = {"train": {"max_steps": 12, "save_every": 6, "log_every": 1, "deterministic": True},
+                "model": {"dropout": 0.2, "attention_dropout": 0.1, "ffn_dropout": 0.1},
+                "data": {"dev": None}}  # no dev set: both export the last step, not a best one
+    config = _write(tmp_path, toy_dir, **sections)
+    straight = _run_script(script, str(config), str(tmp_path / "straight"))
+    assert straight.returncode == 0, straight.stderr[-2000:]
+    first = _run_script(script, str(config), str(tmp_path / "resumed"), "train.max_steps=6")
+    assert first.returncode == 0, first.stderr[-2000:]
+    second = _run_script(script, str(config), str(tmp_path / "resumed"))
+    assert second.returncode == 0, second.stderr[-2000:]
+    a = [(r["step"], r["loss"]) for r in _metrics(tmp_path / "straight")]
+    b = [(r["step"], r["loss"]) for r in _metrics(tmp_path / "resumed")]
+    assert a == b
+    for x, y in zip(_export_weights(tmp_path / "straight"), _export_weights(tmp_path / "resumed")):
+        np.testing.assert_array_equal(x, y)
