@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import weakref
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import tensorflow as tf
@@ -142,7 +142,10 @@ class _Setup:
     steps: tf.Tensor  # scalar: loop bound (max_len + 1 for eos)
 
 
-def _setup(model: Transformer, source: tf.Tensor, prefix: tf.Tensor, a: tf.Tensor, b: tf.Tensor) -> _Setup:
+def _setup(
+    model: Transformer, source: tf.Tensor, prefix: tf.Tensor, a: tf.Tensor, b: tf.Tensor, rows: int
+) -> _Setup:
+    """Encode, derive per-sentence limits, and build a cache for ``rows`` hypotheses per sentence."""
     memory, source_mask = model.encode(source)
     src_len = tf.reduce_sum(tf.cast(source_mask, tf.float32), axis=1)
     prefix = tf.pad(prefix, [[0, 0], [0, 1]])  # never empty, gathers stay in range
@@ -151,7 +154,7 @@ def _setup(model: Transformer, source: tf.Tensor, prefix: tf.Tensor, a: tf.Tenso
     max_len = tf.clip_by_value(max_len, 0, model.max_length - 1)
     return _Setup(
         batch=tf.shape(source)[0],
-        cache=model.init_cache(memory, source_mask),
+        cache=model.init_cache(memory, source_mask, beam_size=rows),
         source_mask=source_mask,
         max_len=max_len,
         prefix=prefix,
@@ -177,7 +180,7 @@ def _sample(logits: tf.Tensor, seed: tf.Tensor, topk: int, use_topp: bool, topp:
     scaled = logits / temp
     if topk <= 0 and not use_topp:
         return tf.random.stateless_categorical(scaled, 1, seed, dtype=tf.int32)[:, 0]
-    k = topk if topk > 0 else tf.shape(scaled)[-1]
+    k = min(topk, int(scaled.shape[-1])) if topk > 0 else tf.shape(scaled)[-1]
     values, indices = tf.math.top_k(scaled, k=k)
     if use_topp:
         probs = tf.nn.softmax(values)
@@ -187,72 +190,105 @@ def _sample(logits: tf.Tensor, seed: tf.Tensor, topk: int, use_topp: bool, topp:
     return tf.gather(indices, choice, batch_dims=1)[:, 0]
 
 
+class _SampleState(NamedTuple):
+    """Loop state of greedy/sampling decoding ([n] = sentences * rows)."""
+
+    step: tf.Tensor
+    prev: tf.Tensor  # [n] last token
+    finished: tf.Tensor  # [n] bool
+    length: tf.Tensor  # [n] tokens so far, eos included
+    total: tf.Tensor  # [n] summed log-probabilities
+    tokens: tf.TensorArray  # per step [n]
+    logprobs: tf.TensorArray  # per step [n]
+    cache: dict[str, Any]
+
+
 def _greedy_or_sample(
     model: Transformer, setup: _Setup, params: dict[str, tf.Tensor], rows: int, sample_cfg: tuple[int, bool] | None
 ) -> dict[str, tf.Tensor]:
     """Independent left-to-right decoding of ``rows`` hypotheses per sentence."""
-    cache = setup.cache
-    if rows > 1:
-        cache = model.reorder_cache(cache, tf.repeat(tf.range(setup.batch), rows))
     n = setup.batch * rows
-    tokens0 = tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None])
-    logps0 = tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None])
-
     ban = _ban_bias(model.target_vocab_size)
 
-    def body(step, prev, finished, length, total, tokens, logps, cache):  # noqa: ANN001, ANN202
-        logits, cache = model.decode_step(prev, step, cache, logits_bias=ban)
+    def body(s: _SampleState) -> _SampleState:
+        logits, cache = model.decode_step(s.prev, s.step, s.cache, logits_bias=ban)
         best = tf.argmax(logits, axis=-1, output_type=tf.int32)
         lse = _log_normalizer(logits, tf.nn.softmax(logits), best)
         if sample_cfg is None:
             tok = best
         else:
-            seed = tf.random.experimental.stateless_fold_in(params["seed"], step)
+            seed = tf.random.experimental.stateless_fold_in(params["seed"], s.step)
             tok = _sample(logits, seed, sample_cfg[0], sample_cfg[1], params["topp"], params["temperature"])
-        restricted, forced_tok = _forced(setup, step, rows)
+        restricted, forced_tok = _forced(setup, s.step, rows)
         tok = tf.where(restricted, forced_tok, tok)
         logp = tf.gather(logits, tok, batch_dims=1) - lse
-        tok = tf.where(finished, PAD_ID, tok)
-        logp = tf.where(finished, 0.0, logp)
-        length += tf.cast(~finished, tf.int32)
-        finished = tf.logical_or(finished, tf.equal(tok, EOS_ID))
-        return step + 1, tok, finished, length, total + logp, tokens.write(step, tok), logps.write(step, logp), cache
+        tok = tf.where(s.finished, PAD_ID, tok)
+        logp = tf.where(s.finished, 0.0, logp)
+        return _SampleState(
+            step=s.step + 1,
+            prev=tok,
+            finished=s.finished | tf.equal(tok, EOS_ID),
+            length=s.length + tf.cast(~s.finished, tf.int32),
+            total=s.total + logp,
+            tokens=s.tokens.write(s.step, tok),
+            logprobs=s.logprobs.write(s.step, logp),
+            cache=cache,
+        )
 
-    def cond(step, prev, finished, *_):  # noqa: ANN001, ANN202
-        return tf.logical_and(step < setup.steps, ~tf.reduce_all(finished))
+    def cond(s: _SampleState) -> tf.Tensor:
+        return tf.logical_and(s.step < setup.steps, ~tf.reduce_all(s.finished))
 
-    loop_vars = (
-        tf.constant(0),
-        tf.fill([n], BOS_ID),
-        tf.zeros([n], tf.bool),
-        tf.zeros([n], tf.int32),
-        tf.zeros([n], tf.float32),
-        tokens0,
-        logps0,
-        cache,
+    start = _SampleState(
+        step=tf.constant(0),
+        prev=tf.fill([n], BOS_ID),
+        finished=tf.zeros([n], tf.bool),
+        length=tf.zeros([n], tf.int32),
+        total=tf.zeros([n], tf.float32),
+        tokens=tf.TensorArray(tf.int32, size=0, dynamic_size=True, element_shape=[None]),
+        logprobs=tf.TensorArray(tf.float32, size=0, dynamic_size=True, element_shape=[None]),
+        cache=setup.cache,
     )
-    invariants = (
-        tf.TensorShape([]), *(tf.TensorShape([None]),) * 4, tf.TensorShape(None), tf.TensorShape(None),
-        Transformer.cache_shape_invariants(cache),
+    vector = tf.TensorShape([None])
+    invariants = _SampleState(
+        tf.TensorShape([]), vector, vector, vector, vector, tf.TensorShape(None), tf.TensorShape(None),
+        Transformer.cache_shape_invariants(setup.cache),
     )  # fmt: skip
-    _, _, _, length, total, tokens, logps, _ = tf.while_loop(cond, body, loop_vars, shape_invariants=invariants)
-    seqs = tf.transpose(tokens.stack())  # [n, steps taken]
-    logps = tf.transpose(logps.stack())
-    score = total / _length_penalty(length, params["alpha"])
+    (end,) = tf.while_loop(cond, lambda s: (body(s),), (start,), shape_invariants=(invariants,))
     shape = [setup.batch, rows]
-    score = tf.reshape(score, shape)
+    score = tf.reshape(end.total / _length_penalty(end.length, params["alpha"]), shape)
     order = tf.argsort(score, axis=1, direction="DESCENDING", stable=True)
-    take = lambda t: tf.gather(tf.reshape(t, tf.concat([shape, tf.shape(t)[1:]], 0)), order, batch_dims=1)  # noqa: E731
+
+    def ranked(t: tf.Tensor) -> tf.Tensor:
+        """[n, ...] -> [B, rows, ...], each sentence's rows best first."""
+        return tf.gather(tf.reshape(t, tf.concat([shape, tf.shape(t)[1:]], 0)), order, batch_dims=1)
+
     return {
-        "tokens": take(seqs),
-        "logprobs": take(logps),
-        "length": take(length),
+        "tokens": ranked(tf.transpose(end.tokens.stack())),
+        "logprobs": ranked(tf.transpose(end.logprobs.stack())),
+        "length": ranked(end.length),
         "score": tf.gather(score, order, batch_dims=1),
         "valid": tf.ones(shape, tf.bool),
     }
 
 
 # -- beam search ------------------------------------------------------------------
+class _BeamState(NamedTuple):
+    """Loop state of beam search; [B, k] per sentence and beam, L = max steps."""
+
+    step: tf.Tensor
+    prev: tf.Tensor  # [B*k] last token of each alive hypothesis
+    alive_lp: tf.Tensor  # [B, k] summed log-probabilities (NEG: no hypothesis)
+    alive_seq: tf.Tensor  # [B, k, L]
+    alive_tlp: tf.Tensor  # [B, k, L] per-token log-probabilities
+    alive_cov: tf.Tensor  # [B, k, S] summed cross-attention (S=0 without coverage)
+    fin_score: tf.Tensor  # [B, k] sorted, NEG: empty slot
+    fin_seq: tf.Tensor  # [B, k, L]
+    fin_tlp: tf.Tensor  # [B, k, L]
+    fin_len: tf.Tensor  # [B, k] tokens including eos
+    done: tf.Tensor  # [B] bool
+    cache: dict[str, Any]
+
+
 def _beam_search(
     model: Transformer, setup: _Setup, params: dict[str, tf.Tensor], beam: int, use_coverage: bool
 ) -> dict[str, tf.Tensor]:
@@ -261,121 +297,122 @@ def _beam_search(
     Each step takes the top 2*beam continuations so that ``beam`` of them are
     not eos; eos ones compete for the finished slots with the GNMT length (and
     optional coverage) penalty.  A sentence stops once its ``n_best``-th
-    finished score beats the best score any alive hypothesis could still reach.
+    finished score beats the best score any alive hypothesis could still reach
+    (valid because log-probabilities only fall and the coverage term is <= 0).
     """
     bsz, k = setup.batch, beam
-    cache = model.reorder_cache(setup.cache, tf.repeat(tf.range(bsz), k))
+    k2 = min(2 * k, model.target_vocab_size)
     src_mask = tf.cast(setup.source_mask, tf.float32)  # [B, S]
-    steps, alpha = setup.steps, params["alpha"]
+    alpha = params["alpha"]
     lp_max_len = _length_penalty(setup.max_len + 1, alpha)
     batch_offsets = (tf.range(bsz) * k)[:, tf.newaxis]
     nth = params["n_best"] - 1
-    k2 = min(2 * k, model.target_vocab_size)
     ban = _ban_bias(model.target_vocab_size)
 
-    def body(step, prev, alive_lp, alive_seq, alive_tlp, alive_cov, fin_score, fin_seq, fin_tlp, fin_len, done, cache):  # noqa: ANN001, ANN202, E501
-        if use_coverage:
-            logits, cache, attn = model.decode_step(prev, step, cache, return_attention=True, logits_bias=ban)
-        else:
-            logits, cache = model.decode_step(prev, step, cache, logits_bias=ban)
-        # Per-row top 2k first (softmax and one max-reduction are the only
-        # passes over the vocabulary), then the best 2k of the k * 2k per sentence.
+    def candidates(s: _BeamState, logits: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor]:
+        """Best 2k continuations per sentence: (score, origin beam, token, token log-prob), [B, 2k] each.
+
+        Per-row top 2k first (softmax and one max-reduction are the only
+        passes over the vocabulary), then the best 2k of the k * 2k.
+        """
         probs = tf.nn.softmax(logits)
         _, row_tok = _top_k_wide(probs, k2)
         lse = _log_normalizer(logits, probs, row_tok[:, 0])
         row_lp = tf.gather(logits, row_tok, batch_dims=1) - lse[:, tf.newaxis]
-        restricted, forced_tok = _forced(setup, step, k)
+        restricted, forced_tok = _forced(setup, s.step, k)
         forced_lp = tf.gather(logits, forced_tok, batch_dims=1) - lse
         only_first = tf.equal(tf.range(k2), 0)[tf.newaxis]
         row_lp = tf.where(restricted[:, tf.newaxis], tf.where(only_first, forced_lp[:, tf.newaxis], NEG), row_lp)
         row_tok = tf.where(restricted[:, tf.newaxis], forced_tok[:, tf.newaxis], row_tok)
-        scores = tf.reshape(row_lp + tf.reshape(alive_lp, [-1, 1]), [bsz, k * k2])
+        scores = tf.reshape(row_lp + tf.reshape(s.alive_lp, [-1, 1]), [bsz, k * k2])
         top_score, top_idx = tf.math.top_k(scores, k=k2)
-        origin = top_idx // k2  # [B, 2k] beam each candidate extends
         tok = tf.gather(tf.reshape(row_tok, [bsz, k * k2]), top_idx, batch_dims=1)
-        tok_logp = tf.gather(tf.reshape(row_lp, [bsz, k * k2]), top_idx, batch_dims=1)
-        cand_seq = _write_column(tf.gather(alive_seq, origin, batch_dims=1), step, tok)
-        cand_tlp = _write_column(tf.gather(alive_tlp, origin, batch_dims=1), step, tok_logp)
-        is_eos = tf.equal(tok, EOS_ID)
-        valid = top_score > _VALID
+        tok_lp = tf.gather(tf.reshape(row_lp, [bsz, k * k2]), top_idx, batch_dims=1)
+        return top_score, top_idx // k2, tok, tok_lp
+
+    def body(s: _BeamState) -> _BeamState:
         if use_coverage:
-            cov = alive_cov + tf.reshape(attn, [bsz, k, -1])
-            cand_cov = tf.gather(cov, origin, batch_dims=1)
+            logits, cache, attn = model.decode_step(s.prev, s.step, s.cache, return_attention=True, logits_bias=ban)
         else:
-            cand_cov = alive_cov
+            logits, cache = model.decode_step(s.prev, s.step, s.cache, logits_bias=ban)
+        score, origin, tok, tok_lp = candidates(s, logits)
+        cand_seq = _write_column(tf.gather(s.alive_seq, origin, batch_dims=1), s.step, tok)
+        cand_tlp = _write_column(tf.gather(s.alive_tlp, origin, batch_dims=1), s.step, tok_lp)
+        is_eos = tf.equal(tok, EOS_ID)
+        cand_cov = s.alive_cov
+        if use_coverage:
+            cand_cov = tf.gather(s.alive_cov + tf.reshape(attn, [bsz, k, -1]), origin, batch_dims=1)
 
-        # Alive: best k non-eos continuations.
-        alive_key = tf.where(is_eos, NEG, top_score)
-        new_alive_lp, pick = tf.math.top_k(alive_key, k=k)
-        new_alive_lp = tf.where(new_alive_lp > _VALID, new_alive_lp, NEG)
+        # Alive: the best k non-eos continuations.
+        alive_lp, pick = tf.math.top_k(tf.where(is_eos, NEG, score), k=k)
+        alive_lp = tf.where(alive_lp > _VALID, alive_lp, NEG)
         parent = tf.gather(origin, pick, batch_dims=1)
-        cache = Transformer.reorder_cache(cache, tf.reshape(parent + batch_offsets, [-1]), include_memory=False)
-        new_prev = tf.reshape(tf.gather(tok, pick, batch_dims=1), [-1])
-        new_alive_seq = tf.gather(cand_seq, pick, batch_dims=1)
-        new_alive_tlp = tf.gather(cand_tlp, pick, batch_dims=1)
-        new_alive_cov = tf.gather(cand_cov, pick, batch_dims=1) if use_coverage else alive_cov
+        cache = Transformer.reorder_cache(cache, tf.reshape(parent + batch_offsets, [-1]))
 
-        # Finished: merge eos continuations into the k best so far.
-        cand_fin = top_score / _length_penalty(step + 1, alpha)
+        # Finished: eos continuations compete with the k best so far.
+        fin_cand = score / _length_penalty(s.step + 1, alpha)
         if use_coverage:
             capped = tf.maximum(tf.minimum(cand_cov, 1.0), 1e-6)
-            cand_fin += params["beta"] * tf.reduce_sum(tf.math.log(capped) * src_mask[:, tf.newaxis], axis=-1)
-        cand_fin = tf.where(tf.logical_and(is_eos, valid), cand_fin, NEG)
-        merged = tf.concat([fin_score, cand_fin], axis=1)
-        new_fin_score, keep = tf.math.top_k(merged, k=k)
-        gather_merged = lambda old, new: tf.gather(tf.concat([old, new], 1), keep, batch_dims=1)  # noqa: E731
-        new_fin_seq = gather_merged(fin_seq, cand_seq)
-        new_fin_tlp = gather_merged(fin_tlp, cand_tlp)
-        new_fin_len = gather_merged(fin_len, tf.fill(tf.shape(tok), step + 1))
-        freeze = lambda old, new: tf.where(  # noqa: E731
-            tf.reshape(done, tf.concat([[bsz], tf.ones([tf.rank(new) - 1], tf.int32)], 0)), old, new
-        )
-        fin_score, fin_seq = freeze(fin_score, new_fin_score), freeze(fin_seq, new_fin_seq)
-        fin_tlp, fin_len = freeze(fin_tlp, new_fin_tlp), freeze(fin_len, new_fin_len)
+            fin_cand += params["beta"] * tf.reduce_sum(tf.math.log(capped) * src_mask[:, tf.newaxis], axis=-1)
+        fin_cand = tf.where(is_eos & (score > _VALID), fin_cand, NEG)
+        fin_score, keep = tf.math.top_k(tf.concat([s.fin_score, fin_cand], axis=1), k=k)
 
-        # Stop a sentence once no alive hypothesis can beat its n-th best finished.
-        lp_bound = tf.maximum(_length_penalty(step + 2, alpha), lp_max_len)
-        best_possible = new_alive_lp[:, 0] / lp_bound
+        def merge(old: tf.Tensor, new: tf.Tensor) -> tf.Tensor:
+            """Kept finished entries; sentences already done stay frozen."""
+            merged = tf.gather(tf.concat([old, new], axis=1), keep, batch_dims=1)
+            frozen = tf.reshape(s.done, tf.concat([[bsz], tf.ones([tf.rank(old) - 1], tf.int32)], 0))
+            return tf.where(frozen, old, merged)
+
+        fin_score = merge(s.fin_score, fin_cand)
+        # A sentence is done when no alive hypothesis can beat its n-th best finished one.
+        best_possible = alive_lp[:, 0] / tf.maximum(_length_penalty(s.step + 2, alpha), lp_max_len)
         nth_score = tf.gather(fin_score, nth, axis=1)
-        done = done | (step >= setup.max_len) | ((nth_score > _VALID) & (nth_score > best_possible))
-        return (
-            step + 1, new_prev, new_alive_lp, new_alive_seq, new_alive_tlp, new_alive_cov,
-            fin_score, fin_seq, fin_tlp, fin_len, done, cache,
-        )  # fmt: skip
+        done = s.done | (s.step >= setup.max_len) | ((nth_score > _VALID) & (nth_score > best_possible))
+        return _BeamState(
+            step=s.step + 1,
+            prev=tf.reshape(tf.gather(tok, pick, batch_dims=1), [-1]),
+            alive_lp=alive_lp,
+            alive_seq=tf.gather(cand_seq, pick, batch_dims=1),
+            alive_tlp=tf.gather(cand_tlp, pick, batch_dims=1),
+            alive_cov=tf.gather(cand_cov, pick, batch_dims=1) if use_coverage else s.alive_cov,
+            fin_score=fin_score,
+            fin_seq=merge(s.fin_seq, cand_seq),
+            fin_tlp=merge(s.fin_tlp, cand_tlp),
+            fin_len=merge(s.fin_len, tf.fill(tf.shape(tok), s.step + 1)),
+            done=done,
+            cache=cache,
+        )
 
-    def cond(step, *state):  # noqa: ANN001, ANN202
-        return tf.logical_and(step < steps, ~tf.reduce_all(state[-2]))
+    def cond(s: _BeamState) -> tf.Tensor:
+        return tf.logical_and(s.step < setup.steps, ~tf.reduce_all(s.done))
 
     first_beam_only = tf.concat([tf.zeros([1]), tf.fill([k - 1], NEG)], axis=0)
-    zeros_seq = tf.zeros([bsz, k, steps], tf.int32)
-    zeros_tlp = tf.zeros([bsz, k, steps], tf.float32)
-    cov_shape = [bsz, k, tf.shape(src_mask)[1]] if use_coverage else [bsz, k, 0]
-    loop_vars = (
-        tf.constant(0),
-        tf.fill([bsz * k], BOS_ID),
-        tf.tile(first_beam_only[tf.newaxis], [bsz, 1]),
-        zeros_seq,
-        zeros_tlp,
-        tf.zeros(cov_shape, tf.float32),
-        tf.fill([bsz, k], NEG),
-        zeros_seq,
-        zeros_tlp,
-        tf.zeros([bsz, k], tf.int32),
-        tf.zeros([bsz], tf.bool),
-        cache,
+    seq_shape = [bsz, k, setup.steps]
+    start = _BeamState(
+        step=tf.constant(0),
+        prev=tf.fill([bsz * k], BOS_ID),
+        alive_lp=tf.tile(first_beam_only[tf.newaxis], [bsz, 1]),
+        alive_seq=tf.zeros(seq_shape, tf.int32),
+        alive_tlp=tf.zeros(seq_shape, tf.float32),
+        alive_cov=tf.zeros([bsz, k, tf.shape(src_mask)[1] if use_coverage else 0], tf.float32),
+        fin_score=tf.fill([bsz, k], NEG),
+        fin_seq=tf.zeros(seq_shape, tf.int32),
+        fin_tlp=tf.zeros(seq_shape, tf.float32),
+        fin_len=tf.zeros([bsz, k], tf.int32),
+        done=tf.zeros([bsz], tf.bool),
+        cache=setup.cache,
     )
-    invariants = [tf.TensorShape([None] * v.shape.rank) for v in loop_vars[:-1]]
-    invariants[0] = tf.TensorShape([])
-    out = tf.while_loop(
-        cond, body, loop_vars, shape_invariants=(*invariants, Transformer.cache_shape_invariants(cache))
+    invariants = _BeamState(
+        *(tf.TensorShape([None] * t.shape.rank) for t in start[:-1]),
+        cache=Transformer.cache_shape_invariants(setup.cache),
     )
-    fin_score, fin_seq, fin_tlp, fin_len = out[6:10]
+    (end,) = tf.while_loop(cond, lambda s: (body(s),), (start,), shape_invariants=(invariants,))
     return {
-        "tokens": fin_seq,
-        "logprobs": fin_tlp,
-        "length": fin_len,
-        "score": fin_score,
-        "valid": fin_score > _VALID,
+        "tokens": end.fin_seq,
+        "logprobs": end.fin_tlp,
+        "length": end.fin_len,
+        "score": end.fin_score,
+        "valid": end.fin_score > _VALID,
     }
 
 
@@ -403,7 +440,7 @@ def _compile(model: Transformer, key: tuple) -> Callable:
         m = model_ref()
         params = {name: values[i] for i, name in enumerate(_PARAM_NAMES)}
         params["n_best"], params["seed"] = n_best, seed
-        setup = _setup(m, source, prefix, params["a"], params["b"])
+        setup = _setup(m, source, prefix, params["a"], params["b"], beam if mode != "greedy" else 1)
         if mode == "beam":
             return _beam_search(m, setup, params, beam, use_coverage=key[1])
         sample_cfg = (key[1], key[2]) if mode == "sample" else None
@@ -427,9 +464,17 @@ def search(
     options: SearchOptions = SearchOptions(),
     target_prefix: tf.Tensor | np.ndarray | None = None,
 ) -> SearchResult:
-    """Translate a batch of source ids [B, S] (0-padded, eos-terminated, no bos)."""
+    """Translate a batch of source ids [B, S] (0-padded, eos-terminated, no bos).
+
+    Each sentence gets at most ``floor(a * source_length + b)`` tokens before
+    eos (source_length counts its eos), capped at ``model.max_length - 1``
+    and raised to its prefix length.  ``target_prefix`` [B, P] (0-padded, no
+    bos) forces each output to start with those tokens.
+    """
     options.validate()
     source = tf.convert_to_tensor(source_ids, tf.int32)
+    if source.shape[0] == 0:
+        return SearchResult([])
     if target_prefix is None:
         prefix = tf.zeros([tf.shape(source)[0], 0], tf.int32)
     else:

@@ -62,6 +62,16 @@ class Translator:
             out.append(ids + [EOS_ID])
         return out
 
+    def _encode_prefixes(self, prefixes: list[str], first_line: int) -> list[list[int]]:
+        """Target prefixes, cut to leave room for at least one generated token."""
+        limit = self.max_source_tokens - 2
+        encoded = self.tokenizers.target.encode_ids(prefixes)
+        for offset, ids in enumerate(encoded):
+            if len(ids) > limit:
+                log.warning(f"prefix of line {first_line + offset}: {len(ids)} tokens, truncated to {limit}")
+                encoded[offset] = ids[:limit]
+        return encoded
+
     def _batches(self, lengths: list[int]) -> Iterator[list[int]]:
         """Indices of non-empty inputs grouped by similar length (longest first)."""
         order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
@@ -85,7 +95,7 @@ class Translator:
         from mt_cli.search import search
 
         sources = self._encode(lines, first_line)
-        prefix_ids = self.tokenizers.target.encode_ids(prefixes) if prefixes else None
+        prefix_ids = self._encode_prefixes(prefixes, first_line) if prefixes else None
         results: list[list[Hypothesis]] = [[Hypothesis("", 0.0)] for _ in lines]
         for batch in self._batches([len(s) for s in sources]):
             width = max(len(sources[i]) for i in batch)
@@ -100,7 +110,8 @@ class Translator:
                     prefix_array[row, :len(prefix_ids[i])] = prefix_ids[i]
             found = search(self.model, array, self.options, target_prefix=prefix_array)
             for row, i in enumerate(batch):
-                results[i] = [self._hypothesis(h.tokens, h.score) for h in found.hypotheses[row]]
+                hyps = [self._hypothesis(h.tokens, h.score) for h in found.hypotheses[row]]
+                results[i] = hyps or [Hypothesis("", float("-inf"))]  # never lose a line
         return results
 
     def _hypothesis(self, ids: list[int], score: float) -> Hypothesis:

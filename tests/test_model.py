@@ -87,17 +87,24 @@ def test_cached_decoding_matches_full_forward(norm: str, share: str) -> None:
     np.testing.assert_allclose(np.stack(steps, axis=1), full, atol=1e-4)
 
 
-def test_reorder_cache_and_while_loop() -> None:
+def test_beams_reorder_and_while_loop() -> None:
+    """Two hypotheses per sentence sharing one memory, swapped mid-way inside a while loop."""
     model = make()
     memory, mask = model.encode(tf.constant(SOURCE))
-    order = tf.constant([1, 0, 1])
+    alt = TARGET.copy()
+    alt[:, 1:3] = [[17, 18], [19, 20]]
+    histories = np.stack([TARGET[0], alt[0], TARGET[1], alt[1]])  # rows b * 2 + i
+    swap = tf.constant([1, 0, 3, 2])
+    # Rows follow their own history for 2 steps, then continue the swapped one.
+    fed = np.concatenate([histories[:, :2], histories[[1, 0, 3, 2], 2:]], axis=1)
 
     @tf.function
-    def run(tokens: tf.Tensor) -> tf.Tensor:
-        cache = model.reorder_cache(model.init_cache(memory, mask), order)
+    def run() -> tf.Tensor:
+        cache = model.init_cache(memory, mask, beam_size=2)
 
         def body(t: tf.Tensor, out: tf.TensorArray, cache: dict) -> tuple:
-            logits, cache = model.decode_step(tf.gather(tokens, order)[:, t], t, cache)
+            cache = model.reorder_cache(cache, tf.where(tf.equal(t, 2), swap, tf.range(4)))
+            logits, cache = model.decode_step(tf.constant(fed)[:, t], t, cache)
             return t + 1, out.write(t, logits), cache
 
         invariants = (tf.TensorShape([]), tf.TensorShape(None), Transformer.cache_shape_invariants(cache))
@@ -109,7 +116,10 @@ def test_reorder_cache_and_while_loop() -> None:
         )
         return tf.transpose(out.stack(), [1, 0, 2])
 
-    np.testing.assert_allclose(run(tf.constant(TARGET)).numpy(), forward(model)[[1, 0, 1]], atol=1e-4)
+    sources = SOURCE[[0, 0, 1, 1]]
+    expected = forward(model, sources, histories)
+    expected[:, 2:] = forward(model, sources, histories[[1, 0, 3, 2]])[:, 2:]
+    np.testing.assert_allclose(run().numpy(), expected, atol=1e-4)
 
 
 def test_embedding_tying() -> None:

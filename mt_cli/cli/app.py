@@ -6,6 +6,7 @@ code 1; --debug shows the traceback instead. TensorFlow is imported only inside 
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Annotated, Any, Optional
 
@@ -13,7 +14,8 @@ import typer
 from typer.core import TyperGroup
 
 from mt_cli import __version__, console
-from mt_cli.cli import config_cmd, evaluate_cmd, tokenize_cmd, train_cmd, translate_cmd
+from mt_cli.cli import (config_cmd, evaluate_cmd, quickstart_cmd, tokenize_cmd, train_cmd,
+                        translate_cmd)
 from mt_cli.errors import MtError
 
 _debug = {"on": False}
@@ -30,6 +32,11 @@ class _ErrorHandlingGroup(TyperGroup):
                 raise
             console.error(str(exc))
             raise typer.Exit(1) from None
+        except BrokenPipeError:
+            # The reader went away (`mt-cli translate ... | head`): stop quietly, like `yes | head`.
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())
+            raise typer.Exit(141) from None
         except OSError as exc:
             if _debug["on"]:
                 raise
@@ -79,6 +86,7 @@ app.add_typer(tokenize_cmd.app, name="tokenize")
 app.command("train")(train_cmd.train)
 app.command("translate")(translate_cmd.translate)
 app.command("evaluate")(evaluate_cmd.evaluate)
+app.command("quickstart")(quickstart_cmd.quickstart)
 
 
 def main() -> None:

@@ -21,14 +21,15 @@ _FLAG_KEYS = {
 }
 
 
-def _format(index: int, nbest: list, fmt: str, with_scores: bool) -> list[str]:
+def _format(index: int, nbest: list, fmt: str, with_scores: bool, n_best: int) -> list[str]:
+    """Lines for one input; the layout follows the requested n_best, never the count found."""
     if fmt == "jsonl":
         best = nbest[0]
         record = {"index": index, "text": best.text, "score": best.score, "tokens": best.tokens}
-        if len(nbest) > 1:
+        if n_best > 1:
             record["nbest"] = [{"text": h.text, "score": h.score, "tokens": h.tokens} for h in nbest]
         return [json.dumps(record, ensure_ascii=False)]
-    if len(nbest) > 1:
+    if n_best > 1:
         return [f"{index} ||| {h.text} ||| {h.score:.4f}" for h in nbest]
     return [f"{nbest[0].score:.4f}\t{nbest[0].text}" if with_scores else nbest[0].text]
 
@@ -89,6 +90,10 @@ def translate(
     translator = load_translator(model, overrides)
     source = input_ or "-"
     prefixes = read_lines(prefix_file) if prefix_file else None
+    if prefixes is not None and input_ is not None:
+        from mt_cli.textio import check_same_length
+
+        check_same_length(input_, prefix_file)  # fail before translating anything
 
     def results():
         index = 0
@@ -98,13 +103,13 @@ def translate(
             if prefixes is not None:
                 chunk_prefixes = prefixes[index:index + len(chunk)]
                 if len(chunk_prefixes) != len(chunk):
-                    raise DataError(f"{prefix_file} has {len(prefixes)} lines but {source} has more; "
+                    raise DataError(f"{prefix_file} has {len(prefixes)} lines but {input_ or '<stdin>'} has more; "
                                     "give one prefix per input line (empty for none)")
             for offset, nbest in enumerate(translator.translate_nbest(chunk, chunk_prefixes, index + 1)):
-                yield from _format(index + offset, nbest, fmt, with_scores)
+                yield from _format(index + offset, nbest, fmt, with_scores, translator.decode.n_best)
             index += len(chunk)
         if prefixes is not None and index != len(prefixes):
-            raise DataError(f"{prefix_file} has {len(prefixes)} lines but {source} has {index}")
+            raise DataError(f"{prefix_file} has {len(prefixes)} lines but {input_ or '<stdin>'} has {index}")
 
     if output is not None:
         atomic_write_lines(output, results())

