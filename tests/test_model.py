@@ -34,12 +34,19 @@ SOURCE = np.array([[5, 6, 7, 8, 3], [9, 10, 3, 0, 0]], np.int32)
 TARGET = np.array([[2, 11, 12, 13], [2, 14, 15, 16]], np.int32)
 
 
-def make(seed: int = 0, dtype_policy: str | None = None, vocab: tuple[int, int] = (VOCAB, VOCAB), **cfg: object) -> Transformer:
+def make(
+    seed: int = 0,
+    dtype_policy: str | None = None,
+    vocab: tuple[int, int] = (VOCAB, VOCAB),
+    **cfg: object,
+) -> Transformer:
     keras.utils.set_random_seed(seed)
     return build_model(TinyConfig(**cfg), vocab[0], vocab[1], dtype_policy=dtype_policy)
 
 
-def forward(model: Transformer, source: np.ndarray = SOURCE, target: np.ndarray = TARGET, **kw: object) -> np.ndarray:
+def forward(
+    model: Transformer, source: np.ndarray = SOURCE, target: np.ndarray = TARGET, **kw: object
+) -> np.ndarray:
     return model({"source": tf.constant(source), "target_in": tf.constant(target)}, **kw).numpy()
 
 
@@ -79,7 +86,9 @@ def test_cached_decoding_matches_full_forward(norm: str, share: str) -> None:
     cache = model.init_cache(memory, mask, max_steps=TARGET.shape[1])
     steps = []
     for t in range(TARGET.shape[1]):
-        logits, cache, attn = model.decode_step(tf.constant(TARGET[:, t]), tf.constant(t), cache, return_attention=True)
+        logits, cache, attn = model.decode_step(
+            tf.constant(TARGET[:, t]), tf.constant(t), cache, return_attention=True
+        )
         steps.append(logits.numpy())
         assert attn.shape == (2, 5)
         np.testing.assert_allclose(attn.numpy().sum(-1), 1.0, atol=1e-5)
@@ -107,7 +116,11 @@ def test_beams_reorder_and_while_loop() -> None:
             logits, cache = model.decode_step(tf.constant(fed)[:, t], t, cache)
             return t + 1, out.write(t, logits), cache
 
-        invariants = (tf.TensorShape([]), tf.TensorShape(None), Transformer.cache_shape_invariants(cache))
+        invariants = (
+            tf.TensorShape([]),
+            tf.TensorShape(None),
+            Transformer.cache_shape_invariants(cache),
+        )
         _, out, _ = tf.while_loop(
             lambda t, *_: t < 4,
             body,

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 
 import keras
 import numpy as np
@@ -58,10 +57,12 @@ def model() -> Transformer:
 
 def reference_greedy(model: Transformer, source: list[int], a: float, b: float) -> list[int]:
     """Full recomputation of the whole prefix at every step."""
-    max_len = min(int(math.floor(a * len(source) + b)), model.max_length - 1)
+    max_len = min(math.floor(a * len(source) + b), model.max_length - 1)
     out: list[int] = []
     while len(out) < max_len:
-        logits = model({"source": tf.constant([source]), "target_in": tf.constant([[BOS] + out])})[0, -1].numpy()
+        logits = model({"source": tf.constant([source]), "target_in": tf.constant([[BOS] + out])})[
+            0, -1
+        ].numpy()
         logits[[PAD, BOS]] = -np.inf
         token = int(np.argmax(logits))
         if token == EOS:
@@ -102,7 +103,9 @@ def test_batch_invariance_and_determinism(model: Transformer, beam: int) -> None
     for i, src in enumerate(srcs):
         alone = search(model, pad([src]), opts).hypotheses[0]
         assert [h.tokens for h in alone] == [h.tokens for h in together.hypotheses[i]]
-        np.testing.assert_allclose([h.score for h in alone], [h.score for h in together.hypotheses[i]], atol=1e-4)
+        np.testing.assert_allclose(
+            [h.score for h in alone], [h.score for h in together.hypotheses[i]], atol=1e-4
+        )
 
 
 def test_nbest_sorted_and_complete(model: Transformer) -> None:
@@ -125,7 +128,9 @@ def test_beam_not_worse_than_greedy_without_length_penalty(model: Transformer) -
 
 
 def test_coverage_penalty(model: Transformer) -> None:
-    result = search(model, pad(sentences(4, 3)), SearchOptions(beam_size=3, n_best=3, coverage_penalty=0.4))
+    result = search(
+        model, pad(sentences(4, 3)), SearchOptions(beam_size=3, n_best=3, coverage_penalty=0.4)
+    )
     for nbest in result.hypotheses:
         assert len(nbest) == 3
         assert [h.score for h in nbest] == sorted((h.score for h in nbest), reverse=True)
@@ -136,7 +141,7 @@ def test_coverage_penalty(model: Transformer) -> None:
 
 def test_sampling(model: Transformer) -> None:
     srcs = pad(sentences(5, 6))
-    sample = lambda **kw: search(model, srcs, SearchOptions(beam_size=1, **kw)).best()  # noqa: E731
+    sample = lambda **kw: search(model, srcs, SearchOptions(beam_size=1, **kw)).best()
     first = sample(sampling_topk=-1, seed=11)
     assert sample(sampling_topk=-1, seed=11) == first
     assert sample(sampling_topk=-1, seed=12) != first
@@ -155,10 +160,14 @@ def test_sampling(model: Transformer) -> None:
 @pytest.mark.parametrize("beam", [1, 3])
 def test_max_length(model: Transformer, beam: int) -> None:
     srcs = sentences(6, 4)
-    result = search(model, pad(srcs), SearchOptions(beam_size=beam, max_length_a=0.5, max_length_b=1))
+    result = search(
+        model, pad(srcs), SearchOptions(beam_size=beam, max_length_a=0.5, max_length_b=1)
+    )
     for src, nbest in zip(srcs, result.hypotheses):
         assert all(len(h.tokens) <= int(0.5 * len(src) + 1) for h in nbest)
-    capped = search(model, pad(srcs), SearchOptions(beam_size=beam, max_length_a=10.0, max_length_b=100))
+    capped = search(
+        model, pad(srcs), SearchOptions(beam_size=beam, max_length_a=10.0, max_length_b=100)
+    )
     assert all(len(h.tokens) <= model.max_length - 1 for nbest in capped.hypotheses for h in nbest)
 
 
@@ -166,7 +175,12 @@ def test_max_length(model: Transformer, beam: int) -> None:
 def test_prefix_forcing(model: Transformer, beam: int) -> None:
     srcs = sentences(7, 3)
     prefixes = [[5, 6, 7], [9], []]
-    result = search(model, pad(srcs), SearchOptions(beam_size=beam, n_best=beam), target_prefix=pad([p + [0] for p in prefixes]))
+    result = search(
+        model,
+        pad(srcs),
+        SearchOptions(beam_size=beam, n_best=beam),
+        target_prefix=pad([p + [0] for p in prefixes]),
+    )
     for prefix, nbest in zip(prefixes, result.hypotheses):
         assert nbest and all(h.tokens[: len(prefix)] == prefix for h in nbest)
     # No prefix at all equals an empty prefix.
@@ -184,8 +198,7 @@ def test_bfloat16_model_search() -> None:
 
 
 def test_trained_copy_model() -> None:
-    """Train ~200 steps on copying; beam search must then copy unseen sequences."""
-    start = time.perf_counter()
+    """Train 200 steps on copying; beam search must then copy unseen sequences."""
     vocab = 16
     keras.utils.set_random_seed(0)
     cfg = TinyConfig(hidden_dim=64, num_heads=4, ffn_dim=128, encoder_layers=2, decoder_layers=2)
@@ -198,7 +211,9 @@ def test_trained_copy_model() -> None:
         with tf.GradientTape() as tape:
             logits = model({"source": source, "target_in": target_in}, training=True)
             mask = tf.cast(target_out != PAD, tf.float32)
-            loss = tf.keras.losses.sparse_categorical_crossentropy(target_out, logits, from_logits=True)
+            loss = keras.losses.sparse_categorical_crossentropy(
+                target_out, logits, from_logits=True
+            )
             loss = tf.reduce_sum(loss * mask) / tf.reduce_sum(mask)
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
@@ -206,15 +221,21 @@ def test_trained_copy_model() -> None:
 
     def batch(size: int) -> tuple[np.ndarray, ...]:
         rows = [rng.integers(4, vocab, size=rng.integers(2, 8)).tolist() for _ in range(size)]
-        return pad([r + [EOS] for r in rows]), pad([[BOS] + r for r in rows]), pad([r + [EOS] for r in rows])
+        return (
+            pad([r + [EOS] for r in rows]),
+            pad([[BOS] + r for r in rows]),
+            pad([r + [EOS] for r in rows]),
+        )
 
-    for _ in range(250):
+    for _ in range(200):
         loss = train_step(*(tf.constant(x) for x in batch(64)))
     assert float(loss) < 0.3
-    if time.perf_counter() - start > 20:
-        pytest.skip("training too slow on this machine for the copy check")
     source, _, target = batch(16)
-    result = search(model, source, SearchOptions(beam_size=3))
     expected = [[t for t in row if t not in (PAD, EOS)] for row in target.tolist()]
-    correct = sum(h == e for h, e in zip(result.best(), expected))
-    assert correct >= 14
+    result = search(model, source, SearchOptions(beam_size=3))
+    assert sum(h == e for h, e in zip(result.best(), expected)) >= 14
+    # The same weights decoded with bf16 compute still copy.
+    mixed = build_model(cfg, vocab, vocab, dtype_policy="mixed_bfloat16")
+    mixed.set_weights(model.get_weights())
+    result = search(mixed, source, SearchOptions(beam_size=3))
+    assert sum(h == e for h, e in zip(result.best(), expected)) >= 14

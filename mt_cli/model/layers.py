@@ -10,8 +10,8 @@ per-step casts cost more than the matmuls they feed).
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import keras
 import numpy as np
@@ -72,12 +72,16 @@ class _Layer(keras.layers.Layer):
 
     _compute_weight_names: tuple[str, ...] = ()
 
-    def _weight(self, shape: tuple[int, ...], init: str | keras.initializers.Initializer, name: str) -> tf.Variable:
+    def _weight(
+        self, shape: tuple[int, ...], init: str | keras.initializers.Initializer, name: str
+    ) -> tf.Variable:
         return self.add_weight(shape=shape, initializer=init, name=name, autocast=False)
 
     def weights_for_compute(self) -> Weights:
         """This layer's weights cast to the compute dtype."""
-        return {n: tf.cast(getattr(self, n), self.compute_dtype) for n in self._compute_weight_names}
+        return {
+            n: tf.cast(getattr(self, n), self.compute_dtype) for n in self._compute_weight_names
+        }
 
 
 class LayerNorm(_Layer):
@@ -113,7 +117,9 @@ class MultiHeadAttention(_Layer):
     keys/values are projected once per sentence.
     """
 
-    def __init__(self, dim: int, num_heads: int, dropout: float, self_attention: bool, **kwargs: object) -> None:
+    def __init__(
+        self, dim: int, num_heads: int, dropout: float, self_attention: bool, **kwargs: object
+    ) -> None:
         super().__init__(**kwargs)
         if dim % num_heads:
             raise ValueError(f"hidden_dim {dim} not divisible by num_heads {num_heads}")
@@ -150,7 +156,12 @@ class MultiHeadAttention(_Layer):
         return tf.reshape(tf.transpose(x, [0, 2, 1, 3]), [b, t, self.dim])
 
     def _attend(
-        self, q: tf.Tensor, k: tf.Tensor, v: tf.Tensor, bias: tf.Tensor | None, training: bool | None
+        self,
+        q: tf.Tensor,
+        k: tf.Tensor,
+        v: tf.Tensor,
+        bias: tf.Tensor | None,
+        training: bool | None,
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """softmax(q k^T / sqrt(hd) + bias) v; scores and softmax in float32."""
         q = q * tf.cast(self.head_dim**-0.5, q.dtype)
@@ -191,7 +202,9 @@ class MultiHeadAttention(_Layer):
         the t + 1 real positions and needs no mask.
         """
         b = tf.shape(x)[0]
-        qkv = tf.reshape(dense(x, w["qkv_kernel"], w["qkv_bias"]), [b, 3, self.num_heads, 1, self.head_dim])
+        qkv = tf.reshape(
+            dense(x, w["qkv_kernel"], w["qkv_bias"]), [b, 3, self.num_heads, 1, self.head_dim]
+        )
         q, k_new, v_new = tf.unstack(qkv, num=3, axis=1)
         k = tf.concat([k_cache, k_new], axis=2)
         v = tf.concat([v_cache, v_new], axis=2)
@@ -209,10 +222,12 @@ class MultiHeadAttention(_Layer):
         """
         rows, n = tf.shape(x)[0], tf.shape(k)[0]
         beams = rows // n
-        q = tf.reshape(dense(x, w["q_kernel"], w["q_bias"]), [n, beams, self.num_heads, self.head_dim])
+        q = tf.reshape(
+            dense(x, w["q_kernel"], w["q_bias"]), [n, beams, self.num_heads, self.head_dim]
+        )
         q = q * tf.cast(self.head_dim**-0.5, q.dtype)
         # einsum folds the beam/head transposes into the batched matmuls
-        # (measured ~1.5x faster than explicit transposes around tf.matmul).
+        # (measured ~1.3x faster than explicit transposes around tf.matmul).
         scores = tf.cast(tf.einsum("nbhd,nhsd->nhbs", q, k), tf.float32) + bias
         probs = tf.nn.softmax(scores)  # [N, H, beams, S]
         out = tf.einsum("nhbs,nhsd->nbhd", tf.cast(probs, self.compute_dtype), v)
@@ -225,7 +240,9 @@ class FeedForward(_Layer):
 
     _compute_weight_names = ("inner_kernel", "inner_bias", "outer_kernel", "outer_bias")
 
-    def __init__(self, dim: int, ffn_dim: int, dropout: float, activation: str, **kwargs: object) -> None:
+    def __init__(
+        self, dim: int, ffn_dim: int, dropout: float, activation: str, **kwargs: object
+    ) -> None:
         super().__init__(**kwargs)
         if activation not in ("relu", "gelu"):
             raise ValueError(f"unknown activation {activation!r}")
@@ -289,16 +306,22 @@ class EncoderLayer(_Block):
     def __init__(self, spec: BlockSpec, **kwargs: object) -> None:
         super().__init__(spec, **kwargs)
         policy = self.dtype_policy
-        self.self_attn = MultiHeadAttention(spec.dim, spec.num_heads, spec.attention_dropout, True, dtype=policy)
+        self.self_attn = MultiHeadAttention(
+            spec.dim, spec.num_heads, spec.attention_dropout, True, dtype=policy
+        )
         self.self_attn_norm = LayerNorm(spec.dim, dtype=policy)
-        self.ffn = FeedForward(spec.dim, spec.ffn_dim, spec.ffn_dropout, spec.activation, dtype=policy)
+        self.ffn = FeedForward(
+            spec.dim, spec.ffn_dim, spec.ffn_dropout, spec.activation, dtype=policy
+        )
         self.ffn_norm = LayerNorm(spec.dim, dtype=policy)
         self.built = True
 
     def call(self, x: tf.Tensor, bias: tf.Tensor, training: bool | None = False) -> tf.Tensor:
-        attn = lambda h: self.self_attn.call(h, bias=bias, training=training)  # noqa: E731
+        attn = lambda h: self.self_attn.call(h, bias=bias, training=training)
         x = self._residual(x, self.self_attn_norm.call, attn, training)
-        return self._residual(x, self.ffn_norm.call, lambda h: self.ffn.call(h, training=training), training)
+        return self._residual(
+            x, self.ffn_norm.call, lambda h: self.ffn.call(h, training=training), training
+        )
 
 
 class DecoderLayer(_Block):
@@ -307,11 +330,17 @@ class DecoderLayer(_Block):
     def __init__(self, spec: BlockSpec, **kwargs: object) -> None:
         super().__init__(spec, **kwargs)
         policy = self.dtype_policy
-        self.self_attn = MultiHeadAttention(spec.dim, spec.num_heads, spec.attention_dropout, True, dtype=policy)
+        self.self_attn = MultiHeadAttention(
+            spec.dim, spec.num_heads, spec.attention_dropout, True, dtype=policy
+        )
         self.self_attn_norm = LayerNorm(spec.dim, dtype=policy)
-        self.cross_attn = MultiHeadAttention(spec.dim, spec.num_heads, spec.attention_dropout, False, dtype=policy)
+        self.cross_attn = MultiHeadAttention(
+            spec.dim, spec.num_heads, spec.attention_dropout, False, dtype=policy
+        )
         self.cross_attn_norm = LayerNorm(spec.dim, dtype=policy)
-        self.ffn = FeedForward(spec.dim, spec.ffn_dim, spec.ffn_dropout, spec.activation, dtype=policy)
+        self.ffn = FeedForward(
+            spec.dim, spec.ffn_dim, spec.ffn_dropout, spec.activation, dtype=policy
+        )
         self.ffn_norm = LayerNorm(spec.dim, dtype=policy)
         self.built = True
 
@@ -323,11 +352,15 @@ class DecoderLayer(_Block):
         memory_bias: tf.Tensor,
         training: bool | None = False,
     ) -> tf.Tensor:
-        self_attn = lambda h: self.self_attn.call(h, bias=self_bias, training=training)  # noqa: E731
-        cross_attn = lambda h: self.cross_attn.call(h, memory=memory, bias=memory_bias, training=training)  # noqa: E731
+        self_attn = lambda h: self.self_attn.call(h, bias=self_bias, training=training)
+        cross_attn = lambda h: self.cross_attn.call(
+            h, memory=memory, bias=memory_bias, training=training
+        )
         x = self._residual(x, self.self_attn_norm.call, self_attn, training)
         x = self._residual(x, self.cross_attn_norm.call, cross_attn, training)
-        return self._residual(x, self.ffn_norm.call, lambda h: self.ffn.call(h, training=training), training)
+        return self._residual(
+            x, self.ffn_norm.call, lambda h: self.ffn.call(h, training=training), training
+        )
 
     def weights_for_compute(self) -> dict[str, Weights]:
         """Every sub-layer's compute-dtype weights, for ``step``."""
@@ -335,7 +368,11 @@ class DecoderLayer(_Block):
         return {n: getattr(self, n).weights_for_compute() for n in names}
 
     def step(
-        self, x: tf.Tensor, cache: dict[str, tf.Tensor], memory_bias: tf.Tensor, w: dict[str, Weights]
+        self,
+        x: tf.Tensor,
+        cache: dict[str, tf.Tensor],
+        memory_bias: tf.Tensor,
+        w: dict[str, Weights],
     ) -> tuple[tf.Tensor, dict[str, tf.Tensor], tf.Tensor]:
         """Decode one position x [B, D]; returns (y, updated cache, cross probs [B, H, S])."""
         new_cache = dict(cache)
@@ -348,11 +385,13 @@ class DecoderLayer(_Block):
             return out
 
         def cross_fn(h: tf.Tensor) -> tf.Tensor:
-            out, p = self.cross_attn.step_cross(h, cache["memory_k"], cache["memory_v"], memory_bias, w["cross_attn"])
+            out, p = self.cross_attn.step_cross(
+                h, cache["memory_k"], cache["memory_v"], memory_bias, w["cross_attn"]
+            )
             probs.append(p)
             return out
 
-        norm = lambda name: lambda h: getattr(self, name).apply(h, w[name])  # noqa: E731
+        norm = lambda name: lambda h: getattr(self, name).apply(h, w[name])
         x = self._residual(x, norm("self_attn_norm"), self_fn, False)
         x = self._residual(x, norm("cross_attn_norm"), cross_fn, False)
         x = self._residual(x, norm("ffn_norm"), lambda h: self.ffn.apply(h, w["ffn"]), False)
