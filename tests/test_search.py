@@ -47,7 +47,7 @@ def pad(rows: list[list[int]]) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def model() -> Transformer:
-    keras.utils.set_random_seed(4)
+    keras.utils.set_random_seed(6)  # a seed where outputs end both at eos and at the limit
     m = build_model(dataclasses.replace(TinyConfig(), share_embeddings="none"), VOCAB, VOCAB)
     # Scale the eos output row so that hypotheses end at varied lengths.
     table = m.output_embedding.embeddings

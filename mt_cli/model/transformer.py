@@ -9,6 +9,7 @@ import keras
 import tensorflow as tf
 
 from mt_cli.model.layers import (
+    ByteDropout,
     BlockSpec,
     DecoderLayer,
     EncoderLayer,
@@ -174,7 +175,7 @@ class Transformer(keras.Model):
             if cfg.share_embeddings == "none"
             else None
         )
-        self.embedding_dropout = keras.layers.Dropout(cfg.dropout, dtype=policy)
+        self.embedding_dropout = ByteDropout(cfg.dropout, dtype=policy)
         self.encoder_layers = [
             EncoderLayer(spec, dtype=policy, name=f"encoder_{i}") for i in range(cfg.encoder_layers)
         ]
