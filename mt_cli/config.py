@@ -275,6 +275,10 @@ def _cross_check(cfg: Config) -> None:
                           f"(SentencePiece's minimum), got {tok.input_sentence_size} ({o})")
     if tok.target_model and tok.joint:
         raise ConfigError(f"tokenizer.target_model: only used when tokenizer.joint=false ({o})")
+    if t.strategy == "multi_worker" and not tok.model:
+        raise ConfigError(
+            "tokenizer.model: train.strategy=multi_worker needs a SentencePiece model trained "
+            f"beforehand (mt-cli tokenize train), so that workers do not race to train one ({o})")
     if t.effective_batch_tokens and t.effective_batch_tokens < t.batch_tokens:
         raise ConfigError(
             f"train.effective_batch_tokens: must be 0 or >= train.batch_tokens={t.batch_tokens}, "

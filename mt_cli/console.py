@@ -81,7 +81,13 @@ class TrainProgress:
     def start(self, total_steps: int, first_step: int) -> None:
         if not interactive():
             return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
 
         self._progress = Progress(
             TextColumn("step"), MofNCompleteColumn(), BarColumn(),

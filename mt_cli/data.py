@@ -106,9 +106,10 @@ def encode_corpus(
                              max_target_tokens, lenient_utf8, lines)
         (tmp / "stats.json").write_text(json.dumps(
             {"source": str(source), "target": str(target), "stats": stats.__dict__}))
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
+        if not (final / "stats.json").is_file():  # another process may have won the race
+            if final.exists():
+                shutil.rmtree(final)
+            os.replace(tmp, final)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
@@ -274,3 +275,26 @@ def sequential_batches(corpus: EncodedCorpus, batch_tokens: int) -> Iterator[dic
             begin, longest = i, _round_up(int(lengths[i]))
     if begin < len(corpus):
         yield collate([corpus], np.arange(begin, len(corpus)))
+
+
+def prefetched(stream: Iterator[tuple[DataPosition, dict[str, np.ndarray]]],
+               buffer: int = 2) -> Iterator[tuple[DataPosition, dict]]:
+    """Run `stream` on a tf.data thread so the next batch is built while a step computes.
+
+    Order is unchanged and each batch carries its position, so a stop after any step
+    records exactly what was consumed (prefetched batches are simply rebuilt on resume).
+    """
+    import tensorflow as tf
+
+    keys = ("source", "target_in", "target_out")
+    signature = ({k: tf.TensorSpec([None, None], tf.int32) for k in keys},
+                 tf.TensorSpec([2], tf.int64))
+
+    def generate() -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+        for position, batch in stream:
+            yield batch, np.array([position.epoch, position.batch], np.int64)
+
+    dataset = tf.data.Dataset.from_generator(generate, output_signature=signature).prefetch(buffer)
+    for batch, position in dataset:
+        epoch, index = position.numpy().tolist()
+        yield DataPosition(epoch, index), batch

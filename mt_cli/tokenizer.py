@@ -101,7 +101,7 @@ class SentencePieceModel:
     processor: object
 
     @classmethod
-    def load(cls, path: str | Path) -> "SentencePieceModel":
+    def load(cls, path: str | Path) -> SentencePieceModel:
         path = Path(path)
         if not path.is_file():
             raise CheckpointError(f"{path}: SentencePiece model not found")
@@ -145,7 +145,7 @@ class Tokenizers:
     target: SentencePieceModel
 
     @classmethod
-    def load(cls, source: str | Path, target: str | Path | None = None) -> "Tokenizers":
+    def load(cls, source: str | Path, target: str | Path | None = None) -> Tokenizers:
         src = SentencePieceModel.load(source)
         return cls(src, SentencePieceModel.load(target) if target else src)
 

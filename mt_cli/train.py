@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -246,7 +245,7 @@ class _Steps:
         if self.strategy.num_replicas_in_sync == 1:
             return batches[0]
         return self.strategy.experimental_distribute_values_from_function(
-            lambda ctx: {k: tf.constant(v) for k, v in batches[ctx.replica_id_in_sync_group].items()})
+            lambda ctx: {k: tf.identity(v) for k, v in batches[ctx.replica_id_in_sync_group].items()})
 
     def _reduce(self, values):
         import tensorflow as tf
@@ -279,7 +278,7 @@ class _SignalFlag:
         self.signum: int | None = None
         self._previous: dict[int, Any] = {}
 
-    def __enter__(self) -> "_SignalFlag":
+    def __enter__(self) -> _SignalFlag:
         for sig in (signal.SIGTERM, signal.SIGINT):
             try:
                 self._previous[sig] = signal.signal(sig, self._handle)
@@ -292,7 +291,7 @@ class _SignalFlag:
             raise KeyboardInterrupt  # a second Ctrl-C stops at once
         self.signum = signum
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         for sig, handler in self._previous.items():
             signal.signal(sig, handler)
 
@@ -395,7 +394,7 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
         (run_dir / "finished.json").unlink()
 
     tokenizers = _tokenizers(cfg, run_dir)
-    from mt_cli.data import DataPosition, encode_corpus, iterate_batches
+    from mt_cli.data import DataPosition, encode_corpus, iterate_batches, prefetched
 
     d = cfg.data
     cache = run_dir / "cache"
@@ -407,8 +406,14 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
     import keras
     import tensorflow as tf
 
-    from mt_cli.checkpoint import (clean_temporaries, list_checkpoints, prune_checkpoints,
-                                   restore_latest, save_checkpoint, write_export)
+    from mt_cli.checkpoint import (
+        clean_temporaries,
+        list_checkpoints,
+        prune_checkpoints,
+        restore_latest,
+        save_checkpoint,
+        write_export,
+    )
     from mt_cli.model import build_model
     from mt_cli.schedules import make_schedule
 
@@ -449,8 +454,8 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
     metrics = _MetricsLog(run_dir if is_chief else worker_dir)
     replicas = strategy.num_replicas_in_sync
     accumulate = max(1, -(-t.effective_batch_tokens // (t.batch_tokens * replicas))) if t.effective_batch_tokens else 1
-    stream = iterate_batches(corpora, [c.weight for c in d.train], t.seed, t.batch_tokens,
-                             t.shuffle_buffer, position)
+    stream = prefetched(iterate_batches(corpora, [c.weight for c in d.train], t.seed,
+                                        t.batch_tokens, t.shuffle_buffer, position))
 
     def snapshot() -> dict[str, Any]:
         return {"step": step, "data_position": dataclasses.asdict(position), "best_score": best,
@@ -482,7 +487,8 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
                 loss_sum, tokens, finite = steps.train(micro)
                 step += 1
                 step_var.assign(step)
-                window_tokens += sum(float((b[k] != 0).sum()) for g in micro for b in g for k in ("source", "target_out"))
+                window_tokens += sum(float(tf.math.count_nonzero(b[k])) for g in micro for b in g
+                                     for k in ("source", "target_out"))
                 if finite:
                     nonfinite_in_row = 0
                     window_loss += loss_sum

@@ -4,7 +4,6 @@ driven through the real CLI (translate/evaluate checks live in their own test fi
 from __future__ import annotations
 
 import json
-import os
 import re
 import resource
 import signal
@@ -15,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import REPO, tiny_config_text, toy_pairs, write_pairs
+
 from mt_cli.cli.app import app
 
 MT_CLI = [sys.executable, "-m", "mt_cli"]
@@ -94,7 +93,7 @@ def test_kill_9_during_saves_never_leaves_a_partial_checkpoint(tmp_path, toy_dir
     result = subprocess.run([*MT_CLI, "train", str(config), "--run-dir", str(run), "--set",
                              f"train.max_steps={before[-1] + 2}"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert f"resuming from" in result.stderr
+    assert "resuming from" in result.stderr
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
     assert _steps_of(run)[-1] == before[-1] + 2
 
@@ -290,7 +289,7 @@ def test_unwritable_run_directory_is_a_clear_error(runner, tmp_path, toy_dir) ->
 def test_no_pickle_no_unsafe_yaml_no_code_from_model_directories() -> None:
     sources = {p: p.read_text() for p in (REPO / "mt_cli").rglob("*.py")}
     for path, text in sources.items():
-        assert not re.search(r"^\s*(import pickle|from pickle|import dill|import cloudpickle)", text, re.M), path
+        assert not re.search(r"^\s*(import pickle|from pickle|import dill|import cloudpickle)", text, re.MULTILINE), path
         assert "allow_pickle=True" not in text, path
         assert not re.search(r"yaml\.(load|unsafe_load|full_load)\(", text), path
         assert "importlib" not in text and "exec(" not in text and "eval(" not in text, path

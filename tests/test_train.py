@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from conftest import tiny_config_text
 
-from conftest import REPO, tiny_config_text
 from mt_cli.cli.app import app
 
 
@@ -224,3 +224,59 @@ def test_exact_resume_equals_straight_run(runner, tmp_path, toy_dir) -> None:
     assert a == b
     for x, y in zip(_export_weights(tmp_path / "straight"), _export_weights(tmp_path / "resumed")):
         np.testing.assert_array_equal(x, y)
+
+
+def _free_ports(count: int) -> list[int]:
+    import socket
+
+    sockets = [socket.socket() for _ in range(count)]
+    for sock in sockets:
+        sock.bind(("127.0.0.1", 0))
+    ports = [sock.getsockname()[1] for sock in sockets]
+    for sock in sockets:
+        sock.close()
+    return ports
+
+
+def test_multi_worker_strategy_with_two_local_workers(tmp_path, toy_dir) -> None:
+    """Two worker processes on loopback (TF_CONFIG), each with one replica: the chief writes
+    the run, the other worker's private saves are cleaned up."""
+    from mt_cli.tokenizer import train_sentencepiece
+
+    spm = train_sentencepiece([toy_dir / "train.src", toy_dir / "train.tgt"], tmp_path / "spm", 48)
+    config = _write(tmp_path, toy_dir, train={"max_steps": 6, "save_every": 3, "log_every": 1,
+                                              "strategy": "multi_worker"},
+                    tokenizer={"model": str(spm)}, data={"dev": None})
+    run = tmp_path / "run"
+    ports = _free_ports(2)
+    cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    procs = []
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        procs.append(subprocess.Popen([sys.executable, "-m", "mt_cli", "train", str(config), "--run-dir", str(run)],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
+    outputs = [p.communicate(timeout=300) for p in procs]
+    for proc, (_, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err[-3000:]
+    manifest = json.loads((run / "export" / "manifest.json").read_text())
+    assert manifest["step"] == 6
+    assert [r["step"] for r in _metrics(run)] == [1, 2, 3, 4, 5, 6]
+    assert not list(run.glob(".worker-*"))
+
+
+def test_resume_restores_best_score_and_early_stopping_counter(runner, tmp_path, toy_dir) -> None:
+    config = _write(tmp_path, toy_dir, train={"max_steps": 10, "eval_every": 5, "save_every": 5,
+                                              "eval_metric": "loss", "early_stopping_patience": 50})
+    run = tmp_path / "run"
+    assert _train(runner, config, run).exit_code == 0
+    state = json.loads((run / "checkpoints" / "step-00000010" / "state.json").read_text())
+    longer = _train(runner, config, run, "--set", "train.max_steps=15")
+    assert longer.exit_code == 0, longer.output
+    dev = _metrics(run, "dev")
+    assert [r["step"] for r in dev] == [5, 10, 15]
+    at_15 = dev[-1]
+    expected_best = min(state["best_score"], at_15["loss"])
+    assert at_15["best"] == pytest.approx(expected_best)
+    expected_bad = 0 if at_15["loss"] < state["best_score"] else state["bad_evals"] + 1
+    assert at_15["bad_evals"] == expected_bad
+    assert state["data_position"]["batch"] > 0 or state["data_position"]["epoch"] > 0

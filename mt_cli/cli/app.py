@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
 
 from mt_cli import __version__, console
-from mt_cli.cli import (config_cmd, evaluate_cmd, quickstart_cmd, tokenize_cmd, train_cmd,
-                        translate_cmd)
+from mt_cli.cli import (
+    config_cmd,
+    evaluate_cmd,
+    quickstart_cmd,
+    tokenize_cmd,
+    train_cmd,
+    translate_cmd,
+)
 from mt_cli.errors import MtError
 
 _debug = {"on": False}
@@ -67,7 +73,7 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def root(
-    version: Annotated[Optional[bool], typer.Option("--version", callback=_version, is_eager=True,
+    version: Annotated[bool | None, typer.Option("--version", callback=_version, is_eager=True,
                                                     help="Print the version and exit.")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")] = False,
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="More detail on stderr.")] = False,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -13,7 +13,7 @@ from mt_cli.cli.common import SetOption, start_tensorflow
 
 def quickstart(
     run_dir: Annotated[Path, typer.Option("--run-dir", "-r", help="Where the run goes.")] = Path("runs/quickstart"),
-    config: Annotated[Optional[Path], typer.Option("--config", "-c", help="Config (default: configs/demo.yaml).")] = None,
+    config: Annotated[Path | None, typer.Option("--config", "-c", help="Config (default: configs/demo.yaml).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Start the run again from scratch.")] = False,
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
     set_: SetOption = None,

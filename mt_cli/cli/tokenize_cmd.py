@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -17,21 +17,21 @@ app = typer.Typer(
 )
 
 ModelOption = Annotated[Path, typer.Option("--model", "-m", help="SentencePiece .model file.")]
-InputArg = Annotated[Optional[Path], typer.Argument(help="Input text file (default: stdin).")]
-OutputOption = Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (default: stdout).")]
+InputArg = Annotated[Path | None, typer.Argument(help="Input text file (default: stdin).")]
+OutputOption = Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")]
 IdsOption = Annotated[bool, typer.Option("--ids", help="Integer ids instead of pieces.")]
 
 
 @app.command("train")
 def train(
-    config: Annotated[Optional[Path], typer.Argument(help="Config whose tokenizer/data sections to use.")] = None,
-    input_: Annotated[Optional[list[Path]], typer.Option("--input", "-i", help="Training text (repeatable; source side when --separate).")] = None,
-    target_input: Annotated[Optional[list[Path]], typer.Option("--target-input", help="Target-side text for --separate.")] = None,
-    model_prefix: Annotated[Optional[Path], typer.Option("--model-prefix", help="Writes PREFIX.model and PREFIX.vocab.")] = None,
-    vocab_size: Annotated[Optional[int], typer.Option("--vocab-size", min=8)] = None,
-    model_type: Annotated[Optional[str], typer.Option("--model-type", help="unigram | bpe | char | word")] = None,
-    character_coverage: Annotated[Optional[float], typer.Option("--character-coverage", min=0.0, max=1.0)] = None,
-    input_sentence_size: Annotated[Optional[int], typer.Option("--input-sentence-size", min=0, help="Sample this many sentences (0 = all).")] = None,
+    config: Annotated[Path | None, typer.Argument(help="Config whose tokenizer/data sections to use.")] = None,
+    input_: Annotated[list[Path] | None, typer.Option("--input", "-i", help="Training text (repeatable; source side when --separate).")] = None,
+    target_input: Annotated[list[Path] | None, typer.Option("--target-input", help="Target-side text for --separate.")] = None,
+    model_prefix: Annotated[Path | None, typer.Option("--model-prefix", help="Writes PREFIX.model and PREFIX.vocab.")] = None,
+    vocab_size: Annotated[int | None, typer.Option("--vocab-size", min=8)] = None,
+    model_type: Annotated[str | None, typer.Option("--model-type", help="unigram | bpe | char | word")] = None,
+    character_coverage: Annotated[float | None, typer.Option("--character-coverage", min=0.0, max=1.0)] = None,
+    input_sentence_size: Annotated[int | None, typer.Option("--input-sentence-size", min=0, help="Sample this many sentences (0 = all).")] = None,
     separate: Annotated[bool, typer.Option("--separate", help="Separate source/target vocabularies.")] = False,
     set_: SetOption = None,
 ) -> None:
@@ -73,7 +73,7 @@ def train(
         console.info(f"wrote {path}")
 
 
-def _run(model: Path, input_: Optional[Path], output: Optional[Path], fn_name: str, ids: bool) -> None:
+def _run(model: Path, input_: Path | None, output: Path | None, fn_name: str, ids: bool) -> None:
     from mt_cli.textio import atomic_write_lines, iter_lines
     from mt_cli.tokenizer import SentencePieceModel, transform_lines
 

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from mt_cli import console
-from mt_cli.cli.common import start_tensorflow, ConfigArg, SetOption, load
+from mt_cli.cli.common import ConfigArg, SetOption, load, start_tensorflow
 
 
 def default_run_dir(config: Path, configured: str | None) -> Path:
@@ -17,7 +17,7 @@ def default_run_dir(config: Path, configured: str | None) -> Path:
 
 def train(
     config: ConfigArg,
-    run_dir: Annotated[Optional[Path], typer.Option("--run-dir", "-r", help="Run directory (default: train.run_dir or runs/<config name>).")] = None,
+    run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="Run directory (default: train.run_dir or runs/<config name>).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete an existing run directory and start again.")] = False,
     set_: SetOption = None,
 ) -> None:
@@ -33,7 +33,8 @@ def train(
       mt-cli train my.yaml --run-dir runs/exp1 --set train.max_steps=20000
     """
     start_tensorflow()
-    from mt_cli.train import Interrupted, train as run_training
+    from mt_cli.train import Interrupted
+    from mt_cli.train import train as run_training
 
     cfg = load(config, set_)
     directory = run_dir or default_run_dir(config, cfg.train.run_dir)

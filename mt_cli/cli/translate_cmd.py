@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from mt_cli.cli.common import start_tensorflow, SetOption
+from mt_cli.cli.common import SetOption, start_tensorflow
 
 _FLAG_KEYS = {
     "beam_size": "decode.beam_size", "n_best": "decode.n_best",
@@ -36,24 +36,24 @@ def _format(index: int, nbest: list, fmt: str, with_scores: bool, n_best: int) -
 
 def translate(
     model: Annotated[Path, typer.Option("--model", "-m", help="Export directory, or a run directory (uses its export/).")],
-    input_: Annotated[Optional[Path], typer.Argument(help="Source text file (default: stdin).")] = None,
-    output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Output file (default: stdout).")] = None,
-    beam_size: Annotated[Optional[int], typer.Option("--beam-size", "-b", help="Beam width; 1 = greedy.")] = None,
-    n_best: Annotated[Optional[int], typer.Option("--n-best", help="Hypotheses per line (text format: 'i ||| text ||| score').")] = None,
-    length_penalty: Annotated[Optional[float], typer.Option("--length-penalty", help="GNMT alpha.")] = None,
-    coverage_penalty: Annotated[Optional[float], typer.Option("--coverage-penalty", help="GNMT beta.")] = None,
-    max_length_a: Annotated[Optional[float], typer.Option("--max-length-a", help="Max output = a * source length + b.")] = None,
-    max_length_b: Annotated[Optional[int], typer.Option("--max-length-b")] = None,
-    batch_size: Annotated[Optional[int], typer.Option("--batch-size", help="Sentences per batch.")] = None,
-    batch_tokens: Annotated[Optional[int], typer.Option("--batch-tokens", help="Source tokens per batch (instead of --batch-size).")] = None,
-    sampling_topk: Annotated[Optional[int], typer.Option("--sampling-topk", help="Sample from the k best tokens (0 = search).")] = None,
-    sampling_topp: Annotated[Optional[float], typer.Option("--sampling-topp", help="Nucleus sampling mass.")] = None,
-    temperature: Annotated[Optional[float], typer.Option("--temperature", help="Sampling temperature.")] = None,
-    seed: Annotated[Optional[int], typer.Option("--seed", help="Seed for sampling.")] = None,
-    dtype: Annotated[Optional[str], typer.Option("--dtype", help="float32 (default) or bfloat16 compute.")] = None,
+    input_: Annotated[Path | None, typer.Argument(help="Source text file (default: stdin).")] = None,
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")] = None,
+    beam_size: Annotated[int | None, typer.Option("--beam-size", "-b", help="Beam width; 1 = greedy.")] = None,
+    n_best: Annotated[int | None, typer.Option("--n-best", help="Hypotheses per line (text format: 'i ||| text ||| score').")] = None,
+    length_penalty: Annotated[float | None, typer.Option("--length-penalty", help="GNMT alpha.")] = None,
+    coverage_penalty: Annotated[float | None, typer.Option("--coverage-penalty", help="GNMT beta.")] = None,
+    max_length_a: Annotated[float | None, typer.Option("--max-length-a", help="Max output = a * source length + b.")] = None,
+    max_length_b: Annotated[int | None, typer.Option("--max-length-b")] = None,
+    batch_size: Annotated[int | None, typer.Option("--batch-size", help="Sentences per batch.")] = None,
+    batch_tokens: Annotated[int | None, typer.Option("--batch-tokens", help="Source tokens per batch (instead of --batch-size).")] = None,
+    sampling_topk: Annotated[int | None, typer.Option("--sampling-topk", help="Sample from the k best tokens (0 = search).")] = None,
+    sampling_topp: Annotated[float | None, typer.Option("--sampling-topp", help="Nucleus sampling mass.")] = None,
+    temperature: Annotated[float | None, typer.Option("--temperature", help="Sampling temperature.")] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for sampling.")] = None,
+    dtype: Annotated[str | None, typer.Option("--dtype", help="float32 (default) or bfloat16 compute.")] = None,
     with_scores: Annotated[bool, typer.Option("--with-scores", help="Prefix each line with its score and a tab.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="text or jsonl (text, score, tokens, n-best).")] = "text",
-    prefix_file: Annotated[Optional[Path], typer.Option("--prefix-file", help="Target prefixes, one per line, to continue from.")] = None,
+    prefix_file: Annotated[Path | None, typer.Option("--prefix-file", help="Target prefixes, one per line, to continue from.")] = None,
     stream: Annotated[bool, typer.Option("--stream", help="Translate and flush line by line (for pipes).")] = False,
     threads: Annotated[int, typer.Option("--threads", help="CPU threads (0 = all cores).")] = 0,
     set_: SetOption = None,
@@ -78,7 +78,7 @@ def translate(
              "temperature": temperature, "seed": seed, "dtype": dtype}
     overrides = [f"{_FLAG_KEYS[k]}={v}" for k, v in flags.items() if v is not None] + list(set_ or [])
     if beam_size is not None and n_best is None:
-        overrides.insert(0, f"decode.n_best=1")
+        overrides.insert(0, "decode.n_best=1")
     if stream:
         overrides.append("decode.batch_size=1")
         overrides.append("decode.batch_tokens=0")

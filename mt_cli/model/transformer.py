@@ -9,8 +9,8 @@ import keras
 import tensorflow as tf
 
 from mt_cli.model.layers import (
-    ByteDropout,
     BlockSpec,
+    ByteDropout,
     DecoderLayer,
     EncoderLayer,
     LayerNorm,
