@@ -26,7 +26,7 @@ from mt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizers
 
 log = logging.getLogger("mt_cli")
 CACHE_FORMAT = 1
-PAD_MULTIPLE = 8
+XLA_PAD_MULTIPLE = 8
 ENCODE_CHUNK = 8192
 
 
@@ -171,12 +171,12 @@ def _encode_into(directory: Path, source: Path, target: Path, tokenizers: Tokeni
 
 # ---------------------------------------------------------------- batching
 
-def _round_up(n: int, multiple: int = PAD_MULTIPLE) -> int:
+def _round_up(n: int, multiple: int) -> int:
     return -(-n // multiple) * multiple
 
 
 def plan_epoch(corpora: list[EncodedCorpus], weights: list[float], epoch: int, seed: int,
-               batch_tokens: int, shuffle_buffer: int) -> list[np.ndarray]:
+               batch_tokens: int, shuffle_buffer: int, pad_multiple: int = 1) -> list[np.ndarray]:
     """Deterministic batches for one epoch: a list of int64 arrays of global example ids.
 
     Weights up- or down-sample each corpus; within windows of `shuffle_buffer` examples,
@@ -205,7 +205,7 @@ def plan_epoch(corpora: list[EncodedCorpus], weights: list[float], epoch: int, s
     for start in range(0, len(order), shuffle_buffer):
         window = order[start:start + shuffle_buffer]
         window = window[np.argsort(lengths[window], kind="stable")]
-        padded = [_round_up(int(n)) for n in lengths[window]]  # ascending: last is longest
+        padded = [_round_up(int(n), pad_multiple) for n in lengths[window]]  # ascending
         window_batches: list[np.ndarray] = []
         begin = 0
         for i, longest in enumerate(padded):
@@ -219,15 +219,15 @@ def plan_epoch(corpora: list[EncodedCorpus], weights: list[float], epoch: int, s
     return batches
 
 
-def collate(corpora: list[EncodedCorpus], ids: np.ndarray) -> dict[str, np.ndarray]:
+def collate(corpora: list[EncodedCorpus], ids: np.ndarray, pad_multiple: int = 1) -> dict[str, np.ndarray]:
     """Padded int32 arrays source [B,S], target_in [B,T] (BOS + y), target_out [B,T] (y + EOS)."""
     starts = np.cumsum([0] + [len(c) for c in corpora])
     pairs = []
     for gid in ids:
         k = int(np.searchsorted(starts, gid, side="right") - 1)
         pairs.append(corpora[k].pair(int(gid - starts[k])))
-    src_len = _round_up(max(len(s) for s, _ in pairs))
-    tgt_len = _round_up(max(len(t) + 1 for _, t in pairs))
+    src_len = _round_up(max(len(s) for s, _ in pairs), pad_multiple)
+    tgt_len = _round_up(max(len(t) + 1 for _, t in pairs), pad_multiple)
     source = np.full((len(pairs), src_len), PAD_ID, np.int32)
     target_in = np.full((len(pairs), tgt_len), PAD_ID, np.int32)
     target_out = np.full((len(pairs), tgt_len), PAD_ID, np.int32)
@@ -249,32 +249,36 @@ class DataPosition:
 
 
 def iterate_batches(corpora: list[EncodedCorpus], weights: list[float], seed: int,
-                    batch_tokens: int, shuffle_buffer: int,
-                    start: DataPosition = DataPosition()) -> Iterator[tuple[DataPosition, dict[str, np.ndarray]]]:
-    """Endless stream of (position after this batch, batch), resumable at any position."""
+                    batch_tokens: int, shuffle_buffer: int, start: DataPosition = DataPosition(),
+                    pad_multiple: int = 1) -> Iterator[tuple[DataPosition, dict[str, np.ndarray]]]:
+    """Endless stream of (position after this batch, batch), resumable at any position.
+
+    `pad_multiple` > 1 rounds lengths up (fewer distinct shapes for XLA; wasted otherwise).
+    """
     epoch, skip = start.epoch, start.batch
     while True:
-        plan = plan_epoch(corpora, weights, epoch, seed, batch_tokens, shuffle_buffer)
+        plan = plan_epoch(corpora, weights, epoch, seed, batch_tokens, shuffle_buffer, pad_multiple)
         if not plan:
             raise DataError("the training data yields no batches")
         for index in range(skip, len(plan)):
             nxt = DataPosition(epoch, index + 1) if index + 1 < len(plan) else DataPosition(epoch + 1, 0)
-            yield nxt, collate(corpora, plan[index])
+            yield nxt, collate(corpora, plan[index], pad_multiple)
         epoch, skip = epoch + 1, 0
 
 
-def sequential_batches(corpus: EncodedCorpus, batch_tokens: int) -> Iterator[dict[str, np.ndarray]]:
+def sequential_batches(corpus: EncodedCorpus, batch_tokens: int,
+                       pad_multiple: int = 1) -> Iterator[dict[str, np.ndarray]]:
     """Batches of a dev corpus in file order (for the dev loss)."""
     lengths = np.maximum(corpus.source_lengths(), corpus.target_lengths())
     begin = 0
     longest = 0
     for i in range(len(corpus)):
-        longest = max(longest, _round_up(int(lengths[i])))
+        longest = max(longest, _round_up(int(lengths[i]), pad_multiple))
         if i > begin and longest * (i + 1 - begin) > batch_tokens:
-            yield collate([corpus], np.arange(begin, i))
-            begin, longest = i, _round_up(int(lengths[i]))
+            yield collate([corpus], np.arange(begin, i), pad_multiple)
+            begin, longest = i, _round_up(int(lengths[i]), pad_multiple)
     if begin < len(corpus):
-        yield collate([corpus], np.arange(begin, len(corpus)))
+        yield collate([corpus], np.arange(begin, len(corpus)), pad_multiple)
 
 
 def prefetched(stream: Iterator[tuple[DataPosition, dict[str, np.ndarray]]],

@@ -394,7 +394,8 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
         (run_dir / "finished.json").unlink()
 
     tokenizers = _tokenizers(cfg, run_dir)
-    from mt_cli.data import DataPosition, encode_corpus, iterate_batches, prefetched
+    from mt_cli.data import (XLA_PAD_MULTIPLE, DataPosition, encode_corpus, iterate_batches,
+                              prefetched)
 
     d = cfg.data
     cache = run_dir / "cache"
@@ -454,8 +455,9 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
     metrics = _MetricsLog(run_dir if is_chief else worker_dir)
     replicas = strategy.num_replicas_in_sync
     accumulate = max(1, -(-t.effective_batch_tokens // (t.batch_tokens * replicas))) if t.effective_batch_tokens else 1
+    pad_multiple = XLA_PAD_MULTIPLE if t.jit_compile else 1
     stream = prefetched(iterate_batches(corpora, [c.weight for c in d.train], t.seed,
-                                        t.batch_tokens, t.shuffle_buffer, position))
+                                        t.batch_tokens, t.shuffle_buffer, position, pad_multiple))
 
     def snapshot() -> dict[str, Any]:
         return {"step": step, "data_position": dataclasses.asdict(position), "best_score": best,

@@ -280,3 +280,20 @@ def test_resume_restores_best_score_and_early_stopping_counter(runner, tmp_path,
     expected_bad = 0 if at_15["loss"] < state["best_score"] else state["bad_evals"] + 1
     assert at_15["bad_evals"] == expected_bad
     assert state["data_position"]["batch"] > 0 or state["data_position"]["epoch"] > 0
+
+
+def test_float16_with_loss_scaling_trains(runner, tmp_path, toy_dir) -> None:
+    config = _write(tmp_path, toy_dir, train={"max_steps": 6, "precision": "float16", "log_every": 1})
+    run = tmp_path / "run"
+    result = _train(runner, config, run)
+    assert result.exit_code == 0, result.output
+    assert all(np.isfinite(r["loss"]) for r in _metrics(run))
+
+
+def test_quiet_training_prints_no_progress(runner, tmp_path, toy_dir) -> None:
+    config = _write(tmp_path, toy_dir, train={"max_steps": 4, "log_every": 1})
+    result = runner.invoke(app, ["-q", "train", str(config), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    assert result.stderr.strip() == ""
+    loud = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / "loud")])
+    assert "step 4" in loud.stderr  # plain lines when stderr is not a terminal
