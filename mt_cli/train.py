@@ -9,7 +9,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
-import os
 import shutil
 import signal
 import time
@@ -17,9 +16,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from mt_cli.config import Config, load_config
-from mt_cli.errors import CheckpointError, ConfigError, MtError
+from mt_cli.config import Config
+from mt_cli.errors import ConfigError, MtError
+from mt_cli.run_dir import prepare_run_dir, run_tokenizers
 from mt_cli.textio import read_lines
+from mt_cli.train_steps import TrainSteps, make_strategy, worker_role
 
 log = logging.getLogger("mt_cli")
 POLICIES = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
@@ -59,214 +60,6 @@ class TrainResult:
     stop_reason: str
     best_score: float | None = None
     dev_scores: dict[str, float] = field(default_factory=dict)
-
-
-# ---------------------------------------------------------------- run directory
-
-def _compare_sections(old: Config, new: Config) -> list[str]:
-    """Differences that make a checkpoint unusable (model shape, vocabulary)."""
-    diffs = []
-    for section in ("model", "tokenizer"):
-        a, b = getattr(old, section), getattr(new, section)
-        for f in dataclasses.fields(a):
-            if section == "tokenizer" and f.name in ("model", "target_model", "input_sentence_size"):
-                continue
-            va, vb = getattr(a, f.name), getattr(b, f.name)
-            if va != vb:
-                diffs.append(f"{section}.{f.name}: {va!r} -> {vb!r}")
-    return diffs
-
-
-def prepare_run_dir(cfg: Config, run_dir: Path, overwrite: bool) -> bool:
-    """Create, resume-check or wipe the run directory. Returns True when it was finished."""
-    saved = run_dir / "config.yaml"
-    if overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
-    if saved.is_file():
-        old = load_config(saved)
-        diffs = _compare_sections(old, cfg)
-        if diffs:
-            raise CheckpointError(
-                f"{run_dir}: cannot resume, the model or tokenizer changed ({'; '.join(diffs)}); "
-                "use a new --run-dir or --overwrite")
-    elif run_dir.exists() and any(run_dir.iterdir()):
-        if (run_dir / "checkpoints").exists() or (run_dir / "export").exists():
-            raise CheckpointError(f"{run_dir}: holds checkpoints but no config.yaml; use --overwrite or another --run-dir")
-    try:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = run_dir / f".config.yaml.{os.getpid()}.tmp"
-        tmp.write_text(cfg.to_yaml())
-        tmp.replace(saved)
-    except OSError as exc:
-        raise CheckpointError(f"{run_dir}: cannot write the run directory ({exc.strerror})") from None
-    return (run_dir / "finished.json").is_file()
-
-
-def _tokenizers(cfg: Config, run_dir: Path):
-    """Use the configured SentencePiece model(s), or train them once into the run."""
-    from mt_cli.tokenizer import Tokenizers, train_tokenizers
-
-    tok = cfg.tokenizer
-    if tok.model:
-        return Tokenizers.load(tok.model, tok.target_model)
-    joint_path = run_dir / "spm.model"
-    src_path, tgt_path = run_dir / "spm.src.model", run_dir / "spm.tgt.model"
-    if tok.joint and joint_path.is_file():
-        return Tokenizers.load(joint_path)
-    if not tok.joint and src_path.is_file() and tgt_path.is_file():
-        return Tokenizers.load(src_path, tgt_path)
-    log.info("training the SentencePiece model (tokenizer.model is not set)")
-    paths = train_tokenizers(
-        [c.source for c in cfg.data.train], [c.target for c in cfg.data.train], run_dir / "spm",
-        joint=tok.joint, vocab_size=tok.vocab_size, model_type=tok.model_type,
-        character_coverage=tok.character_coverage, input_sentence_size=tok.input_sentence_size,
-        lenient_utf8=cfg.data.lenient_utf8)
-    return Tokenizers.load(*paths)
-
-
-# ---------------------------------------------------------------- TensorFlow setup
-
-def _strategy(name: str):
-    import tensorflow as tf
-
-    if name == "mirrored":
-        return tf.distribute.MirroredStrategy()
-    if name == "multi_worker":
-        return tf.distribute.MultiWorkerMirroredStrategy()
-    return tf.distribute.get_strategy()
-
-
-def _worker_role(strategy: Any, run_dir: Path) -> tuple[bool, Path]:
-    """(is this process the chief?, a private directory for a non-chief worker's saves)."""
-    resolver = getattr(strategy, "cluster_resolver", None)
-    if resolver is None or not resolver.task_type:
-        return True, run_dir
-    has_chief = "chief" in resolver.cluster_spec().as_dict()
-    chief = resolver.task_type == "chief" or (not has_chief and resolver.task_id == 0)
-    return chief, run_dir / f".worker-{resolver.task_type}-{resolver.task_id}"
-
-
-def smoothed_loss(logits, labels, smoothing: float):
-    """Sum of label-smoothed cross-entropy over non-pad labels, and their count."""
-    import tensorflow as tf
-
-    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
-    nll = -tf.gather(log_probs, labels, batch_dims=2)
-    loss = (1.0 - smoothing) * nll - smoothing * tf.reduce_mean(log_probs, axis=-1) if smoothing else nll
-    mask = tf.cast(tf.not_equal(labels, 0), tf.float32)
-    return tf.reduce_sum(loss * mask), tf.reduce_sum(mask)
-
-
-class _Steps:
-    """Compiled train / eval steps for one model, optimizer and strategy."""
-
-    def __init__(self, model: Any, optimizer: Any, strategy: Any, cfg: Config) -> None:
-        import tensorflow as tf
-
-        self.model, self.optimizer, self.strategy = model, optimizer, strategy
-        self.smoothing = cfg.train.label_smoothing
-        self.loss_scaled = cfg.train.precision == "float16"
-        variables = model.trainable_variables
-        spec = {k: tf.TensorSpec([None, None], tf.int32) for k in ("source", "target_in", "target_out")}
-        with strategy.scope():
-            self.accum = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
-            self.accum_tokens = tf.Variable(0.0, trainable=False)
-            self.accum_loss = tf.Variable(0.0, trainable=False)
-        jit = cfg.train.jit_compile
-
-        def grads_of(batch):
-            with tf.GradientTape() as tape:
-                logits = model({"source": batch["source"], "target_in": batch["target_in"]}, training=True)
-                loss_sum, tokens = smoothed_loss(logits, batch["target_out"], self.smoothing)
-                objective = optimizer.scale_loss(loss_sum) if self.loss_scaled else loss_sum
-            return tape.gradient(objective, variables), loss_sum, tokens
-
-        def apply(grads, loss_sum, tokens):
-            ctx = tf.distribute.get_replica_context()
-            total = ctx.all_reduce("sum", tokens) if ctx else tokens
-            grads = [g / total for g in grads]
-            finite = tf.math.is_finite(loss_sum)
-            for g in grads:
-                finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
-            if ctx is not None and strategy.num_replicas_in_sync > 1:
-                finite = ctx.all_reduce("sum", 1.0 - tf.cast(finite, tf.float32)) < 0.5
-            if self.loss_scaled:  # LossScaleOptimizer skips non-finite steps itself
-                optimizer.apply(grads, variables)
-            elif strategy.num_replicas_in_sync > 1:
-                # tf.distribute cannot branch around the optimizer's all-reduce: apply a zero
-                # gradient instead (weights stay finite; Adam's moments decay one step).
-                optimizer.apply([tf.where(finite, g, tf.zeros_like(g)) for g in grads], variables)
-            else:
-                tf.cond(finite, lambda: optimizer.apply(grads, variables) or tf.constant(True),
-                        lambda: tf.constant(False))
-            return loss_sum, tokens, finite
-
-        def replica_step(batch):
-            return apply(*grads_of(batch))
-
-        def replica_accumulate(batch):
-            grads, loss_sum, tokens = grads_of(batch)
-            for a, g in zip(self.accum, grads):
-                a.assign_add(g)
-            self.accum_tokens.assign_add(tokens)
-            self.accum_loss.assign_add(loss_sum)
-            return loss_sum, tokens
-
-        def replica_apply_accumulated():
-            out = apply([a.read_value() for a in self.accum], self.accum_loss.read_value(),
-                        self.accum_tokens.read_value())
-            for a in self.accum:
-                a.assign(tf.zeros_like(a))
-            self.accum_tokens.assign(0.0)
-            self.accum_loss.assign(0.0)
-            return out
-
-        if strategy.num_replicas_in_sync == 1:
-            compiled = dict(input_signature=[spec], jit_compile=jit, reduce_retracing=True)
-            self._step = tf.function(replica_step, **compiled)
-            self._accumulate = tf.function(replica_accumulate, **compiled)
-            self._apply = tf.function(replica_apply_accumulated, jit_compile=jit)
-        else:  # strategy.run inside tf.function, as tf.distribute recommends
-            self._step = tf.function(lambda b: strategy.run(replica_step, args=(b,)), reduce_retracing=True)
-            self._accumulate = tf.function(lambda b: strategy.run(replica_accumulate, args=(b,)),
-                                           reduce_retracing=True)
-            self._apply = tf.function(lambda: strategy.run(replica_apply_accumulated))
-
-        @tf.function(input_signature=[spec], reduce_retracing=True)
-        def eval_step(batch):
-            logits = model({"source": batch["source"], "target_in": batch["target_in"]}, training=False)
-            return smoothed_loss(logits, batch["target_out"], 0.0)
-
-        self.eval_step = eval_step
-
-    def _distribute(self, batches: list[dict]):
-        import tensorflow as tf
-
-        if self.strategy.num_replicas_in_sync == 1:
-            return batches[0]
-        return self.strategy.experimental_distribute_values_from_function(
-            lambda ctx: {k: tf.identity(v) for k, v in batches[ctx.replica_id_in_sync_group].items()})
-
-    def _reduce(self, values):
-        import tensorflow as tf
-
-        if self.strategy.num_replicas_in_sync == 1:
-            return values
-        loss, tokens, *rest = values
-        out = [self.strategy.reduce("sum", loss, axis=None), self.strategy.reduce("sum", tokens, axis=None)]
-        if rest:
-            out.append(tf.reduce_all(self.strategy.experimental_local_results(rest[0])))
-        return out
-
-    def train(self, micro_batches: list[list[dict]]) -> tuple[float, float, bool]:
-        """One optimizer step over micro-batches (each a list with one batch per replica)."""
-        if len(micro_batches) == 1:
-            loss, tokens, finite = self._reduce(self._step(self._distribute(micro_batches[0])))
-            return float(loss), float(tokens), bool(finite)
-        for group in micro_batches:
-            self._accumulate(self._distribute(group))
-        loss, tokens, finite = self._reduce(self._apply())
-        return float(loss), float(tokens), bool(finite)
 
 
 # ---------------------------------------------------------------- the loop
@@ -333,7 +126,7 @@ def _all_finite(model: Any) -> bool:
     return all(np.isfinite(w).all() for w in model.get_weights() if w.dtype.kind == "f")
 
 
-def _dev_scores(cfg: Config, model: Any, tokenizers: Any, steps: _Steps, dev_corpus: Any) -> dict[str, float]:
+def _dev_scores(cfg: Config, model: Any, tokenizers: Any, steps: TrainSteps, dev_corpus: Any) -> dict[str, float]:
     """Dev loss (per token) and, when a dev set exists, BLEU/chrF of its translation."""
     import sacrebleu
 
@@ -393,9 +186,14 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
                                done.get("best_score"), done.get("dev_scores", {}))
         (run_dir / "finished.json").unlink()
 
-    tokenizers = _tokenizers(cfg, run_dir)
-    from mt_cli.data import (XLA_PAD_MULTIPLE, DataPosition, encode_corpus, iterate_batches,
-                              prefetched)
+    tokenizers = run_tokenizers(cfg, run_dir)
+    from mt_cli.data import (
+        XLA_PAD_MULTIPLE,
+        DataPosition,
+        encode_corpus,
+        iterate_batches,
+        prefetched,
+    )
 
     d = cfg.data
     cache = run_dir / "cache"
@@ -420,7 +218,7 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
 
     _setup_tf(cfg)
     t = cfg.train
-    strategy = _strategy(t.strategy)
+    strategy = make_strategy(t.strategy)
     with strategy.scope():
         model = build_model(cfg.model, tokenizers.source.vocab_size, tokenizers.target.vocab_size,
                             dtype_policy=POLICIES[t.precision])
@@ -435,7 +233,7 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
     rng = {f"seed{i}": v for i, v in enumerate(v for v in model.variables if "seed_generator" in v.path)}
     trackable = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var, rng=rng)
 
-    is_chief, worker_dir = _worker_role(strategy, run_dir)
+    is_chief, worker_dir = worker_role(strategy, run_dir)
     ckpt_dir = run_dir / "checkpoints"
     save_dir = ckpt_dir if is_chief else worker_dir / "checkpoints"
     if is_chief and clean_temporaries(ckpt_dir):
@@ -451,7 +249,7 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
     if restored:
         log.info(f"resuming from {restored.path} (step {step}, epoch {position.epoch}, batch {position.batch})")
 
-    steps = _Steps(model, optimizer, strategy, cfg)
+    steps = TrainSteps(model, optimizer, strategy, cfg)
     metrics = _MetricsLog(run_dir if is_chief else worker_dir)
     replicas = strategy.num_replicas_in_sync
     accumulate = max(1, -(-t.effective_batch_tokens // (t.batch_tokens * replicas))) if t.effective_batch_tokens else 1

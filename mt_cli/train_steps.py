@@ -1,0 +1,154 @@
+"""Compiled train and eval steps: label-smoothed loss, gradient accumulation, non-finite
+guards and tf.distribute strategies (one device, mirrored, multi-worker)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mt_cli.config import Config
+
+
+def make_strategy(name: str):
+    import tensorflow as tf
+
+    if name == "mirrored":
+        return tf.distribute.MirroredStrategy()
+    if name == "multi_worker":
+        return tf.distribute.MultiWorkerMirroredStrategy()
+    return tf.distribute.get_strategy()
+
+
+def worker_role(strategy: Any, run_dir: Path) -> tuple[bool, Path]:
+    """(is this process the chief?, a private directory for a non-chief worker's saves)."""
+    resolver = getattr(strategy, "cluster_resolver", None)
+    if resolver is None or not resolver.task_type:
+        return True, run_dir
+    has_chief = "chief" in resolver.cluster_spec().as_dict()
+    chief = resolver.task_type == "chief" or (not has_chief and resolver.task_id == 0)
+    return chief, run_dir / f".worker-{resolver.task_type}-{resolver.task_id}"
+
+
+def smoothed_loss(logits, labels, smoothing: float):
+    """Sum of label-smoothed cross-entropy over non-pad labels, and their count."""
+    import tensorflow as tf
+
+    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
+    nll = -tf.gather(log_probs, labels, batch_dims=2)
+    loss = (1.0 - smoothing) * nll - smoothing * tf.reduce_mean(log_probs, axis=-1) if smoothing else nll
+    mask = tf.cast(tf.not_equal(labels, 0), tf.float32)
+    return tf.reduce_sum(loss * mask), tf.reduce_sum(mask)
+
+
+class TrainSteps:
+    """Compiled train / eval steps for one model, optimizer and strategy."""
+
+    def __init__(self, model: Any, optimizer: Any, strategy: Any, cfg: Config) -> None:
+        import tensorflow as tf
+
+        self.model, self.optimizer, self.strategy = model, optimizer, strategy
+        self.smoothing = cfg.train.label_smoothing
+        self.loss_scaled = cfg.train.precision == "float16"
+        variables = model.trainable_variables
+        spec = {k: tf.TensorSpec([None, None], tf.int32) for k in ("source", "target_in", "target_out")}
+        with strategy.scope():
+            self.accum = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
+            self.accum_tokens = tf.Variable(0.0, trainable=False)
+            self.accum_loss = tf.Variable(0.0, trainable=False)
+        jit = cfg.train.jit_compile
+
+        def grads_of(batch):
+            with tf.GradientTape() as tape:
+                logits = model({"source": batch["source"], "target_in": batch["target_in"]}, training=True)
+                loss_sum, tokens = smoothed_loss(logits, batch["target_out"], self.smoothing)
+                objective = optimizer.scale_loss(loss_sum) if self.loss_scaled else loss_sum
+            return tape.gradient(objective, variables), loss_sum, tokens
+
+        def apply(grads, loss_sum, tokens):
+            ctx = tf.distribute.get_replica_context()
+            total = ctx.all_reduce("sum", tokens) if ctx else tokens
+            grads = [g / total for g in grads]
+            finite = tf.math.is_finite(loss_sum)
+            for g in grads:
+                finite = tf.logical_and(finite, tf.reduce_all(tf.math.is_finite(g)))
+            if ctx is not None and strategy.num_replicas_in_sync > 1:
+                finite = ctx.all_reduce("sum", 1.0 - tf.cast(finite, tf.float32)) < 0.5
+            if self.loss_scaled:  # LossScaleOptimizer skips non-finite steps itself
+                optimizer.apply(grads, variables)
+            elif strategy.num_replicas_in_sync > 1:
+                # tf.distribute cannot branch around the optimizer's all-reduce: apply a zero
+                # gradient instead (weights stay finite; Adam's moments decay one step).
+                optimizer.apply([tf.where(finite, g, tf.zeros_like(g)) for g in grads], variables)
+            else:
+                tf.cond(finite, lambda: optimizer.apply(grads, variables) or tf.constant(True),
+                        lambda: tf.constant(False))
+            return loss_sum, tokens, finite
+
+        def replica_step(batch):
+            return apply(*grads_of(batch))
+
+        def replica_accumulate(batch):
+            grads, loss_sum, tokens = grads_of(batch)
+            for a, g in zip(self.accum, grads):
+                a.assign_add(g)
+            self.accum_tokens.assign_add(tokens)
+            self.accum_loss.assign_add(loss_sum)
+            return loss_sum, tokens
+
+        def replica_apply_accumulated():
+            out = apply([a.read_value() for a in self.accum], self.accum_loss.read_value(),
+                        self.accum_tokens.read_value())
+            for a in self.accum:
+                a.assign(tf.zeros_like(a))
+            self.accum_tokens.assign(0.0)
+            self.accum_loss.assign(0.0)
+            return out
+
+        if strategy.num_replicas_in_sync == 1:
+            compiled = dict(input_signature=[spec], jit_compile=jit, reduce_retracing=True)
+            self._step = tf.function(replica_step, **compiled)
+            self._accumulate = tf.function(replica_accumulate, **compiled)
+            self._apply = tf.function(replica_apply_accumulated, jit_compile=jit)
+        else:  # strategy.run inside tf.function, as tf.distribute recommends
+            self._step = tf.function(lambda b: strategy.run(replica_step, args=(b,)), reduce_retracing=True)
+            self._accumulate = tf.function(lambda b: strategy.run(replica_accumulate, args=(b,)),
+                                           reduce_retracing=True)
+            self._apply = tf.function(lambda: strategy.run(replica_apply_accumulated))
+
+        @tf.function(input_signature=[spec], reduce_retracing=True)
+        def eval_step(batch):
+            logits = model({"source": batch["source"], "target_in": batch["target_in"]}, training=False)
+            return smoothed_loss(logits, batch["target_out"], 0.0)
+
+        self.eval_step = eval_step
+
+    def _distribute(self, batches: list[dict]):
+        import tensorflow as tf
+
+        if self.strategy.num_replicas_in_sync == 1:
+            return batches[0]
+        return self.strategy.experimental_distribute_values_from_function(
+            lambda ctx: {k: tf.identity(v) for k, v in batches[ctx.replica_id_in_sync_group].items()})
+
+    def _reduce(self, values):
+        import tensorflow as tf
+
+        if self.strategy.num_replicas_in_sync == 1:
+            return values
+        loss, tokens, *rest = values
+        out = [self.strategy.reduce("sum", loss, axis=None), self.strategy.reduce("sum", tokens, axis=None)]
+        if rest:
+            out.append(tf.reduce_all(self.strategy.experimental_local_results(rest[0])))
+        return out
+
+    def train(self, micro_batches: list[list[dict]]) -> tuple[float, float, bool]:
+        """One optimizer step over micro-batches (each a list with one batch per replica)."""
+        if len(micro_batches) == 1:
+            loss, tokens, finite = self._reduce(self._step(self._distribute(micro_batches[0])))
+            return float(loss), float(tokens), bool(finite)
+        for group in micro_batches:
+            self._accumulate(self._distribute(group))
+        loss, tokens, finite = self._reduce(self._apply())
+        return float(loss), float(tokens), bool(finite)
+
+
