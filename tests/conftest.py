@@ -85,6 +85,15 @@ def trained_run(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return work / "run"
 
 
+def tiny_model_config(**overrides: object):
+    """A 2+2-layer, d=32 ModelConfig for layer and search tests (no dropout)."""
+    from mt_cli.config import ModelConfig
+
+    base = dict(encoder_layers=2, decoder_layers=2, hidden_dim=32, num_heads=4, ffn_dim=64,
+                dropout=0.0, attention_dropout=0.0, ffn_dropout=0.0, max_length=32)
+    return ModelConfig(**{**base, **overrides})
+
+
 @pytest.fixture()
 def runner() -> CliRunner:
     return CliRunner()

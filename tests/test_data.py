@@ -7,10 +7,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from conftest import toy_pairs, write_pairs
-from mt_cli.data import (DataPosition, collate, encode_corpus, iterate_batches, plan_epoch,
-                         prefetched, sequential_batches)
+
+from mt_cli.data import (
+    DataPosition,
+    collate,
+    encode_corpus,
+    iterate_batches,
+    plan_epoch,
+    prefetched,
+    sequential_batches,
+)
 from mt_cli.tokenizer import BOS_ID, EOS_ID, Tokenizers, train_sentencepiece
 
 

@@ -2,31 +2,17 @@
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import tiny_model_config
 
 from mt_cli.model import Transformer, build_model
 
-
-@dataclasses.dataclass(frozen=True)
-class TinyConfig:
-    encoder_layers: int = 2
-    decoder_layers: int = 2
-    hidden_dim: int = 32
-    num_heads: int = 4
-    ffn_dim: int = 64
-    dropout: float = 0.0
-    attention_dropout: float = 0.0
-    ffn_dropout: float = 0.0
-    norm: str = "pre"
-    share_embeddings: str = "all"
-    max_length: int = 32
-    activation: str = "relu"
+TinyConfig = tiny_model_config
 
 
 VOCAB = 30

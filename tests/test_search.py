@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
+from conftest import tiny_model_config
 
 from mt_cli.model import Transformer, build_model
 from mt_cli.search import Hypothesis, SearchOptions, search
@@ -17,20 +18,8 @@ VOCAB = 24
 PAD, BOS, EOS = 0, 2, 3
 
 
-@dataclasses.dataclass(frozen=True)
-class TinyConfig:
-    encoder_layers: int = 2
-    decoder_layers: int = 2
-    hidden_dim: int = 32
-    num_heads: int = 2
-    ffn_dim: int = 64
-    dropout: float = 0.0
-    attention_dropout: float = 0.0
-    ffn_dropout: float = 0.0
-    norm: str = "pre"
-    share_embeddings: str = "all"
-    max_length: int = 40
-    activation: str = "relu"
+def TinyConfig(**overrides: object):  # noqa: N802 (reads like the config class it builds)
+    return tiny_model_config(**{"num_heads": 2, "max_length": 40, **overrides})
 
 
 def sentences(seed: int, count: int, vocab: int = VOCAB) -> list[list[int]]:
