@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -44,18 +43,19 @@ def train_tokenizer(data: Path, work: Path) -> Path:
 def run_setting(config: Path, data: Path, spm: Path, work: Path, precision: str, xla: bool,
                 steps: int, log_every: int, batch_tokens: int) -> dict:
     run_dir = work / f"run-{precision}-{'xla' if xla else 'noxla'}"
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     started = time.perf_counter()
     cmd = [*_mt_cli(), "-q", "train", str(config), "--run-dir", str(run_dir), *_data_overrides(data),
            "--set", f"tokenizer.model={spm}", "--set", f"train.precision={precision}",
            "--set", f"train.jit_compile={str(xla).lower()}", "--set", f"train.max_steps={steps}",
            "--set", f"train.log_every={log_every}", "--set", f"train.save_every={steps}",
            "--set", f"train.batch_tokens={batch_tokens}", "--set", "train.max_minutes=0"]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    stderr = proc.stderr.read() if proc.stderr else ""
+    _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS
     wall = time.perf_counter() - started
-    if proc.returncode != 0:
-        return {"precision": precision, "xla": xla, "error": proc.stderr.strip().splitlines()[-1:]}
-    rss_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    if os.waitstatus_to_exitcode(status) != 0:
+        return {"precision": precision, "xla": xla, "error": stderr.strip().splitlines()[-1:]}
+    rss_kb = usage.ru_maxrss
     records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     windows = [r for r in records if r["event"] == "train"][1:]  # first window includes tracing
     tokens_per_s = sum(r["tokens_per_s"] for r in windows) / max(len(windows), 1)
@@ -65,7 +65,7 @@ def run_setting(config: Path, data: Path, spm: Path, work: Path, precision: str,
         "steps_per_s": round(tokens_per_s / _tokens_per_step(records, windows), 3) if windows else None,
         "final_loss": round(windows[-1]["loss"], 4) if windows else None,
         "wall_s": round(wall, 1),
-        "peak_rss_mb": round(max(rss_kb, before) / 1024, 1),
+        "peak_rss_mb": round(rss_kb / 1024, 1),
     }
 
 
