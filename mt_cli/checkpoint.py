@@ -237,10 +237,6 @@ def check_export(directory: Path) -> tuple[dict[str, Any], Config]:
     for name in (CONFIG_FILE, *manifest.get("files_sha256", {})):
         if not (directory / name).is_file():
             raise CheckpointError(f"{directory / name}: missing from the model directory")
-    for name, expected in manifest.get("files_sha256", {}).items():
-        if file_sha256(directory / name) != expected:
-            raise CheckpointError(f"{directory / name}: sha256 does not match the manifest; "
-                                  "the file was changed or damaged after export")
     tok = manifest["tokenizer"]
     for side in ("source", "target"):
         actual = file_sha256(directory / tok[side])
@@ -248,6 +244,10 @@ def check_export(directory: Path) -> tuple[dict[str, Any], Config]:
             raise CheckpointError(
                 f"{directory / tok[side]}: sha256 {actual[:12]}… does not match the manifest "
                 f"({tok[f'{side}_sha256'][:12]}…): the tokenizer is not the one the model was trained with")
+    for name, expected in manifest.get("files_sha256", {}).items():
+        if file_sha256(directory / name) != expected:
+            raise CheckpointError(f"{directory / name}: sha256 does not match the manifest; "
+                                  "the file was changed or damaged after export")
     return manifest, load_config(directory / CONFIG_FILE)
 
 
