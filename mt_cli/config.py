@@ -458,9 +458,3 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None) -> 
     if overrides:
         origin += " + --set"
     return from_dict(raw, origin)
-
-
-def replace(cfg: Config, **sections: Any) -> Config:
-    """Copy a config with some fields of some sections changed: replace(cfg, train={...})."""
-    changes = {name: dataclasses.replace(getattr(cfg, name), **fields) for name, fields in sections.items()}
-    return dataclasses.replace(cfg, **changes)

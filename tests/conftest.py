@@ -85,6 +85,17 @@ def trained_run(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return work / "run"
 
 
+def assert_one_line_error(stderr: str, *parts: str) -> str:
+    """The CLI's error contract: exactly one `error: ...` line, no traceback."""
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr
+    for part in parts:
+        assert part in lines[0], (part, lines[0])
+    return lines[0]
+
+
 def tiny_model_config(**overrides: object):
     """A 2+2-layer, d=32 ModelConfig for layer and search tests (no dropout)."""
     from mt_cli.config import ModelConfig

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from conftest import REPO, assert_one_line_error
 from typer.testing import CliRunner
 
 from mt_cli import __version__
@@ -44,16 +44,6 @@ def console_script() -> Path | None:
 
 def squash(text: str) -> str:
     return " ".join(text.split())
-
-
-def assert_one_line_error(stderr: str, *parts: str) -> str:
-    lines = stderr.splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("error: "), stderr
-    assert "Traceback" not in stderr
-    for part in parts:
-        assert part in lines[0], (part, lines[0])
-    return lines[0]
 
 
 @pytest.fixture()

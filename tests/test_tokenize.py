@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import sentencepiece as spm
-from conftest import SHARED_MULTI30K
+from conftest import SHARED_MULTI30K, assert_one_line_error
 from typer.testing import CliRunner
 
 from mt_cli.cli.app import app
@@ -43,16 +43,6 @@ def model_proto(path: Path):
     proto = pb.ModelProto()
     proto.ParseFromString(path.read_bytes())
     return proto
-
-
-def assert_one_line_error(stderr: str, *parts: str) -> str:
-    lines = stderr.splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("error: "), stderr
-    assert "Traceback" not in stderr
-    for part in parts:
-        assert part in lines[0], (part, lines[0])
-    return lines[0]
 
 
 @pytest.fixture(scope="module")
