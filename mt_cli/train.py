@@ -308,6 +308,7 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
                     values = {"loss": window_loss / max(window_loss_tokens, 1.0),
                               "learning_rate": float(optimizer.learning_rate),
                               "tokens_per_s": window_tokens / max(elapsed, 1e-9),
+                              "tokens": int(window_tokens),
                               "nonfinite_steps": nonfinite_total,
                               "epoch": position.epoch}
                     metrics.write("train", step, values)
