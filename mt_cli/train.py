@@ -126,26 +126,35 @@ def _all_finite(model: Any) -> bool:
     return all(np.isfinite(w).all() for w in model.get_weights() if w.dtype.kind == "f")
 
 
-def _dev_scores(cfg: Config, model: Any, tokenizers: Any, steps: TrainSteps, dev_corpus: Any) -> dict[str, float]:
-    """Dev loss (per token) and, when a dev set exists, BLEU/chrF of its translation."""
-    import sacrebleu
+@dataclass
+class _DevSet:
+    """The dev set, read and encoded once: ids for the loss, raw lines for BLEU/chrF."""
 
-    from mt_cli.data import sequential_batches
-    from mt_cli.translate import Translator
+    corpus: Any
+    sources: list[str]
+    references: list[str]
 
-    total = tokens = 0.0
-    for batch in sequential_batches(dev_corpus, cfg.train.batch_tokens):
-        loss, count = steps.eval_step(batch)
-        total, tokens = total + float(loss), tokens + float(count)
-    scores = {"loss": total / max(tokens, 1.0)}
-    sources = read_lines(cfg.data.dev.source, cfg.data.lenient_utf8)
-    references = read_lines(cfg.data.dev.target, cfg.data.lenient_utf8)
-    if cfg.train.eval_max_sentences:
-        sources, references = sources[:cfg.train.eval_max_sentences], references[:cfg.train.eval_max_sentences]
-    hypotheses = Translator(model, tokenizers, cfg.decode, cfg.model.max_length).translate(sources)
-    scores["bleu"] = sacrebleu.corpus_bleu(hypotheses, [references]).score
-    scores["chrf"] = sacrebleu.corpus_chrf(hypotheses, [references]).score
-    return scores
+    @classmethod
+    def load(cls, cfg: Config, corpus: Any) -> "_DevSet":
+        sources = read_lines(cfg.data.dev.source, cfg.data.lenient_utf8)
+        references = read_lines(cfg.data.dev.target, cfg.data.lenient_utf8)
+        limit = cfg.train.eval_max_sentences or len(sources)
+        return cls(corpus, sources[:limit], references[:limit])
+
+    def scores(self, cfg: Config, steps: TrainSteps, translator: Any) -> dict[str, float]:
+        """Dev loss per token, and BLEU/chrF of the dev translation."""
+        import sacrebleu
+
+        from mt_cli.data import sequential_batches
+
+        total = tokens = 0.0
+        for batch in sequential_batches(self.corpus, cfg.train.batch_tokens):
+            loss, count = steps.eval_step(batch)
+            total, tokens = total + float(loss), tokens + float(count)
+        hypotheses = translator.translate(self.sources)
+        return {"loss": total / max(tokens, 1.0),
+                "bleu": sacrebleu.corpus_bleu(hypotheses, [self.references]).score,
+                "chrf": sacrebleu.corpus_chrf(hypotheses, [self.references]).score}
 
 
 def _improved(metric: str, score: float, best: float | None) -> bool:
@@ -199,8 +208,8 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
     cache = run_dir / "cache"
     corpora = [encode_corpus(c.source, c.target, tokenizers, cache, d.max_source_tokens,
                              d.max_target_tokens, d.lenient_utf8) for c in d.train]
-    dev_corpus = (encode_corpus(d.dev.source, d.dev.target, tokenizers, cache, 1 << 30, 1 << 30,
-                                d.lenient_utf8) if d.dev else None)
+    dev_set = (_DevSet.load(cfg, encode_corpus(d.dev.source, d.dev.target, tokenizers, cache,
+                                                1 << 30, 1 << 30, d.lenient_utf8)) if d.dev else None)
 
     import keras
     import tensorflow as tf
@@ -250,6 +259,9 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
         log.info(f"resuming from {restored.path} (step {step}, epoch {position.epoch}, batch {position.batch})")
 
     steps = TrainSteps(model, optimizer, strategy, cfg)
+    from mt_cli.translate import Translator
+
+    translator = Translator(model, tokenizers, cfg.decode, cfg.model.max_length)
     metrics = _MetricsLog(run_dir if is_chief else worker_dir)
     replicas = strategy.num_replicas_in_sync
     accumulate = max(1, -(-t.effective_batch_tokens // (t.batch_tokens * replicas))) if t.effective_batch_tokens else 1
@@ -317,8 +329,8 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
                 else:
                     reporter.update(step, {})
                 out_of_time = t.max_minutes and time.time() - started >= t.max_minutes * 60
-                if dev_corpus is not None and (step % t.eval_every == 0 or step == t.max_steps or out_of_time):
-                    dev_scores = _dev_scores(cfg, model, tokenizers, steps, dev_corpus)
+                if dev_set is not None and (step % t.eval_every == 0 or step == t.max_steps or out_of_time):
+                    dev_scores = dev_set.scores(cfg, steps, translator)
                     score = dev_scores[t.eval_metric]
                     if _improved(t.eval_metric, score, best):
                         best, best_step, bad_evals = score, step, 0

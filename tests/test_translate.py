@@ -527,3 +527,24 @@ def test_invalid_utf8_names_file_and_line(runner: CliRunner, trained_run: Path,
     error = assert_one_line_error(translate(runner, "-m", trained_run, input=src.read_bytes()),
                                   "stdin")
     assert re.search(r"(:3\b|line 3\b)", error), error
+
+
+def test_closed_output_pipe_stops_quietly(trained_run: Path) -> None:
+    """`mt-cli translate ... | head -1`: the reader goes away; no traceback, exit 141."""
+    proc = subprocess.Popen([str(MT_CLI), "translate", "-m", str(trained_run), "--stream"],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            env=_env())
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(b"the cat runs .\n")
+    proc.stdin.flush()
+    assert proc.stdout.readline()  # the first translation arrived
+    proc.stdout.close()  # like `head -1` exiting
+    try:
+        proc.stdin.write(b"a dog .\n" * 50)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+    proc.wait(timeout=120)
+    stderr = proc.stderr.read().decode() if proc.stderr else ""
+    assert proc.returncode == 141, stderr
+    assert "Traceback" not in stderr and "error" not in stderr
