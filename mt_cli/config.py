@@ -25,9 +25,9 @@ SACREBLEU_TOKENIZERS = ("none", "13a", "intl", "zh", "ja-mecab", "ko-mecab", "ch
 
 
 def _opt(default: Any, *, choices: tuple[Any, ...] | None = None, ge: float | None = None,
-         gt: float | None = None, le: float | None = None, doc: str = "") -> Any:
-    """A dataclass field carrying its validation rule next to its default."""
-    meta = {"choices": choices, "ge": ge, "gt": gt, "le": le, "doc": doc}
+         gt: float | None = None, le: float | None = None, doc: str = "", **extra: Any) -> Any:
+    """A dataclass field carrying its validation rule (and any extra metadata) next to its default."""
+    meta = {"choices": choices, "ge": ge, "gt": gt, "le": le, "doc": doc, **extra}
     if isinstance(default, (list, tuple)):
         value = tuple(default)
         return field(default_factory=lambda: value, metadata=meta)
@@ -114,21 +114,52 @@ class TrainConfig:
     max_nonfinite_steps: int = _opt(10, ge=1, doc="stop after this many non-finite steps in a row")
 
 
+# How each decode option reaches the search (the `role` of a DecodeConfig field):
+#   graph   its value shapes the compiled search graph (part of the graph key);
+#   switch  a number passed as a tensor, whose being off (== default) or on changes the graph;
+#   tensor  a number passed as a tensor (changing it never retraces);
+#   host    used outside the graph (batching, seeding, loading).
+DECODE_ROLES = ("graph", "switch", "tensor", "host")
+
+
+def _decode_opt(default: Any, role: str, doc: str, flags: tuple[str, ...] = (), **rules: Any) -> Any:
+    """A decode option: its rule, its role in the search and its CLI flags, in one place."""
+    return _opt(default, doc=doc, role=role, flags=flags, **rules)
+
+
 @dataclass(frozen=True)
 class DecodeConfig:
-    beam_size: int = _opt(4, ge=1)
-    n_best: int = _opt(1, ge=1)
-    length_penalty: float = _opt(0.6, ge=0, doc="GNMT alpha")
-    coverage_penalty: float = _opt(0.0, ge=0, doc="GNMT beta")
-    max_length_a: float = _opt(1.5, ge=0)
-    max_length_b: int = _opt(10, ge=0)
-    batch_size: int = _opt(32, ge=1, doc="sentences per batch")
-    batch_tokens: int = _opt(0, ge=0, doc="source tokens per batch (0 = use batch_size)")
-    sampling_topk: int = _opt(0, ge=0, doc="sample from the k best (0 = search)")
-    sampling_topp: float = _opt(1.0, gt=0, le=1)
-    sampling_temperature: float = _opt(1.0, gt=0)
-    seed: int | None = _opt(None)
-    dtype: str = _opt("float32", choices=("float32", "bfloat16"))
+    """Every decoding option, defined once: CLI flags, `--set`, the search's graph key and
+    the model directory's decode section all derive from these fields."""
+
+    beam_size: int = _decode_opt(4, "graph", "Beam width; 1 = greedy.", ("--beam-size", "-b"), ge=1)
+    n_best: int = _decode_opt(1, "tensor", "Hypotheses per line (text format: 'i ||| text ||| score').",
+                              ge=1)
+    length_penalty: float = _decode_opt(0.6, "tensor", "GNMT length penalty alpha.", ge=0)
+    coverage_penalty: float = _decode_opt(0.0, "switch", "GNMT coverage penalty beta (beam search).",
+                                          ge=0)
+    max_length_a: float = _decode_opt(1.5, "tensor", "Max output tokens = a * source length + b.",
+                                      ge=0)
+    max_length_b: int = _decode_opt(10, "tensor", "See --max-length-a.", ge=0)
+    batch_size: int = _decode_opt(32, "host", "Sentences per batch.", ge=1)
+    batch_tokens: int = _decode_opt(0, "host", "Source tokens per batch (0 = use --batch-size).", ge=0)
+    sampling_topk: int = _decode_opt(0, "graph", "Sample from the k best tokens (0 = search).", ge=0)
+    sampling_topp: float = _decode_opt(1.0, "switch", "Nucleus sampling mass (1 = off).", gt=0, le=1)
+    sampling_temperature: float = _decode_opt(1.0, "tensor", "Sampling temperature.",
+                                              ("--temperature",), gt=0)
+    seed: int | None = _decode_opt(None, "host", "Seed for sampling (default: random).")
+    dtype: str = _decode_opt("float32", "host", "Compute dtype: float32 or bfloat16.",
+                             choices=("float32", "bfloat16"))
+
+    @property
+    def sampling(self) -> bool:
+        """Sampling replaces search when top-k or top-p truncation is asked for."""
+        return self.sampling_topk != 0 or self.sampling_topp < 1.0
+
+
+def decode_fields(*roles: str) -> tuple[dataclasses.Field, ...]:
+    """DecodeConfig's fields in definition order, optionally only those of some roles."""
+    return tuple(f for f in dataclasses.fields(DecodeConfig) if not roles or f.metadata["role"] in roles)
 
 
 @dataclass(frozen=True)

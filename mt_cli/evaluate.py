@@ -22,7 +22,13 @@ from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.metrics.base import Metric
 
 from mt_cli.errors import ConfigError, DataError
-from mt_cli.textio import STDIN_NAME, atomic_write_lines, read_lines, require_nonempty
+from mt_cli.textio import (
+    STDIN_NAME,
+    atomic_write_lines,
+    check_line_counts,
+    read_lines,
+    require_nonempty,
+)
 
 METRICS = ("bleu", "chrf", "ter")
 HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "ter": False}
@@ -117,13 +123,7 @@ def read_text(path: str | Path, strip: bool = True) -> list[str]:
     return [line.rstrip() for line in lines] if strip else lines
 
 
-def check_line_counts(first: str, n_first: int, second: str, n_second: int) -> None:
-    """Misaligned files give meaningless scores: fail naming both files and counts."""
-    if n_first != n_second:
-        raise DataError(
-            f"{first} has {n_first} lines but {second} has {n_second}: "
-            "hypothesis, reference and source files need one line per sentence"
-        )
+ALIGNED_HINT = "hypothesis, reference and source files need one line per sentence"
 
 
 def _check_single_stdin(paths: Iterable[str | Path]) -> None:
@@ -138,7 +138,8 @@ def load_references(paths: Sequence[str | Path]) -> list[list[str]]:
     _check_single_stdin(paths)
     refs = [read_text(path) for path in paths]
     for path, lines in zip(paths[1:], refs[1:]):
-        check_line_counts(display_name(paths[0]), len(refs[0]), display_name(path), len(lines))
+        check_line_counts(display_name(paths[0]), len(refs[0]), display_name(path), len(lines),
+                          ALIGNED_HINT)
     return refs
 
 
@@ -149,7 +150,8 @@ def load_systems(hyp_paths: Sequence[str | Path], ref_paths: Sequence[str | Path
     systems = []
     for path in hyp_paths:
         lines = read_text(path)
-        check_line_counts(display_name(path), len(lines), display_name(ref_paths[0]), len(refs[0]))
+        check_line_counts(display_name(path), len(lines), display_name(ref_paths[0]), len(refs[0]),
+                          ALIGNED_HINT)
         systems.append((display_name(path), lines))
     return systems
 
@@ -203,7 +205,7 @@ def _check_refs(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> None:
     if not hyps:
         raise DataError("no hypothesis lines to score")
     for k, ref in enumerate(refs, start=1):
-        check_line_counts("the hypothesis", len(hyps), f"reference {k}", len(ref))
+        check_line_counts("the hypothesis", len(hyps), f"reference {k}", len(ref), ALIGNED_HINT)
 
 
 def score_corpus(hyps: Sequence[str], refs: Sequence[Sequence[str]],

@@ -5,10 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import sacrebleu
+
 from mt_cli.config import PRESET_DIR, load_config
 from mt_cli.errors import ConfigError
+from mt_cli.export.model_dir import load_translator
 from mt_cli.textio import atomic_write_lines, read_lines
-from mt_cli.train import Reporter, TrainResult, train
+from mt_cli.training.loop import Reporter, TrainResult, train
 
 DEMO_CONFIG = PRESET_DIR / "demo.yaml"
 
@@ -26,10 +29,6 @@ class QuickstartResult:
 def run_quickstart(run_dir: Path, config: Path = DEMO_CONFIG, overrides: list[str] | None = None,
                    overwrite: bool = False, reporter: Reporter | None = None) -> QuickstartResult:
     """Train (or resume) the demo model, translate the test split and score it with sacreBLEU."""
-    import sacrebleu
-
-    from mt_cli.translate import load_translator
-
     cfg = load_config(config, overrides or [])
     if cfg.data.test is None:
         raise ConfigError(f"data.test: the quickstart needs a test set ({cfg.origin})")

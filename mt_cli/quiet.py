@@ -37,17 +37,3 @@ def native_stderr_captured(replay: bool = True) -> Iterator[None]:
         finally:
             os.dup2(saved, 2)
             os.close(saved)
-
-
-def import_tensorflow(verbose: bool = False):
-    """Import (once) and initialise TensorFlow's devices quietly; return the module."""
-    if "tensorflow" in sys.modules or verbose:
-        import tensorflow as tf
-
-        return tf
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    with native_stderr_captured():
-        import tensorflow as tf
-
-        tf.config.list_physical_devices()
-    return tf

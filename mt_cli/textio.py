@@ -12,12 +12,14 @@ import os
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
+from itertools import islice
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from mt_cli.errors import DataError
 
 STDIN_NAME = "<stdin>"
+T = TypeVar("T")
 
 
 def _decode(raw: bytes, name: str, lineno: int, lenient: bool) -> str:
@@ -79,15 +81,28 @@ def count_lines(path: str | Path) -> int:
     return count + (0 if last == b"\n" else 1)
 
 
+PARALLEL_HINT = "parallel files must have one line per sentence pair"
+
+
+def check_line_counts(first: str | Path, n_first: int, second: str | Path, n_second: int,
+                      hint: str = PARALLEL_HINT) -> None:
+    """Misaligned files give wrong pairs or meaningless scores: fail naming both and counts."""
+    if n_first != n_second:
+        raise DataError(f"{first} has {n_first} lines but {second} has {n_second}: {hint}")
+
+
 def check_same_length(first: str | Path, second: str | Path) -> int:
     """Fail with both names and counts unless two files are line-aligned; return the count."""
-    n_first, n_second = count_lines(first), count_lines(second)
-    if n_first != n_second:
-        raise DataError(
-            f"{first} has {n_first} lines but {second} has {n_second}: "
-            "parallel files must have one line per sentence pair"
-        )
+    n_first = count_lines(first)
+    check_line_counts(first, n_first, second, count_lines(second))
     return n_first
+
+
+def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
+    """Consecutive lists of `size` items (the last one shorter): streams without loading all."""
+    iterator = iter(items)
+    while chunk := list(islice(iterator, size)):
+        yield chunk
 
 
 def require_nonempty(path: str | Path, lines: list[str]) -> None:

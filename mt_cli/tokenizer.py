@@ -8,14 +8,15 @@ exactly as by every other command.
 
 from __future__ import annotations
 
-import hashlib
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from mt_cli.errors import CheckpointError, DataError
-from mt_cli.textio import iter_lines
+from mt_cli.files import file_sha256
+from mt_cli.quiet import native_stderr_captured
+from mt_cli.textio import chunked, iter_lines
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 MODEL_TYPES = ("unigram", "bpe", "char", "word")
@@ -25,14 +26,6 @@ def _spm():  # imported lazily: keeps `mt-cli --help` instant
     import sentencepiece
 
     return sentencepiece
-
-
-def file_sha256(path: str | Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while chunk := handle.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _sentences(inputs: Iterable[str | Path], lenient: bool) -> Iterator[str]:
@@ -80,8 +73,6 @@ def train_sentencepiece(
         options["input_sentence_size"] = input_sentence_size
     if model_type == "word":
         options["use_all_vocab"] = True
-    from mt_cli.quiet import native_stderr_captured
-
     with native_stderr_captured(replay=False):
         try:
             spm.SentencePieceTrainer.train(sentence_iterator=_sentences(inputs, lenient_utf8), **options)
@@ -173,13 +164,8 @@ def train_tokenizers(
     ]
 
 
-def transform_lines(lines: Iterable[str], fn, chunk: int = 4096) -> Iterator[str]:
+def transform_lines(lines: Iterable[str], fn: Callable[[list[str]], list[str]],
+                    chunk: int = 4096) -> Iterator[str]:
     """Apply a list->list function to lines in chunks: streams big files, keeps 1 line : 1 line."""
-    buffer: list[str] = []
-    for line in lines:
-        buffer.append(line)
-        if len(buffer) >= chunk:
-            yield from fn(buffer)
-            buffer = []
-    if buffer:
-        yield from fn(buffer)
+    for block in chunked(lines, chunk):
+        yield from fn(block)

@@ -118,7 +118,7 @@ def mt_cli_command() -> list[str]:
 
 def target_spm(model: Path) -> Path:
     """The target-side SentencePiece model of an export (or run) directory."""
-    from mt_cli.checkpoint import MANIFEST_FILE, resolve_model_dir
+    from mt_cli.export.model_dir import MANIFEST_FILE, resolve_model_dir
 
     directory = resolve_model_dir(model)
     manifest = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO, assert_one_line_error
+from helpers import REPO, assert_one_line_error
 from typer.testing import CliRunner
 
 from mt_cli import __version__

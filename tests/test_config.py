@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from conftest import REPO
+from helpers import REPO
 
 from mt_cli.config import Config, from_dict, load_config, parse_override
 from mt_cli.errors import ConfigError

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import toy_pairs, write_pairs
+from helpers import toy_pairs, write_pairs
 
-from mt_cli.data import (
+from mt_cli.tokenizer import BOS_ID, EOS_ID, Tokenizers, train_sentencepiece
+from mt_cli.training.data import (
     DataPosition,
     collate,
     encode_corpus,
@@ -18,7 +19,6 @@ from mt_cli.data import (
     prefetched,
     sequential_batches,
 )
-from mt_cli.tokenizer import BOS_ID, EOS_ID, Tokenizers, train_sentencepiece
 
 
 @pytest.fixture(scope="module")

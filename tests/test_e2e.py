@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+from helpers import REPO
 
 MT_CLI = [sys.executable, "-m", "mt_cli"]
 SHORT = ["--set", "model.hidden_dim=128", "--set", "model.ffn_dim=256", "--set", "model.num_heads=4",

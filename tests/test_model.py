@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from conftest import tiny_model_config
+from helpers import tiny_model_config
 
 from mt_cli.model import Transformer, build_model
 
@@ -22,12 +22,12 @@ TARGET = np.array([[2, 11, 12, 13], [2, 14, 15, 16]], np.int32)
 
 def make(
     seed: int = 0,
-    dtype_policy: str | None = None,
+    precision: str = "float32",
     vocab: tuple[int, int] = (VOCAB, VOCAB),
     **cfg: object,
 ) -> Transformer:
     keras.utils.set_random_seed(seed)
-    return build_model(TinyConfig(**cfg), vocab[0], vocab[1], dtype_policy=dtype_policy)
+    return build_model(TinyConfig(**cfg), vocab[0], vocab[1], precision=precision)
 
 
 def forward(
@@ -69,7 +69,7 @@ def test_cached_decoding_matches_full_forward(norm: str, share: str) -> None:
     model = make(norm=norm, share_embeddings=share, activation="gelu")
     full = forward(model)
     memory, mask = model.encode(tf.constant(SOURCE))
-    cache = model.init_cache(memory, mask, max_steps=TARGET.shape[1])
+    cache = model.init_cache(memory, mask)
     steps = []
     for t in range(TARGET.shape[1]):
         logits, cache, attn = model.decode_step(
@@ -147,7 +147,7 @@ def test_weights_round_trip(tmp_path: Path) -> None:
 
 
 def test_mixed_bfloat16_weights_load_into_float32(tmp_path: Path) -> None:
-    mixed = make(seed=3, dtype_policy="mixed_bfloat16")
+    mixed = make(seed=3, precision="bfloat16")
     assert mixed.compute_dtype == "bfloat16"
     assert all(w.dtype == "float32" for w in mixed.weights)
     logits = forward(mixed)
@@ -164,7 +164,7 @@ def test_mixed_bfloat16_weights_load_into_float32(tmp_path: Path) -> None:
 
 
 def test_mixed_float16_runs() -> None:
-    model = make(dtype_policy="mixed_float16")
+    model = make(precision="float16")
     assert all(w.dtype == "float32" for w in model.weights)
     logits = forward(model)
     assert logits.dtype == np.float32 and np.isfinite(logits).all()

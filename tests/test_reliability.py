@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, tiny_config_text, toy_pairs, write_pairs
+from helpers import REPO, tiny_config_text, toy_pairs, write_pairs
 
 from mt_cli.cli.app import app
 
@@ -222,8 +222,8 @@ def test_invalid_utf8_in_training_data_names_file_and_line(runner, tmp_path, toy
 
 
 def test_crlf_input_yields_the_same_ids_as_lf(tmp_path, toy_dir) -> None:
-    from mt_cli.data import encode_corpus
     from mt_cli.tokenizer import Tokenizers
+    from mt_cli.training.data import encode_corpus
 
     tokenizers = Tokenizers.load(_spm(tmp_path, toy_dir))
     pairs = toy_pairs(50, seed=11)
@@ -238,8 +238,8 @@ def test_crlf_input_yields_the_same_ids_as_lf(tmp_path, toy_dir) -> None:
 
 
 def test_changed_training_file_is_noticed_by_the_cache(tmp_path, toy_dir) -> None:
-    from mt_cli.data import encode_corpus
     from mt_cli.tokenizer import Tokenizers
+    from mt_cli.training.data import encode_corpus
 
     tokenizers = Tokenizers.load(_spm(tmp_path, toy_dir))
     src, tgt = write_pairs(tmp_path, "c", toy_pairs(20, seed=12))

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import sentencepiece as spm
-from conftest import SHARED_MULTI30K, assert_one_line_error
+from helpers import SHARED_MULTI30K, assert_one_line_error
 from typer.testing import CliRunner
 
 from mt_cli.cli.app import app
@@ -122,7 +122,7 @@ def test_train_from_config(toy_dir: Path, tiny_config: Path, tmp_path: Path) -> 
 
 
 def test_train_from_config_uses_tokenizer_model_path(toy_dir: Path, tmp_path: Path) -> None:
-    from conftest import tiny_config_text
+    from helpers import tiny_config_text
 
     config = tmp_path / "c.yaml"
     config.write_text(tiny_config_text(toy_dir, tokenizer={"vocab_size": 40, "model": "out/joint.model"}))

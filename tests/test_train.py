@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from conftest import tiny_config_text
+from helpers import tiny_config_text
 
 from mt_cli.cli.app import app
 
@@ -169,7 +169,7 @@ cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from pathlib import Path
 from mt_cli.config import load_config
-from mt_cli.train import train
+from mt_cli.training.loop import train
 cfg = load_config(sys.argv[1], sys.argv[3:])
 result = train(cfg, Path(sys.argv[2]))
 print(json.dumps({"step": result.step}))

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import copy_run, toy_pairs
+from helpers import copy_run, toy_pairs
 from typer.testing import CliRunner
 
 from mt_cli.cli.app import app
@@ -241,7 +241,7 @@ def _greedy_reference(loaded, line: str) -> tuple[str, float]:
 
 def test_beam_one_is_greedy(runner: CliRunner, trained_run: Path, sources: Path,
                             greedy_file_output: list[str]) -> None:
-    from mt_cli.checkpoint import load_export
+    from mt_cli.export.model_dir import load_export
 
     lines = sources.read_text(encoding="utf-8").splitlines()[:3]
     records = jsonl(translate(runner, "-m", trained_run, "--beam-size", "1", "--format", "jsonl",

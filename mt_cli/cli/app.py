@@ -13,9 +13,10 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from mt_cli import __version__, console
+from mt_cli import __version__
 from mt_cli.cli import (
     config_cmd,
+    console,
     evaluate_cmd,
     quickstart_cmd,
     tokenize_cmd,

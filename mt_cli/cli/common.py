@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
+
+from mt_cli.cli import console
+from mt_cli.quiet import native_stderr_captured
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file (presets live in configs/).",
                                            show_default=False)]
@@ -22,8 +27,19 @@ def load(config: Path | None, overrides: list[str] | None):  # -> Config, lazily
 
 
 def start_tensorflow() -> None:
-    """Import TensorFlow quietly before a command that needs it (chatter only with -v)."""
-    from mt_cli import console
-    from mt_cli.quiet import import_tensorflow
+    """Import TensorFlow, and initialise its devices, before a command that needs it.
 
-    import_tensorflow(verbose=console.is_verbose())
+    This is the one deliberate late import: commands call it first, then import the use
+    case they run. TF 2.16+ logs CUDA probing and oneDNN notes before TF_CPP_MIN_LOG_LEVEL
+    is read, so native stderr is captured meanwhile (replayed on failure; shown with -v).
+    """
+    if "tensorflow" in sys.modules:
+        return
+    if console.is_verbose():
+        import tensorflow
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    with native_stderr_captured():
+        import tensorflow as tf
+
+        tf.config.list_physical_devices()

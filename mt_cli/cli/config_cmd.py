@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mt_cli import console
+from mt_cli.cli import console
 from mt_cli.cli.common import ConfigArg, SetOption, load
 
 app = typer.Typer(help="Inspect and validate YAML configs.", no_args_is_help=True)

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from mt_cli import console
+from mt_cli.cli import console
 from mt_cli.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -188,14 +188,15 @@ def _translate(model: Path, source: Path | None, save_hyp: Path | None, override
     """Translate the source with the model (after checking alignment, to fail before decoding)."""
     from mt_cli import evaluate as ev
     from mt_cli.cli.common import start_tensorflow
-    from mt_cli.textio import atomic_write_lines
+    from mt_cli.textio import atomic_write_lines, check_line_counts
 
     start_tensorflow()
     from mt_cli.translate import translate_file_lines
 
     assert source is not None
     src_lines = ev.read_text(source, strip=False)
-    ev.check_line_counts(ev.display_name(source), len(src_lines), ev.display_name(ref_paths[0]), len(refs[0]))
+    check_line_counts(ev.display_name(source), len(src_lines), ev.display_name(ref_paths[0]), len(refs[0]),
+                      ev.ALIGNED_HINT)
     hyps = translate_file_lines(model, src_lines, overrides=list(overrides) if overrides else None)
     if len(hyps) != len(src_lines):
         raise DataError(f"{model}: returned {len(hyps)} translations for {len(src_lines)} source lines")

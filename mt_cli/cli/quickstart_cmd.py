@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mt_cli import console
+from mt_cli.cli import console
 from mt_cli.cli.common import SetOption, start_tensorflow
 
 

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from mt_cli import console
+from mt_cli.cli import console
 from mt_cli.cli.common import ConfigArg, SetOption, load, start_tensorflow
 
 
@@ -33,8 +33,8 @@ def train(
       mt-cli train my.yaml --run-dir runs/exp1 --set train.max_steps=20000
     """
     start_tensorflow()
-    from mt_cli.train import Interrupted
-    from mt_cli.train import train as run_training
+    from mt_cli.training.loop import Interrupted
+    from mt_cli.training.loop import train as run_training
 
     cfg = load(config, set_)
     directory = run_dir or default_run_dir(config, cfg.train.run_dir)

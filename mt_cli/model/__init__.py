@@ -1,5 +1,9 @@
-"""Transformer model for translation."""
+"""The model layer: Transformer layers, the model, search and in-memory translation.
 
-from mt_cli.model.transformer import Transformer, build_model
+TensorFlow is imported here, at the package boundary; nothing in this package touches
+files (the model directory is mt_cli.export.model_dir's job).
+"""
 
-__all__ = ["Transformer", "build_model"]
+from mt_cli.model.transformer import Transformer, build_model, dtype_policy
+
+__all__ = ["Transformer", "build_model", "dtype_policy"]

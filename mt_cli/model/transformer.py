@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import math
-from typing import Any, Protocol
+from typing import Any
 
 import keras
 import tensorflow as tf
 
+from mt_cli.config import ModelConfig
 from mt_cli.model.layers import (
     BlockSpec,
     ByteDropout,
@@ -19,53 +20,21 @@ from mt_cli.model.layers import (
     padding_bias,
     sinusoidal_positions,
 )
-
-PAD_ID = 0
-UNK_ID = 1
-BOS_ID = 2
-EOS_ID = 3
+from mt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 Cache = dict[str, Any]
+PRECISION_POLICIES = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}
 
 
-class ModelConfigLike(Protocol):
-    """Read-only attributes of ``mt_cli.config.ModelConfig`` used here (not imported: no cycle)."""
+def dtype_policy(precision: str) -> str | None:
+    """The Keras dtype policy of a precision name (config's train.precision / decode.dtype).
 
-    @property
-    def encoder_layers(self) -> int: ...
-
-    @property
-    def decoder_layers(self) -> int: ...
-
-    @property
-    def hidden_dim(self) -> int: ...
-
-    @property
-    def num_heads(self) -> int: ...
-
-    @property
-    def ffn_dim(self) -> int: ...
-
-    @property
-    def dropout(self) -> float: ...
-
-    @property
-    def attention_dropout(self) -> float: ...
-
-    @property
-    def ffn_dropout(self) -> float: ...
-
-    @property
-    def norm(self) -> str: ...
-
-    @property
-    def share_embeddings(self) -> str: ...
-
-    @property
-    def max_length(self) -> int: ...
-
-    @property
-    def activation(self) -> str: ...
+    Mixed policies keep float32 variables and compute in the low precision, so weights
+    saved under any precision load into any other.
+    """
+    if precision not in PRECISION_POLICIES:
+        raise ValueError(f"unknown precision {precision!r}; one of {', '.join(PRECISION_POLICIES)}")
+    return PRECISION_POLICIES[precision]
 
 
 class TokenEmbedding(keras.layers.Layer):
@@ -129,13 +98,13 @@ class Transformer(keras.Model):
 
     def __init__(
         self,
-        cfg: ModelConfigLike,
+        cfg: ModelConfig,
         source_vocab_size: int,
         target_vocab_size: int,
-        dtype_policy: str | None = None,
+        precision: str = "float32",
         **kwargs: object,
     ) -> None:
-        super().__init__(dtype=dtype_policy, **kwargs)
+        super().__init__(dtype=dtype_policy(precision), **kwargs)
         if cfg.share_embeddings not in ("all", "target", "none"):
             raise ValueError(f"unknown share_embeddings {cfg.share_embeddings!r}")
         if cfg.share_embeddings == "all" and source_vocab_size != target_vocab_size:
@@ -265,7 +234,6 @@ class Transformer(keras.Model):
         self,
         memory: tf.Tensor,
         source_mask: tf.Tensor,
-        max_steps: int | tf.Tensor | None = None,
         beam_size: int | tf.Tensor = 1,
     ) -> Cache:
         """Project cross-attention K/V once per layer; start empty self-attention caches.
@@ -277,11 +245,9 @@ class Transformer(keras.Model):
         ``cache_shape_invariants``): a step and the beam gather then touch t
         positions, not max_steps.  Measured on CPU, preallocated [rows, H,
         max_steps, hd] buffers were 20-40% slower per step, and 1.4-3.5x slower
-        under XLA (which needs them).  ``max_steps`` is accepted for API
-        symmetry and unused.  The cache also carries the compute-dtype weights,
+        under XLA (which needs them).  The cache also carries the compute-dtype weights,
         so a while loop casts them once rather than every step.
         """
-        del max_steps
         weights = self.decoder_weights()
         rows = tf.shape(memory)[0] * beam_size
         head_dim = self.hidden_dim // self.num_heads
@@ -362,13 +328,13 @@ class Transformer(keras.Model):
 
 
 def build_model(
-    cfg: ModelConfigLike,
+    cfg: ModelConfig,
     source_vocab_size: int,
     target_vocab_size: int,
-    dtype_policy: str | None = None,
+    precision: str = "float32",
 ) -> Transformer:
     """Create a Transformer and run it once so Keras marks every part built."""
-    model = Transformer(cfg, source_vocab_size, target_vocab_size, dtype_policy=dtype_policy)
+    model = Transformer(cfg, source_vocab_size, target_vocab_size, precision=precision)
     dummy = {
         "source": tf.constant([[EOS_ID]], tf.int32),
         "target_in": tf.constant([[BOS_ID]], tf.int32),

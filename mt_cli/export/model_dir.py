@@ -1,148 +1,38 @@
-"""Training checkpoints and the self-contained export directory, both written atomically.
+"""The model directory: the contract between training and every consumer.
 
-A checkpoint is built in `checkpoints/.tmp-*` and renamed into `step-NNNNNNNN/` only when
-complete, so a crash (kill -9, full disk) never leaves a partial checkpoint to be chosen.
-The export holds only what translation needs: config, SentencePiece model(s), float32
-weights and a manifest with hashes; loading rebuilds the model from our own code.
+It holds only what translation needs (config, SentencePiece model(s), float32 weights and
+a manifest with versions, special ids and sha256 of every file), written atomically and
+verified before loading. Loading rebuilds the model from our own code, then reads weights:
+never an architecture or code from the directory.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keras
+import sacrebleu
+import sentencepiece
+import tensorflow as tf
 import yaml
 
 from mt_cli import __version__
 from mt_cli.config import Config, load_config
 from mt_cli.errors import CheckpointError
-from mt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizers, file_sha256
+from mt_cli.files import atomic_dir, file_sha256
+from mt_cli.model import build_model
+from mt_cli.model.translator import Translator
+from mt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizers
 
-log = logging.getLogger("mt_cli")
 FORMAT_VERSION = 1
-STEP_PREFIX = "step-"
 WEIGHTS_FILE = "model.weights.h5"
 MANIFEST_FILE = "manifest.json"
 CONFIG_FILE = "config.yaml"
 
-
-def _atomic_dir(final: Path, build: Any) -> None:
-    """Build a directory via `build(tmp)` and rename it to `final` in one step."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=final.parent))
-    try:
-        build(tmp)
-        old = None
-        if final.exists():
-            old = final.with_name(f".old-{final.name}-{os.getpid()}")
-            os.replace(final, old)
-        os.replace(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except (KeyboardInterrupt, SystemExit):
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    except Exception as exc:  # OSError, or TensorFlow's own error types for a full disk
-        shutil.rmtree(tmp, ignore_errors=True)
-        reason = getattr(exc, "strerror", None) or str(exc).strip().splitlines()[0][:200]
-        raise CheckpointError(f"{final}: cannot write ({reason}); the previous one is intact") from None
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def clean_temporaries(directory: Path) -> int:
-    """Remove leftovers of interrupted saves; return how many."""
-    removed = 0
-    if directory.is_dir():
-        for entry in directory.iterdir():
-            if entry.name.startswith((".tmp-", ".old-")):
-                shutil.rmtree(entry, ignore_errors=True) if entry.is_dir() else entry.unlink(missing_ok=True)
-                removed += 1
-    return removed
-
-
-# ---------------------------------------------------------------- training checkpoints
-
-@dataclass(frozen=True)
-class SavedStep:
-    step: int
-    path: Path
-
-    @property
-    def prefix(self) -> str:
-        return str(self.path / "ckpt")
-
-    def state(self) -> dict[str, Any]:
-        try:
-            return json.loads((self.path / "state.json").read_text())
-        except (OSError, ValueError) as exc:
-            raise CheckpointError(f"{self.path / 'state.json'}: unreadable ({exc})") from None
-
-
-def list_checkpoints(directory: Path) -> list[SavedStep]:
-    """Complete checkpoints, oldest first."""
-    if not directory.is_dir():
-        return []
-    found = []
-    for entry in directory.iterdir():
-        if entry.is_dir() and entry.name.startswith(STEP_PREFIX):
-            try:
-                found.append(SavedStep(int(entry.name[len(STEP_PREFIX):]), entry))
-            except ValueError:
-                continue
-    return sorted(found, key=lambda s: s.step)
-
-
-def save_checkpoint(directory: Path, step: int, trackable: Any, state: dict[str, Any]) -> SavedStep:
-    """Write a tf.train.Checkpoint of `trackable` plus a JSON state, atomically."""
-    final = directory / f"{STEP_PREFIX}{step:08d}"
-
-    def build(tmp: Path) -> None:
-        trackable.write(str(tmp / "ckpt"))
-        (tmp / "state.json").write_text(json.dumps(state, indent=1))
-
-    _atomic_dir(final, build)
-    return SavedStep(step, final)
-
-
-def prune_checkpoints(directory: Path, keep_last: int, protect: set[int]) -> None:
-    """Keep the newest `keep_last` checkpoints plus the protected (best) steps."""
-    saved = list_checkpoints(directory)
-    for item in saved[:-keep_last] if keep_last else saved:
-        if item.step not in protect:
-            shutil.rmtree(item.path, ignore_errors=True)
-
-
-def restore_latest(directory: Path, trackable: Any) -> SavedStep | None:
-    """Restore the newest readable checkpoint, falling back past corrupted ones with a warning."""
-    saved = list_checkpoints(directory)
-    errors = []
-    for item in reversed(saved):
-        try:
-            state = item.state()
-            trackable.read(item.prefix).assert_existing_objects_matched()
-            if state.get("step") != item.step:
-                raise CheckpointError(f"{item.path}: state.json says step {state.get('step')}")
-            return item
-        except Exception as exc:  # tf raises many types for corrupt files
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            errors.append(f"{item.path}: {message}")
-            log.warning(f"checkpoint {item.path} is unreadable ({message[:200]}); trying the previous one")
-    if saved:
-        raise CheckpointError(
-            f"{directory}: no readable checkpoint among {len(saved)} ({errors[0][:300]}); "
-            "remove the directory or use --overwrite to start again")
-    return None
-
-
-# ---------------------------------------------------------------- export directory
 
 def export_config(cfg: Config, spm_names: tuple[str, str | None]) -> dict[str, Any]:
     """The config an export carries: no training data paths, tokenizer paths relative."""
@@ -169,15 +59,10 @@ def write_export(directory: Path, model: Any, cfg: Config, tokenizers: Tokenizer
         manifest = _manifest(tmp, names, tokenizers, info)
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
 
-    _atomic_dir(directory, build)
+    atomic_dir(directory, build)
 
 
 def _versions() -> dict[str, str]:
-    import keras
-    import sacrebleu
-    import sentencepiece
-    import tensorflow as tf
-
     return {"mt_cli": __version__, "tensorflow": tf.__version__, "keras": keras.__version__,
             "sentencepiece": sentencepiece.__version__, "sacrebleu": sacrebleu.__version__}
 
@@ -252,7 +137,7 @@ def check_export(directory: Path) -> tuple[dict[str, Any], Config]:
 
 
 def load_export(path: str | Path, overrides: list[str] | None = None,
-                dtype_policy: str | None = None) -> LoadedModel:
+                precision: str | None = None) -> LoadedModel:
     """Load an export (or run) directory: check it, rebuild the model, load float32 weights."""
     directory = resolve_model_dir(path)
     manifest, _ = check_export(directory)
@@ -260,14 +145,16 @@ def load_export(path: str | Path, overrides: list[str] | None = None,
     tok = manifest["tokenizer"]
     tokenizers = Tokenizers.load(directory / tok["source"],
                                  None if tok["target"] == tok["source"] else directory / tok["target"])
-    from mt_cli.model import build_model
-
-    if dtype_policy is None and cfg.decode.dtype == "bfloat16":
-        dtype_policy = "mixed_bfloat16"
     model = build_model(cfg.model, tokenizers.source.vocab_size, tokenizers.target.vocab_size,
-                        dtype_policy=dtype_policy)
+                        precision=precision or cfg.decode.dtype)
     try:
         model.load_weights(str(directory / WEIGHTS_FILE))
     except Exception as exc:  # h5py / keras raise various types
         raise CheckpointError(f"{directory / WEIGHTS_FILE}: cannot load weights ({str(exc)[:200]})") from None
     return LoadedModel(directory, cfg, tokenizers, manifest, model)
+
+
+def load_translator(path: str | Path, overrides: list[str] | None = None) -> Translator:
+    """A Translator over a model directory, with `--set` style (decode) overrides applied."""
+    loaded = load_export(path, overrides)
+    return Translator(loaded.model, loaded.tokenizers, loaded.config.decode)

@@ -6,12 +6,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import tensorflow as tf
+
 from mt_cli.config import Config
+from mt_cli.tokenizer import PAD_ID
 
 
 def make_strategy(name: str):
-    import tensorflow as tf
-
     if name == "mirrored":
         return tf.distribute.MirroredStrategy()
     if name == "multi_worker":
@@ -31,12 +32,10 @@ def worker_role(strategy: Any, run_dir: Path) -> tuple[bool, Path]:
 
 def smoothed_loss(logits, labels, smoothing: float):
     """Sum of label-smoothed cross-entropy over non-pad labels, and their count."""
-    import tensorflow as tf
-
     log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
     nll = -tf.gather(log_probs, labels, batch_dims=2)
     loss = (1.0 - smoothing) * nll - smoothing * tf.reduce_mean(log_probs, axis=-1) if smoothing else nll
-    mask = tf.cast(tf.not_equal(labels, 0), tf.float32)
+    mask = tf.cast(tf.not_equal(labels, PAD_ID), tf.float32)
     return tf.reduce_sum(loss * mask), tf.reduce_sum(mask)
 
 
@@ -44,8 +43,6 @@ class TrainSteps:
     """Compiled train / eval steps for one model, optimizer and strategy."""
 
     def __init__(self, model: Any, optimizer: Any, strategy: Any, cfg: Config) -> None:
-        import tensorflow as tf
-
         self.model, self.optimizer, self.strategy = model, optimizer, strategy
         self.smoothing = cfg.train.label_smoothing
         self.loss_scaled = cfg.train.precision == "float16"
@@ -123,16 +120,12 @@ class TrainSteps:
         self.eval_step = eval_step
 
     def _distribute(self, batches: list[dict]):
-        import tensorflow as tf
-
         if self.strategy.num_replicas_in_sync == 1:
             return batches[0]
         return self.strategy.experimental_distribute_values_from_function(
             lambda ctx: {k: tf.identity(v) for k, v in batches[ctx.replica_id_in_sync_group].items()})
 
     def _reduce(self, values):
-        import tensorflow as tf
-
         if self.strategy.num_replicas_in_sync == 1:
             return values
         loss, tokens, *rest = values

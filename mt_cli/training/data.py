@@ -19,9 +19,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import tensorflow as tf
 
+from mt_cli.batching import cut_batches, round_up
 from mt_cli.errors import DataError
-from mt_cli.textio import check_same_length, iter_lines
+from mt_cli.textio import check_same_length, chunked, iter_lines
 from mt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizers
 
 log = logging.getLogger("mt_cli")
@@ -134,12 +136,9 @@ def _encode_into(directory: Path, source: Path, target: Path, tokenizers: Tokeni
     tgt_lens: list[np.ndarray] = []
     empty = too_long = 0
     with open(src_raw, "wb") as src_out, open(tgt_raw, "wb") as tgt_out:
-        src_iter, tgt_iter = iter_lines(source, lenient), iter_lines(target, lenient)
-        while True:
-            src_chunk = [line for _, line in zip(range(ENCODE_CHUNK), src_iter)]
-            tgt_chunk = [line for _, line in zip(range(len(src_chunk)), tgt_iter)]
-            if not src_chunk:
-                break
+        pairs = zip(iter_lines(source, lenient), iter_lines(target, lenient))
+        for chunk in chunked(pairs, ENCODE_CHUNK):
+            src_chunk, tgt_chunk = [s for s, _ in chunk], [t for _, t in chunk]
             src_ids = tokenizers.source.encode_ids(src_chunk)
             tgt_ids = tokenizers.target.encode_ids(tgt_chunk)
             kept_src, kept_tgt = [], []
@@ -171,10 +170,6 @@ def _encode_into(directory: Path, source: Path, target: Path, tokenizers: Tokeni
 
 # ---------------------------------------------------------------- batching
 
-def _round_up(n: int, multiple: int) -> int:
-    return -(-n // multiple) * multiple
-
-
 def plan_epoch(corpora: list[EncodedCorpus], weights: list[float], epoch: int, seed: int,
                batch_tokens: int, shuffle_buffer: int, pad_multiple: int = 1) -> list[np.ndarray]:
     """Deterministic batches for one epoch: a list of int64 arrays of global example ids.
@@ -205,15 +200,8 @@ def plan_epoch(corpora: list[EncodedCorpus], weights: list[float], epoch: int, s
     for start in range(0, len(order), shuffle_buffer):
         window = order[start:start + shuffle_buffer]
         window = window[np.argsort(lengths[window], kind="stable")]
-        padded = [_round_up(int(n), pad_multiple) for n in lengths[window]]  # ascending
-        window_batches: list[np.ndarray] = []
-        begin = 0
-        for i, longest in enumerate(padded):
-            if i > begin and longest * (i + 1 - begin) > batch_tokens:
-                window_batches.append(window[begin:i])
-                begin = i
-        if begin < len(window):
-            window_batches.append(window[begin:])
+        padded = [round_up(int(n), pad_multiple) for n in lengths[window]]  # ascending
+        window_batches = [window[group] for group in cut_batches(range(len(window)), padded, batch_tokens)]
         for j in rng.permutation(len(window_batches)):
             batches.append(window_batches[j])
     return batches
@@ -226,8 +214,8 @@ def collate(corpora: list[EncodedCorpus], ids: np.ndarray, pad_multiple: int = 1
     for gid in ids:
         k = int(np.searchsorted(starts, gid, side="right") - 1)
         pairs.append(corpora[k].pair(int(gid - starts[k])))
-    src_len = _round_up(max(len(s) for s, _ in pairs), pad_multiple)
-    tgt_len = _round_up(max(len(t) + 1 for _, t in pairs), pad_multiple)
+    src_len = round_up(max(len(s) for s, _ in pairs), pad_multiple)
+    tgt_len = round_up(max(len(t) + 1 for _, t in pairs), pad_multiple)
     source = np.full((len(pairs), src_len), PAD_ID, np.int32)
     target_in = np.full((len(pairs), tgt_len), PAD_ID, np.int32)
     target_out = np.full((len(pairs), tgt_len), PAD_ID, np.int32)
@@ -270,15 +258,9 @@ def sequential_batches(corpus: EncodedCorpus, batch_tokens: int,
                        pad_multiple: int = 1) -> Iterator[dict[str, np.ndarray]]:
     """Batches of a dev corpus in file order (for the dev loss)."""
     lengths = np.maximum(corpus.source_lengths(), corpus.target_lengths())
-    begin = 0
-    longest = 0
-    for i in range(len(corpus)):
-        longest = max(longest, _round_up(int(lengths[i]), pad_multiple))
-        if i > begin and longest * (i + 1 - begin) > batch_tokens:
-            yield collate([corpus], np.arange(begin, i), pad_multiple)
-            begin, longest = i, _round_up(int(lengths[i]), pad_multiple)
-    if begin < len(corpus):
-        yield collate([corpus], np.arange(begin, len(corpus)), pad_multiple)
+    padded = [round_up(int(n), pad_multiple) for n in lengths]
+    for group in cut_batches(range(len(corpus)), padded, batch_tokens):
+        yield collate([corpus], np.asarray(group), pad_multiple)
 
 
 def prefetched(stream: Iterator[tuple[DataPosition, dict[str, np.ndarray]]],
@@ -288,8 +270,6 @@ def prefetched(stream: Iterator[tuple[DataPosition, dict[str, np.ndarray]]],
     Order is unchanged and each batch carries its position, so a stop after any step
     records exactly what was consumed (prefetched batches are simply rebuilt on resume).
     """
-    import tensorflow as tf
-
     keys = ("source", "target_in", "target_out")
     signature = ({k: tf.TensorSpec([None, None], tf.int32) for k in keys},
                  tf.TensorSpec([2], tf.int64))

@@ -1,0 +1,1 @@
+"""The model directory (write, verify, load): what training hands to every consumer."""

@@ -1,0 +1,202 @@
+"""Everything one training run works with, built once: data, model, optimizer, compiled
+steps, the checkpointed objects and the restored state; plus saving and exporting them."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mt_cli.config import Config
+from mt_cli.errors import MtError
+from mt_cli.export.model_dir import write_export
+from mt_cli.files import clean_temporaries
+from mt_cli.model import Transformer, build_model
+from mt_cli.model.translator import Translator
+from mt_cli.textio import read_lines
+from mt_cli.tokenizer import PAD_ID, Tokenizers
+from mt_cli.training.checkpoints import (
+    list_checkpoints,
+    prune_checkpoints,
+    restore_latest,
+    save_checkpoint,
+)
+from mt_cli.training.data import XLA_PAD_MULTIPLE, encode_corpus, iterate_batches, prefetched
+from mt_cli.training.evaluation import DevSet, first_lines
+from mt_cli.training.export_choice import choose_export, load_choice
+from mt_cli.training.metrics_log import MetricsLog
+from mt_cli.training.run_dir import run_tokenizers
+from mt_cli.training.schedules import make_schedule
+from mt_cli.training.state import TrainState
+from mt_cli.training.steps import TrainSteps, make_strategy, worker_role
+
+log = logging.getLogger("mt_cli")
+Batches = list[list[dict[str, Any]]]  # micro-batches, each one batch per replica
+
+
+def _all_finite(model: keras.Model) -> bool:
+    return all(np.isfinite(w).all() for w in model.get_weights() if w.dtype.kind == "f")
+
+
+def fed_tokens(batches: Batches) -> float:
+    """Non-pad source + target tokens in a step's batches (throughput's unit)."""
+    return sum(float(tf.math.count_nonzero(tf.not_equal(b[k], PAD_ID))) for group in batches for b in group
+               for k in ("source", "target_out"))
+
+
+def _build_model(cfg: Config, tokenizers: Tokenizers, strategy: Any) -> tuple[Transformer, Any]:
+    """The model and its optimizer (Adam + schedule, loss scaling under float16), built."""
+    t = cfg.train
+    with strategy.scope():
+        model = build_model(cfg.model, tokenizers.source.vocab_size, tokenizers.target.vocab_size,
+                            precision=t.precision)
+        optimizer = keras.optimizers.Adam(
+            learning_rate=make_schedule(t.schedule, t.learning_rate, cfg.model.hidden_dim, t.warmup_steps),
+            beta_1=t.adam_beta1, beta_2=t.adam_beta2, epsilon=t.adam_epsilon,
+            global_clipnorm=t.clip_norm or None)
+        if t.precision == "float16":
+            optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+        optimizer.build(model.trainable_variables)
+    return model, optimizer
+
+
+def _load_dev(cfg: Config, tokenizers: Tokenizers, cache: Path) -> DevSet | None:
+    d = cfg.data
+    if not d.dev:
+        return None
+    corpus = encode_corpus(d.dev.source, d.dev.target, tokenizers, cache, 1 << 30, 1 << 30, d.lenient_utf8)
+    limit = cfg.train.eval_max_sentences
+    return DevSet(corpus, first_lines(read_lines(d.dev.source, d.lenient_utf8), limit),
+                  first_lines(read_lines(d.dev.target, d.lenient_utf8), limit))
+
+
+@dataclass
+class Session:
+    """One run's working objects; `state` is what the loop advances."""
+
+    cfg: Config
+    run_dir: Path
+    tokenizers: Tokenizers
+    model: Transformer
+    optimizer: Any
+    steps: TrainSteps
+    trackable: tf.train.Checkpoint
+    step_var: tf.Variable
+    state: TrainState
+    is_chief: bool
+    save_dir: Path
+    worker_dir: Path
+    metrics: MetricsLog
+    dev: DevSet | None
+    translator: Translator
+    replicas: int
+    accumulate: int
+    stream: Iterator[Any] | None = None
+
+    @classmethod
+    def open(cls, cfg: Config, run_dir: Path) -> Session:
+        """Build everything and restore the newest checkpoint, if any."""
+        tokenizers = run_tokenizers(cfg, run_dir)
+        d, t = cfg.data, cfg.train
+        cache = run_dir / "cache"
+        corpora = [encode_corpus(c.source, c.target, tokenizers, cache, d.max_source_tokens,
+                                 d.max_target_tokens, d.lenient_utf8) for c in d.train]
+        dev = _load_dev(cfg, tokenizers, cache)
+        keras.utils.set_random_seed(t.seed)
+        if t.deterministic:
+            tf.config.experimental.enable_op_determinism()
+        strategy = make_strategy(t.strategy)
+        model, optimizer = _build_model(cfg, tokenizers, strategy)
+        step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
+        rng = {f"seed{i}": v for i, v in enumerate(v for v in model.variables if "seed_generator" in v.path)}
+        trackable = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var, rng=rng)
+        is_chief, worker_dir = worker_role(strategy, run_dir)
+        state = cls._restore(run_dir / "checkpoints", trackable, is_chief)
+        replicas = strategy.num_replicas_in_sync
+        per_step = t.batch_tokens * replicas
+        accumulate = max(1, -(-t.effective_batch_tokens // per_step)) if t.effective_batch_tokens else 1
+        session = cls(cfg, run_dir, tokenizers, model, optimizer, TrainSteps(model, optimizer, strategy, cfg),
+                      trackable, step_var, state, is_chief,
+                      run_dir / "checkpoints" if is_chief else worker_dir / "checkpoints", worker_dir,
+                      MetricsLog(run_dir if is_chief else worker_dir), dev,
+                      Translator(model, tokenizers, cfg.decode), replicas, accumulate)
+        pad_multiple = XLA_PAD_MULTIPLE if t.jit_compile else 1
+        session.stream = prefetched(iterate_batches(corpora, [c.weight for c in d.train], t.seed,
+                                                    t.batch_tokens, t.shuffle_buffer, state.data_position,
+                                                    pad_multiple))
+        return session
+
+    @staticmethod
+    def _restore(ckpt_dir: Path, trackable: tf.train.Checkpoint, is_chief: bool) -> TrainState:
+        if is_chief and clean_temporaries(ckpt_dir):
+            log.warning(f"{ckpt_dir}: removed leftovers of an interrupted save")
+        restored = restore_latest(ckpt_dir, trackable)
+        if restored is None:
+            return TrainState()
+        state = TrainState.from_dict(restored.state())
+        log.info(f"resuming from {restored.path} (step {state.step}, epoch {state.data_position.epoch}, "
+                 f"batch {state.data_position.batch})")
+        return state
+
+    def next_batches(self) -> Batches:
+        """One optimizer step's input: `accumulate` micro-batches of one batch per replica."""
+        batches = []
+        for _ in range(self.accumulate):
+            group = []
+            for _ in range(self.replicas):
+                self.state.data_position, batch = next(self.stream)
+                group.append(batch)
+            batches.append(group)
+        return batches
+
+    def train_step(self, batches: Batches) -> tuple[float, float, bool]:
+        """Run one optimizer step; returns (loss sum, target tokens, finite)."""
+        result = self.steps.train(batches)
+        self.state.step += 1
+        self.step_var.assign(self.state.step)
+        return result
+
+    @property
+    def learning_rate(self) -> float:
+        return float(self.optimizer.learning_rate)
+
+    def evaluate(self) -> dict[str, float]:
+        assert self.dev is not None
+        return self.dev.scores(self.steps.eval_step, self.translator, self.cfg.train.batch_tokens)
+
+    def save(self) -> None:
+        """A checkpoint of the current step (refused if the weights are not finite)."""
+        if not _all_finite(self.model):
+            raise MtError(f"step {self.state.step}: the weights hold non-finite values; not saving "
+                          "(lower train.learning_rate or set train.clip_norm)")
+        record = {**self.state.to_dict(), "learning_rate": self.learning_rate}
+        save_checkpoint(self.save_dir, self.state.step, self.trackable, record)
+        best = self.state.best_step
+        prune_checkpoints(self.save_dir, self.cfg.train.keep_last, {best} if best is not None else set())
+
+    def save_unless_saved(self) -> None:
+        saved = list_checkpoints(self.save_dir)
+        if not saved or saved[-1].step != self.state.step:
+            self.save()
+
+    def export(self) -> Path:
+        """Write RUN/export from the chosen weights (chief only; workers clean up)."""
+        export_dir = self.run_dir / "export"
+        if not self.is_chief:  # workers took part in the collective saves; the chief exports
+            shutil.rmtree(self.worker_dir, ignore_errors=True)
+            return export_dir
+        t, state = self.cfg.train, self.state
+        choice = choose_export(list_checkpoints(self.save_dir), state, t.average_last)
+        load_choice(self.model, choice)
+        info = {"step": state.step, "trained_precision": t.precision,
+                "weights_from": choice.manifest_entry(state.step), "dev_scores": state.dev_scores,
+                "eval_metric": t.eval_metric, "best_score": state.best_score}
+        write_export(export_dir, self.model, self.cfg, self.tokenizers, info)
+        return export_dir

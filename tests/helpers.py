@@ -1,0 +1,74 @@
+"""Helpers shared by the tests (imported as `from helpers import ...`; fixtures stay in conftest)."""
+
+from __future__ import annotations
+
+import random
+import shutil
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_MULTI30K = REPO.parent / "shared" / "data" / "multi30k"
+
+_WORDS = ["cat", "dog", "man", "woman", "red", "blue", "big", "small", "runs", "eats",
+          "sees", "the", "a", "house", "tree", "car", "green", "old", "young", "ball"]
+_DICT = {w: w[::-1] + "o" for w in _WORDS}
+
+
+
+def toy_pairs(n: int, seed: int = 7) -> list[tuple[str, str]]:
+    """A learnable toy 'language pair': each word maps to a made-up word, order kept."""
+    rng = random.Random(seed)
+    pairs = []
+    for _ in range(n):
+        words = [rng.choice(_WORDS) for _ in range(rng.randint(2, 7))]
+        pairs.append((" ".join(words) + " .", " ".join(_DICT[w] for w in words) + " ."))
+    return pairs
+
+
+def write_pairs(directory: Path, name: str, pairs: list[tuple[str, str]]) -> tuple[Path, Path]:
+    src, tgt = directory / f"{name}.src", directory / f"{name}.tgt"
+    src.write_text("".join(s + "\n" for s, _ in pairs), encoding="utf-8")
+    tgt.write_text("".join(t + "\n" for _, t in pairs), encoding="utf-8")
+    return src, tgt
+
+
+def tiny_config_text(toy: Path, **sections: dict) -> str:
+    """YAML for the tiny preset on the toy corpus; `sections` add/replace keys."""
+    import yaml
+
+    raw = {
+        "base": str(REPO / "configs" / "transformer-tiny.yaml"),
+        "data": {"train": [{"source": str(toy / "train.src"), "target": str(toy / "train.tgt")}],
+                 "dev": {"source": str(toy / "dev.src"), "target": str(toy / "dev.tgt")}},
+        "tokenizer": {"vocab_size": 48},
+        "train": {"max_steps": 30, "save_every": 10, "eval_every": 1000, "log_every": 10,
+                  "batch_tokens": 256, "warmup_steps": 10},
+    }
+    for name, values in sections.items():
+        raw.setdefault(name, {}).update(values)
+    return yaml.safe_dump(raw)
+
+
+def assert_one_line_error(stderr: str, *parts: str) -> str:
+    """The CLI's error contract: exactly one `error: ...` line, no traceback."""
+    lines = stderr.splitlines()
+    assert len(lines) == 1, stderr
+    assert lines[0].startswith("error: "), stderr
+    assert "Traceback" not in stderr
+    for part in parts:
+        assert part in lines[0], (part, lines[0])
+    return lines[0]
+
+
+def tiny_model_config(**overrides: object):
+    """A 2+2-layer, d=32 ModelConfig for layer and search tests (no dropout)."""
+    from mt_cli.config import ModelConfig
+
+    base = dict(encoder_layers=2, decoder_layers=2, hidden_dim=32, num_heads=4, ffn_dim=64,
+                dropout=0.0, attention_dropout=0.0, ffn_dropout=0.0, max_length=32)
+    return ModelConfig(**{**base, **overrides})
+
+
+def copy_run(run: Path, dest: Path) -> Path:
+    shutil.copytree(run, dest)
+    return dest
