@@ -14,7 +14,7 @@ from helpers import tiny_model_config
 from mt_cli.config import DecodeConfig
 from mt_cli.hypothesis import Hypothesis
 from mt_cli.model import Transformer, build_model
-from mt_cli.model.search import graph_key, search
+from mt_cli.model.search import search
 
 VOCAB = 24
 PAD, BOS, EOS = 0, 2, 3

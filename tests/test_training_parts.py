@@ -1,0 +1,111 @@
+"""Unit tests of the training loop's parts, in process: state, throughput window, non-finite
+policy, early stopping, evaluation schedule, export choice, bucketing and chunking."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mt_cli.batching import cut_batches
+from mt_cli.errors import MtError
+from mt_cli.textio import chunked
+from mt_cli.training.checkpoints import SavedStep
+from mt_cli.training.evaluation import EarlyStopping, evaluation_due, improved
+from mt_cli.training.export_choice import choose_export
+from mt_cli.training.nonfinite import NonFinitePolicy
+from mt_cli.training.state import DataPosition, TrainState
+from mt_cli.training.throughput import ThroughputWindow
+
+
+def test_state_round_trips_through_json() -> None:
+    state = TrainState(step=7, data_position=DataPosition(2, 5), best_score=31.5, best_step=6,
+                       bad_evals=1, nonfinite_in_row=2, nonfinite_total=3, dev_scores={"bleu": 31.5})
+    again = TrainState.from_dict(json.loads(json.dumps(state.to_dict())))
+    assert again == state
+
+
+def test_state_reads_older_checkpoints_without_new_keys() -> None:
+    old = {"step": 4, "data_position": {"epoch": 1, "batch": 2}, "best_score": None,
+           "best_step": None, "bad_evals": 0, "dev_scores": {}, "learning_rate": 0.001}
+    state = TrainState.from_dict(old)
+    assert (state.step, state.data_position, state.nonfinite_total) == (4, DataPosition(1, 2), 0)
+
+
+def test_throughput_window_counts_all_tokens_but_only_finite_loss() -> None:
+    now = [100.0]
+    window = ThroughputWindow(clock=lambda: now[0])
+    window.add(1000, loss_sum=40.0, loss_tokens=20.0, finite=True)
+    window.add(500, loss_sum=float("nan"), loss_tokens=10.0, finite=False)
+    now[0] = 102.0
+    report = window.report()
+    assert report == {"loss": 2.0, "tokens_per_s": 750.0, "tokens": 1500}
+    now[0] = 103.0
+    assert window.report()["tokens"] == 0  # reset after each report
+
+
+def test_nonfinite_policy_counts_resets_and_stops() -> None:
+    state, policy = TrainState(), NonFinitePolicy(max_in_row=3)
+    for finite in (False, False, True, False):
+        state.step += 1
+        policy.observe(state, finite)
+    assert (state.nonfinite_in_row, state.nonfinite_total) == (1, 3)
+    state.step += 1
+    policy.observe(state, False)
+    with pytest.raises(MtError, match="3 non-finite steps in a row"):
+        state.step += 1
+        policy.observe(state, False)
+
+
+def test_early_stopping_tracks_best_and_patience() -> None:
+    state, early = TrainState(), EarlyStopping("bleu", patience=2)
+    for step, bleu in ((10, 20.0), (20, 25.0), (30, 24.0), (40, 25.0)):
+        state.step = step
+        early.record(state, {"bleu": bleu, "loss": 1.0, "chrf": 50.0})
+    assert (state.best_score, state.best_step, state.bad_evals) == (25.0, 20, 2)
+    assert early.should_stop(state)
+    assert state.dev_scores["bleu"] == 25.0
+    assert not EarlyStopping("bleu", patience=0).should_stop(state)
+
+
+def test_loss_improves_downwards() -> None:
+    assert improved("loss", 1.0, 2.0) and not improved("loss", 2.0, 1.0)
+    assert improved("chrf", 2.0, 1.0) and improved("bleu", 0.0, None)
+
+
+def test_evaluation_due() -> None:
+    assert evaluation_due(100, 100, 1000, False)
+    assert not evaluation_due(150, 100, 1000, False)
+    assert evaluation_due(150, 100, 150, False)  # the last step
+    assert evaluation_due(151, 100, 1000, True)  # out of time
+
+
+def _saved(*steps: int) -> list[SavedStep]:
+    return [SavedStep(s, Path(f"/ckpt/step-{s:08d}")) for s in steps]
+
+
+def test_export_choice() -> None:
+    saved = _saved(10, 20, 30, 40)
+    averaged = choose_export(saved, TrainState(step=40, best_step=20), average_last=3)
+    assert averaged.kind == "averaged" and [s.step for s in averaged.steps] == [20, 30, 40]
+    assert averaged.manifest_entry(40) == {"averaged_steps": [20, 30, 40]}
+    best = choose_export(saved, TrainState(step=40, best_step=20), average_last=0)
+    assert best.manifest_entry(40) == {"best_step": 20}
+    gone = choose_export(saved, TrainState(step=40, best_step=5), average_last=0)
+    assert gone.kind == "last" and gone.manifest_entry(40) == {"last_step": 40}
+
+
+def test_cut_batches_token_budget_sentence_limit_and_oversized() -> None:
+    lengths = [3, 3, 4, 10, 2]
+    assert list(cut_batches(range(5), lengths, max_tokens=9)) == [[0, 1], [2], [3], [4]]
+    assert list(cut_batches(range(5), lengths, max_sentences=2)) == [[0, 1], [2, 3], [4]]
+    order = sorted(range(5), key=lambda i: -lengths[i])
+    batches = list(cut_batches(order, lengths, max_tokens=12))
+    assert sorted(i for b in batches for i in b) == list(range(5))  # nothing dropped
+    assert all(max(lengths[i] for i in b) * len(b) <= 12 or len(b) == 1 for b in batches)
+
+
+def test_chunked_keeps_every_item_in_order() -> None:
+    assert list(chunked(iter(range(7)), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert list(chunked([], 3)) == []
