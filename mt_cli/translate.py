@@ -1,7 +1,9 @@
 """The translate use case: a model directory and lines in, formatted output lines out.
 
 Streams its input in chunks (or line by line with `stream`), keeps N lines in = N results
-out in input order, and checks target prefixes against the input line count.
+out in input order, and checks target prefixes against the input line count. Two engines
+read model directories: the native one (TensorFlow) and CTranslate2 exports; which one is
+read from the directory's manifest, and only the native one loads TensorFlow.
 """
 
 from __future__ import annotations
@@ -9,29 +11,48 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Protocol
 
-import tensorflow as tf
-
+from mt_cli.config import DecodeConfig
 from mt_cli.errors import DataError
-from mt_cli.export.model_dir import load_translator
+from mt_cli.export.locate import CTRANSLATE2, engine_of, resolve_model_dir
 from mt_cli.hypothesis import Hypothesis
-from mt_cli.model.translator import Translator
 from mt_cli.textio import chunked
 
-__all__ = ["format_nbest", "load_translator", "set_threads", "translate_file_lines", "translate_lines"]
+__all__ = ["LineTranslator", "format_nbest", "open_translator", "translate_file_lines", "translate_lines"]
 CHUNK_LINES = 8192  # lines read ahead (and sorted by length) per translation round
 
 
-def set_threads(threads: int) -> None:
-    """Limit TensorFlow's CPU threads (must run before the first op)."""
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+class LineTranslator(Protocol):
+    """What both engines offer: n-best hypotheses per line, in input order."""
+
+    decode: DecodeConfig
+
+    def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
+                        first_line: int = 1) -> list[list[Hypothesis]]: ...
+
+    def translate(self, lines: list[str], first_line: int = 1) -> list[str]: ...
+
+
+def open_translator(model: str | Path, overrides: list[str] | None = None, threads: int = 0) -> LineTranslator:
+    """The engine for a model directory (native or CTranslate2) with decode overrides applied.
+
+    The engines are imported here, not at the top, so a CTranslate2 model never pays for
+    TensorFlow's import.
+    """
+    if engine_of(model) == CTRANSLATE2:
+        from mt_cli.export.ct2_translator import CT2Translator
+
+        return CT2Translator(resolve_model_dir(model), overrides, threads)
+    from mt_cli.export.model_dir import load_translator, set_threads
+
+    set_threads(threads)
+    return load_translator(model, overrides)
 
 
 def translate_file_lines(model: str | Path, lines: list[str], overrides: list[str] | None = None) -> list[str]:
     """Translate a list of lines with a model directory (used by `evaluate -m`)."""
-    return load_translator(model, overrides).translate(lines)
+    return open_translator(model, overrides).translate(lines)
 
 
 def format_nbest(index: int, nbest: list[Hypothesis], fmt: str, with_scores: bool, n_best: int) -> list[str]:
@@ -47,7 +68,7 @@ def format_nbest(index: int, nbest: list[Hypothesis], fmt: str, with_scores: boo
     return [f"{nbest[0].score:.4f}\t{nbest[0].text}" if with_scores else nbest[0].text]
 
 
-def translate_lines(translator: Translator, lines: Iterable[str], *, prefixes: list[str] | None = None,
+def translate_lines(translator: LineTranslator, lines: Iterable[str], *, prefixes: list[str] | None = None,
                     fmt: str = "text", with_scores: bool = False, stream: bool = False,
                     names: tuple[str, str] = ("<input>", "<prefixes>")) -> Iterator[str]:
     """Formatted output lines (`fmt` text or jsonl) for `lines`, lazily; `names` (input,

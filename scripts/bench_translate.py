@@ -1,23 +1,26 @@
 #!/usr/bin/env python3
-"""Translation benchmark: `mt-cli translate` end to end and decode-only, per compute dtype.
+"""Translation benchmark: `mt-cli translate` end to end and decode-only, per engine.
 
-Why: users feel the whole command (TensorFlow start-up, model load, graph tracing, decoding,
-writing) and, in pipes, the time to the first line; decoding changes are judged on the warm
-decode alone. So for each dtype this measures, on the same input and settings (beam 4,
-batch 32 by default):
+Why: users feel the whole command (start-up, model load, graph tracing, decoding, writing)
+and, in pipes, the time to the first line; decoding changes are judged on the warm decode
+alone. Engines, all on the same weights in one sitting: the native engine per compute dtype
+(float32, bfloat16), and CTranslate2 exports of the same model made by `mt-cli export` per
+quantization (float32, int8), plus raw CTranslate2 (a minimal Python process: SentencePiece +
+ctranslate2.Translator, no mt-cli) as the bar. For each, on the same input and settings
+(beam 4, batch 32 by default):
 
   cli          the real `mt-cli translate` in its own process: wall time, peak RSS (the
                child's own rusage via os.wait4), sentences/s, target SentencePiece tokens/s,
                BLEU against --reference if given;
   stream       a second process with --stream, its stdout read as it comes: time from the
                command's start to its first output line, and its wall time;
-  decode_only  in this process: `load_translator`, warm up on the first lines, then time
-               `Translator.translate` over all lines (and check it matches the CLI output).
+  decode_only  in this process: `open_translator`, warm up on the first lines, then time
+               `translate` over all lines (and check it matches the CLI output).
 
 Prints one JSON document and writes it to --out if given. Stdlib + mt_cli (+ sacrebleu).
 
   python scripts/bench_translate.py --model runs/multi30k-small --reference \\
-      ../shared/data/multi30k/test2016.de --out bench/translate.json
+      ../shared/data/multi30k/test2016.de --ct2 float32,int8 --out bench/translate.json
 """
 
 from __future__ import annotations
@@ -46,6 +49,7 @@ class BenchConfig:
     input: Path
     reference: Path | None
     dtypes: tuple[str, ...]
+    ct2: tuple[str, ...]
     beam_size: int
     batch_size: int
     threads: int
@@ -78,6 +82,9 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
                         help="reference translations for BLEU (optional)")
     parser.add_argument("--dtypes", default="float32,bfloat16",
                         help="comma-separated compute dtypes (default: float32,bfloat16)")
+    parser.add_argument("--ct2", default="",
+                        help="comma-separated CTranslate2 quantizations to export and compare, "
+                             "e.g. float32,int8 (needs the ctranslate2 extra; default: none)")
     parser.add_argument("--beam-size", type=int, default=4)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2, help="CPU threads (0 = all cores)")
@@ -95,7 +102,8 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
         parser.error(f"--reference: {args.reference} not found")
     if not args.input.is_file():
         parser.error(f"--input: {args.input} not found")
-    return BenchConfig(args.model, args.input, args.reference, dtypes, args.beam_size,
+    ct2 = tuple(q.strip() for q in args.ct2.split(",") if q.strip())
+    return BenchConfig(args.model, args.input, args.reference, dtypes, ct2, args.beam_size,
                        args.batch_size, args.threads, args.warmup_lines, args.max_lines, args.out)
 
 
@@ -118,7 +126,7 @@ def mt_cli_command() -> list[str]:
 
 def target_spm(model: Path) -> Path:
     """The target-side SentencePiece model of an export (or run) directory."""
-    from mt_cli.export.model_dir import MANIFEST_FILE, resolve_model_dir
+    from mt_cli.export.locate import MANIFEST_FILE, resolve_model_dir
 
     directory = resolve_model_dir(model)
     manifest = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
@@ -166,10 +174,42 @@ def run_measured(command: list[str], stdin_path: Path) -> ProcessRun:
                       _peak_rss_mib(rusage), output, "\n".join(tail))
 
 
-def cli_args(cfg: BenchConfig, dtype: str, stream: bool) -> list[str]:
-    args = [*mt_cli_command(), "translate", "-m", str(cfg.model), "--beam-size", str(cfg.beam_size),
-            "--batch-size", str(cfg.batch_size), "--dtype", dtype, "--threads", str(cfg.threads)]
+@dataclass(frozen=True)
+class Engine:
+    """One way to translate: a model directory (native or CTranslate2) and its extra flags."""
+
+    name: str
+    model: Path
+    flags: tuple[str, ...] = ()
+    overrides: tuple[str, ...] = ()
+
+
+def cli_args(cfg: BenchConfig, engine: Engine, stream: bool) -> list[str]:
+    args = [*mt_cli_command(), "translate", "-m", str(engine.model), "--beam-size", str(cfg.beam_size),
+            "--batch-size", str(cfg.batch_size), "--threads", str(cfg.threads), *engine.flags]
     return args + ["--stream"] if stream else args
+
+
+RAW_CT2 = """
+import sys, ctranslate2, sentencepiece
+model, spm_src, spm_tgt, beam, batch, threads = sys.argv[1:7]
+src = sentencepiece.SentencePieceProcessor(model_file=spm_src)
+tgt = sentencepiece.SentencePieceProcessor(model_file=spm_tgt)
+translator = ctranslate2.Translator(model, device="cpu", inter_threads=1, intra_threads=int(threads))
+lines = sys.stdin.read().split("\\n")[:-1]
+pieces = src.Encode(lines, out_type=str)
+results = translator.translate_batch(pieces, beam_size=int(beam), max_batch_size=int(batch))
+out = tgt.Decode([[p for p in r.hypotheses[0] if p != "</s>"] for r in results])
+sys.stdout.write("".join(line + "\\n" for line in out))
+"""
+
+
+def raw_ct2_args(cfg: BenchConfig, engine: Engine) -> list[str]:
+    """A minimal CTranslate2 process (no mt-cli): the bar for the whole-command time."""
+    manifest = json.loads((engine.model / "manifest.json").read_text(encoding="utf-8"))
+    tok = manifest["tokenizer"]
+    return [sys.executable, "-c", RAW_CT2, str(engine.model), str(engine.model / tok["source"]),
+            str(engine.model / tok["target"]), str(cfg.beam_size), str(cfg.batch_size), str(cfg.threads)]
 
 
 # ---------------------------------------------------------------- scoring helpers
@@ -206,9 +246,9 @@ def _decode_lines(output: bytes) -> list[str]:
 
 # ---------------------------------------------------------------- the measurements
 
-def bench_cli(cfg: BenchConfig, dtype: str, source: Path, n_lines: int, spm: Path) -> dict[str, Any]:
+def bench_cli(cfg: BenchConfig, command: list[str], source: Path, n_lines: int, spm: Path) -> dict[str, Any]:
     """The whole command, start-up included, output to stdout."""
-    run = run_measured(cli_args(cfg, dtype, stream=False), source)
+    run = run_measured(command, source)
     if run.returncode != 0:
         return {"error": f"exit {run.returncode}: {run.stderr_tail}"}
     hyps = _decode_lines(run.stdout)
@@ -220,25 +260,24 @@ def bench_cli(cfg: BenchConfig, dtype: str, source: Path, n_lines: int, spm: Pat
             "hypotheses": hyps}
 
 
-def bench_stream(cfg: BenchConfig, dtype: str, source: Path) -> dict[str, Any]:
+def bench_stream(cfg: BenchConfig, engine: Engine, source: Path) -> dict[str, Any]:
     """--stream (one line at a time, flushed): when does the first line come out?"""
-    run = run_measured(cli_args(cfg, dtype, stream=True), source)
+    run = run_measured(cli_args(cfg, engine, stream=True), source)
     if run.returncode != 0:
         return {"error": f"exit {run.returncode}: {run.stderr_tail}"}
     return {"first_line_s": run.first_line_s, "wall_s": run.wall_s,
             "peak_rss_mib": run.peak_rss_mib}
 
 
-def bench_decode_only(cfg: BenchConfig, dtype: str, lines: list[str], spm: Path,
+def bench_decode_only(cfg: BenchConfig, engine: Engine, lines: list[str], spm: Path,
                       cli_hyps: list[str] | None) -> dict[str, Any]:
     """Warm in-process decoding: model loaded and graphs traced before the clock starts."""
-    from mt_cli.translate import load_translator
+    from mt_cli.translate import open_translator
 
     overrides = [f"decode.beam_size={cfg.beam_size}", "decode.n_best=1",
-                 f"decode.batch_size={cfg.batch_size}", "decode.batch_tokens=0",
-                 f"decode.dtype={dtype}"]
+                 f"decode.batch_size={cfg.batch_size}", "decode.batch_tokens=0", *engine.overrides]
     started = time.perf_counter()
-    translator = load_translator(cfg.model, overrides)
+    translator = open_translator(engine.model, overrides, cfg.threads)
     load_s = time.perf_counter() - started
     started = time.perf_counter()
     translator.translate(lines[: cfg.warmup_lines])
@@ -253,13 +292,11 @@ def bench_decode_only(cfg: BenchConfig, dtype: str, lines: list[str], spm: Path,
             "matches_cli": None if cli_hyps is None else hyps == cli_hyps}
 
 
-def start_tensorflow(threads: int) -> dict[str, Any]:
-    """Import TensorFlow quietly and fix its thread pools before the first op."""
+def start_tensorflow() -> dict[str, Any]:
+    """Import TensorFlow quietly (open_translator sets its thread pools before the first op)."""
     from mt_cli.cli.common import start_tensorflow as quiet_import
-    from mt_cli.translate import set_threads
 
     quiet_import()
-    set_threads(threads)
     import tensorflow as tf
 
     return {"tensorflow": tf.__version__,
@@ -273,6 +310,17 @@ def environment() -> dict[str, Any]:
             "platform": platform.platform(), "cpu_count": os.cpu_count()}
 
 
+def make_engines(cfg: BenchConfig, tmp: Path) -> list[Engine]:
+    """Native engines per dtype, then a CTranslate2 export of the same model per quantization."""
+    engines = [Engine(f"native-{d}", cfg.model, ("--dtype", d), (f"decode.dtype={d}",)) for d in cfg.dtypes]
+    for quantization in cfg.ct2:
+        out = tmp / f"ct2-{quantization}"
+        subprocess.run([*mt_cli_command(), "-q", "export", "-m", str(cfg.model), "-o", str(out),
+                        "--format", "ctranslate2", "--quantization", quantization], check=True)
+        engines.append(Engine(f"ctranslate2-{quantization}", out))
+    return engines
+
+
 def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
     lines = read_lines(cfg.input, cfg.max_lines)
     spm = target_spm(cfg.model)
@@ -280,13 +328,21 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-translate-") as tmp:
         source = Path(tmp) / "input.txt"  # exactly the lines measured, "\n"-terminated
         source.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-        for dtype in cfg.dtypes:  # child processes first: this process has no TF yet
-            cli = bench_cli(cfg, dtype, source, len(lines), spm)
-            results[dtype] = {"cli": cli, "stream": bench_stream(cfg, dtype, source)}
-    runtime = start_tensorflow(cfg.threads)
-    for dtype in cfg.dtypes:
-        cli_hyps = results[dtype]["cli"].pop("hypotheses", None)
-        results[dtype]["decode_only"] = bench_decode_only(cfg, dtype, lines, spm, cli_hyps)
+        engines = make_engines(cfg, Path(tmp))
+        for engine in engines:  # child processes first: this process has no TF yet
+            results[engine.name] = {"cli": bench_cli(cfg, cli_args(cfg, engine, False), source, len(lines), spm),
+                                    "stream": bench_stream(cfg, engine, source)}
+            if engine.name.startswith("ctranslate2"):
+                raw = bench_cli(cfg, raw_ct2_args(cfg, engine), source, len(lines), spm)
+                raw.pop("hypotheses", None)
+                results[engine.name]["raw_ctranslate2"] = raw
+        ordered = sorted(engines, key=lambda e: not e.name.startswith("ctranslate2"))  # CT2 before TF
+        runtime: dict[str, Any] = {}
+        for engine in ordered:
+            if engine.name.startswith("native") and not runtime:
+                runtime = start_tensorflow()
+            cli_hyps = results[engine.name]["cli"].pop("hypotheses", None)
+            results[engine.name]["decode_only"] = bench_decode_only(cfg, engine, lines, spm, cli_hyps)
     return {
         "model": str(cfg.model), "input": str(cfg.input), "lines": len(lines),
         "reference": None if cfg.reference is None else str(cfg.reference),

@@ -49,15 +49,31 @@ def tiny_config_text(toy: Path, **sections: dict) -> str:
     return yaml.safe_dump(raw)
 
 
-def assert_one_line_error(stderr: str, *parts: str) -> str:
-    """The CLI's error contract: exactly one `error: ...` line, no traceback."""
-    lines = stderr.splitlines()
-    assert len(lines) == 1, stderr
-    assert lines[0].startswith("error: "), stderr
-    assert "Traceback" not in stderr
+def assert_one_line_error(outcome: object, *parts: str, after_log: bool = False) -> str:
+    """The CLI's error contract: exit 1, exactly one `error: ...` line on stderr, no traceback.
+
+    `outcome` is a CliRunner result, a CompletedProcess or the stderr text itself;
+    `after_log` allows progress lines before the error (a training run that fails late).
+    Returns the error line.
+    """
+    if isinstance(outcome, (str, bytes)):
+        stderr = outcome
+    else:
+        code = getattr(outcome, "exit_code", getattr(outcome, "returncode", None))
+        assert code == 1, f"exit {code}; stderr: {outcome.stderr!r}"
+        exception = getattr(outcome, "exception", None)
+        assert exception is None or isinstance(exception, SystemExit), repr(exception)
+        stderr = outcome.stderr
+    if isinstance(stderr, bytes):
+        stderr = stderr.decode("utf-8", "replace")
+    assert "Traceback" not in stderr, stderr
+    lines = [line for line in stderr.strip().splitlines() if line.strip()]
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], stderr
+    assert after_log or len(lines) == 1, stderr
     for part in parts:
-        assert part in lines[0], (part, lines[0])
-    return lines[0]
+        assert part in errors[0], (part, errors[0])
+    return errors[0]
 
 
 def tiny_model_config(**overrides: object):

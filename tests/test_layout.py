@@ -12,7 +12,7 @@ from helpers import REPO
 
 PACKAGE = REPO / "mt_cli"
 FOUNDATION = {"mt_cli", "mt_cli.errors", "mt_cli.config", "mt_cli.textio", "mt_cli.tokenizer",
-              "mt_cli.files", "mt_cli.batching", "mt_cli.hypothesis", "mt_cli.quiet"}
+              "mt_cli.files", "mt_cli.batching", "mt_cli.hypothesis", "mt_cli.quiet", "mt_cli.extras"}
 USE_CASES = {"mt_cli.translate", "mt_cli.evaluate", "mt_cli.quickstart"}
 TF_PACKAGES = ("mt_cli.model", "mt_cli.export", "mt_cli.training")
 MAX_FUNCTION_LINES = 80
@@ -82,8 +82,10 @@ def test_tensorflow_imported_only_at_package_boundaries() -> None:
                 assert name == "mt_cli.cli.common", f"{name}:{node.lineno}: function-level TF import"
 
 
-def test_foundation_and_cli_start_without_tensorflow() -> None:
-    names = sorted(FOUNDATION | {"mt_cli.cli.app", "mt_cli.evaluate"})
+def test_foundation_cli_and_ctranslate2_path_start_without_tensorflow() -> None:
+    """`mt-cli --help` and translating with a CTranslate2 export never load TensorFlow."""
+    names = sorted(FOUNDATION | {"mt_cli.cli.app", "mt_cli.evaluate", "mt_cli.translate",
+                                 "mt_cli.export.locate", "mt_cli.export.ct2_translator"})
     code = ("import sys\n" + "".join(f"import {n}\n" for n in names)
             + "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
             + "print(bad)\nsys.exit(1 if bad else 0)\n")

@@ -15,9 +15,11 @@ from typer.core import TyperGroup
 
 from mt_cli import __version__
 from mt_cli.cli import (
+    average_cmd,
     config_cmd,
     console,
     evaluate_cmd,
+    export_cmd,
     quickstart_cmd,
     tokenize_cmd,
     train_cmd,
@@ -94,6 +96,8 @@ app.command("train")(train_cmd.train)
 app.command("translate")(translate_cmd.translate)
 app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("quickstart")(quickstart_cmd.quickstart)
+app.command("average")(average_cmd.average)
+app.command("export")(export_cmd.export)
 
 
 def main() -> None:

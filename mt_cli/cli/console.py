@@ -57,6 +57,11 @@ def info(message: str) -> None:
         stderr.print(message, markup=False)
 
 
+def warning(message: str) -> None:
+    """Shown even with --quiet: something the user asked for is not done as asked."""
+    stderr.print(f"warning: {message}", markup=False)
+
+
 def error(message: str) -> None:
     """One line on stderr: the whole contract for user errors."""
     stderr.print(f"error: {message}", markup=False)

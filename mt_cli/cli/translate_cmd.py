@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from mt_cli.cli import console
 from mt_cli.cli.common import SetOption, start_tensorflow
 from mt_cli.cli.decode_options import with_decode_options
 
@@ -18,16 +19,27 @@ def _keys(overrides: list[str]) -> set[str]:
     return {item.partition("=")[0] for item in overrides}
 
 
+def _warn_unmatched(given: set[str]) -> None:
+    """Options CTranslate2 applies its own way: say so rather than differ silently."""
+    unmatched = {"decode.length_penalty": "--length-penalty uses CTranslate2's own length penalty, "
+                                          "not the GNMT formula",
+                 "decode.coverage_penalty": "--coverage-penalty uses CTranslate2's own coverage penalty",
+                 "decode.max_length_a": "--max-length-a/-b apply per batch (its longest source) in CTranslate2"}
+    for key, message in unmatched.items():
+        if key in given:
+            console.warning(message)
+
+
 @with_decode_options
 def translate(
-    model: Annotated[Path, typer.Option("--model", "-m", help="Export directory, or a run directory (uses its export/).")],
+    model: Annotated[Path, typer.Option("--model", "-m", help="Model directory (native or CTranslate2 export), or a run directory (uses its export/).")],
     input_: Annotated[Path | None, typer.Argument(help="Source text file (default: stdin).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")] = None,
     with_scores: Annotated[bool, typer.Option("--with-scores", help="Prefix each line with its score and a tab.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="text or jsonl (text, score, tokens, n-best).")] = "text",
     prefix_file: Annotated[Path | None, typer.Option("--prefix-file", help="Target prefixes, one per line, to continue from.")] = None,
     stream: Annotated[bool, typer.Option("--stream", help="Translate and flush line by line (for pipes).")] = False,
-    threads: Annotated[int, typer.Option("--threads", help="CPU threads (0 = all cores).")] = 0,
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads (0 = the engine's default: all cores).")] = 0,
     set_: SetOption = None,
     decode_overrides: list[str] | None = None,
 ) -> None:
@@ -54,11 +66,16 @@ def translate(
     if prefix_file is not None and input_ is not None:
         check_same_length(input_, prefix_file)  # fail before translating anything
 
-    start_tensorflow()
-    from mt_cli.translate import load_translator, set_threads, translate_lines
+    from mt_cli.export.locate import CTRANSLATE2, engine_of
 
-    set_threads(threads)
-    translator = load_translator(model, overrides)
+    engine = engine_of(model)
+    if engine == CTRANSLATE2:
+        _warn_unmatched(_keys(given) | _keys(list(set_ or [])))
+    else:
+        start_tensorflow()
+    from mt_cli.translate import open_translator, translate_lines
+
+    translator = open_translator(model, overrides, threads)
     lines = translate_lines(translator, iter_lines(input_ or "-"), prefixes=prefixes, fmt=fmt,
                             with_scores=with_scores, stream=stream,
                             names=(str(input_ or "<stdin>"), str(prefix_file)))

@@ -23,6 +23,13 @@ import yaml
 from mt_cli import __version__
 from mt_cli.config import Config, load_config
 from mt_cli.errors import CheckpointError
+from mt_cli.export.locate import (
+    MANIFEST_FILE,
+    NATIVE,
+    read_manifest,
+    resolve_model_dir,
+    verify_files,
+)
 from mt_cli.files import atomic_dir, file_sha256
 from mt_cli.model import build_model
 from mt_cli.model.translator import Translator
@@ -30,7 +37,6 @@ from mt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizers
 
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.weights.h5"
-MANIFEST_FILE = "manifest.json"
 CONFIG_FILE = "config.yaml"
 
 
@@ -96,43 +102,18 @@ class LoadedModel:
     model: Any
 
 
-def resolve_model_dir(path: str | Path) -> Path:
-    """An export directory, or a run directory (then its export/)."""
-    path = Path(path)
-    if not path.exists():
-        raise CheckpointError(f"{path}: model directory not found")
-    if (path / MANIFEST_FILE).is_file() or not (path / "export").is_dir():
-        return path
-    return path / "export"
-
-
 def check_export(directory: Path) -> tuple[dict[str, Any], Config]:
     """Validate files and hashes of an export before any heavy work."""
     manifest_path = directory / MANIFEST_FILE
-    if not manifest_path.is_file():
-        raise CheckpointError(f"{manifest_path}: missing; {directory} is not an mt-cli model directory "
-                              "(point -m at a run directory or its export/)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{manifest_path}: unreadable ({exc})") from None
+    manifest = read_manifest(directory)
+    engine = manifest.get("engine", NATIVE)
+    if engine != NATIVE:
+        raise CheckpointError(f"{directory}: a {engine} export, not an mt-cli model directory; "
+                              "point -m at the run directory or model directory it was exported from")
     if manifest.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"{manifest_path}: format_version {manifest.get('format_version')} "
                               f"is not supported (this mt-cli reads {FORMAT_VERSION})")
-    for name in (CONFIG_FILE, *manifest.get("files_sha256", {})):
-        if not (directory / name).is_file():
-            raise CheckpointError(f"{directory / name}: missing from the model directory")
-    tok = manifest["tokenizer"]
-    for side in ("source", "target"):
-        actual = file_sha256(directory / tok[side])
-        if actual != tok[f"{side}_sha256"]:
-            raise CheckpointError(
-                f"{directory / tok[side]}: sha256 {actual[:12]}… does not match the manifest "
-                f"({tok[f'{side}_sha256'][:12]}…): the tokenizer is not the one the model was trained with")
-    for name, expected in manifest.get("files_sha256", {}).items():
-        if file_sha256(directory / name) != expected:
-            raise CheckpointError(f"{directory / name}: sha256 does not match the manifest; "
-                                  "the file was changed or damaged after export")
+    verify_files(directory, manifest, required=(CONFIG_FILE,))
     return manifest, load_config(directory / CONFIG_FILE)
 
 
@@ -158,3 +139,10 @@ def load_translator(path: str | Path, overrides: list[str] | None = None) -> Tra
     """A Translator over a model directory, with `--set` style (decode) overrides applied."""
     loaded = load_export(path, overrides)
     return Translator(loaded.model, loaded.tokenizers, loaded.config.decode)
+
+
+def set_threads(threads: int) -> None:
+    """Limit TensorFlow's CPU threads (0 = all cores; must run before the first op)."""
+    if threads:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))

@@ -438,6 +438,21 @@ def _compile(model: Transformer, options: DecodeConfig) -> Callable:
     return tf.function(run, input_signature=signature)
 
 
+def _option_values(options: DecodeConfig) -> tuple[tf.Tensor, tf.Tensor]:
+    """The tensor inputs of the compiled search: option vector and sampling seed."""
+    values = tf.constant([float(getattr(options, name)) for name in TENSOR_OPTIONS], tf.float32)
+    seed = options.seed if options.seed is not None else int(np.random.randint(0, 2**31 - 1))
+    return values, tf.constant([seed, 0], tf.int32)
+
+
+def bound_search(model: Transformer, options: DecodeConfig) -> Callable[[tf.Tensor, tf.Tensor], dict]:
+    """The compiled search with `options` bound: (source [B, S], prefix [B, P]) -> the raw
+    tensors (tokens, logprobs, length, score, valid), for graphs that embed it (SavedModel)."""
+    run = _compile(model, options)
+    values, seed = _option_values(options)
+    return lambda source, prefix: run(source, prefix, values, seed)
+
+
 def search(
     model: Transformer,
     source_ids: tf.Tensor | np.ndarray,
@@ -466,9 +481,8 @@ def search(
     key = graph_key(options)
     if key not in per_model:
         per_model[key] = _compile(model, options)
-    values = tf.constant([float(getattr(options, name)) for name in TENSOR_OPTIONS], tf.float32)
-    seed = options.seed if options.seed is not None else int(np.random.randint(0, 2**31 - 1))
-    out = per_model[key](source, prefix, values, tf.constant([seed, 0], tf.int32))
+    values, seed = _option_values(options)
+    out = per_model[key](source, prefix, values, seed)
     return _to_python(out, options.n_best)
 
 

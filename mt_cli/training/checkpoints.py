@@ -14,6 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import keras
+import tensorflow as tf
+
 from mt_cli.errors import CheckpointError
 from mt_cli.files import atomic_dir
 
@@ -91,3 +94,19 @@ def restore_latest(directory: Path, trackable: Any) -> SavedStep | None:
             f"{directory}: no readable checkpoint among {len(saved)} ({errors[0][:300]}); "
             "remove the directory or use --overwrite to start again")
     return None
+
+
+def read_model_weights(model: keras.Model, prefix: str) -> None:
+    """Load the model weights of a training checkpoint into `model` (no optimizer needed).
+
+    TensorFlow's object graph names each variable by the first path it finds, and Keras 3
+    keeps lists of layers out of that graph: most layer weights are reachable only through
+    the optimizer's list of trainable variables. Reading with the model alone would restore
+    the few top-level weights and silently skip the rest, so that path is mirrored here,
+    and every weight of the model must be matched.
+    """
+    shadow = tf.Module()
+    shadow._trainable_variables = list(model.trainable_variables)
+    status = tf.train.Checkpoint(model=model, optimizer=shadow).read(prefix)
+    status.expect_partial()
+    status.assert_existing_objects_matched()

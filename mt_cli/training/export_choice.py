@@ -9,9 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import keras
-import tensorflow as tf
 
-from mt_cli.training.checkpoints import SavedStep
+from mt_cli.training.checkpoints import SavedStep, read_model_weights
 from mt_cli.training.state import TrainState
 
 
@@ -45,10 +44,9 @@ def load_choice(model: keras.Model, choice: ExportChoice) -> None:
     """Load the chosen weights into `model` (the mean for averaged; unchanged for last)."""
     if not choice.steps:
         return
-    reader = tf.train.Checkpoint(model=model)
     total = None
     for item in choice.steps:
-        reader.read(item.prefix).expect_partial()
+        read_model_weights(model, item.prefix)
         weights = model.get_weights()
         total = weights if total is None else [t + w for t, w in zip(total, weights)]
     model.set_weights([t / len(choice.steps) for t in total])

@@ -55,8 +55,8 @@ def prepare_run_dir(cfg: Config, run_dir: Path, overwrite: bool) -> bool:
     return (run_dir / "finished.json").is_file()
 
 
-def run_tokenizers(cfg: Config, run_dir: Path) -> Tokenizers:
-    """Use the configured SentencePiece model(s), or train them once into the run."""
+def existing_tokenizers(cfg: Config, run_dir: Path) -> Tokenizers | None:
+    """The configured SentencePiece model(s), or those trained into the run earlier."""
     tok = cfg.tokenizer
     if tok.model:
         return Tokenizers.load(tok.model, tok.target_model)
@@ -66,6 +66,15 @@ def run_tokenizers(cfg: Config, run_dir: Path) -> Tokenizers:
         return Tokenizers.load(joint_path)
     if not tok.joint and src_path.is_file() and tgt_path.is_file():
         return Tokenizers.load(src_path, tgt_path)
+    return None
+
+
+def run_tokenizers(cfg: Config, run_dir: Path) -> Tokenizers:
+    """Use the configured SentencePiece model(s), or train them once into the run."""
+    found = existing_tokenizers(cfg, run_dir)
+    if found is not None:
+        return found
+    tok = cfg.tokenizer
     log.info("training the SentencePiece model (tokenizer.model is not set)")
     paths = train_tokenizers(
         [c.source for c in cfg.data.train], [c.target for c in cfg.data.train], run_dir / "spm",

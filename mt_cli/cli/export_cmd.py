@@ -1,0 +1,54 @@
+"""`mt-cli export`: a model directory to CTranslate2 or a TensorFlow SavedModel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mt_cli.cli import console
+from mt_cli.cli.common import start_tensorflow
+
+FORMATS = ("ctranslate2", "savedmodel")
+QUANTIZATIONS = ("float32", "int8", "int8_float32", "int16", "float16", "bfloat16")
+
+
+def export(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Model directory, or a run directory (uses its export/).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write (must not exist).")],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="ctranslate2 or savedmodel.")] = "ctranslate2",
+    quantization: Annotated[str, typer.Option("--quantization", help="CTranslate2 weights: " + ", ".join(QUANTIZATIONS) + ".")] = "float32",
+) -> None:
+    """Export a trained model for CTranslate2 or TensorFlow Serving.
+
+    \b
+    Examples:
+      mt-cli export -m runs/demo -o runs/demo-ct2 --format ctranslate2 --quantization int8
+      mt-cli translate -m runs/demo-ct2 test.en          # decodes with CTranslate2
+      mt-cli export -m runs/demo -o runs/demo-savedmodel --format savedmodel
+    """
+    from mt_cli.errors import CheckpointError, ConfigError
+    from mt_cli.extras import require
+
+    if fmt not in FORMATS:
+        raise ConfigError(f"--format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if quantization not in QUANTIZATIONS:
+        raise ConfigError(f"--quantization: must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
+    if fmt == "savedmodel" and quantization != "float32":
+        raise ConfigError("--quantization applies to --format ctranslate2 only")
+    if output.exists():
+        raise CheckpointError(f"{output}: already exists; choose a new -o (nothing is overwritten)")
+    if fmt == "ctranslate2":
+        require("ctranslate2", "ctranslate2", "mt-cli export --format ctranslate2")
+    start_tensorflow()
+    if fmt == "ctranslate2":
+        from mt_cli.export.ctranslate2 import export_ctranslate2
+
+        export_ctranslate2(model, output, quantization)
+    else:
+        from mt_cli.export.savedmodel import export_savedmodel
+
+        manifest = export_savedmodel(model, output)
+        console.info(f"signatures: {', '.join(manifest['signatures'])}")
+    console.info(f"wrote {output}")

@@ -1,0 +1,113 @@
+"""Translate with a CTranslate2 export, under the same contract as the native engine:
+N lines in, N results out in input order, empty in -> empty out, over-long lines truncated
+with a warning naming them. Imports no TensorFlow (a CTranslate2 model never needs it).
+
+What CTranslate2 does differently: its length penalty is its own (not GNMT's
+((5 + len) / 6) ** alpha), its coverage penalty is its own, and the output limit
+a * source length + b is applied per batch (from the batch's longest source).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import ctranslate2
+
+from mt_cli.batching import cut_batches
+from mt_cli.config import DecodeConfig, load_config
+from mt_cli.export.locate import CTRANSLATE2, read_manifest, verify_files
+from mt_cli.errors import CheckpointError
+from mt_cli.hypothesis import Hypothesis
+from mt_cli.tokenizer import Tokenizers
+
+log = logging.getLogger("mt_cli")
+CONFIG_FILE = "config.yaml"
+EOS_PIECE = "</s>"
+SUPPRESSED = [["<pad>"], ["<s>"]]  # as in the native search: pad and bos are never generated
+
+
+class CT2Translator:
+    """A CTranslate2 model, its tokenizers and decoding options."""
+
+    def __init__(self, directory: Path, overrides: list[str] | None = None, threads: int = 0) -> None:
+        manifest = read_manifest(directory)
+        if manifest.get("engine") != CTRANSLATE2:
+            raise CheckpointError(f"{directory}: not a CTranslate2 export (use mt-cli export --format ctranslate2)")
+        verify_files(directory, manifest, required=(CONFIG_FILE,))
+        config = load_config(directory / CONFIG_FILE, overrides or [])
+        tok = manifest["tokenizer"]
+        self.tokenizers = Tokenizers.load(directory / tok["source"],
+                                          None if tok["target"] == tok["source"] else directory / tok["target"])
+        self.decode: DecodeConfig = config.decode
+        self.max_source_tokens = config.model.max_length
+        self.directory = directory
+        self.translator = ctranslate2.Translator(str(directory), device="cpu", inter_threads=1,
+                                                 intra_threads=threads)
+        if self.decode.seed is not None:
+            ctranslate2.set_random_seed(self.decode.seed)
+
+    def _source_pieces(self, lines: list[str], first_line: int) -> list[list[str]]:
+        limit = self.max_source_tokens - 1  # CTranslate2 appends eos
+        out = self.tokenizers.source.encode_pieces(lines)
+        for offset, pieces in enumerate(out):
+            if len(pieces) > limit:
+                log.warning(f"line {first_line + offset}: {len(pieces)} source tokens, truncated to "
+                            f"{limit} (the model's limit)")
+                out[offset] = pieces[:limit]
+        return out
+
+    def _prefix_pieces(self, prefixes: list[str], first_line: int) -> list[list[str]]:
+        limit = self.max_source_tokens - 2
+        out = self.tokenizers.target.encode_pieces(prefixes)
+        for offset, pieces in enumerate(out):
+            if len(pieces) > limit:
+                log.warning(f"prefix of line {first_line + offset}: {len(pieces)} tokens, truncated to {limit}")
+                out[offset] = pieces[:limit]
+        return out
+
+    def _options(self, longest_source: int) -> dict[str, Any]:
+        """translate_batch options from DecodeConfig (lengths count the source's eos)."""
+        d = self.decode
+        limit = min(math.floor(d.max_length_a * (longest_source + 1) + d.max_length_b), self.max_source_tokens - 1)
+        sampling = d.sampling
+        return {"suppress_sequences": SUPPRESSED, "min_decoding_length": 0, "max_input_length": 0,
+                "beam_size": 1 if sampling else d.beam_size, "num_hypotheses": d.n_best,
+                "length_penalty": d.length_penalty, "coverage_penalty": d.coverage_penalty,
+                "max_decoding_length": max(limit, 1), "return_scores": True,
+                "sampling_topk": (d.sampling_topk or 0) if sampling else 1,
+                "sampling_topp": d.sampling_topp, "sampling_temperature": d.sampling_temperature}
+
+    def _batches(self, lengths: list[int]) -> list[list[int]]:
+        order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
+        if self.decode.batch_tokens:
+            return list(cut_batches(order, lengths, max_tokens=self.decode.batch_tokens))
+        return list(cut_batches(order, lengths, max_sentences=self.decode.batch_size))
+
+    def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
+                        first_line: int = 1) -> list[list[Hypothesis]]:
+        """n-best hypotheses for each line, in input order (`first_line` numbers warnings)."""
+        sources = self._source_pieces(lines, first_line)
+        prefix_pieces = self._prefix_pieces(prefixes, first_line) if prefixes else None
+        results: list[list[Hypothesis]] = [[Hypothesis()] for _ in lines]
+        for batch in self._batches([len(s) for s in sources]):
+            options = self._options(max(len(sources[i]) for i in batch))
+            if prefix_pieces is not None:
+                options["target_prefix"] = [prefix_pieces[i] or None for i in batch]
+            found = self.translator.translate_batch([sources[i] for i in batch], **options)
+            for i, result in zip(batch, found):
+                hyps = [self._hypothesis(p, s) for p, s in zip(result.hypotheses, result.scores)]
+                results[i] = hyps or [Hypothesis(score=float("-inf"))]
+        return results
+
+    def _hypothesis(self, pieces: list[str], score: float) -> Hypothesis:
+        target = self.tokenizers.target
+        pieces = [p for p in pieces if p != EOS_PIECE]
+        return Hypothesis(ids=[target.processor.PieceToId(p) for p in pieces], score=float(score),
+                          text=target.decode_pieces([pieces])[0], pieces=pieces)
+
+    def translate(self, lines: list[str], first_line: int = 1) -> list[str]:
+        """Best translation per line, in input order."""
+        return [nbest[0].text for nbest in self.translate_nbest(lines, first_line=first_line)]

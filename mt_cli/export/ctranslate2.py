@@ -1,0 +1,141 @@
+"""Export a native model directory to CTranslate2, built with ctranslate2's own spec API.
+
+Why the spec API and not a converter of another toolkit: our weights map one to one onto
+CTranslate2's Transformer spec (fused self-attention QKV, query + fused KV for
+cross-attention, pre- or post-norm), and our own sinusoidal table is given explicitly,
+since CTranslate2's built-in one starts at position 1. The export carries the
+SentencePiece model(s), the source model's config (decode defaults, limits) and a
+manifest with the source model's hashes, the quantization and the versions.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import ctranslate2
+import numpy as np
+from ctranslate2.specs import common_spec, transformer_spec
+
+from mt_cli import __version__
+from mt_cli.export.locate import CTRANSLATE2, MANIFEST_FILE
+from mt_cli.export.model_dir import CONFIG_FILE, LoadedModel, load_export
+from mt_cli.files import atomic_dir, file_sha256
+from mt_cli.model import Transformer
+
+QUANTIZATIONS = ("float32", "int8", "int8_float32", "int16", "float16", "bfloat16")
+FORMAT_VERSION = 1
+_ACTIVATIONS = {"relu": common_spec.Activation.RELU, "gelu": common_spec.Activation.GELUTanh}
+
+
+def _numpy(variable: Any) -> np.ndarray:
+    return np.asarray(variable.numpy(), dtype=np.float32)
+
+
+def _set_norm(spec: Any, norm: Any) -> None:
+    spec.gamma, spec.beta = _numpy(norm.gamma), _numpy(norm.beta)
+
+
+def _set_linear(spec: Any, kernel: Any, bias: Any) -> None:
+    """Keras kernels are [in, out]; CTranslate2 wants [out, in]."""
+    spec.weight = np.ascontiguousarray(_numpy(kernel).T)
+    spec.bias = _numpy(bias)
+
+
+def _set_attention(spec: Any, attn: Any, norm: Any) -> None:
+    if attn.self_attention:
+        _set_linear(spec.linear[0], attn.qkv_kernel, attn.qkv_bias)
+    else:
+        _set_linear(spec.linear[0], attn.q_kernel, attn.q_bias)
+        _set_linear(spec.linear[1], attn.kv_kernel, attn.kv_bias)
+    _set_linear(spec.linear[-1], attn.out_kernel, attn.out_bias)
+    _set_norm(spec.layer_norm, norm)
+
+
+def _set_ffn(spec: Any, layer: Any) -> None:
+    _set_linear(spec.linear_0, layer.ffn.inner_kernel, layer.ffn.inner_bias)
+    _set_linear(spec.linear_1, layer.ffn.outer_kernel, layer.ffn.outer_bias)
+    _set_norm(spec.layer_norm, layer.ffn_norm)
+
+
+def build_spec(model: Transformer, activation: str, source_vocab: list[str],
+               target_vocab: list[str]) -> transformer_spec.TransformerSpec:
+    """The CTranslate2 Transformer spec holding `model`'s float32 weights."""
+    pre_norm, act = model.pre_norm, _ACTIVATIONS[activation]
+    encoder = transformer_spec.TransformerEncoderSpec(len(model.encoder_layers), model.num_heads,
+                                                      pre_norm=pre_norm, activation=act)
+    decoder = transformer_spec.TransformerDecoderSpec(len(model.decoder_layers), model.num_heads,
+                                                      pre_norm=pre_norm, activation=act)
+    positions = np.asarray(model._positions, np.float32)
+    encoder.embeddings[0].weight = _numpy(model.source_embedding.embeddings)
+    encoder.position_encodings.encodings = positions
+    for spec, layer in zip(encoder.layer, model.encoder_layers):
+        _set_attention(spec.self_attention, layer.self_attn, layer.self_attn_norm)
+        _set_ffn(spec.ffn, layer)
+    decoder.embeddings.weight = _numpy(model.target_lookup.embeddings)
+    decoder.position_encodings.encodings = positions
+    for spec, layer in zip(decoder.layer, model.decoder_layers):
+        _set_attention(spec.self_attention, layer.self_attn, layer.self_attn_norm)
+        _set_attention(spec.attention, layer.cross_attn, layer.cross_attn_norm)
+        _set_ffn(spec.ffn, layer)
+    if pre_norm:
+        _set_norm(encoder.layer_norm, model.encoder_norm)
+        _set_norm(decoder.layer_norm, model.decoder_norm)
+    decoder.projection.weight = _numpy(model.output_projection.embeddings)
+    spec = transformer_spec.TransformerSpec(encoder, decoder)
+    spec.config.add_source_eos = True  # our sources end with eos; the decoder starts at bos
+    spec.config.layer_norm_epsilon = model.encoder_layers[0].ffn_norm.epsilon
+    spec.register_source_vocabulary(source_vocab)
+    spec.register_target_vocabulary(target_vocab)
+    return spec
+
+
+def _pieces(processor: Any) -> list[str]:
+    return [processor.IdToPiece(i) for i in range(processor.GetPieceSize())]
+
+
+def export_ctranslate2(model_dir: str | Path, output: Path, quantization: str = "float32") -> Path:
+    """Convert a native model directory (or run) into a CTranslate2 directory at `output`."""
+    loaded = load_export(model_dir)
+    tok = loaded.tokenizers
+    spec = build_spec(loaded.model, loaded.config.model.activation, _pieces(tok.source.processor),
+                      _pieces(tok.target.processor))
+    spec.validate()
+    spec.optimize(quantization=quantization)
+
+    def build(tmp: Path) -> None:
+        spec.save(str(tmp))
+        names = _copy_tokenizers(loaded, tmp)
+        shutil.copyfile(loaded.directory / CONFIG_FILE, tmp / CONFIG_FILE)
+        manifest = _manifest(tmp, loaded, names, quantization)
+        (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+
+    atomic_dir(output, build)
+    return output
+
+
+def _copy_tokenizers(loaded: LoadedModel, tmp: Path) -> tuple[str, str]:
+    source, target = loaded.manifest["tokenizer"]["source"], loaded.manifest["tokenizer"]["target"]
+    for name in {source, target}:
+        shutil.copyfile(loaded.directory / name, tmp / name)
+    return source, target
+
+
+def _manifest(tmp: Path, loaded: LoadedModel, names: tuple[str, str], quantization: str) -> dict[str, Any]:
+    files = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
+    source_manifest = loaded.manifest
+    return {
+        "engine": CTRANSLATE2,
+        "format_version": FORMAT_VERSION,
+        "quantization": quantization,
+        "versions": {"mt_cli": __version__, "ctranslate2": ctranslate2.__version__},
+        "source_model": {"directory": str(loaded.directory), "files_sha256": source_manifest["files_sha256"],
+                         "step": source_manifest.get("step"), "versions": source_manifest.get("versions")},
+        "special_ids": source_manifest["special_ids"],
+        "tokenizer": {"source": names[0], "target": names[1], "source_sha256": files[names[0]],
+                      "target_sha256": files[names[1]]},
+        "dev_scores": source_manifest.get("dev_scores", {}),
+        "files_sha256": files,
+    }

@@ -1,0 +1,14 @@
+"""Optional capabilities come as pip extras; a command that needs one says which to install."""
+
+from __future__ import annotations
+
+import importlib.util
+
+from mt_cli.errors import ConfigError
+
+
+def require(module: str, extra: str, purpose: str) -> None:
+    """Fail with one line naming the extra unless `module` can be imported."""
+    if importlib.util.find_spec(module) is None:
+        raise ConfigError(f"{purpose} needs the '{extra}' extra: pip install 'mt-cli[{extra}]' "
+                          f"(the package {module} is not installed)")

@@ -1,0 +1,267 @@
+"""Export and average: CTranslate2 exports decode like the native engine (greedy parity on
+tiny models: pre/post-norm, joint/separate vocabularies, tied/untied output, relu/gelu),
+translate/evaluate read them under the same contract, a SavedModel serves without mt-cli,
+and averaging checkpoints means what it says."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from helpers import assert_one_line_error
+from typer.testing import CliRunner
+
+from mt_cli.cli.app import app
+from mt_cli.config import load_config
+from mt_cli.export.model_dir import write_export
+from mt_cli.extras import require
+from mt_cli.model import build_model
+from mt_cli.tokenizer import Tokenizers, train_tokenizers
+from mt_cli.translate import open_translator
+
+pytest.importorskip("ctranslate2")
+GREEDY = ["decode.beam_size=1", "decode.n_best=1", "decode.batch_size=1"]
+VARIANTS = {
+    "pre-joint-tied-relu": dict(norm="pre", joint=True, share="all", activation="relu"),
+    "post-joint-untied-gelu": dict(norm="post", joint=True, share="none", activation="gelu"),
+    "pre-separate-target-gelu": dict(norm="pre", joint=False, share="target", activation="gelu"),
+    "post-separate-untied-relu": dict(norm="post", joint=False, share="none", activation="relu"),
+}
+
+
+def cli(*args: object) -> object:
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+def ok(result: object) -> object:
+    assert result.exit_code == 0, (result.stdout, result.stderr, result.exception)
+    return result
+
+
+def _random_model_dir(root: Path, toy_dir: Path, name: str, norm: str, joint: bool, share: str,
+                      activation: str) -> Path:
+    """A model directory with seeded random weights: parity needs no training."""
+    sources, targets = [toy_dir / "train.src"], [toy_dir / "train.tgt"]
+    paths = train_tokenizers(sources, targets, root / f"{name}-spm", joint=joint, vocab_size=32)
+    tokenizers = Tokenizers.load(*paths)
+    overrides = [f"model.norm={norm}", f"model.share_embeddings={share}", f"model.activation={activation}",
+                 "model.encoder_layers=2", "model.decoder_layers=2", "model.hidden_dim=32",
+                 "model.num_heads=4", "model.ffn_dim=64", "model.max_length=48",
+                 f"tokenizer.joint={str(joint).lower()}", "decode.max_length_b=6", "decode.max_length_a=1.0"]
+    cfg = load_config(None, overrides)
+    keras.utils.set_random_seed(len(name))
+    model = build_model(cfg.model, tokenizers.source.vocab_size, tokenizers.target.vocab_size)
+    model.set_weights([w * 4.0 for w in model.get_weights()])  # sharper: varied outputs, few near-ties
+    out = root / name
+    write_export(out, model, cfg, tokenizers, {"step": 0, "weights_from": {"last_step": 0}})
+    return out
+
+
+@pytest.fixture(scope="module")
+def variants(tmp_path_factory: pytest.TempPathFactory, toy_dir: Path) -> dict[str, tuple[Path, Path]]:
+    """name -> (native model dir, its CTranslate2 export)."""
+    from mt_cli.export.ctranslate2 import export_ctranslate2
+
+    root = tmp_path_factory.mktemp("variants")
+    made = {}
+    for name, options in VARIANTS.items():
+        native = _random_model_dir(root, toy_dir, name, **options)
+        made[name] = (native, export_ctranslate2(native, root / f"{name}-ct2"))
+    return made
+
+
+@pytest.fixture(scope="module")
+def trained_ct2(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ct2") / "model"
+    ok(cli("export", "-m", trained_run, "-o", out, "--format", "ctranslate2"))
+    return out
+
+
+def _sources(toy_dir: Path) -> list[str]:
+    return (toy_dir / "test.src").read_text(encoding="utf-8").splitlines()
+
+
+@pytest.mark.parametrize("name", list(VARIANTS))
+def test_greedy_parity_on_random_models(variants: dict, toy_dir: Path, name: str) -> None:
+    native_dir, ct2_dir = variants[name]
+    lines = _sources(toy_dir)[:12] + [""]
+    native = open_translator(native_dir, GREEDY).translate_nbest(lines)
+    ct2 = open_translator(ct2_dir, GREEDY).translate_nbest(lines)
+    assert [n[0].ids for n in ct2] == [n[0].ids for n in native]
+    assert [n[0].text for n in ct2] == [n[0].text for n in native]
+
+
+def test_greedy_parity_on_trained_model_with_batches(trained_run: Path, trained_ct2: Path,
+                                                     toy_dir: Path) -> None:
+    lines = _sources(toy_dir)
+    greedy = ["decode.beam_size=1", "decode.n_best=1"]
+    native = open_translator(trained_run, greedy).translate(lines)
+    assert open_translator(trained_ct2, greedy).translate(lines) == native
+
+
+def test_manifest_and_files(trained_run: Path, trained_ct2: Path) -> None:
+    manifest = json.loads((trained_ct2 / "manifest.json").read_text())
+    source = json.loads((trained_run / "export" / "manifest.json").read_text())
+    assert manifest["engine"] == "ctranslate2" and manifest["quantization"] == "float32"
+    assert manifest["source_model"]["files_sha256"] == source["files_sha256"]
+    assert {"model.bin", "config.yaml", "spm.model"} <= set(manifest["files_sha256"])
+    assert manifest["versions"]["ctranslate2"]
+
+
+def test_translate_contract_on_ct2(trained_ct2: Path, tmp_path: Path, toy_dir: Path) -> None:
+    lines = _sources(toy_dir)[:5]
+    lines[2] = ""
+    src = tmp_path / "in.txt"
+    src.write_text("\n".join(lines) + "\n")
+    text = ok(cli("translate", "-m", trained_ct2, src)).stdout.split("\n")[:-1]
+    assert len(text) == 5 and text[2] == ""
+    records = [json.loads(x) for x in ok(cli("translate", "-m", trained_ct2, src, "--format", "jsonl",
+                                             "--n-best", "2", "--beam-size", "2")).stdout.splitlines()]
+    assert [r["index"] for r in records] == list(range(5))
+    assert all(len(r["nbest"]) == 2 for i, r in enumerate(records) if i != 2)
+    nbest = ok(cli("translate", "-m", trained_ct2, src, "--n-best", "2", "--beam-size", "2")).stdout
+    assert [line.split(" ||| ")[0] for line in nbest.splitlines()] == list("001123344")  # empty: one
+    prefixes = tmp_path / "prefix.txt"
+    prefixes.write_text("".join((toy_dir / "test.tgt").read_text().splitlines()[i].split()[0] + "\n"
+                                for i in range(5)))
+    forced = ok(cli("translate", "-m", trained_ct2, src, "--prefix-file", prefixes)).stdout.splitlines()
+    wanted = prefixes.read_text().splitlines()
+    assert all(out.startswith(p) for i, (out, p) in enumerate(zip(forced, wanted)) if i != 2)
+    scored = ok(cli("translate", "-m", trained_ct2, src, "--with-scores")).stdout.splitlines()
+    assert all("\t" in line for line in scored)
+
+
+def test_ct2_warns_for_unmatched_options(trained_ct2: Path, toy_dir: Path) -> None:
+    result = ok(cli("translate", "-m", trained_ct2, toy_dir / "test.src", "--length-penalty", "1.0"))
+    assert "CTranslate2's own length penalty" in result.stderr
+
+
+def test_sampling_on_ct2_is_reproducible(trained_ct2: Path, toy_dir: Path) -> None:
+    args = ("translate", "-m", trained_ct2, toy_dir / "test.src", "--sampling-topk", "5", "--seed", "3")
+    assert ok(cli(*args)).stdout == ok(cli(*args)).stdout
+
+
+def test_evaluate_reads_ct2(trained_ct2: Path, toy_dir: Path) -> None:
+    result = ok(cli("evaluate", "-m", trained_ct2, "-s", toy_dir / "test.src", "-r", toy_dir / "test.tgt",
+                    "--json"))
+    assert json.loads(result.stdout)["systems"][0]["scores"]["bleu"]["score"] >= 0.0
+
+
+def test_int8_export_translates(trained_run: Path, tmp_path: Path, toy_dir: Path) -> None:
+    ok(cli("export", "-m", trained_run, "-o", tmp_path / "int8", "--quantization", "int8"))
+    out = ok(cli("translate", "-m", tmp_path / "int8", toy_dir / "test.src")).stdout
+    assert len(out.splitlines()) == len(_sources(toy_dir))
+
+
+def test_export_refuses_existing_output_and_bad_options(trained_run: Path, tmp_path: Path) -> None:
+    (tmp_path / "taken").mkdir()
+    assert_one_line_error(cli("export", "-m", trained_run, "-o", tmp_path / "taken"), "already exists")
+    assert_one_line_error(cli("export", "-m", trained_run, "-o", tmp_path / "x", "--format", "onnx"),
+                          "--format")
+    assert_one_line_error(cli("export", "-m", trained_run, "-o", tmp_path / "x", "--quantization", "int4"),
+                          "--quantization")
+
+
+def test_missing_extra_names_it() -> None:
+    with pytest.raises(Exception, match=r"pip install 'mt-cli\[ctranslate2\]'"):
+        require("no_such_module_for_mt_cli", "ctranslate2", "mt-cli export --format ctranslate2")
+
+
+def test_ct2_export_is_not_a_native_model_dir(trained_ct2: Path, tmp_path: Path) -> None:
+    assert_one_line_error(cli("export", "-m", trained_ct2, "-o", tmp_path / "again"), "ctranslate2 export")
+
+
+# ---------------------------------------------------------------- SavedModel
+
+_LOAD_SAVEDMODEL = """
+import json, sys
+sys.modules["mt_cli"] = None  # mt-cli must not be needed to serve the model
+import tensorflow as tf
+import tensorflow_text  # registers the SentencePiece ops of the text signature (as TF Serving has)
+loaded = tf.saved_model.load(sys.argv[1])
+ids = tf.constant(json.loads(sys.argv[2]), tf.int32)
+out = loaded.signatures["serving_default"](source_ids=ids)
+lengths = out["lengths"].numpy()[:, 0].tolist()
+best = [row[0, :n].tolist() for row, n in zip(out["ids"].numpy(), lengths)]
+text = loaded.signatures["translate_text"](text=tf.constant(json.loads(sys.argv[3])))
+print(json.dumps({"ids": best, "text": [t.decode() for t in text["translation"].numpy()]}))
+"""
+
+
+def test_savedmodel_serves_without_mt_cli(trained_run: Path, tmp_path: Path, toy_dir: Path) -> None:
+    from mt_cli.export.model_dir import load_export
+    from mt_cli.model.search import search
+    from mt_cli.tokenizer import EOS_ID
+
+    ok(cli("export", "-m", trained_run, "-o", tmp_path / "sm", "--format", "savedmodel"))
+    loaded = load_export(trained_run)
+    pytest.importorskip("tensorflow_text")
+    rows = [ids + [EOS_ID] for ids in loaded.tokenizers.source.encode_ids(_sources(toy_dir)[:6])]
+    padded = np.zeros((len(rows), max(map(len, rows))), np.int32)
+    for i, row in enumerate(rows):
+        padded[i, :len(row)] = row
+    lines = _sources(toy_dir)[:6]
+    result = subprocess.run([sys.executable, "-c", _LOAD_SAVEDMODEL, str(tmp_path / "sm"),
+                             json.dumps(padded.tolist()), json.dumps(lines)], capture_output=True,
+                            text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    served = json.loads(result.stdout.strip().splitlines()[-1])
+    assert served["ids"] == search(loaded.model, padded, loaded.config.decode).best()
+    assert served["text"] == open_translator(trained_run).translate(lines)
+
+
+# ---------------------------------------------------------------- average
+
+def _checkpoint_arrays(prefix: str) -> dict[str, np.ndarray]:
+    """The model weights of a training checkpoint (a variable is stored once, under the first
+    path to it: the model's own, or the optimizer's list of trainable variables)."""
+    reader = tf.train.load_checkpoint(prefix)
+    return {k: reader.get_tensor(k) for k in reader.get_variable_to_shape_map()
+            if k.startswith(("model/", "optimizer/_trainable_variables/")) and k.endswith("VARIABLE_VALUE")}
+
+
+def _export_arrays(directory: Path) -> list[np.ndarray]:
+    import h5py
+
+    arrays: list[np.ndarray] = []
+    with h5py.File(directory / "model.weights.h5") as handle:
+        handle.visititems(lambda name, obj: arrays.append(np.array(obj)) if hasattr(obj, "shape") else None)
+    return arrays
+
+
+def _matches(arrays: list[np.ndarray], expected: list[np.ndarray]) -> bool:
+    remaining = list(expected)
+    for array in arrays:
+        hit = next((i for i, e in enumerate(remaining) if e.shape == array.shape
+                    and np.allclose(e, array, atol=1e-6)), None)
+        if hit is None:
+            return False
+        remaining.pop(hit)
+    return not remaining
+
+
+def test_average_of_one_is_it_and_of_two_is_the_mean(trained_run: Path, tmp_path: Path) -> None:
+    steps = sorted(int(p.name.split("-")[1]) for p in (trained_run / "checkpoints").glob("step-*"))
+    a, b = steps[-2], steps[-1]
+    ckpt = lambda s: str(trained_run / "checkpoints" / f"step-{s:08d}" / "ckpt")  # noqa: E731
+    ok(cli("average", trained_run, "--steps", b, "-o", tmp_path / "one"))
+    assert _matches(_export_arrays(tmp_path / "one"), list(_checkpoint_arrays(ckpt(b)).values()))
+    ok(cli("average", trained_run, "--last", 2, "-o", tmp_path / "two"))
+    first, second = _checkpoint_arrays(ckpt(a)), _checkpoint_arrays(ckpt(b))
+    means = [(first[k] + second[k]) / 2 for k in first]
+    assert _matches(_export_arrays(tmp_path / "two"), means)
+    manifest = json.loads((tmp_path / "two" / "manifest.json").read_text())
+    assert manifest["weights_from"] == {"averaged_steps": [a, b]}
+
+
+def test_average_errors(trained_run: Path, tmp_path: Path) -> None:
+    assert_one_line_error(cli("average", trained_run, "--steps", "7", "-o", tmp_path / "x"),
+                          "no checkpoint for step(s) 7", "available")
+    assert_one_line_error(cli("average", trained_run, "--last", "99", "-o", tmp_path / "x"), "--last 99")
+    assert_one_line_error(cli("average", trained_run, "-o", tmp_path / "x"), "--last K or --steps")
