@@ -135,11 +135,12 @@ class DecodeConfig:
     beam_size: int = _decode_opt(4, "graph", "Beam width; 1 = greedy.", ("--beam-size", "-b"), ge=1)
     n_best: int = _decode_opt(1, "tensor", "Hypotheses per line (text format: 'i ||| text ||| score').",
                               ge=1)
-    length_penalty: float = _decode_opt(0.6, "tensor", "GNMT length penalty alpha.", ge=0)
-    coverage_penalty: float = _decode_opt(0.0, "switch", "GNMT coverage penalty beta (beam search).",
-                                          ge=0)
-    max_length_a: float = _decode_opt(1.5, "tensor", "Max output tokens = a * source length + b.",
-                                      ge=0)
+    length_penalty: float = _decode_opt(
+        0.6, "tensor", "GNMT length penalty alpha (CTranslate2 models: its own formula).", ge=0)
+    coverage_penalty: float = _decode_opt(
+        0.0, "switch", "GNMT coverage penalty beta, beam search (CTranslate2: its own).", ge=0)
+    max_length_a: float = _decode_opt(
+        1.5, "tensor", "Max output tokens = a * source length + b (CTranslate2: per batch).", ge=0)
     max_length_b: int = _decode_opt(10, "tensor", "See --max-length-a.", ge=0)
     batch_size: int = _decode_opt(32, "host", "Sentences per batch.", ge=1)
     batch_tokens: int = _decode_opt(0, "host", "Source tokens per batch (0 = use --batch-size).", ge=0)
