@@ -151,6 +151,12 @@ class DecodeConfig:
     seed: int | None = _decode_opt(None, "host", "Seed for sampling (default: random).")
     dtype: str = _decode_opt("float32", "host", "Compute dtype: float32 or bfloat16.",
                              choices=("float32", "bfloat16"))
+    alignments: bool = _decode_opt(
+        False, "host", "Append word alignments from cross-attention: text ' ||| 0-0 1-2', "
+        "jsonl 'alignment' (native engine).")
+    alignment_layer: int = _decode_opt(
+        -1, "host", "Decoder layer whose head-averaged cross-attention gives alignments "
+        "(0 = first, -1 = last).")
 
     @property
     def sampling(self) -> bool:

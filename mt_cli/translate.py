@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Protocol
 
+from mt_cli.alignment import moses
 from mt_cli.config import DecodeConfig
 from mt_cli.errors import DataError
 from mt_cli.export.locate import CTRANSLATE2, engine_of, resolve_model_dir
@@ -55,17 +56,29 @@ def translate_file_lines(model: str | Path, lines: list[str], overrides: list[st
     return open_translator(model, overrides).translate(lines)
 
 
+def _json_fields(hyp: Hypothesis) -> dict[str, object]:
+    fields: dict[str, object] = {"text": hyp.text, "score": hyp.score, "tokens": hyp.pieces}
+    if hyp.alignment is not None:
+        fields["alignment"] = [list(link) for link in hyp.alignment]
+    return fields
+
+
+def _aligned_text(hyp: Hypothesis, text: str) -> str:
+    return text if hyp.alignment is None else f"{text} ||| {moses(hyp.alignment)}"
+
+
 def format_nbest(index: int, nbest: list[Hypothesis], fmt: str, with_scores: bool, n_best: int) -> list[str]:
-    """Output lines for one input; the layout follows the requested n_best, never the count found."""
+    """Output lines for one input; the layout follows the requested n_best, never the count found.
+    Alignments, when computed, follow as ` ||| 0-0 1-2` (text) or `"alignment"` (jsonl)."""
     if fmt == "jsonl":
-        best = nbest[0]
-        record = {"index": index, "text": best.text, "score": best.score, "tokens": best.pieces}
+        record = {"index": index, **_json_fields(nbest[0])}
         if n_best > 1:
-            record["nbest"] = [{"text": h.text, "score": h.score, "tokens": h.pieces} for h in nbest]
+            record["nbest"] = [_json_fields(h) for h in nbest]
         return [json.dumps(record, ensure_ascii=False)]
     if n_best > 1:
-        return [f"{index} ||| {h.text} ||| {h.score:.4f}" for h in nbest]
-    return [f"{nbest[0].score:.4f}\t{nbest[0].text}" if with_scores else nbest[0].text]
+        return [_aligned_text(h, f"{index} ||| {h.text} ||| {h.score:.4f}") for h in nbest]
+    best = nbest[0]
+    return [_aligned_text(best, f"{best.score:.4f}\t{best.text}" if with_scores else best.text)]
 
 
 def translate_lines(translator: LineTranslator, lines: Iterable[str], *, prefixes: list[str] | None = None,

@@ -19,7 +19,7 @@ import ctranslate2
 from mt_cli.batching import cut_batches
 from mt_cli.config import DecodeConfig, load_config
 from mt_cli.export.locate import CTRANSLATE2, read_manifest, verify_files
-from mt_cli.errors import CheckpointError
+from mt_cli.errors import CheckpointError, ConfigError
 from mt_cli.hypothesis import Hypothesis
 from mt_cli.tokenizer import Tokenizers
 
@@ -42,6 +42,9 @@ class CT2Translator:
         self.tokenizers = Tokenizers.load(directory / tok["source"],
                                           None if tok["target"] == tok["source"] else directory / tok["target"])
         self.decode: DecodeConfig = config.decode
+        if self.decode.alignments:
+            raise ConfigError("--alignments needs the native engine (translate with the model directory "
+                              "this CTranslate2 model was exported from)")
         self.max_source_tokens = config.model.max_length
         self.directory = directory
         self.translator = ctranslate2.Translator(str(directory), device="cpu", inter_threads=1,

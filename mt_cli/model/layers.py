@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import keras
 import numpy as np
@@ -22,6 +22,16 @@ import tensorflow as tf
 NEG_INF = -1e9
 
 Weights = dict[str, tf.Tensor]
+
+
+@dataclass
+class AttentionRecord:
+    """Attention probabilities collected during a forward pass, one [B, H, Tq, Tk] float32
+    tensor per layer (for alignments and attention pictures; never during training)."""
+
+    encoder: list[tf.Tensor] = field(default_factory=list)
+    decoder: list[tf.Tensor] = field(default_factory=list)
+    cross: list[tf.Tensor] = field(default_factory=list)
 
 
 def sinusoidal_positions(length: int, dim: int) -> np.ndarray:
@@ -212,14 +222,19 @@ class MultiHeadAttention(_Layer):
         memory: tf.Tensor | None = None,
         bias: tf.Tensor | None = None,
         training: bool | None = False,
+        record: list[tf.Tensor] | None = None,
     ) -> tf.Tensor:
+        """Attention over x itself (self) or over memory (cross); probabilities are appended
+        to `record` when given."""
         w = self.weights_for_compute()
         if self.self_attention:
             q, k, v = self._split_heads(dense(x, w["qkv_kernel"], w["qkv_bias"]), 3)
         else:
             (q,) = self._split_heads(dense(x, w["q_kernel"], w["q_bias"]), 1)
             k, v = self.project_memory(memory, w)
-        out, _ = self._attend(q, k, v, bias, training)
+        out, probs = self._attend(q, k, v, bias, training)
+        if record is not None:
+            record.append(probs)
         return dense(self._merge_heads(out), w["out_kernel"], w["out_bias"])
 
     def step_self(
@@ -345,8 +360,10 @@ class EncoderLayer(_Block):
         self.ffn_norm = LayerNorm(spec.dim, dtype=policy)
         self.built = True
 
-    def call(self, x: tf.Tensor, bias: tf.Tensor, training: bool | None = False) -> tf.Tensor:
-        attn = lambda h: self.self_attn.call(h, bias=bias, training=training)
+    def call(self, x: tf.Tensor, bias: tf.Tensor, training: bool | None = False,
+             record: AttentionRecord | None = None) -> tf.Tensor:
+        probs = None if record is None else record.encoder
+        attn = lambda h: self.self_attn.call(h, bias=bias, training=training, record=probs)
         x = self._residual(x, self.self_attn_norm.call, attn, training)
         return self._residual(
             x, self.ffn_norm.call, lambda h: self.ffn.call(h, training=training), training
@@ -380,10 +397,12 @@ class DecoderLayer(_Block):
         self_bias: tf.Tensor,
         memory_bias: tf.Tensor,
         training: bool | None = False,
+        record: AttentionRecord | None = None,
     ) -> tf.Tensor:
-        self_attn = lambda h: self.self_attn.call(h, bias=self_bias, training=training)
+        self_probs, cross_probs = (None, None) if record is None else (record.decoder, record.cross)
+        self_attn = lambda h: self.self_attn.call(h, bias=self_bias, training=training, record=self_probs)
         cross_attn = lambda h: self.cross_attn.call(
-            h, memory=memory, bias=memory_bias, training=training
+            h, memory=memory, bias=memory_bias, training=training, record=cross_probs
         )
         x = self._residual(x, self.self_attn_norm.call, self_attn, training)
         x = self._residual(x, self.cross_attn_norm.call, cross_attn, training)

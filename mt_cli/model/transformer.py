@@ -10,6 +10,7 @@ import tensorflow as tf
 
 from mt_cli.config import ModelConfig
 from mt_cli.model.layers import (
+    AttentionRecord,
     BlockSpec,
     ByteDropout,
     DecoderLayer,
@@ -183,7 +184,7 @@ class Transformer(keras.Model):
         return self.decode(inputs["target_in"], memory, source_mask, training=training)
 
     def encode(
-        self, source: tf.Tensor, training: bool | None = False
+        self, source: tf.Tensor, training: bool | None = False, record: AttentionRecord | None = None
     ) -> tuple[tf.Tensor, tf.Tensor]:
         """Source ids [B, S] -> (memory [B, S, D] in compute dtype, mask bool [B, S])."""
         source = tf.convert_to_tensor(source, tf.int32)
@@ -191,7 +192,7 @@ class Transformer(keras.Model):
         bias = padding_bias(mask)
         x = self._embed(self.source_embedding, source, training)
         for layer in self.encoder_layers:
-            x = layer.call(x, bias, training=training)
+            x = layer.call(x, bias, training=training, record=record)
         if self.encoder_norm is not None:
             x = self.encoder_norm.call(x)
         return x, mask
@@ -202,6 +203,7 @@ class Transformer(keras.Model):
         memory: tf.Tensor,
         source_mask: tf.Tensor,
         training: bool | None = False,
+        record: AttentionRecord | None = None,
     ) -> tf.Tensor:
         """Teacher-forced decoder over a whole target prefix -> float32 logits."""
         target_in = tf.convert_to_tensor(target_in, tf.int32)
@@ -211,12 +213,20 @@ class Transformer(keras.Model):
         memory_bias = padding_bias(source_mask)
         x = self._embed(self.target_lookup, target_in, training)
         for layer in self.decoder_layers:
-            x = layer.call(x, memory, self_bias, memory_bias, training=training)
+            x = layer.call(x, memory, self_bias, memory_bias, training=training, record=record)
         if self.decoder_norm is not None:
             x = self.decoder_norm.call(x)
         b, t = tf.shape(x)[0], tf.shape(x)[1]
         logits = self.output_projection.project(tf.reshape(x, [b * t, self.hidden_dim]))
         return tf.reshape(logits, [b, t, self.target_vocab_size])
+
+    def attention(self, source: tf.Tensor, target_in: tf.Tensor) -> AttentionRecord:
+        """Every layer's attention probabilities for source ids [B, S] and a teacher-forced
+        target [B, T] (bos + ids): row t of a cross map is where output token t looked."""
+        record = AttentionRecord()
+        memory, mask = self.encode(source, record=record)
+        self.decode(target_in, memory, mask, record=record)
+        return record
 
     # -- incremental decoding -------------------------------------------------
     def decoder_weights(self) -> dict[str, Any]:

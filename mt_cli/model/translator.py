@@ -8,15 +8,18 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import replace
 
 import numpy as np
+import tensorflow as tf
 
+from mt_cli.alignment import hard_alignment, layer_index
 from mt_cli.batching import cut_batches
 from mt_cli.config import DecodeConfig
 from mt_cli.hypothesis import Hypothesis
 from mt_cli.model.search import search
 from mt_cli.model.transformer import Transformer
-from mt_cli.tokenizer import EOS_ID, Tokenizers
+from mt_cli.tokenizer import BOS_ID, EOS_ID, Tokenizers
 
 log = logging.getLogger("mt_cli")
 
@@ -81,7 +84,27 @@ class Translator:
             for row, i in enumerate(batch):
                 hyps = [self._with_text(h) for h in found.hypotheses[row]]
                 results[i] = hyps or [Hypothesis(score=float("-inf"))]  # never lose a line
+        if self.decode.alignments:
+            results = self._aligned(lines, sources, results)
         return results
+
+    def _aligned(self, lines: list[str], sources: list[list[int]],
+                 results: list[list[Hypothesis]]) -> list[list[Hypothesis]]:
+        """Each hypothesis with its word alignment (teacher-forced pass over its own output)."""
+        pieces = self.tokenizers.source.encode_pieces(lines)
+        rows = [(i, k) for i, nbest in enumerate(results) for k, h in enumerate(nbest) if sources[i] and h.ids]
+        aligned = [[replace(h, alignment=[]) for h in nbest] for nbest in results]
+        for start in range(0, len(rows), self.decode.batch_size):
+            chunk = rows[start:start + self.decode.batch_size]
+            record = self.model.attention(_padded([sources[i] for i, _ in chunk]),
+                                          _padded([[BOS_ID, *results[i][k].ids] for i, k in chunk]))
+            layer = layer_index(self.decode.alignment_layer, len(record.cross))
+            cross = tf.reduce_mean(record.cross[layer], axis=1).numpy()  # heads averaged: [N, T, S]
+            for n, (i, k) in enumerate(chunk):
+                hyp = results[i][k]
+                links = hard_alignment(cross[n], pieces[i][:len(sources[i]) - 1], hyp.pieces)
+                aligned[i][k] = replace(hyp, alignment=links)
+        return aligned
 
     def _with_text(self, hyp: Hypothesis) -> Hypothesis:
         target = self.tokenizers.target

@@ -1,0 +1,103 @@
+"""Alignments from cross-attention: a tiny model trained in seconds on a monotone copy task
+must align word i to word i, and on a reversal task word i to word n-1-i, for >= 90% of the
+words it translates correctly; the formats carry them and empty lines stay empty."""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from mt_cli.alignment import hard_alignment, layer_index, moses, word_ids
+from mt_cli.cli.app import app
+from mt_cli.config import from_dict
+from mt_cli.training.loop import train
+from mt_cli.translate import open_translator
+
+WORDS = ["ka", "lo", "mi", "nu", "pe", "ro", "su", "ti", "va", "we", "xo", "yu"]
+
+
+def _task_files(directory: Path, name: str, reverse: bool, n: int, seed: int) -> tuple[Path, Path]:
+    rng = random.Random(seed)
+    src, tgt = directory / f"{name}.src", directory / f"{name}.tgt"
+    rows = [[rng.choice(WORDS) for _ in range(rng.randint(3, 7))] for _ in range(n)]
+    src.write_text("".join(" ".join(r) + "\n" for r in rows))
+    tgt.write_text("".join(" ".join(reversed(r) if reverse else r).upper() + "\n" for r in rows))
+    return src, tgt
+
+
+def _train_task(root: Path, reverse: bool) -> Path:
+    name = "reverse" if reverse else "copy"
+    directory = root / name
+    directory.mkdir()
+    train_src, train_tgt = _task_files(directory, "train", reverse, 3000, 1)
+    raw = {
+        "data": {"train": [{"source": str(train_src), "target": str(train_tgt)}]},
+        "tokenizer": {"vocab_size": 40, "model_type": "word"},
+        "model": {"encoder_layers": 1, "decoder_layers": 1, "hidden_dim": 64, "num_heads": 2,
+                  "ffn_dim": 128, "dropout": 0.0, "attention_dropout": 0.0, "ffn_dropout": 0.0,
+                  "max_length": 32},
+        "train": {"max_steps": 350, "batch_tokens": 1024, "warmup_steps": 100, "learning_rate": 2.0,
+                  "save_every": 350, "log_every": 350, "seed": 3},
+        "decode": {"beam_size": 1},
+    }
+    train(from_dict(raw, "<alignment test>"), directory / "run")
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tasks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("align")
+    return {"copy": _train_task(root, False), "reverse": _train_task(root, True)}
+
+
+@pytest.mark.parametrize("task", ["copy", "reverse"])
+def test_alignment_follows_the_task(tasks: dict[str, Path], task: str) -> None:
+    directory = tasks[task]
+    src, tgt = _task_files(directory, "test", task == "reverse", 60, 7)
+    sources, references = src.read_text().splitlines(), tgt.read_text().splitlines()
+    translator = open_translator(directory / "run", ["decode.alignments=true"])
+    results = translator.translate_nbest(sources)
+    right = total = correct_lines = 0
+    for source, reference, nbest in zip(sources, references, results):
+        if nbest[0].text != reference:
+            continue
+        correct_lines += 1
+        n = len(source.split())
+        expected = {(j, j) if task == "copy" else (n - 1 - j, j) for j in range(n)}
+        total += n
+        right += len(expected & set(nbest[0].alignment))
+    assert correct_lines >= 30, f"the {task} model learned too little ({correct_lines}/60 lines right)"
+    assert right / total >= 0.9, f"{task}: {right}/{total} words aligned as the task says"
+
+
+def test_formats_carry_alignments(tasks: dict[str, Path], tmp_path: Path) -> None:
+    src = tmp_path / "in.txt"
+    src.write_text("ka lo mi\n\nnu pe\n")
+    run = tasks["copy"] / "run"
+    text = CliRunner().invoke(app, ["translate", "-m", str(run), str(src), "--alignments"])
+    assert text.exit_code == 0, text.stderr
+    lines = text.stdout.split("\n")[:-1]
+    assert len(lines) == 3 and lines[1] == " ||| "
+    assert lines[0].endswith(" ||| 0-0 1-1 2-2")
+    jsonl = CliRunner().invoke(app, ["translate", "-m", str(run), str(src), "--alignments", "--format", "jsonl",
+                                     "--beam-size", "2", "--n-best", "2"])
+    records = [json.loads(line) for line in jsonl.stdout.splitlines()]
+    assert records[1]["alignment"] == []
+    assert all("alignment" in h for h in records[0]["nbest"])
+
+
+def test_word_ids_and_links() -> None:
+    assert word_ids(["\u2581Ein", "\u2581Fahr", "rad", "."]) == [0, 1, 1, 1]
+    assert word_ids(["a", "b", "\u2581c"]) == [0, 0, 1]
+    # 3 target words over 2 source words (+ eos column, + eos row: both ignored)
+    cross = [[0.8, 0.1, 0.1], [0.6, 0.3, 0.1], [0.2, 0.3, 0.5], [0.0, 0.0, 1.0]]
+    import numpy as np
+
+    links = hard_alignment(np.array(cross), ["\u2581a", "\u2581b"], ["\u2581x", "\u2581y", "\u2581z"])
+    assert links == [(0, 0), (0, 1), (1, 2)] and moses(links) == "0-0 0-1 1-2"
+    assert hard_alignment(np.zeros((2, 2)), [], ["\u2581x"]) == []
+    assert layer_index(-1, 3) == 2 and layer_index(-5, 3) == 0 and layer_index(7, 3) == 2
