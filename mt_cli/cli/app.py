@@ -20,6 +20,7 @@ from mt_cli.cli import (
     console,
     evaluate_cmd,
     export_cmd,
+    inspect_cmd,
     quickstart_cmd,
     tokenize_cmd,
     train_cmd,
@@ -98,6 +99,8 @@ app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("quickstart")(quickstart_cmd.quickstart)
 app.command("average")(average_cmd.average)
 app.command("export")(export_cmd.export)
+app.command("attention")(inspect_cmd.attention)
+app.command("plot")(inspect_cmd.plot)
 
 
 def main() -> None:
