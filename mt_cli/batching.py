@@ -7,7 +7,12 @@ padded size (longest x count) would pass the token budget or the sentence limit.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Iterator, Sequence
+from typing import TypeVar
+
+log = logging.getLogger("mt_cli")
+T = TypeVar("T")
 
 
 def round_up(n: int, multiple: int) -> int:
@@ -35,3 +40,24 @@ def cut_batches(order: Iterable[int], lengths: Sequence[int], max_tokens: int = 
         longest = grown
     if batch:
         yield batch
+
+
+def longest_first_batches(lengths: Sequence[int], batch_tokens: int, batch_size: int) -> list[list[int]]:
+    """Indices of the non-empty inputs in batches of similar length, longest first (little
+    padding; callers put results back in input order). A token budget, when set, wins."""
+    order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
+    if batch_tokens:
+        return list(cut_batches(order, lengths, max_tokens=batch_tokens))
+    return list(cut_batches(order, lengths, max_sentences=batch_size))
+
+
+def truncated(rows: list[list[T]], limit: int, first_line: int, label: str = "line") -> list[list[T]]:
+    """Rows cut to `limit` tokens, each cut announced with its line number (never dropped)."""
+    out = []
+    for offset, row in enumerate(rows):
+        if len(row) > limit:
+            log.warning(f"{label} {first_line + offset}: {len(row)} tokens, truncated to {limit} "
+                        "(the model's limit)")
+            row = row[:limit]
+        out.append(row)
+    return out

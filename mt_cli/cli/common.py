@@ -36,7 +36,7 @@ def start_tensorflow() -> None:
     if "tensorflow" in sys.modules:
         return
     if console.is_verbose():
-        import tensorflow
+        import tensorflow  # noqa: F401  (imported for its start-up, chatter shown)
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     with native_stderr_captured():

@@ -9,21 +9,19 @@ a * source length + b is applied per batch (from the batch's longest source).
 
 from __future__ import annotations
 
-import logging
 import math
 from pathlib import Path
 from typing import Any
 
 import ctranslate2
 
-from mt_cli.batching import cut_batches
+from mt_cli.batching import longest_first_batches, truncated
 from mt_cli.config import DecodeConfig, load_config
-from mt_cli.export.locate import CTRANSLATE2, read_manifest, verify_files
 from mt_cli.errors import CheckpointError, ConfigError
+from mt_cli.export.locate import CTRANSLATE2, read_manifest, verify_files
 from mt_cli.hypothesis import Hypothesis
 from mt_cli.tokenizer import Tokenizers
 
-log = logging.getLogger("mt_cli")
 CONFIG_FILE = "config.yaml"
 EOS_PIECE = "</s>"
 SUPPRESSED = [["<pad>"], ["<s>"]]  # as in the native search: pad and bos are never generated
@@ -53,23 +51,12 @@ class CT2Translator:
             ctranslate2.set_random_seed(self.decode.seed)
 
     def _source_pieces(self, lines: list[str], first_line: int) -> list[list[str]]:
-        limit = self.max_source_tokens - 1  # CTranslate2 appends eos
-        out = self.tokenizers.source.encode_pieces(lines)
-        for offset, pieces in enumerate(out):
-            if len(pieces) > limit:
-                log.warning(f"line {first_line + offset}: {len(pieces)} source tokens, truncated to "
-                            f"{limit} (the model's limit)")
-                out[offset] = pieces[:limit]
-        return out
+        """Source pieces cut to the model's limit (CTranslate2 appends the eos)."""
+        return truncated(self.tokenizers.source.encode_pieces(lines), self.max_source_tokens - 1, first_line)
 
     def _prefix_pieces(self, prefixes: list[str], first_line: int) -> list[list[str]]:
-        limit = self.max_source_tokens - 2
-        out = self.tokenizers.target.encode_pieces(prefixes)
-        for offset, pieces in enumerate(out):
-            if len(pieces) > limit:
-                log.warning(f"prefix of line {first_line + offset}: {len(pieces)} tokens, truncated to {limit}")
-                out[offset] = pieces[:limit]
-        return out
+        return truncated(self.tokenizers.target.encode_pieces(prefixes), self.max_source_tokens - 2,
+                         first_line, "prefix of line")
 
     def _options(self, longest_source: int) -> dict[str, Any]:
         """translate_batch options from DecodeConfig (lengths count the source's eos)."""
@@ -83,19 +70,14 @@ class CT2Translator:
                 "sampling_topk": (d.sampling_topk or 0) if sampling else 1,
                 "sampling_topp": d.sampling_topp, "sampling_temperature": d.sampling_temperature}
 
-    def _batches(self, lengths: list[int]) -> list[list[int]]:
-        order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
-        if self.decode.batch_tokens:
-            return list(cut_batches(order, lengths, max_tokens=self.decode.batch_tokens))
-        return list(cut_batches(order, lengths, max_sentences=self.decode.batch_size))
-
     def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
                         first_line: int = 1) -> list[list[Hypothesis]]:
         """n-best hypotheses for each line, in input order (`first_line` numbers warnings)."""
         sources = self._source_pieces(lines, first_line)
         prefix_pieces = self._prefix_pieces(prefixes, first_line) if prefixes else None
         results: list[list[Hypothesis]] = [[Hypothesis()] for _ in lines]
-        for batch in self._batches([len(s) for s in sources]):
+        for batch in longest_first_batches([len(s) for s in sources], self.decode.batch_tokens,
+                                           self.decode.batch_size):
             options = self._options(max(len(sources[i]) for i in batch))
             if prefix_pieces is not None:
                 options["target_prefix"] = [prefix_pieces[i] or None for i in batch]

@@ -6,22 +6,18 @@ the model, an over-long line is truncated to the model's limit with a warning na
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Iterator
 from dataclasses import replace
 
 import numpy as np
 import tensorflow as tf
 
 from mt_cli.alignment import hard_alignment, layer_index
-from mt_cli.batching import cut_batches
+from mt_cli.batching import longest_first_batches, truncated
 from mt_cli.config import DecodeConfig
 from mt_cli.hypothesis import Hypothesis
 from mt_cli.model.search import search
 from mt_cli.model.transformer import Transformer
 from mt_cli.tokenizer import BOS_ID, EOS_ID, Tokenizers
-
-log = logging.getLogger("mt_cli")
 
 
 def _padded(rows: list[list[int]], min_width: int = 0) -> np.ndarray:
@@ -42,35 +38,14 @@ class Translator:
         self.max_source_tokens = model.max_length
 
     def _encode(self, lines: list[str], first_line: int) -> list[list[int]]:
-        encoded = self.tokenizers.source.encode_ids(lines)
-        out = []
-        for offset, ids in enumerate(encoded):
-            if not ids:
-                out.append([])
-                continue
-            if len(ids) + 1 > self.max_source_tokens:
-                log.warning(f"line {first_line + offset}: {len(ids)} source tokens, truncated to "
-                            f"{self.max_source_tokens - 1} (the model's limit)")
-                ids = ids[:self.max_source_tokens - 1]
-            out.append(ids + [EOS_ID])
-        return out
+        """Source ids + eos (empty stays empty), cut to the model's position limit."""
+        ids = truncated(self.tokenizers.source.encode_ids(lines), self.max_source_tokens - 1, first_line)
+        return [row + [EOS_ID] if row else [] for row in ids]
 
     def _encode_prefixes(self, prefixes: list[str], first_line: int) -> list[list[int]]:
         """Target prefixes, cut to leave room for at least one generated token."""
-        limit = self.max_source_tokens - 2
-        encoded = self.tokenizers.target.encode_ids(prefixes)
-        for offset, ids in enumerate(encoded):
-            if len(ids) > limit:
-                log.warning(f"prefix of line {first_line + offset}: {len(ids)} tokens, truncated to {limit}")
-                encoded[offset] = ids[:limit]
-        return encoded
-
-    def _batches(self, lengths: list[int]) -> Iterator[list[int]]:
-        """Indices of non-empty inputs grouped by similar length (longest first)."""
-        order = sorted((i for i, n in enumerate(lengths) if n), key=lambda i: -lengths[i])
-        if self.decode.batch_tokens:
-            return cut_batches(order, lengths, max_tokens=self.decode.batch_tokens)
-        return cut_batches(order, lengths, max_sentences=self.decode.batch_size)
+        return truncated(self.tokenizers.target.encode_ids(prefixes), self.max_source_tokens - 2,
+                         first_line, "prefix of line")
 
     def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
                         first_line: int = 1) -> list[list[Hypothesis]]:
@@ -78,7 +53,8 @@ class Translator:
         sources = self._encode(lines, first_line)
         prefix_ids = self._encode_prefixes(prefixes, first_line) if prefixes else None
         results: list[list[Hypothesis]] = [[Hypothesis()] for _ in lines]
-        for batch in self._batches([len(s) for s in sources]):
+        for batch in longest_first_batches([len(s) for s in sources], self.decode.batch_tokens,
+                                           self.decode.batch_size):
             prefix = _padded([prefix_ids[i] for i in batch], 1) if prefix_ids is not None else None
             found = search(self.model, _padded([sources[i] for i in batch]), self.decode, target_prefix=prefix)
             for row, i in enumerate(batch):
