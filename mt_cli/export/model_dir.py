@@ -142,7 +142,9 @@ def load_translator(path: str | Path, overrides: list[str] | None = None) -> Tra
 
 
 def set_threads(threads: int) -> None:
-    """Limit TensorFlow's CPU threads (0 = all cores; must run before the first op)."""
-    if threads:
-        tf.config.threading.set_intra_op_parallelism_threads(threads)
-        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+    """Limit TensorFlow's CPU threads (0 = all cores). TensorFlow fixes its pools at the first
+    op, so a second model opened in the same process with the same count is fine."""
+    if not threads or tf.config.threading.get_intra_op_parallelism_threads() == threads:
+        return
+    tf.config.threading.set_intra_op_parallelism_threads(threads)
+    tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
