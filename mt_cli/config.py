@@ -155,8 +155,8 @@ class DecodeConfig:
         False, "host", "Append word alignments from cross-attention: text ' ||| 0-0 1-2', "
         "jsonl 'alignment' (native engine).")
     alignment_layer: int = _decode_opt(
-        -1, "host", "Decoder layer whose head-averaged cross-attention gives alignments "
-        "(0 = first, -1 = last).")
+        -2, "host", "Decoder layer whose head-averaged cross-attention gives alignments "
+        "(0 = first, -1 = last; default -2, the one before last, aligned best on Multi30k).")
 
     @property
     def sampling(self) -> bool:
