@@ -136,9 +136,11 @@ def test_dev_metrics_follow_tokenize_lowercase_and_word_order() -> None:
 
     hyps, refs = ["The Cat Runs ."], [["the cat runs ."]]
     assert dev_metric("bleu", EvalConfig()).corpus_score(hyps, refs).score < 100
-    assert dev_metric("bleu", EvalConfig(lowercase=True)).corpus_score(hyps, refs).score == 100
+    assert dev_metric("bleu", EvalConfig(lowercase=True)).corpus_score(hyps, refs).score == pytest.approx(100)
     assert dev_metric("chrf", EvalConfig(chrf_word_order=2)).corpus_score(hyps, refs).name == "chrF2++"
-    assert "tok:char" in str(dev_metric("bleu", EvalConfig(tokenize="char")).get_signature())
+    char_bleu = dev_metric("bleu", EvalConfig(tokenize="char"))
+    char_bleu.corpus_score(hyps, refs)
+    assert "tok:char" in str(char_bleu.get_signature())
 
 
 def test_evaluate_takes_defaults_from_the_eval_section(runner, tmp_path) -> None:
@@ -151,7 +153,7 @@ def test_evaluate_takes_defaults_from_the_eval_section(runner, tmp_path) -> None
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["metrics"] == ["bleu"] and doc["settings"]["lowercase"] is True
-    assert doc["systems"][0]["scores"]["bleu"]["score"] == 100
+    assert doc["systems"][0]["scores"]["bleu"]["score"] == pytest.approx(100)
 
 
 def _reads_of(name: str, text: str) -> bool:
@@ -257,7 +259,7 @@ def test_average_last_above_keep_last_is_a_config_error(tmp_path, toy_dir) -> No
     from mt_cli.training.loop import train
 
     config = _config(tmp_path, toy_dir, train={"keep_last": 2, "average_last": 3})
-    with pytest.raises(ConfigError, match=r"train.average_last: must be <= train.keep_last=2, got 3"):
+    with pytest.raises(ConfigError, match=r"train.average_last: must be <= train.keep_last=2 .*got 3"):
         train(load_config(config), tmp_path / "run")
 
 

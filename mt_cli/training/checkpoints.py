@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import shutil
 import time
 from dataclasses import dataclass
@@ -26,8 +27,11 @@ STEP_PREFIX = "step-"
 # Fault injection for tests: "STEP:MARKER" pauses the save of STEP after its first file
 # (the TensorFlow checkpoint) and creates MARKER, so a test can kill -9 inside a save.
 PAUSE_SAVE_ENV = "MT_CLI_PAUSE_SAVE"
-# A restore error of these types means the files are truncated, damaged or missing: fall back.
-UNREADABLE = (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.NotFoundError)
+# How TensorFlow reports truncated, damaged or missing checkpoint files (checked on TF 2.21):
+# a truncated data file is an IndexError, a damaged index an UNKNOWN OpError about sstables.
+_DAMAGE_TYPES = (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.NotFoundError)
+_DAMAGE_WORDS = re.compile(r"sstable|too short|truncat|corrupt|checksum|crc|No such file|"
+                           r"Read less bytes than requested", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -104,13 +108,23 @@ def _read_one(item: SavedStep, trackable: Any) -> None:
         raise _Unreadable(f"{item.path}: state.json says step {state.get('step')}")
     try:
         trackable.read(item.prefix).assert_existing_objects_matched()
-    except UNREADABLE as exc:
-        raise _Unreadable(_first_line(exc)) from exc
-    except Exception as exc:  # a shape mismatch, a code change, an I/O error: not corruption
+    except Exception as exc:
+        if _is_damage(exc):
+            raise _Unreadable(_first_line(exc)) from exc
+        # a shape mismatch, a code change, an I/O error: not corruption, so no fallback
         raise CheckpointError(
             f"{item.path}: cannot restore ({type(exc).__name__}: {_first_line(exc)[:300]}); "
             "the checkpoint is readable but does not fit this model or could not be read "
             "(--debug shows the cause)") from exc
+
+
+def _is_damage(exc: Exception) -> bool:
+    """True for truncated, damaged or missing files; False for a mismatch or a bug."""
+    if isinstance(exc, _DAMAGE_TYPES):
+        return True
+    plain_error = isinstance(exc, IndexError) or (
+        isinstance(exc, tf.errors.OpError) and exc.error_code == tf.errors.UNKNOWN)
+    return plain_error and bool(_DAMAGE_WORDS.search(str(exc)))
 
 
 def _first_line(exc: BaseException) -> str:
