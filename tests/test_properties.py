@@ -22,8 +22,8 @@ from mt_cli.config import Config, apply_overrides, from_dict, load_config
 from mt_cli.errors import ConfigError, DataError
 from mt_cli.textio import atomic_write_lines, count_lines, iter_lines, read_lines
 
-FAST = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-SLOWER = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+FAST = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+SLOWER = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 # Bytes rich in what breaks line handling: \n, \r, NUL, U+2028/U+2029, NEL, invalid UTF-8.
 _PIECES = [b"\n", b"\r", b"\r\n", b"\x00", "\u2028".encode(), "\u2029".encode(), "\x85".encode(),
