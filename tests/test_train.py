@@ -43,7 +43,7 @@ def test_trained_run_has_every_artefact(trained_run: Path) -> None:
     assert manifest["step"] == 60
     assert manifest["special_ids"] == {"pad": 0, "unk": 1, "bos": 2, "eos": 3}
     assert manifest["tokenizer"]["source_sha256"] == manifest["files_sha256"]["spm.model"]
-    assert set(manifest["dev_scores"]) == {"loss", "bleu", "chrf"}
+    assert set(manifest["dev_scores"]) == {"loss", "bleu", "chrf", "ter"}  # eval.metrics + loss
     assert manifest["versions"]["tensorflow"]
     exported = yaml.safe_load((export / "config.yaml").read_text())
     assert exported["tokenizer"]["model"] == "spm.model"
@@ -320,8 +320,12 @@ def test_multi_worker_strategy_with_two_local_workers(tmp_path, toy_dir) -> None
     workers = [_npz(tmp_path / f"worker{i}.npz") for i in range(2)]
     for x, y in zip(*workers):
         np.testing.assert_array_equal(x, y)
+    # Adam moves each weight by about the learning rate (~0.07 here) per step, and turns
+    # float noise in near-zero gradients into visible differences over 6 steps; a missing
+    # all-reduce would be off by whole updates everywhere, far beyond these bounds.
     for x, y in zip(workers[0], _npz(tmp_path / "single.npz")):
-        np.testing.assert_allclose(x, y, rtol=1e-3, atol=2e-3)
+        np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-2)
+        assert float(np.mean(np.abs(x - y))) < 5e-4
 
 
 def test_resume_restores_best_score_and_early_stopping_counter(runner, tmp_path, toy_dir) -> None:
