@@ -39,7 +39,8 @@ def test_short_multi30k_training_reaches_a_dev_bleu_floor(tmp_path: Path) -> Non
     sets = [arg for key, value in overrides.items() for arg in ("--set", f"{key}={value}")]
     run = tmp_path / "run"
     done = subprocess.run([sys.executable, "-m", "mt_cli", "train", str(REPO / "configs" / "multi30k-en-de.yaml"),
-                           "--run-dir", str(run), *sets], capture_output=True, text=True, timeout=3600)
+                           "--run-dir", str(run), *sets], capture_output=True, text=True, timeout=3600,
+                          check=False)
     assert done.returncode == 0, done.stderr[-3000:]
     finished = json.loads((run / "finished.json").read_text())
     assert (finished["reason"], finished["step"]) == ("max_steps", STEPS)

@@ -18,7 +18,12 @@ from mt_cli.config import Config, check_for_training
 from mt_cli.errors import ConfigError
 from mt_cli.training.evaluation import EarlyStopping, evaluation_due
 from mt_cli.training.nonfinite import NonFinitePolicy
-from mt_cli.training.run_dir import FINISHED_FILE, atomic_write_text, prepare_run_dir, write_run_config
+from mt_cli.training.run_dir import (
+    FINISHED_FILE,
+    atomic_write_text,
+    prepare_run_dir,
+    write_run_config,
+)
 from mt_cli.training.session import Session, fed_tokens
 from mt_cli.training.signals import Interrupted, SignalFlag
 from mt_cli.training.throughput import ThroughputWindow

@@ -83,9 +83,9 @@ def read_finished(run_dir: Path) -> dict[str, Any] | None:
     try:
         done = json.loads(path.read_text())
         if not isinstance(done, dict):
-            raise ValueError(f"expected an object, got {type(done).__name__}")
+            raise TypeError(f"expected an object, got {type(done).__name__}")
         return done
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, TypeError) as exc:
         log.warning(f"{path}: unreadable ({str(exc)[:120]}); treating the run as unfinished "
                     "and resuming from its checkpoints")
         path.unlink(missing_ok=True)
