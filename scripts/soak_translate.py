@@ -49,11 +49,14 @@ def count_lines(path: Path) -> int:
     return data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
 
 
-def run_once(command: list[str]) -> tuple[float, int, int]:
-    """(wall seconds, peak RSS in KiB, exit code) of one child process (wait4 = its own rusage)."""
+def run_once(command: list[str], log: Path) -> tuple[float, int, int]:
+    """(wall seconds, peak RSS in KiB, exit code) of one child process (wait4 = its own rusage).
+
+    stderr goes to a file: an unread pipe would fill with truncation warnings and block it."""
     start = time.monotonic()
-    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(proc.pid, 0)
+    with open(log, "wb") as err:
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=err)
+        _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return time.monotonic() - start, usage.ru_maxrss, proc.returncode
 
@@ -63,8 +66,10 @@ def soak(model: str, lines: int, batch_tokens: int, work: Path, extra: list[str]
     generate(src, lines)
     command = [sys.executable, "-m", "mt_cli", "-q", "translate", "-m", model, str(src), "-o", str(hyp),
                "--batch-tokens", str(batch_tokens), *extra]
-    wall, rss_kib, code = run_once(command)
+    wall, rss_kib, code = run_once(command, work / f"stderr.{lines}.txt")
+    warnings = (work / f"stderr.{lines}.txt").read_text(errors="replace").count("warning:")
     return {"lines_in": count_lines(src), "lines_out": count_lines(hyp) if hyp.exists() else None,
+            "warnings": warnings,
             "exit_code": code, "peak_rss_mib": round(rss_kib / 1024, 1), "wall_s": round(wall, 1),
             "lines_per_s": round(lines / wall, 1), "command": " ".join(command)}
 
