@@ -111,7 +111,7 @@ def check_tokenizers(run_dir: Path, tokenizers: Tokenizers) -> None:
             raise CheckpointError(f"{record}: unreadable ({exc}); use --overwrite to start again") from None
         changed = [f"{side} {now[side][0]} has sha256 {now[side][1][:12]}…, the run was started with "
                    f"{before[side]['path']} (sha256 {before[side]['sha256'][:12]}…)"
-                   for side in ("source", "target")
+                   for side in (("source",) if tokenizers.joint else ("source", "target"))
                    if side in before and before[side].get("sha256") != now[side][1]]
         if changed:
             raise CheckpointError(
