@@ -2,7 +2,7 @@
 
 Data: ../shared/data/multi30k relative to the repository (train/val .en/.de); skipped
 cleanly when absent. Bounded by steps, not wall clock (about 0.9 s a step on two CPU
-cores, so ~6-8 minutes). Run with `pytest -m slow tests/test_multi30k.py`.
+cores; 13m50s on a shared machine, dev BLEU 18.4). Run with `pytest -m slow tests/test_multi30k.py`.
 """
 
 from __future__ import annotations
