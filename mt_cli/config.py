@@ -163,6 +163,18 @@ class DecodeConfig:
         """Sampling replaces search when top-k or top-p truncation is asked for."""
         return self.sampling_topk != 0 or self.sampling_topp < 1.0
 
+    def ignored_options(self) -> list[str]:
+        """Options set to a non-default value that the chosen search does not use: each a
+        sentence naming the flag and key, so nothing is ignored silently."""
+        notes = []
+        if self.sampling_temperature != 1.0 and not self.sampling:
+            notes.append(f"--temperature (decode.sampling_temperature={self.sampling_temperature}) only "
+                         "applies to sampling (--sampling-topk or --sampling-topp < 1); ignored")
+        if self.coverage_penalty and (self.beam_size == 1 or self.sampling):
+            notes.append(f"--coverage-penalty (decode.coverage_penalty={self.coverage_penalty}) only "
+                         "applies to beam search (--beam-size > 1, no sampling); ignored")
+        return notes
+
 
 def decode_fields(*roles: str) -> tuple[dataclasses.Field, ...]:
     """DecodeConfig's fields in definition order, optionally only those of some roles."""
@@ -326,6 +338,21 @@ def _cross_check(cfg: Config) -> None:
     for key, corpus in named:
         if not corpus.source or not corpus.target:
             raise ConfigError(f"{key}: needs both 'source' and 'target' files ({o})")
+
+
+def check_for_training(cfg: Config) -> None:
+    """Rules that only matter when training (a model directory's config stays loadable)."""
+    o, m, t = cfg.origin, cfg.model, cfg.train
+    for key in ("max_source_tokens", "max_target_tokens"):
+        value = getattr(cfg.data, key)
+        if value > m.max_length:
+            raise ConfigError(
+                f"data.{key}: must be <= model.max_length={m.max_length} (the model has no "
+                f"positions beyond it), got {value}; lower it or raise model.max_length ({o})")
+    if t.average_last > t.keep_last:
+        raise ConfigError(
+            f"train.average_last: must be <= train.keep_last={t.keep_last} (only that many step "
+            f"checkpoints are kept to average), got {t.average_last}; raise train.keep_last ({o})")
 
 
 # ---------------------------------------------------------------- YAML loading

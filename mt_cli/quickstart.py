@@ -5,12 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import sacrebleu
-
 from mt_cli.config import PRESET_DIR, load_config
 from mt_cli.errors import ConfigError
 from mt_cli.export.model_dir import load_translator
 from mt_cli.textio import atomic_write_lines, read_lines
+from mt_cli.training.evaluation import dev_metric
 from mt_cli.training.loop import Reporter, TrainResult, train
 
 DEMO_CONFIG = PRESET_DIR / "demo.yaml"
@@ -24,11 +23,13 @@ class QuickstartResult:
     chrf: float
     bleu_signature: str
     lines: int
+    scores: dict[str, float]
 
 
 def run_quickstart(run_dir: Path, config: Path = DEMO_CONFIG, overrides: list[str] | None = None,
                    overwrite: bool = False, reporter: Reporter | None = None) -> QuickstartResult:
-    """Train (or resume) the demo model, translate the test split and score it with sacreBLEU."""
+    """Train (or resume) the demo model, translate the test split and score it with sacreBLEU
+    as the config's `eval:` section says (metrics, tokenize, lowercase, chrF word order)."""
     cfg = load_config(config, overrides or [])
     if cfg.data.test is None:
         raise ConfigError(f"data.test: the quickstart needs a test set ({cfg.origin})")
@@ -38,8 +39,10 @@ def run_quickstart(run_dir: Path, config: Path = DEMO_CONFIG, overrides: list[st
     hypotheses = load_translator(result.export_dir).translate(sources)
     hyp_path = run_dir / f"test.hyp.{cfg.data.target_lang}"
     atomic_write_lines(hyp_path, hypotheses)
-    bleu = sacrebleu.metrics.BLEU()
-    bleu_score = bleu.corpus_score(hypotheses, [references])
-    chrf = sacrebleu.corpus_chrf(hypotheses, [references])
-    return QuickstartResult(result, hyp_path, bleu_score.score, chrf.score,
-                            str(bleu.get_signature()), len(hypotheses))
+    refs = [[line.rstrip() for line in references]]
+    hyps = [line.rstrip() for line in hypotheses]
+    metrics = {name: dev_metric(name, cfg.eval) for name in dict.fromkeys(("bleu", "chrf", *cfg.eval.metrics))}
+    scores = {name: float(metric.corpus_score(hyps, refs).score) for name, metric in metrics.items()}
+    return QuickstartResult(result, hyp_path, scores["bleu"], scores["chrf"],
+                            str(metrics["bleu"].get_signature()), len(hypotheses),
+                            {k: v for k, v in scores.items() if k in cfg.eval.metrics})

@@ -88,3 +88,27 @@ def tiny_model_config(**overrides: object):
 def copy_run(run: Path, dest: Path) -> Path:
     shutil.copytree(run, dest)
     return dest
+
+
+def checkpoint_arrays(step_dir: Path) -> dict[str, object]:
+    """Every tensor of a training checkpoint but the step counters and dropout RNG state
+    (weights, optimizer slots and the optimizer's iteration count), by name."""
+    import tensorflow as tf
+
+    reader = tf.train.load_checkpoint(str(step_dir / "ckpt"))
+    skip = ("step/", "save_counter/", "rng/", "_CHECKPOINTABLE_OBJECT_GRAPH")
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if not name.startswith(skip)}
+
+
+def assert_same_checkpoint_state(a: Path, b: Path) -> None:
+    """Checkpoints `a` and `b` hold the same weights, slots and iteration count, all finite."""
+    import numpy as np
+
+    x, y = checkpoint_arrays(a), checkpoint_arrays(b)
+    assert x.keys() == y.keys()
+    assert any("iteration" in name for name in x), sorted(x)
+    for name in x:
+        np.testing.assert_array_equal(x[name], y[name], err_msg=name)
+        if np.issubdtype(np.asarray(y[name]).dtype, np.floating):
+            assert np.isfinite(y[name]).all(), name

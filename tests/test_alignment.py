@@ -35,7 +35,8 @@ def _train_task(root: Path, reverse: bool) -> Path:
     directory.mkdir()
     train_src, train_tgt = _task_files(directory, "train", reverse, 3000, 1)
     raw = {
-        "data": {"train": [{"source": str(train_src), "target": str(train_tgt)}]},
+        "data": {"train": [{"source": str(train_src), "target": str(train_tgt)}],
+                 "max_source_tokens": 32, "max_target_tokens": 32},
         "tokenizer": {"vocab_size": 40, "model_type": "word"},
         "model": {"encoder_layers": 1, "decoder_layers": 1, "hidden_dim": 64, "num_heads": 2,
                   "ffn_dim": 128, "dropout": 0.0, "attention_dropout": 0.0, "ffn_dropout": 0.0,

@@ -384,3 +384,35 @@ def test_multi30k_perturbed_equals_sacrebleu(tmp_path: Path) -> None:
     doc = run_json("-r", ref, hyp)
     assert_same_scores(doc["systems"][0], sacrebleu_json(ref, "-i", hyp))
     assert 0.0 < doc["systems"][0]["scores"]["bleu"]["score"] < 100.0
+
+
+def test_model_source_save_hyp_translates_scores_and_saves(trained_run: Path, toy_dir: Path,
+                                                           tmp_path: Path) -> None:
+    """`evaluate -m MODEL -s SRC --save-hyp FILE`: the saved file holds the translations that
+    were scored (same line count, same BLEU when scored again), and the metric defaults come
+    from the model's own eval: section."""
+    import shutil
+
+    import yaml
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    config = run / "config.yaml"  # the run's training config (not hashed; the export's is)
+    raw = yaml.safe_load(config.read_text())
+    raw["eval"]["metrics"] = ["bleu", "chrf"]
+    config.write_text(yaml.safe_dump(raw))
+    hyp = tmp_path / "hyp.txt"
+    runner = CliRunner()
+    result = runner.invoke(app, ["evaluate", "-m", str(run), "-s", str(toy_dir / "test.src"),
+                                 "-r", str(toy_dir / "test.tgt"), "--save-hyp", str(hyp), "--json"])
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["metrics"] == ["bleu", "chrf"]
+    assert doc["model"]["saved_hypotheses"] == str(hyp)
+    saved = hyp.read_text(encoding="utf-8").split("\n")
+    assert saved[-1] == "" and len(saved) - 1 == doc["systems"][0]["lines"] == 20
+    again = runner.invoke(app, ["evaluate", "-r", str(toy_dir / "test.tgt"), str(hyp), "--json",
+                                "--metrics", "bleu"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["systems"][0]["scores"]["bleu"]["score"] == \
+        doc["systems"][0]["scores"]["bleu"]["score"]

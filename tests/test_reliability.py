@@ -4,6 +4,7 @@ driven through the real CLI (translate/evaluate checks live in their own test fi
 from __future__ import annotations
 
 import json
+import os
 import re
 import resource
 import signal
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO, tiny_config_text, toy_pairs, write_pairs
+from helpers import REPO, assert_same_checkpoint_state, tiny_config_text, toy_pairs, write_pairs
 
 from mt_cli.cli.app import app
 
@@ -75,27 +76,31 @@ def test_signal_saves_at_step_boundary_and_rerun_resumes(tmp_path, toy_dir, sign
     assert steps[-3:] == [step + 1, step + 2, step + 3]
 
 
-def test_kill_9_during_saves_never_leaves_a_partial_checkpoint(tmp_path, toy_dir) -> None:
-    """Saving every step makes a save the likely victim of a kill -9; whatever the timing,
-    the rerun resumes from a complete checkpoint and removes temp directories."""
-    config = _config(tmp_path, toy_dir, train={"max_steps": 100000, "save_every": 1,
-                                               "keep_last": 2, "log_every": 1})
-    run = tmp_path / "run"
-    rng = np.random.default_rng(0)
-    for attempt in range(3):
-        proc = subprocess.Popen([*MT_CLI, "train", str(config), "--run-dir", str(run)],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        _wait_for(lambda: len(_steps_of(run)) >= 1 + attempt)
-        time.sleep(float(rng.uniform(0.05, 0.6)))
+def test_kill_9_inside_a_save_resumes_from_the_previous_complete_checkpoint(tmp_path, toy_dir) -> None:
+    """$MT_CLI_PAUSE_SAVE pauses the save of step 10 after its first file, so the kill -9
+    lands inside that save for certain; the rerun must resume from step 5, without an
+    "unreadable" warning, and remove the partial save."""
+    config = _config(tmp_path, toy_dir, train={"max_steps": 100000, "save_every": 5, "log_every": 1})
+    run, marker = tmp_path / "run", tmp_path / "paused"
+    proc = subprocess.Popen([*MT_CLI, "train", str(config), "--run-dir", str(run)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "MT_CLI_PAUSE_SAVE": f"10:{marker}"})
+    try:
+        _wait_for(marker.exists)
+    finally:
         proc.kill()
         proc.wait()
-    before = _steps_of(run)
+    partial = [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".tmp-step-00000010")]
+    assert partial and list(partial[0].glob("ckpt.index")), "the kill did not land inside the save"
+    assert _steps_of(run) == [5]
     result = subprocess.run([*MT_CLI, "train", str(config), "--run-dir", str(run), "--set",
-                             f"train.max_steps={before[-1] + 2}"], capture_output=True, text=True)
+                             "train.max_steps=7"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert "resuming from" in result.stderr
+    assert "removed leftovers of an interrupted save" in result.stderr
+    assert "unreadable" not in result.stderr
+    assert "resuming from" in result.stderr and "step-00000005" in result.stderr
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
-    assert _steps_of(run)[-1] == before[-1] + 2
+    assert _steps_of(run) == [5, 7]
 
 
 # ---------------------------------------------------------------- 6: corrupted checkpoints
@@ -151,6 +156,26 @@ def test_non_finite_steps_are_skipped_counted_and_stop_the_run(runner, tmp_path,
             value = reader.get_tensor(name)
             if getattr(value, "dtype", None) is not None and np.issubdtype(value.dtype, np.floating):
                 assert np.isfinite(value).all(), name
+
+
+def test_skipped_update_leaves_weights_slots_and_iteration_unchanged(runner, tmp_path, toy_dir,
+                                                                    monkeypatch) -> None:
+    """Steps 3 and 4 are made non-finite ($MT_CLI_FAULT_NONFINITE_STEPS): the checkpoint
+    after them equals the one before, the counters show in metrics.jsonl and reset."""
+    monkeypatch.setenv("MT_CLI_FAULT_NONFINITE_STEPS", "3,4")
+    config = _config(tmp_path, toy_dir, train={"max_steps": 6, "save_every": 2, "log_every": 1,
+                                               "keep_last": 5, "max_nonfinite_steps": 3},
+                     data={"dev": None})
+    run = tmp_path / "run"
+    result = runner.invoke(app, ["train", str(config), "--run-dir", str(run)])
+    assert result.exit_code == 0, result.output
+    assert "step 3: non-finite loss or gradients, update skipped (1 in a row)" in result.stderr
+    rows = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+    counters = [(r["step"], r["nonfinite_in_row"], r["nonfinite_steps"]) for r in rows if r["event"] == "train"]
+    assert counters == [(1, 0, 0), (2, 0, 0), (3, 1, 1), (4, 2, 2), (5, 0, 2), (6, 0, 2)]
+    assert_same_checkpoint_state(run / "checkpoints" / "step-00000002", run / "checkpoints" / "step-00000004")
+    with pytest.raises(AssertionError):  # a finite step does change them
+        assert_same_checkpoint_state(run / "checkpoints" / "step-00000004", run / "checkpoints" / "step-00000006")
 
 
 # ---------------------------------------------------------------- 9-12: bad training data

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers import tiny_config_text
+from helpers import assert_same_checkpoint_state, tiny_config_text
 
 from mt_cli.cli.app import app
 
@@ -43,7 +43,7 @@ def test_trained_run_has_every_artefact(trained_run: Path) -> None:
     assert manifest["step"] == 60
     assert manifest["special_ids"] == {"pad": 0, "unk": 1, "bos": 2, "eos": 3}
     assert manifest["tokenizer"]["source_sha256"] == manifest["files_sha256"]["spm.model"]
-    assert set(manifest["dev_scores"]) == {"loss", "bleu", "chrf"}
+    assert set(manifest["dev_scores"]) == {"loss", "bleu", "chrf", "ter"}  # eval.metrics + loss
     assert manifest["versions"]["tensorflow"]
     exported = yaml.safe_load((export / "config.yaml").read_text())
     assert exported["tokenizer"]["model"] == "spm.model"
@@ -87,20 +87,22 @@ def test_resume_with_changed_model_lists_the_differences(runner, tmp_path, toy_d
     assert len(result.stderr.strip().splitlines()) == 1
 
 
-def test_keep_last_k_and_best_are_kept(runner, tmp_path, toy_dir) -> None:
+def test_keep_last_k_keeps_an_old_best_checkpoint(runner, tmp_path, toy_dir) -> None:
+    """An untrainable model (learning rate 1e-6) scores BLEU 0 at every evaluation, and only
+    a strictly better score counts: the best stays at the first evaluation (step 10), far
+    behind the newest two checkpoints, and must survive every pruning."""
     config = _write(tmp_path, toy_dir, train={"max_steps": 30, "save_every": 5, "keep_last": 2,
-                                              "eval_every": 10, "eval_metric": "loss"})
+                                              "eval_every": 10, "eval_metric": "bleu",
+                                              "learning_rate": 1e-6, "schedule": "constant",
+                                              "warmup_steps": 0})
     run = tmp_path / "run"
     assert _train(runner, config, run).exit_code == 0
-    steps = sorted(int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("step-*"))
-    best = json.loads((run / "finished.json").read_text())
     dev = _metrics(run, "dev")
-    best_step = min(dev, key=lambda r: r["loss"])["step"]
-    assert steps[-2:] == [25, 30]
-    assert set(steps) == {25, 30, best_step}
-    assert best["best_score"] == pytest.approx(min(r["loss"] for r in dev))
+    assert [r["bleu"] for r in dev] == [0.0, 0.0, 0.0] and dev[-1]["best_step"] == 10
+    steps = sorted(int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("step-*"))
+    assert steps == [10, 25, 30]
     manifest = json.loads((run / "export" / "manifest.json").read_text())
-    assert manifest["weights_from"] == {"best_step": best_step}
+    assert manifest["weights_from"] == {"best_step": 10}
 
 
 def test_average_last_checkpoints(runner, tmp_path, toy_dir) -> None:
@@ -208,6 +210,19 @@ def test_mirrored_strategy_equals_accumulation_over_replica_batches(tmp_path, to
         np.testing.assert_allclose(x, y, rtol=1e-3, atol=2e-3)
 
 
+def test_mirrored_strategy_really_skips_a_non_finite_update(tmp_path, toy_dir) -> None:
+    """On two replicas a non-finite step (step 3, made NaN on purpose) must leave weights,
+    Adam's slots and its iteration count exactly as they were (no zero-gradient update)."""
+    config = _write(tmp_path, toy_dir, train={"max_steps": 4, "save_every": 2, "log_every": 1,
+                                              "keep_last": 5}, data={"dev": None})
+    run = tmp_path / "mirrored"
+    result = _run_script(_MIRRORED_SCRIPT, str(config), str(run), "train.strategy=mirrored",
+                         "train.save_every=1", env={"MT_CLI_FAULT_NONFINITE_STEPS": "3"})
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert [r["nonfinite_in_row"] for r in _metrics(run)] == [0, 0, 1, 0]
+    assert_same_checkpoint_state(run / "checkpoints" / "step-00000002", run / "checkpoints" / "step-00000003")
+
+
 def test_exact_resume_equals_straight_run(runner, tmp_path, toy_dir) -> None:
     """N + N resumed steps == 2N straight steps: losses per step and final weights, with dropout on."""
     script = _MIRRORED_SCRIPT.replace(
@@ -241,48 +256,97 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
+_DUMP_SCRIPT = """
+import json, sys
+from pathlib import Path
+import numpy as np
+from mt_cli.config import load_config
+from mt_cli.training import session
+from mt_cli.training.loop import train
+original = session.Session.export
+def export(self):  # the last step's weights, before the export picks best/averaged ones
+    np.savez(sys.argv[3], *self.model.get_weights())
+    return original(self)
+session.Session.export = export
+result = train(load_config(sys.argv[1], sys.argv[4:]), Path(sys.argv[2]))
+print(json.dumps({"step": result.step, "reason": result.stop_reason}))
+"""
+
+
+def _npz(path: Path) -> list[np.ndarray]:
+    with np.load(path) as data:
+        return [data[f"arr_{i}"] for i in range(len(data.files))]
+
+
 def test_multi_worker_strategy_with_two_local_workers(tmp_path, toy_dir) -> None:
-    """Two worker processes on loopback (TF_CONFIG), each with one replica: the chief writes
-    the run, the other worker's private saves are cleaned up."""
+    """Two worker processes on loopback (TF_CONFIG), each with one replica. Gradients are
+    all-reduced: both workers end with identical weights, equal to one process accumulating
+    the same two batches per step. Dev evaluation, early stopping's bookkeeping and a real
+    non-finite skip (step 3) run in multi-worker mode; the chief writes the run, the other
+    worker's private saves are cleaned up."""
     from mt_cli.tokenizer import train_sentencepiece
 
     spm = train_sentencepiece([toy_dir / "train.src", toy_dir / "train.tgt"], tmp_path / "spm", 48)
-    config = _write(tmp_path, toy_dir, train={"max_steps": 6, "save_every": 3, "log_every": 1,
-                                              "strategy": "multi_worker"},
-                    tokenizer={"model": str(spm)}, data={"dev": None})
+    train = {"max_steps": 6, "save_every": 2, "log_every": 1, "eval_every": 3, "keep_last": 5,
+             "early_stopping_patience": 5, "eval_metric": "loss"}
+    config = _write(tmp_path, toy_dir, train=train, tokenizer={"model": str(spm)})
     run = tmp_path / "run"
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
+    fault = {"MT_CLI_FAULT_NONFINITE_STEPS": "3"}
     procs = []
     for index in range(2):
-        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        procs.append(subprocess.Popen([sys.executable, "-m", "mt_cli", "train", str(config), "--run-dir", str(run)],
+        env = {**os.environ, **fault,
+               "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        procs.append(subprocess.Popen([sys.executable, "-c", _DUMP_SCRIPT, str(config), str(run),
+                                       str(tmp_path / f"worker{index}.npz"), "train.strategy=multi_worker"],
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [p.communicate(timeout=300) for p in procs]
     for proc, (_, err) in zip(procs, outputs):
         assert proc.returncode == 0, err[-3000:]
+    single = _run_script(_DUMP_SCRIPT, str(config), str(tmp_path / "single"), str(tmp_path / "single.npz"),
+                         "train.effective_batch_tokens=512", env=fault)
+    assert single.returncode == 0, single.stderr[-2000:]
     manifest = json.loads((run / "export" / "manifest.json").read_text())
     assert manifest["step"] == 6
     assert [r["step"] for r in _metrics(run)] == [1, 2, 3, 4, 5, 6]
+    assert [r["nonfinite_in_row"] for r in _metrics(run)] == [0, 0, 1, 0, 0, 0]
+    dev = _metrics(run, "dev")
+    assert [r["step"] for r in dev] == [3, 6] and all(np.isfinite(r["loss"]) for r in dev)
+    single_dev = _metrics(tmp_path / "single", "dev")
+    assert [r["loss"] for r in dev] == pytest.approx([r["loss"] for r in single_dev], rel=1e-3)
+    assert_same_checkpoint_state(run / "checkpoints" / "step-00000002", run / "checkpoints" / "step-00000003")
     assert not list(run.glob(".worker-*"))
+    workers = [_npz(tmp_path / f"worker{i}.npz") for i in range(2)]
+    for x, y in zip(*workers):
+        np.testing.assert_array_equal(x, y)
+    # Adam moves each weight by about the learning rate (~0.07 here) per step, and turns
+    # float noise in near-zero gradients into visible differences over 6 steps; a missing
+    # all-reduce would be off by whole updates everywhere, far beyond these bounds.
+    for x, y in zip(workers[0], _npz(tmp_path / "single.npz")):
+        np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-2)
+        assert float(np.mean(np.abs(x - y))) < 5e-4
 
 
 def test_resume_restores_best_score_and_early_stopping_counter(runner, tmp_path, toy_dir) -> None:
+    """BLEU stays 0 (learning rate 1e-6), so the best is step 5 and every later evaluation
+    counts as bad. Resumed at 10 (bad_evals 1), patience 3 stops at step 20; a restore that
+    lost the best score or the counter would call step 15 the best and stop at 30."""
     config = _write(tmp_path, toy_dir, train={"max_steps": 10, "eval_every": 5, "save_every": 5,
-                                              "eval_metric": "loss", "early_stopping_patience": 50})
+                                              "eval_metric": "bleu", "early_stopping_patience": 3,
+                                              "learning_rate": 1e-6, "schedule": "constant",
+                                              "warmup_steps": 0})
     run = tmp_path / "run"
     assert _train(runner, config, run).exit_code == 0
     state = json.loads((run / "checkpoints" / "step-00000010" / "state.json").read_text())
-    longer = _train(runner, config, run, "--set", "train.max_steps=15")
+    assert (state["best_step"], state["bad_evals"]) == (5, 1)
+    longer = _train(runner, config, run, "--set", "train.max_steps=100")
     assert longer.exit_code == 0, longer.output
     dev = _metrics(run, "dev")
-    assert [r["step"] for r in dev] == [5, 10, 15]
-    at_15 = dev[-1]
-    expected_best = min(state["best_score"], at_15["loss"])
-    assert at_15["best"] == pytest.approx(expected_best)
-    expected_bad = 0 if at_15["loss"] < state["best_score"] else state["bad_evals"] + 1
-    assert at_15["bad_evals"] == expected_bad
-    assert state["data_position"]["batch"] > 0 or state["data_position"]["epoch"] > 0
+    assert [(r["step"], r["best_step"], r["bad_evals"]) for r in dev] == [
+        (5, 5, 0), (10, 5, 1), (15, 5, 2), (20, 5, 3)]
+    done = json.loads((run / "finished.json").read_text())
+    assert (done["reason"], done["step"]) == ("early_stopping", 20)
 
 
 def test_float16_with_loss_scaling_trains(runner, tmp_path, toy_dir) -> None:

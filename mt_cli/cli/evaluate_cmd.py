@@ -76,6 +76,9 @@ SourceOption = Annotated[Path | None, typer.Option(
     "--source", "-s", metavar="SRC", help="Source text for -m.")]
 SaveHypOption = Annotated[Path | None, typer.Option(
     "--save-hyp", metavar="FILE", help="With -m: also write the translations here.")]
+ConfigOption = Annotated[Path | None, typer.Option(
+    "--config", "-c", metavar="YAML",
+    help="Take the metric defaults from this config's eval: section (with -m: the model's own).")]
 # Not common.SetOption: its "-s" short flag is taken by --source here.
 ModelSetOption = Annotated[list[str] | None, typer.Option(
     "--set", metavar="KEY=VALUE",
@@ -100,6 +103,7 @@ def evaluate(
     source: SourceOption = None,
     save_hyp: SaveHypOption = None,
     set_: ModelSetOption = None,
+    config: ConfigOption = None,
 ) -> None:
     """Score hypotheses against references with sacreBLEU's BLEU, chrF and TER.
 
@@ -111,10 +115,9 @@ def evaluate(
       mt-cli evaluate -m runs/en-de/export -s test.en -r test.de --save-hyp hyp.de
     """
     from mt_cli import evaluate as ev
-    from mt_cli.config import EvalConfig
 
     _check_usage(hypotheses or [], ref or [], significance, worst, model, source, save_hyp, set_)
-    defaults = EvalConfig()
+    defaults = _eval_defaults(config, model)
     keys = ev.parse_metrics(metrics if metrics is not None else defaults.metrics)
     settings = {"tokenize": tokenize or defaults.tokenize,
                 "lowercase": lowercase or defaults.lowercase,
@@ -154,6 +157,20 @@ def evaluate(
     _print_table(names, results, comparison)
     if worst > 0:
         _print_worst(names, worst_lines, rank_by)
+
+
+def _eval_defaults(config: Path | None, model: Path | None):
+    """The `eval:` section that supplies defaults for flags not given: --config's, else the
+    model directory's (so `evaluate -m` scores as training's dev evaluation did)."""
+    from mt_cli.config import EvalConfig, load_config
+
+    if config is not None:
+        return load_config(config).eval
+    if model is not None:
+        for candidate in (model / "config.yaml", model / "export" / "config.yaml"):
+            if candidate.is_file():
+                return load_config(candidate).eval
+    return EvalConfig()
 
 
 def _check_usage(hypotheses: list[Path], ref: list[Path], significance: str | None, worst: int,

@@ -35,6 +35,7 @@ def quickstart(
         "hypotheses": str(result.hypotheses), "lines": result.lines,
         "test_bleu": round(result.bleu, 2), "test_chrf": round(result.chrf, 2),
         "bleu_signature": result.bleu_signature,
+        "test_scores": {k: round(v, 2) for k, v in result.scores.items()},
     }
     if json_out:
         console.print_json(summary)

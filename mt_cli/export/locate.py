@@ -70,4 +70,5 @@ def verify_files(directory: Path, manifest: dict, required: tuple[str, ...] = ()
     for name, expected in manifest.get("files_sha256", {}).items():
         if file_sha256(directory / name) != expected:
             raise CheckpointError(f"{directory / name}: sha256 does not match the manifest; "
-                                  "the file was changed or damaged after export")
+                                  "the file was changed or damaged after export (the architecture "
+                                  "and weights must match: re-export instead of editing)")

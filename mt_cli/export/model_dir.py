@@ -9,6 +9,7 @@ never an architecture or code from the directory.
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ from mt_cli.model import build_model
 from mt_cli.model.translator import Translator
 from mt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizers
 
+log = logging.getLogger("mt_cli")
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.weights.h5"
 CONFIG_FILE = "config.yaml"
@@ -65,7 +67,7 @@ def write_export(directory: Path, model: Any, cfg: Config, tokenizers: Tokenizer
         manifest = _manifest(tmp, names, tokenizers, info)
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
 
-    atomic_dir(directory, build)
+    atomic_dir(directory, build)  # OSError (h5py's too) = cannot write; anything else keeps its cause
 
 
 def _versions() -> dict[str, str]:
@@ -75,7 +77,8 @@ def _versions() -> dict[str, str]:
 
 def _manifest(tmp: Path, names: tuple[str, str | None], tokenizers: Tokenizers,
               info: dict[str, Any]) -> dict[str, Any]:
-    files = {WEIGHTS_FILE: file_sha256(tmp / WEIGHTS_FILE), names[0]: file_sha256(tmp / names[0])}
+    files = {WEIGHTS_FILE: file_sha256(tmp / WEIGHTS_FILE), names[0]: file_sha256(tmp / names[0]),
+             CONFIG_FILE: file_sha256(tmp / CONFIG_FILE)}
     if names[1]:
         files[names[1]] = file_sha256(tmp / names[1])
     return {
@@ -114,6 +117,9 @@ def check_export(directory: Path) -> tuple[dict[str, Any], Config]:
         raise CheckpointError(f"{manifest_path}: format_version {manifest.get('format_version')} "
                               f"is not supported (this mt-cli reads {FORMAT_VERSION})")
     verify_files(directory, manifest, required=(CONFIG_FILE,))
+    if CONFIG_FILE not in manifest.get("files_sha256", {}):
+        log.warning(f"{directory / CONFIG_FILE}: not covered by the manifest (an older export); "
+                    "edits to it cannot be detected")
     return manifest, load_config(directory / CONFIG_FILE)
 
 

@@ -36,6 +36,8 @@ class Translator:
         self.tokenizers = tokenizers
         self.decode = decode
         self.max_source_tokens = model.max_length
+        for note in decode.ignored_options():
+            log.warning(note)
 
     def _encode(self, lines: list[str], first_line: int) -> list[list[int]]:
         """Source ids + eos (empty stays empty), cut to the model's position limit."""

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import re
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +25,14 @@ from mt_cli.files import atomic_dir
 
 log = logging.getLogger("mt_cli")
 STEP_PREFIX = "step-"
+# Fault injection for tests: "STEP:MARKER" pauses the save of STEP after its first file
+# (the TensorFlow checkpoint) and creates MARKER, so a test can kill -9 inside a save.
+PAUSE_SAVE_ENV = "MT_CLI_PAUSE_SAVE"
+# How TensorFlow reports truncated, damaged or missing checkpoint files (checked on TF 2.21):
+# a truncated data file is an IndexError, a damaged index an UNKNOWN OpError about sstables.
+_DAMAGE_TYPES = (tf.errors.DataLossError, tf.errors.OutOfRangeError, tf.errors.NotFoundError)
+_DAMAGE_WORDS = re.compile(r"sstable|too short|truncat|corrupt|checksum|crc|No such file|"
+                           r"Read less bytes than requested", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -60,10 +71,20 @@ def save_checkpoint(directory: Path, step: int, trackable: Any, state: dict[str,
 
     def build(tmp: Path) -> None:
         trackable.write(str(tmp / "ckpt"))
+        _maybe_pause(step)
         (tmp / "state.json").write_text(json.dumps(state, indent=1))
 
-    atomic_dir(final, build)
+    atomic_dir(final, build, io_errors=(OSError, tf.errors.OpError))
     return SavedStep(step, final)
+
+
+def _maybe_pause(step: int) -> None:
+    """Test hook ($MT_CLI_PAUSE_SAVE=STEP:MARKER): stop inside this save until killed."""
+    wanted, _, marker = os.environ.get(PAUSE_SAVE_ENV, "").partition(":")
+    if wanted.strip() == str(step) and marker:
+        Path(marker).write_text(str(os.getpid()))
+        while True:
+            time.sleep(1.0)
 
 
 def prune_checkpoints(directory: Path, keep_last: int, protect: set[int]) -> None:
@@ -74,21 +95,55 @@ def prune_checkpoints(directory: Path, keep_last: int, protect: set[int]) -> Non
             shutil.rmtree(item.path, ignore_errors=True)
 
 
+class _Unreadable(Exception):
+    """A checkpoint whose files are truncated, damaged or missing."""
+
+
+def _read_one(item: SavedStep, trackable: Any) -> None:
+    """Restore one checkpoint; _Unreadable for damaged files, CheckpointError for the rest."""
+    try:
+        state = item.state()
+    except CheckpointError as exc:
+        raise _Unreadable(str(exc)) from exc
+    if state.get("step") != item.step:
+        raise _Unreadable(f"{item.path}: state.json says step {state.get('step')}")
+    try:
+        trackable.read(item.prefix).assert_existing_objects_matched()
+    except Exception as exc:
+        if _is_damage(exc):
+            raise _Unreadable(_first_line(exc)) from exc
+        # a shape mismatch, a code change, an I/O error: not corruption, so no fallback
+        raise CheckpointError(
+            f"{item.path}: cannot restore ({type(exc).__name__}: {_first_line(exc)[:300]}); "
+            "the checkpoint is readable but does not fit this model or could not be read "
+            "(--debug shows the cause)") from exc
+
+
+def _is_damage(exc: Exception) -> bool:
+    """True for truncated, damaged or missing files; False for a mismatch or a bug."""
+    if isinstance(exc, _DAMAGE_TYPES):
+        return True
+    plain_error = isinstance(exc, IndexError) or (
+        isinstance(exc, tf.errors.OpError) and exc.error_code == tf.errors.UNKNOWN)
+    return plain_error and bool(_DAMAGE_WORDS.search(str(exc)))
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def restore_latest(directory: Path, trackable: Any) -> SavedStep | None:
-    """Restore the newest readable checkpoint, falling back past corrupted ones with a warning."""
+    """Restore the newest readable checkpoint, falling back past damaged ones with a warning."""
     saved = list_checkpoints(directory)
     errors = []
     for item in reversed(saved):
         try:
-            state = item.state()
-            trackable.read(item.prefix).assert_existing_objects_matched()
-            if state.get("step") != item.step:
-                raise CheckpointError(f"{item.path}: state.json says step {state.get('step')}")
+            _read_one(item, trackable)
             return item
-        except Exception as exc:  # tf raises many types for corrupt files
-            message = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            errors.append(f"{item.path}: {message}")
-            log.warning(f"checkpoint {item.path} is unreadable ({message[:200]}); trying the previous one")
+        except _Unreadable as exc:
+            errors.append(f"{item.path}: {exc}")
+            log.warning(f"checkpoint {item.path} is unreadable ({str(exc)[:200]}); trying the previous one")
     if saved:
         raise CheckpointError(
             f"{directory}: no readable checkpoint among {len(saved)} ({errors[0][:300]}); "

@@ -38,6 +38,7 @@ class CorpusStats:
     kept: int
     empty: int
     too_long: int
+    truncated: int = 0
 
 
 class EncodedCorpus:
@@ -85,18 +86,20 @@ def encode_corpus(
     max_source_tokens: int,
     max_target_tokens: int,
     lenient_utf8: bool = False,
+    truncate: bool = False,
 ) -> EncodedCorpus:
     """Encode a parallel corpus into the cache (or reuse it); skip and count bad pairs.
 
-    The cache key hashes both files, both tokenizer models and the length limits, so a
-    changed file or tokenizer is always noticed.
+    Over-long pairs are skipped, or with `truncate` (dev sets) cut to the limits and
+    counted. The cache key hashes both files, both tokenizer models and the length limits,
+    so a changed file or tokenizer is always noticed.
     """
     source, target = Path(source), Path(target)
     lines = check_same_length(source, target)
     key = _hash_files(
         [source, target],
         f"{CACHE_FORMAT}|{tokenizers.source.sha256()}|{tokenizers.target.sha256()}|"
-        f"{max_source_tokens}|{max_target_tokens}|{lenient_utf8}",
+        f"{max_source_tokens}|{max_target_tokens}|{lenient_utf8}" + ("|truncate" if truncate else ""),
     )
     final = Path(cache_dir) / f"{source.name}-{target.name}-{key}"
     if (final / "stats.json").is_file():
@@ -104,8 +107,8 @@ def encode_corpus(
     Path(cache_dir).mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=".encoding-", dir=cache_dir))
     try:
-        stats = _encode_into(tmp, source, target, tokenizers, max_source_tokens,
-                             max_target_tokens, lenient_utf8, lines)
+        stats = _encode_into(tmp, source, target, tokenizers, (max_source_tokens, max_target_tokens),
+                             lenient_utf8, lines, truncate)
         (tmp / "stats.json").write_text(json.dumps(
             {"source": str(source), "target": str(target), "stats": stats.__dict__}))
         if not (final / "stats.json").is_file():  # another process may have won the race
@@ -117,8 +120,9 @@ def encode_corpus(
             shutil.rmtree(tmp, ignore_errors=True)
     corpus = EncodedCorpus(final)
     s = corpus.stats
+    cut = f", truncated {s.truncated} over-long" if truncate else f" and {s.too_long} over-long"
     log.info(f"{source.name}/{target.name}: {s.lines} pairs, kept {s.kept}, skipped {s.empty} "
-             f"empty and {s.too_long} over-long (limits {max_source_tokens}/{max_target_tokens} tokens)")
+             f"empty{cut} (limits {max_source_tokens}/{max_target_tokens} tokens)")
     if s.kept == 0:
         raise DataError(
             f"{source} / {target}: no usable sentence pairs ({s.empty} empty, {s.too_long} over "
@@ -128,13 +132,14 @@ def encode_corpus(
 
 
 def _encode_into(directory: Path, source: Path, target: Path, tokenizers: Tokenizers,
-                 max_src: int, max_tgt: int, lenient: bool, lines: int) -> CorpusStats:
+                 limits: tuple[int, int], lenient: bool, lines: int, truncate: bool) -> CorpusStats:
     """Stream both files in lockstep, chunk by chunk, appending ids to flat files."""
+    max_src, max_tgt = limits
     dtype = np.uint16 if max(tokenizers.source.vocab_size, tokenizers.target.vocab_size) < 65536 else np.int32
     src_raw, tgt_raw = directory / "src.bin", directory / "tgt.bin"
     src_lens: list[np.ndarray] = []
     tgt_lens: list[np.ndarray] = []
-    empty = too_long = 0
+    empty = too_long = truncated = 0
     with open(src_raw, "wb") as src_out, open(tgt_raw, "wb") as tgt_out:
         pairs = zip(iter_lines(source, lenient), iter_lines(target, lenient))
         for chunk in chunked(pairs, ENCODE_CHUNK):
@@ -145,9 +150,12 @@ def _encode_into(directory: Path, source: Path, target: Path, tokenizers: Tokeni
             for s_ids, t_ids in zip(src_ids, tgt_ids):
                 if not s_ids or not t_ids:
                     empty += 1
-                elif len(s_ids) + 1 > max_src or len(t_ids) + 1 > max_tgt:
+                elif (len(s_ids) + 1 > max_src or len(t_ids) + 1 > max_tgt) and not truncate:
                     too_long += 1
                 else:
+                    if len(s_ids) + 1 > max_src or len(t_ids) + 1 > max_tgt:
+                        truncated += 1
+                        s_ids, t_ids = s_ids[:max_src - 1], t_ids[:max_tgt - 1]
                     kept_src.append(s_ids + [EOS_ID])
                     kept_tgt.append(t_ids)
             if kept_src:
@@ -165,7 +173,7 @@ def _encode_into(directory: Path, source: Path, target: Path, tokenizers: Tokeni
         np.save(directory / f"{name}.npy", flat)
         del flat
         raw.unlink()
-    return CorpusStats(lines=lines, kept=kept, empty=empty, too_long=too_long)
+    return CorpusStats(lines=lines, kept=kept, empty=empty, too_long=too_long, truncated=truncated)
 
 
 # ---------------------------------------------------------------- batching

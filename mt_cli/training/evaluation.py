@@ -7,10 +7,11 @@ and chrF from translating it with the model being trained.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-import sacrebleu
+from sacrebleu.metrics import BLEU, CHRF, TER
 
+from mt_cli.config import EvalConfig
 from mt_cli.model.translator import Translator
 from mt_cli.training.data import EncodedCorpus, sequential_batches
 from mt_cli.training.state import TrainState
@@ -25,17 +26,31 @@ class DevSet:
     corpus: EncodedCorpus
     sources: list[str]
     references: list[str]
+    settings: EvalConfig = field(default_factory=EvalConfig)
 
-    def scores(self, eval_step: EvalStep, translator: Translator, batch_tokens: int) -> dict[str, float]:
-        """Dev loss per target token, and BLEU/chrF of the dev translation."""
+    def scores(self, eval_step: EvalStep, translator: Translator, batch_tokens: int,
+               need: tuple[str, ...] = ()) -> dict[str, float]:
+        """Dev loss per target token, and the `eval:` metrics (plus `need`) of the dev
+        translation, scored with the `eval:` settings (tokenize, lowercase, chrF word order)."""
         total = tokens = 0.0
         for batch in sequential_batches(self.corpus, batch_tokens):
             loss, count = eval_step(batch)
             total, tokens = total + float(loss), tokens + float(count)
         hypotheses = translator.translate(self.sources)
+        metrics = dict.fromkeys((*self.settings.metrics, *(m for m in need if m != "loss")))
+        refs = [[r.rstrip() for r in self.references]]
+        hyps = [h.rstrip() for h in hypotheses]
         return {"loss": total / max(tokens, 1.0),
-                "bleu": sacrebleu.corpus_bleu(hypotheses, [self.references]).score,
-                "chrf": sacrebleu.corpus_chrf(hypotheses, [self.references]).score}
+                **{m: float(dev_metric(m, self.settings).corpus_score(hyps, refs).score) for m in metrics}}
+
+
+def dev_metric(name: str, settings: EvalConfig):
+    """A sacreBLEU metric set up as the `eval:` section says (as `mt-cli evaluate` does)."""
+    if name == "bleu":
+        return BLEU(tokenize=settings.tokenize, lowercase=settings.lowercase)
+    if name == "chrf":
+        return CHRF(word_order=settings.chrf_word_order, lowercase=settings.lowercase)
+    return TER()
 
 
 def improved(metric: str, score: float, best: float | None) -> bool:

@@ -14,11 +14,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from mt_cli.config import Config
+from mt_cli.config import Config, check_for_training
 from mt_cli.errors import ConfigError
 from mt_cli.training.evaluation import EarlyStopping, evaluation_due
 from mt_cli.training.nonfinite import NonFinitePolicy
-from mt_cli.training.run_dir import prepare_run_dir
+from mt_cli.training.run_dir import (
+    FINISHED_FILE,
+    atomic_write_text,
+    prepare_run_dir,
+    write_run_config,
+)
 from mt_cli.training.session import Session, fed_tokens
 from mt_cli.training.signals import Interrupted, SignalFlag
 from mt_cli.training.throughput import ThroughputWindow
@@ -61,6 +66,7 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
     """Train (or resume) the model described by `cfg` in `run_dir`."""
     if not cfg.data.train:
         raise ConfigError(f"data.train: no training corpus given ({cfg.origin})")
+    check_for_training(cfg)
     run_dir, reporter, t = Path(run_dir), reporter or _NullReporter(), cfg.train
     done = _already_finished(cfg, run_dir, overwrite)
     if done is not None:
@@ -97,7 +103,7 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
                     break
     finally:
         reporter.close()
-    session.save_unless_saved()
+    session.save()
     export_dir = session.export()
     if session.is_chief:
         _write_finished(session, stop_reason)
@@ -113,7 +119,8 @@ def _log_progress(session: Session, window: ThroughputWindow, reporter: Reporter
     values = window.report()
     values = {"loss": values["loss"], "learning_rate": session.learning_rate,
               "tokens_per_s": values["tokens_per_s"], "tokens": values["tokens"],
-              "nonfinite_steps": state.nonfinite_total, "epoch": state.data_position.epoch}
+              "nonfinite_steps": state.nonfinite_total,
+              "nonfinite_in_row": state.nonfinite_in_row, "epoch": state.data_position.epoch}
     session.metrics.write("train", state.step, values)
     reporter.update(state.step, values)
 
@@ -121,22 +128,25 @@ def _log_progress(session: Session, window: ThroughputWindow, reporter: Reporter
 def _log_dev(session: Session) -> None:
     state, metric = session.state, session.cfg.train.eval_metric
     scores = state.dev_scores
-    session.metrics.write("dev", state.step, {**scores, "best": state.best_score, "bad_evals": state.bad_evals})
-    log.info(f"step {state.step}: dev loss {scores['loss']:.3f} BLEU {scores['bleu']:.2f} "
-             f"chrF {scores['chrf']:.2f} (best {metric} {state.best_score:.2f} at step {state.best_step})")
+    session.metrics.write("dev", state.step, {**scores, "best": state.best_score, "best_step": state.best_step,
+                                              "bad_evals": state.bad_evals})
+    shown = " ".join(f"{k} {v:.3f}" if k == "loss" else f"{k} {v:.2f}" for k, v in scores.items())
+    log.info(f"step {state.step}: dev {shown} (best {metric} {state.best_score:.2f} at step {state.best_step})")
 
 
 def _already_finished(cfg: Config, run_dir: Path, overwrite: bool) -> TrainResult | None:
-    """A finished run is not retrained unless asked (--overwrite) or given more steps."""
-    if not prepare_run_dir(cfg, run_dir, overwrite):
+    """A finished run is not retrained (nor its config.yaml rewritten) unless asked
+    (--overwrite) or given more steps."""
+    done = prepare_run_dir(cfg, run_dir, overwrite)
+    if done is None:
         return None
-    done = json.loads((run_dir / "finished.json").read_text())
     if done.get("max_steps", 0) >= cfg.train.max_steps or done.get("reason") == "early_stopping":
         log.info(f"{run_dir}: already trained ({done.get('reason')} at step {done.get('step')}); "
                  "nothing to do (--overwrite retrains, a larger train.max_steps continues)")
         return TrainResult(run_dir, int(done.get("step", 0)), run_dir / "export", "already_finished",
                            done.get("best_score"), done.get("dev_scores", {}))
-    (run_dir / "finished.json").unlink()
+    write_run_config(cfg, run_dir)
+    (run_dir / FINISHED_FILE).unlink()
     return None
 
 
@@ -145,6 +155,6 @@ def _write_finished(session: Session, stop_reason: str) -> None:
     done = {"step": state.step, "reason": stop_reason,
             "max_steps": t.max_steps if stop_reason == "max_steps" else state.step,
             "best_score": state.best_score, "dev_scores": state.dev_scores}
-    (session.run_dir / "finished.json").write_text(json.dumps(done, indent=1))
+    atomic_write_text(session.run_dir / FINISHED_FILE, json.dumps(done, indent=1))
     session.metrics.write("end", state.step, {"reason": stop_reason,
                                               **{f"dev_{k}": v for k, v in state.dev_scores.items()}})

@@ -4,16 +4,19 @@ the tokenizer once, and never overwrite a finished run without being asked."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 from mt_cli.config import Config, load_config
 from mt_cli.errors import CheckpointError
 from mt_cli.tokenizer import Tokenizers, train_tokenizers
 
 log = logging.getLogger("mt_cli")
+FINISHED_FILE = "finished.json"
 
 
 def _compare_sections(old: Config, new: Config) -> list[str]:
@@ -30,8 +33,12 @@ def _compare_sections(old: Config, new: Config) -> list[str]:
     return diffs
 
 
-def prepare_run_dir(cfg: Config, run_dir: Path, overwrite: bool) -> bool:
-    """Create, resume-check or wipe the run directory. Returns True when it was finished."""
+def prepare_run_dir(cfg: Config, run_dir: Path, overwrite: bool) -> dict[str, Any] | None:
+    """Create, resume-check or wipe the run directory.
+
+    Returns the finished.json record of a finished run (then config.yaml is left alone:
+    the caller writes it with `write_run_config` only if the run continues), else None.
+    """
     saved = run_dir / "config.yaml"
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
@@ -45,14 +52,77 @@ def prepare_run_dir(cfg: Config, run_dir: Path, overwrite: bool) -> bool:
     elif run_dir.exists() and any(run_dir.iterdir()):
         if (run_dir / "checkpoints").exists() or (run_dir / "export").exists():
             raise CheckpointError(f"{run_dir}: holds checkpoints but no config.yaml; use --overwrite or another --run-dir")
+    done = read_finished(run_dir)
+    if done is None:
+        write_run_config(cfg, run_dir)
+    return done
+
+
+def write_run_config(cfg: Config, run_dir: Path) -> None:
+    """RUN/config.yaml, the config this run trains with (temp file + rename)."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        tmp = run_dir / f".config.yaml.{os.getpid()}.tmp"
-        tmp.write_text(cfg.to_yaml())
-        tmp.replace(saved)
+        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
     except OSError as exc:
         raise CheckpointError(f"{run_dir}: cannot write the run directory ({exc.strerror})") from None
-    return (run_dir / "finished.json").is_file()
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write a small file via temp file + rename, so a crash never leaves half of it."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+def read_finished(run_dir: Path) -> dict[str, Any] | None:
+    """RUN/finished.json, or None; an unreadable one (an older mt-cli wrote it in place) is
+    set aside with a warning and the run resumes from its checkpoints."""
+    path = run_dir / FINISHED_FILE
+    if not path.is_file():
+        return None
+    try:
+        done = json.loads(path.read_text())
+        if not isinstance(done, dict):
+            raise TypeError(f"expected an object, got {type(done).__name__}")
+        return done
+    except (OSError, ValueError, TypeError) as exc:
+        log.warning(f"{path}: unreadable ({str(exc)[:120]}); treating the run as unfinished "
+                    "and resuming from its checkpoints")
+        path.unlink(missing_ok=True)
+        return None
+
+
+TOKENIZER_RECORD = "tokenizer.sha256.json"
+
+
+def check_tokenizers(run_dir: Path, tokenizers: Tokenizers) -> None:
+    """Refuse to resume with SentencePiece model(s) other than the ones the run started with.
+
+    The first start records their sha256 in the run; a resume compares before any step,
+    so checkpoints trained on another vocabulary are never touched.
+    """
+    now = {"source": (str(tokenizers.source.path), tokenizers.source.sha256()),
+           "target": (str(tokenizers.target.path), tokenizers.target.sha256())}
+    record = run_dir / TOKENIZER_RECORD
+    if record.is_file():
+        try:
+            before = json.loads(record.read_text())
+        except (OSError, ValueError) as exc:
+            raise CheckpointError(f"{record}: unreadable ({exc}); use --overwrite to start again") from None
+        changed = [f"{side} {now[side][0]} has sha256 {now[side][1][:12]}…, the run was started with "
+                   f"{before[side]['path']} (sha256 {before[side]['sha256'][:12]}…)"
+                   for side in (("source",) if tokenizers.joint else ("source", "target"))
+                   if side in before and before[side].get("sha256") != now[side][1]]
+        if changed:
+            raise CheckpointError(
+                f"{run_dir}: cannot resume with another SentencePiece model: {'; '.join(changed)}; "
+                "set tokenizer.model back, or use a new --run-dir or --overwrite")
+        return
+    try:
+        atomic_write_text(record, json.dumps({side: {"path": p, "sha256": h} for side, (p, h) in now.items()},
+                                             indent=1))
+    except OSError as exc:
+        raise CheckpointError(f"{record}: cannot write ({exc.strerror})") from None
 
 
 def existing_tokenizers(cfg: Config, run_dir: Path) -> Tokenizers | None:

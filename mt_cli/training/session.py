@@ -4,6 +4,7 @@ steps, the checkpointed objects and the restored state; plus saving and exportin
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,7 +33,7 @@ from mt_cli.training.data import XLA_PAD_MULTIPLE, encode_corpus, iterate_batche
 from mt_cli.training.evaluation import DevSet, first_lines
 from mt_cli.training.export_choice import choose_export, load_choice
 from mt_cli.training.metrics_log import MetricsLog
-from mt_cli.training.run_dir import run_tokenizers
+from mt_cli.training.run_dir import check_tokenizers, run_tokenizers
 from mt_cli.training.schedules import make_schedule
 from mt_cli.training.state import TrainState
 from mt_cli.training.steps import TrainSteps, make_strategy, worker_role
@@ -71,10 +72,21 @@ def _load_dev(cfg: Config, tokenizers: Tokenizers, cache: Path) -> DevSet | None
     d = cfg.data
     if not d.dev:
         return None
-    corpus = encode_corpus(d.dev.source, d.dev.target, tokenizers, cache, 1 << 30, 1 << 30, d.lenient_utf8)
-    limit = cfg.train.eval_max_sentences
-    return DevSet(corpus, first_lines(read_lines(d.dev.source, d.lenient_utf8), limit),
-                  first_lines(read_lines(d.dev.target, d.lenient_utf8), limit))
+    limit = cfg.model.max_length  # over-long dev pairs are cut (and counted), never a crash
+    corpus = encode_corpus(d.dev.source, d.dev.target, tokenizers, cache, limit, limit, d.lenient_utf8,
+                           truncate=True)
+    count = cfg.train.eval_max_sentences
+    return DevSet(corpus, first_lines(read_lines(d.dev.source, d.lenient_utf8), count),
+                  first_lines(read_lines(d.dev.target, d.lenient_utf8), count), cfg.eval)
+
+
+FAULT_NONFINITE_ENV = "MT_CLI_FAULT_NONFINITE_STEPS"
+
+
+def _fault_steps() -> frozenset[int]:
+    """Test hook: $MT_CLI_FAULT_NONFINITE_STEPS="3,4" makes those steps' loss NaN."""
+    raw = os.environ.get(FAULT_NONFINITE_ENV, "")
+    return frozenset(int(x) for x in raw.split(",") if x.strip().isdigit())
 
 
 @dataclass
@@ -99,11 +111,14 @@ class Session:
     replicas: int
     accumulate: int
     stream: Iterator[Any] | None = None
+    saved_step: int = -1  # the step whose checkpoint is on disk already (never saved twice)
+    fault_steps: frozenset[int] = frozenset()
 
     @classmethod
     def open(cls, cfg: Config, run_dir: Path) -> Session:
         """Build everything and restore the newest checkpoint, if any."""
         tokenizers = run_tokenizers(cfg, run_dir)
+        check_tokenizers(run_dir, tokenizers)
         d, t = cfg.data, cfg.train
         cache = run_dir / "cache"
         corpora = [encode_corpus(c.source, c.target, tokenizers, cache, d.max_source_tokens,
@@ -127,6 +142,8 @@ class Session:
                       run_dir / "checkpoints" if is_chief else worker_dir / "checkpoints", worker_dir,
                       MetricsLog(run_dir if is_chief else worker_dir), dev,
                       Translator(model, tokenizers, cfg.decode), replicas, accumulate)
+        session.saved_step = state.step if state.step else -1
+        session.fault_steps = _fault_steps()
         pad_multiple = XLA_PAD_MULTIPLE if t.jit_compile else 1
         session.stream = prefetched(iterate_batches(corpora, [c.weight for c in d.train], t.seed,
                                                     t.batch_tokens, t.shuffle_buffer, state.data_position,
@@ -158,7 +175,12 @@ class Session:
 
     def train_step(self, batches: Batches) -> tuple[float, float, bool]:
         """Run one optimizer step; returns (loss sum, target tokens, finite)."""
+        poisoned = self.state.step + 1 in self.fault_steps
+        if poisoned:
+            self.steps.loss_factor.assign(float("nan"))
         result = self.steps.train(batches)
+        if poisoned:
+            self.steps.loss_factor.assign(1.0)
         self.state.step += 1
         self.step_var.assign(self.state.step)
         return result
@@ -169,22 +191,24 @@ class Session:
 
     def evaluate(self) -> dict[str, float]:
         assert self.dev is not None
-        return self.dev.scores(self.steps.eval_step, self.translator, self.cfg.train.batch_tokens)
+        t = self.cfg.train
+        return self.dev.scores(self.steps.eval_step, self.translator, t.batch_tokens, (t.eval_metric,))
 
     def save(self) -> None:
-        """A checkpoint of the current step (refused if the weights are not finite)."""
+        """A checkpoint of the current step (refused if the weights are not finite).
+
+        A step is saved once: a signal on a save step must not rewrite (rename aside) the
+        checkpoint just written."""
+        if self.saved_step == self.state.step:
+            return
         if not _all_finite(self.model):
             raise MtError(f"step {self.state.step}: the weights hold non-finite values; not saving "
                           "(lower train.learning_rate or set train.clip_norm)")
         record = {**self.state.to_dict(), "learning_rate": self.learning_rate}
         save_checkpoint(self.save_dir, self.state.step, self.trackable, record)
         best = self.state.best_step
+        self.saved_step = self.state.step
         prune_checkpoints(self.save_dir, self.cfg.train.keep_last, {best} if best is not None else set())
-
-    def save_unless_saved(self) -> None:
-        saved = list_checkpoints(self.save_dir)
-        if not saved or saved[-1].step != self.state.step:
-            self.save()
 
     def export(self) -> Path:
         """Write RUN/export from the chosen weights (chief only; workers clean up)."""

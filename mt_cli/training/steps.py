@@ -39,6 +39,40 @@ def smoothed_loss(logits, labels, smoothing: float):
     return tf.reduce_sum(loss * mask), tf.reduce_sum(mask)
 
 
+def apply_if_finite(strategy: Any, optimizer: Any, variables: list, grads: list, finite: Any) -> None:
+    """Apply `grads` only when `finite` (the same on every replica): weights, optimizer
+    slots and its iteration count stay untouched otherwise, on every strategy.
+
+    tf.distribute forbids a cond around a merge_call in replica context, so where the
+    optimizer needs one (mirrored), the cond runs in cross-replica context and the update
+    goes back to each replica, as Keras's LossScaleOptimizer does.
+    """
+    def skip() -> Any:
+        return tf.constant(False)
+
+    def update() -> Any:
+        optimizer.apply(grads, variables)
+        return tf.constant(True)
+
+    ctx = tf.distribute.get_replica_context()
+    if ctx is None or strategy.num_replicas_in_sync == 1 or \
+            tf.__internal__.distribute.strategy_supports_no_merge_call():
+        tf.cond(finite, update, skip)
+        return
+
+    def cross_replica(distribution: Any, finite_per_replica: Any, grads_per_replica: Any) -> None:
+        first = distribution.experimental_local_results(finite_per_replica)[0]
+
+        def update_replicas() -> Any:
+            distribution.extended.call_for_each_replica(
+                lambda g: optimizer.apply(g, variables), args=(grads_per_replica,))
+            return tf.constant(True)
+
+        tf.cond(first, update_replicas, skip)
+
+    ctx.merge_call(cross_replica, args=(finite, grads))
+
+
 class TrainSteps:
     """Compiled train / eval steps for one model, optimizer and strategy."""
 
@@ -52,12 +86,15 @@ class TrainSteps:
             self.accum = [tf.Variable(tf.zeros_like(v), trainable=False) for v in variables]
             self.accum_tokens = tf.Variable(0.0, trainable=False)
             self.accum_loss = tf.Variable(0.0, trainable=False)
+            # 1.0, or NaN to make a step non-finite on purpose (tests; see Session.fault_steps)
+            self.loss_factor = tf.Variable(1.0, trainable=False)
         jit = cfg.train.jit_compile
 
         def grads_of(batch):
             with tf.GradientTape() as tape:
                 logits = model({"source": batch["source"], "target_in": batch["target_in"]}, training=True)
                 loss_sum, tokens = smoothed_loss(logits, batch["target_out"], self.smoothing)
+                loss_sum = loss_sum * self.loss_factor
                 objective = optimizer.scale_loss(loss_sum) if self.loss_scaled else loss_sum
             return tape.gradient(objective, variables), loss_sum, tokens
 
@@ -72,13 +109,8 @@ class TrainSteps:
                 finite = ctx.all_reduce("sum", 1.0 - tf.cast(finite, tf.float32)) < 0.5
             if self.loss_scaled:  # LossScaleOptimizer skips non-finite steps itself
                 optimizer.apply(grads, variables)
-            elif strategy.num_replicas_in_sync > 1:
-                # tf.distribute cannot branch around the optimizer's all-reduce: apply a zero
-                # gradient instead (weights stay finite; Adam's moments decay one step).
-                optimizer.apply([tf.where(finite, g, tf.zeros_like(g)) for g in grads], variables)
             else:
-                tf.cond(finite, lambda: optimizer.apply(grads, variables) or tf.constant(True),
-                        lambda: tf.constant(False))
+                apply_if_finite(strategy, optimizer, variables, grads, finite)
             return loss_sum, tokens, finite
 
         def replica_step(batch):
