@@ -21,6 +21,7 @@ from mt_cli.cli import (
     evaluate_cmd,
     export_cmd,
     quickstart_cmd,
+    serve_cmd,
     tokenize_cmd,
     train_cmd,
     translate_cmd,
@@ -98,6 +99,7 @@ app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("quickstart")(quickstart_cmd.quickstart)
 app.command("average")(average_cmd.average)
 app.command("export")(export_cmd.export)
+app.command("serve")(serve_cmd.serve)
 
 
 def main() -> None:
