@@ -311,3 +311,15 @@ def test_health_503_until_loaded_then_500_and_503_answers_keep_serving(in_proces
     holder.join(30)
     assert held[0].status_code == 200 and len(held[0].json()["translations"]) == 2
     assert post(url, {"text": ["one more"]}).status_code == 200
+
+
+def test_a_model_that_fails_to_load_ends_the_server_with_one_error(ct2_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = Path(shutil.copytree(ct2_model, tmp_path / "broken"))
+    with (broken / "model.bin").open("ab") as weights:
+        weights.write(b"\0")
+    result = subprocess.run([sys.executable, "-m", "mt_cli", "serve", "-m", str(broken), "--port", str(free_port())],
+                            cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert_one_line_error(result, "model.bin", after_log=True)
