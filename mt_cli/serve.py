@@ -19,6 +19,7 @@ import json
 import logging
 import math
 import signal
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -372,22 +373,34 @@ class _Server(uvicorn.Server):
             captured[:] = [s for s in captured if s != signal.SIGTERM]
 
 
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a busy port is one error line (exit 1)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise MtError(f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
 def run_server(open_engine: Callable[[], Engine], model: str | Path, settings: ServeSettings) -> None:
     """Serve until SIGTERM/SIGINT; a model that fails to load ends the server with its error."""
     settings.check()
     host = ModelHost(open_engine, resolve_model_dir(model), settings)
-    config = uvicorn.Config(create_app(host, settings), host=settings.host, port=settings.port,
-                            log_config=None, access_log=False, timeout_graceful_shutdown=60,
-                            lifespan="on", server_header=False)
+    sock = _listen(settings.host, settings.port)
+    config = uvicorn.Config(create_app(host, settings), log_config=None, access_log=False,
+                            timeout_graceful_shutdown=60, lifespan="on", server_header=False)
     server = _Server(config)
 
     def stop() -> None:
         server.should_exit = True
 
     host.on_failure = stop
-    log.info(f"serving {host.model_id} on http://{settings.host}:{settings.port} "
+    log.info(f"serving {host.model_id} on http://{settings.host}:{sock.getsockname()[1]} "
              "(loading the model; /health says 503 until ready)")
-    server.run()
+    server.run(sockets=[sock])
     if host.failure is not None:
         if isinstance(host.failure, MtError):
             raise host.failure

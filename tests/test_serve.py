@@ -323,3 +323,13 @@ def test_a_model_that_fails_to_load_ends_the_server_with_one_error(ct2_model: Pa
                             cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
                             env={**os.environ, "PYTHONPATH": str(REPO)})
     assert_one_line_error(result, "model.bin", after_log=True)
+
+
+def test_a_busy_port_is_one_error_line(ct2_model: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = subprocess.run([sys.executable, "-m", "mt_cli", "serve", "-m", str(ct2_model),
+                                 "--port", str(busy.getsockname()[1])], cwd=REPO, capture_output=True,
+                                text=True, timeout=120, check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert_one_line_error(result, "cannot listen", "--port")
