@@ -4,8 +4,9 @@
 Why: a server's clients send one sentence per request; what matters is sentences/s and the
 latency each client sees as concurrency grows, and how much micro-batching buys over
 decoding requests one by one (`--max-batch-size 1`). For each engine (native, CTranslate2)
-and each batch size, one `mt-cli -q serve` process on 127.0.0.1 (a free port); then for
-each C in --clients, C clients (asyncio, keep-alive HTTP/1.1 connections, so the client
+and each batch size, one `mt-cli -q serve` process on 127.0.0.1 (a free port; all started
+first, then measured back to back per C so that load drift hits them alike); for each C
+in --clients, C clients (asyncio, keep-alive HTTP/1.1 connections, so the client
 costs little CPU beside the server) send single sentences of --source, in order, for
 --seconds: requests/s, sentences/s, p50/p95/p99 latency (ms) and errors (non-200 answers
 or broken connections). A short warm-up precedes each measurement. Loopback only; every
@@ -151,21 +152,30 @@ def measure(port: int, sentences: list[str], clients: int, seconds: float, warmu
             "errors": load.errors}
 
 
+def _load_average() -> float | None:
+    return round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None
+
+
 def bench_engine(engine: str, model: str, sentences: list[str], args: argparse.Namespace) -> list[dict[str, Any]]:
+    """One server per batch size, all started first; then for each C the settings are
+    measured back to back, so a change in the machine's load hits them alike."""
+    servers: dict[int, tuple[int, subprocess.Popen]] = {}
     rows = []
-    for batch_size in args.batch_sizes:
-        port = free_port()
-        process = start_server(model, port, batch_size, args)
-        try:
-            for clients in args.clients:
+    try:
+        for batch_size in args.batch_sizes:
+            port = free_port()
+            servers[batch_size] = (port, start_server(model, port, batch_size, args))
+        for clients in args.clients:
+            for batch_size, (port, _) in servers.items():
                 row = {"engine": engine, "max_batch_size": batch_size,
-                       **measure(port, sentences, clients, args.seconds, args.warmup)}
+                       **measure(port, sentences, clients, args.seconds, args.warmup),
+                       "load_average_1m": _load_average()}
                 print(json.dumps(row), file=sys.stderr, flush=True)
                 rows.append(row)
-        finally:
-            code = stop_server(process)
-            if rows:
-                rows[-1]["server_exit"] = code
+    finally:
+        exits = {batch_size: stop_server(process) for batch_size, (_, process) in servers.items()}
+    for row in rows:
+        row["server_exit"] = exits[row["max_batch_size"]]
     return rows
 
 
