@@ -22,6 +22,7 @@ from mt_cli.cli import (
     export_cmd,
     inspect_cmd,
     quickstart_cmd,
+    serve_cmd,
     tokenize_cmd,
     train_cmd,
     translate_cmd,
@@ -101,6 +102,7 @@ app.command("average")(average_cmd.average)
 app.command("export")(export_cmd.export)
 app.command("attention")(inspect_cmd.attention)
 app.command("plot")(inspect_cmd.plot)
+app.command("serve")(serve_cmd.serve)
 
 
 def main() -> None:

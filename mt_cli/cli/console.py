@@ -39,6 +39,15 @@ def setup(quiet: bool = False, verbose: bool = False) -> None:
     logger.setLevel(logging.WARNING if quiet else (logging.DEBUG if verbose else logging.INFO))
 
 
+def adopt_logger(name: str) -> None:
+    """Route another library's logger (uvicorn's) through this module: its warnings and
+    errors always, its chatter only with --verbose."""
+    logger = logging.getLogger(name)
+    logger.handlers[:] = [_Handler()]
+    logger.propagate = False
+    logger.setLevel(logging.DEBUG if _state["verbose"] else logging.WARNING)
+
+
 def is_verbose() -> bool:
     return _state["verbose"]
 

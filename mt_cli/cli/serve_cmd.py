@@ -1,0 +1,55 @@
+"""`mt-cli serve`: a micro-batched HTTP translation server over one model directory."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from mt_cli.cli import console
+from mt_cli.cli.common import SetOption, start_tensorflow
+
+
+def serve(
+    model: Annotated[Path, typer.Option("--model", "-m", help="Model directory (native or CTranslate2 export), or a run directory (uses its export/).")],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0 = every interface).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8080,
+    max_batch_size: Annotated[int, typer.Option("--max-batch-size", help="Most lines decoded together (1 = no micro-batching).")] = 32,
+    max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", help="How long the oldest queued request waits for others to batch with.")] = 10.0,
+    max_lines: Annotated[int, typer.Option("--max-lines", help="Most lines per request (more: 413).")] = 256,
+    max_chars: Annotated[int, typer.Option("--max-chars", help="Most characters per request, text and prefixes (more: 413).")] = 10000,
+    max_queue: Annotated[int, typer.Option("--max-queue", help="Most lines queued or decoding (more: 503 + Retry-After); 0 = 4 x --max-lines.")] = 0,
+    max_beam_size: Annotated[int, typer.Option("--max-beam-size", help="Largest beam_size a request may ask for.")] = 16,
+    threads: Annotated[int, typer.Option("--threads", help="CPU threads for decoding (0 = the engine's default: all cores).")] = 0,
+    set_: SetOption = None,
+) -> None:
+    """Serve translations over HTTP: POST /translate, GET /health, GET /info, docs at /docs.
+
+    Concurrent requests are queued and decoded together (up to --max-batch-size lines, or
+    --max-wait-ms), each result routed back to its request. SIGTERM finishes the requests
+    in flight, then exits 0. Needs the 'serve' extra: pip install 'mt-cli[serve]'.
+
+    \b
+    Examples:
+      mt-cli serve -m runs/demo --port 8080
+      curl -s localhost:8080/translate -H 'Content-Type: application/json' \\
+           -d '{"text": ["A dog runs.", ""]}'
+      mt-cli -q serve -m runs/demo-ct2 --max-batch-size 64 --threads 4
+    """
+    from mt_cli.extras import require
+
+    require("fastapi", "serve", "mt-cli serve")
+    require("uvicorn", "serve", "mt-cli serve")
+    from mt_cli.export.locate import CTRANSLATE2, engine_of
+
+    if engine_of(model) != CTRANSLATE2:
+        start_tensorflow()
+    console.adopt_logger("uvicorn")
+    from mt_cli.serve import ServeSettings, run_server
+    from mt_cli.translate import open_translator
+
+    settings = ServeSettings(host=host, port=port, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
+                             max_lines=max_lines, max_chars=max_chars, max_queue=max_queue,
+                             max_beam_size=max_beam_size)
+    run_server(lambda: open_translator(model, list(set_ or []), threads), model, settings)

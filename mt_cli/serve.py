@@ -1,0 +1,407 @@
+"""The serve use case: one model behind HTTP (FastAPI + uvicorn), with micro-batching.
+
+Requests arrive one sentence at a time; the MicroBatcher queues them and one worker thread
+decodes those with equal decode options (beam size, n-best, with or without prefixes)
+together, off the event loop, handing each request its own results in order. The model is
+loaded and warmed in the background after the port opens, so `/health` answers 503 until
+it can translate. Limits (lines, characters, queued lines) turn floods into 4xx/503
+answers instead of memory growth. SIGTERM: uvicorn stops accepting, in-flight requests
+finish, the batcher drains, exit 0.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import hashlib
+import json
+import logging
+import math
+import signal
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+import uvicorn
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+
+from mt_cli import __version__
+from mt_cli.config import DecodeConfig, load_config
+from mt_cli.errors import MtError
+from mt_cli.export.locate import NATIVE, read_manifest, resolve_model_dir
+from mt_cli.hypothesis import Hypothesis
+from mt_cli.microbatch import Closed, MicroBatcher, QueueFull
+
+__all__ = ["ModelHost", "ServeSettings", "create_app", "model_info", "run_server"]
+log = logging.getLogger("mt_cli")
+WARMUP_LINE = "Warm up ."
+RETRY_AFTER_S = 1
+
+
+class Engine(Protocol):
+    """What the server needs of a translator (both engines of mt_cli.translate have it)."""
+
+    decode: DecodeConfig
+
+    def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
+                        first_line: int = 1) -> list[list[Hypothesis]]: ...
+
+
+@dataclass(frozen=True)
+class ServeSettings:
+    """Where to listen, how to batch, and the limits that keep memory bounded."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    max_batch_size: int = 32
+    max_wait_ms: float = 10.0
+    max_lines: int = 256
+    max_chars: int = 10000
+    max_queue: int = 0  # lines queued or being decoded; 0 = 4 x max(max_lines, max_batch_size)
+    max_beam_size: int = 16
+
+    @property
+    def queue_lines(self) -> int:
+        return self.max_queue or 4 * max(self.max_lines, self.max_batch_size)
+
+    def check(self) -> None:
+        """One error naming the option, before anything starts."""
+        for name in ("max_batch_size", "max_lines", "max_chars", "max_beam_size"):
+            if getattr(self, name) < 1:
+                raise MtError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(self, name)}")
+        if self.max_wait_ms < 0 or not 0 <= self.port < 65536:
+            raise MtError("--max-wait-ms must be >= 0 and --port in 0..65535")
+        if self.max_queue and self.max_queue < self.max_lines:
+            raise MtError(f"--max-queue: must be >= --max-lines ({self.max_lines}), got {self.max_queue}")
+
+
+@dataclass(frozen=True)
+class Options:
+    """Decode options of one request: requests with equal options share a batch."""
+
+    beam_size: int
+    n_best: int
+    prefixed: bool
+
+
+class ApiError(Exception):
+    """An HTTP error answered as JSON naming the field at fault."""
+
+    def __init__(self, status: int, field: str | None, message: str, retry: bool = False) -> None:
+        super().__init__(message)
+        self.status, self.field, self.message, self.retry = status, field, message, retry
+
+
+# ---------------------------------------------------------------- request and response bodies
+
+class TranslateRequest(BaseModel):
+    """POST /translate: lines to translate, optional decode options and target prefixes."""
+
+    model_config = ConfigDict(extra="forbid")
+    text: list[StrictStr] = Field(description="Source lines; N in = N out, empty line -> empty translation.")
+    beam_size: StrictInt | None = Field(None, ge=1, description="Beam width (default: the model's).")
+    n_best: StrictInt | None = Field(None, ge=1, description="Hypotheses per line, <= beam_size.")
+    prefix: list[StrictStr] | None = Field(None, description="One target prefix per line ('' = none).")
+
+
+class NbestItem(BaseModel):
+    text: str
+    score: float | None
+
+
+class Translation(BaseModel):
+    text: str
+    score: float | None = Field(description="Length-normalised log-probability (null if not finite).")
+    nbest: list[NbestItem] | None = None
+
+
+class TranslateResponse(BaseModel):
+    translations: list[Translation]
+    model: str
+
+
+def _finite(score: float) -> float | None:
+    return score if math.isfinite(score) else None
+
+
+def _translation(nbest: list[Hypothesis], n_best: int) -> dict[str, Any]:
+    best = nbest[0]
+    out: dict[str, Any] = {"text": best.text, "score": _finite(best.score)}
+    if n_best > 1:
+        out["nbest"] = [{"text": h.text, "score": _finite(h.score)} for h in nbest]
+    return out
+
+
+# ---------------------------------------------------------------- the model
+
+def model_info(directory: Path) -> dict[str, Any]:
+    """What /info says about a model directory, read without loading the model."""
+    manifest = read_manifest(directory)
+    config = load_config(directory / "config.yaml", [])
+    source = manifest.get("source_model", {})
+    files = manifest.get("files_sha256", {})
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
+    name = directory.parent.name if directory.name == "export" else directory.name
+    return {
+        "model": f"{name}@{digest}",
+        "engine": manifest.get("engine", NATIVE),
+        "path": str(directory),
+        "languages": {"source": config.data.source_lang, "target": config.data.target_lang},
+        "step": manifest.get("step", source.get("step")),
+        "dev_scores": manifest.get("dev_scores", {}),
+        "quantization": manifest.get("quantization"),
+        "versions": {"mt_cli_server": __version__, **(manifest.get("versions") or {})},
+        "source_model_versions": source.get("versions"),
+        "hashes": {"files_sha256": files, "tokenizer": {k: v for k, v in manifest.get("tokenizer", {}).items()
+                                                        if k.endswith("sha256")},
+                   "source_model_files_sha256": source.get("files_sha256")},
+    }
+
+
+class ModelHost:
+    """The one model in memory, loaded and warmed in a background thread so that the port
+    opens at once and /health can answer 503 until the first translation has run."""
+
+    def __init__(self, open_engine: Callable[[], Engine], directory: Path, settings: ServeSettings) -> None:
+        self.settings = settings
+        self.info = model_info(directory)
+        self.model_id: str = self.info["model"]
+        self.engine: Engine | None = None
+        self.base: DecodeConfig | None = None
+        self.batcher: MicroBatcher | None = None
+        self.failure: Exception | None = None
+        self.on_failure: Callable[[], None] = lambda: None
+        self._open_engine = open_engine
+        self._ready = threading.Event()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def start(self) -> None:
+        threading.Thread(target=self._load, name="mt-cli-load", daemon=True).start()
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        try:
+            engine = self._open_engine()
+            self.base = engine.decode
+            self.engine = engine
+            options = Options(self.base.beam_size, self.base.n_best, False)
+            self._decode([WARMUP_LINE], None, options)  # the first decode compiles / allocates
+        except Exception as exc:  # reported by run_server as the command's error
+            self.failure = exc
+            self.on_failure()
+            return
+        self.batcher = MicroBatcher(self._decode, self.settings.max_batch_size,
+                                    self.settings.max_wait_ms / 1000, self.settings.queue_lines)
+        self._ready.set()
+        log.info(f"ready: {self.model_id} ({self.info['engine']}), loaded and warmed in "
+                 f"{time.perf_counter() - started:.1f} s")
+
+    def _decode(self, lines: list[str], prefixes: list[str] | None, options: Options) -> list[list[Hypothesis]]:
+        """Runs on the batcher's worker thread only, so setting the engine's options is safe."""
+        assert self.engine is not None and self.base is not None
+        self.engine.decode = dataclasses.replace(
+            self.base, beam_size=options.beam_size, n_best=options.n_best,
+            batch_size=self.settings.max_batch_size, batch_tokens=0)
+        return self.engine.translate_nbest(lines, prefixes)
+
+    def options(self, request: TranslateRequest) -> Options:
+        """The request's decode options, checked; a beam size alone asks for one best."""
+        assert self.base is not None
+        beam = self.base.beam_size if request.beam_size is None else request.beam_size
+        n_best = request.n_best or (1 if request.beam_size is not None else min(self.base.n_best, beam))
+        if beam > self.settings.max_beam_size:
+            raise ApiError(422, "beam_size", f"at most {self.settings.max_beam_size}, got {beam}")
+        if n_best > beam:
+            raise ApiError(422, "n_best", f"must be <= beam_size ({beam}), got {n_best}")
+        return Options(beam, n_best, bool(request.prefix and any(request.prefix)))
+
+    def stats(self) -> dict[str, Any]:
+        if self.batcher is None:
+            return {}
+        return {**dataclasses.asdict(self.batcher.stats), "queued_lines": self.batcher.pending_lines}
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
+
+
+# ---------------------------------------------------------------- the HTTP app
+
+def _check_limits(request: TranslateRequest, settings: ServeSettings) -> None:
+    if len(request.text) > settings.max_lines:
+        raise ApiError(413, "text", f"at most {settings.max_lines} lines per request, got {len(request.text)}")
+    chars = sum(map(len, request.text)) + sum(map(len, request.prefix or []))
+    if chars > settings.max_chars:
+        raise ApiError(413, "text", f"at most {settings.max_chars} characters per request, got {chars}")
+    if request.prefix is not None and len(request.prefix) != len(request.text):
+        raise ApiError(422, "prefix", f"one prefix per line: {len(request.text)} lines, "
+                                      f"{len(request.prefix)} prefixes")
+
+
+def _error_response(status: int, field: str | None, message: str, retry: bool = False) -> JSONResponse:
+    headers = {"Retry-After": str(RETRY_AFTER_S)} if retry else None
+    return JSONResponse({"error": message, "field": field}, status_code=status, headers=headers)
+
+
+def _validation_response(exc: RequestValidationError) -> JSONResponse:
+    """Pydantic's first complaint as one message naming the field (text, text[2], beam_size, body)."""
+    first = exc.errors()[0]
+    loc = [part for part in first.get("loc", ()) if part != "body"]
+    if first.get("type") == "json_invalid":
+        return _error_response(400, "body", f"invalid JSON: {first.get('ctx', {}).get('error', first['msg'])}")
+    field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "body"
+    return _error_response(422, field, f"{field}: {first['msg']}")
+
+
+class RequestLog:
+    """Pure ASGI middleware: one log line per HTTP request with its status and latency."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started, status = time.perf_counter(), [500]
+
+        async def send_status(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            lines = scope.get("state", {}).get("lines")
+            what = f" ({lines} line{'' if lines == 1 else 's'})" if lines is not None else ""
+            log.info(f"{scope['method']} {scope['path']} {status[0]}{what} "
+                     f"{(time.perf_counter() - started) * 1000:.1f} ms")
+
+
+def _add_routes(app: FastAPI, host: ModelHost, settings: ServeSettings) -> None:
+    @app.post("/translate", response_model=TranslateResponse, response_model_exclude_unset=True, summary="Translate lines (N in, N out)",
+              responses={400: {"description": "invalid JSON"}, 413: {"description": "too many lines/characters"},
+                         422: {"description": "a field has the wrong type or value"},
+                         500: {"description": "decoding failed"},
+                         503: {"description": "loading, queue full or shutting down (Retry-After)"}})
+    async def translate(body: TranslateRequest, request: Request) -> dict[str, Any]:
+        request.state.lines = len(body.text)
+        if not host.ready or host.batcher is None:
+            raise ApiError(503, None, "the model is loading", retry=True)
+        _check_limits(body, settings)
+        options = host.options(body)
+        try:
+            future = host.batcher.submit(body.text, body.prefix if options.prefixed else None, options)
+        except QueueFull as exc:
+            raise ApiError(503, None, f"queue full ({exc}); retry later", retry=True) from None
+        except Closed:
+            raise ApiError(503, None, "shutting down", retry=True) from None
+        try:
+            nbests = await asyncio.wrap_future(future)
+        except Exception as exc:
+            log.error(f"decoding failed: {type(exc).__name__}: {exc}")
+            raise ApiError(500, None, f"decoding failed: {type(exc).__name__}: {exc}") from None
+        return {"translations": [_translation(n, options.n_best) for n in nbests], "model": host.model_id}
+
+    @app.get("/health", summary="200 once the model is loaded and warmed, 503 before")
+    async def health() -> JSONResponse:
+        if host.ready:
+            return JSONResponse({"status": "ok", "model": host.model_id})
+        return JSONResponse({"status": "loading", "model": host.model_id}, status_code=503,
+                            headers={"Retry-After": str(RETRY_AFTER_S)})
+
+    @app.get("/info", summary="The model: languages, versions, step, dev scores, hashes; decode defaults")
+    async def info() -> dict[str, Any]:
+        decode = dataclasses.asdict(host.base) if host.base is not None else None
+        limits = {**dataclasses.asdict(settings), "max_queue": settings.queue_lines}
+        return {**host.info, "ready": host.ready, "decode": decode, "limits": limits, "stats": host.stats()}
+
+
+def create_app(host: ModelHost, settings: ServeSettings) -> FastAPI:
+    """The FastAPI app over a ModelHost; its lifespan loads the model and drains the batcher."""
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> Any:
+        host.start()
+        yield
+        await asyncio.to_thread(host.close)
+
+    app = FastAPI(title="mt-cli translation server", version=__version__, lifespan=lifespan,
+                  description="Micro-batched translation with one mt-cli model (native or CTranslate2).")
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return _error_response(exc.status, exc.field, exc.message, exc.retry)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _validation_response(exc)
+
+    @app.exception_handler(Exception)
+    async def unexpected(_: Request, exc: Exception) -> JSONResponse:
+        log.error(f"internal error: {type(exc).__name__}: {exc}")
+        return _error_response(500, None, f"internal error: {type(exc).__name__}")
+
+    _add_routes(app, host, settings)
+    app.add_middleware(RequestLog)
+    return app
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises a SIGTERM it handled once its graceful shutdown is over, so the
+    process would die by the signal; a server that finished its in-flight requests has done
+    what SIGTERM asks, and exits 0 (SIGINT still ends as an interrupt)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        with super().capture_signals():
+            yield
+            captured = getattr(self, "_captured_signals", [])
+            captured[:] = [s for s in captured if s != signal.SIGTERM]
+
+
+def _listen(host: str, port: int) -> socket.socket:
+    """The listening socket, bound here so that a busy port is one error line (exit 1)."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise MtError(f"--host/--port: cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    return sock
+
+
+def run_server(open_engine: Callable[[], Engine], model: str | Path, settings: ServeSettings) -> None:
+    """Serve until SIGTERM/SIGINT; a model that fails to load ends the server with its error."""
+    settings.check()
+    host = ModelHost(open_engine, resolve_model_dir(model), settings)
+    sock = _listen(settings.host, settings.port)
+    config = uvicorn.Config(create_app(host, settings), log_config=None, access_log=False,
+                            timeout_graceful_shutdown=60, lifespan="on", server_header=False)
+    server = _Server(config)
+
+    def stop() -> None:
+        server.should_exit = True
+
+    host.on_failure = stop
+    log.info(f"serving {host.model_id} on http://{settings.host}:{sock.getsockname()[1]} "
+             "(loading the model; /health says 503 until ready)")
+    server.run(sockets=[sock])
+    if host.failure is not None:
+        if isinstance(host.failure, MtError):
+            raise host.failure
+        raise MtError(f"cannot load the model: {type(host.failure).__name__}: {host.failure}")

@@ -1,0 +1,335 @@
+"""`mt-cli serve`: a real server process on a loopback port, a real HTTP client.
+
+One native server and one CTranslate2 server per module (started once, stopped with
+SIGTERM, which must exit 0); the 500 / 503 paths run the same app in-process on a loopback
+port over a real CTranslate2 translator wrapped to fail or stall on cue.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from helpers import REPO, assert_one_line_error
+from typer.testing import CliRunner
+
+httpx = pytest.importorskip("httpx")
+pytest.importorskip("fastapi")
+pytest.importorskip("uvicorn")
+pytest.importorskip("ctranslate2")
+
+from mt_cli.cli.app import app
+
+LIMITS = ["--max-lines", "8", "--max-chars", "400", "--max-batch-size", "16", "--max-wait-ms", "50"]
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path
+
+    def post(self, body: Any, **kwargs: Any) -> httpx.Response:
+        return post(self.url, body, **kwargs)
+
+    def get(self, path: str) -> httpx.Response:
+        return httpx.get(self.url + path, timeout=30)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def post(url: str, body: Any, timeout: float = 60) -> httpx.Response:
+    """POST /translate with a JSON body (or raw bytes, to send broken JSON)."""
+    content = body if isinstance(body, bytes) else json.dumps(body).encode()
+    return httpx.post(url + "/translate", content=content, timeout=timeout,
+                      headers={"Content-Type": "application/json"})
+
+
+def start_server(model: Path, log: Path, *args: str, quiet: bool = False) -> Server:
+    """`mt-cli serve` as a subprocess; returns once /health says 200."""
+    port = free_port()
+    command = [sys.executable, "-m", "mt_cli", *(["-q"] if quiet else []), "serve", "-m", str(model),
+               "--port", str(port), "--threads", "1", *args]
+    process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=log.open("wb"),
+                               env={**os.environ, "PYTHONPATH": str(REPO)})
+    server = Server(f"http://127.0.0.1:{port}", process, log)
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        assert process.poll() is None, log.read_text()
+        try:
+            if server.get("/health").status_code == 200:
+                return server
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    process.kill()
+    raise AssertionError(f"server not ready in time: {log.read_text()}")
+
+
+def stop_server(server: Server) -> int:
+    server.process.send_signal(signal.SIGTERM)
+    return server.process.wait(60)
+
+
+@pytest.fixture(scope="module")
+def ct2_model(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("serve-ct2") / "model"
+    result = CliRunner().invoke(app, ["export", "-m", str(trained_run), "-o", str(out), "--format", "ctranslate2"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def native_server(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server(trained_run, tmp_path_factory.mktemp("serve-native") / "server.log", *LIMITS)
+    yield server
+    assert stop_server(server) == 0, server.log.read_text()
+
+
+@pytest.fixture(scope="module")
+def ct2_server(ct2_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    server = start_server(ct2_model, tmp_path_factory.mktemp("serve-ct2-log") / "server.log", *LIMITS, quiet=True)
+    yield server
+    assert stop_server(server) == 0, server.log.read_text()
+
+
+def sources(toy_dir: Path) -> list[str]:
+    return (toy_dir / "test.src").read_text(encoding="utf-8").splitlines()
+
+
+# ---------------------------------------------------------------- the API
+
+def test_health_info_and_docs(native_server: Server, trained_run: Path) -> None:
+    health = native_server.get("/health")
+    assert health.status_code == 200 and health.json()["status"] == "ok"
+    info = native_server.get("/info").json()
+    manifest = json.loads((trained_run / "export" / "manifest.json").read_text())
+    assert info["model"] == health.json()["model"] and info["engine"] == "native"
+    assert info["step"] == manifest["step"] and info["dev_scores"] == manifest["dev_scores"]
+    assert info["hashes"]["files_sha256"] == manifest["files_sha256"]
+    assert info["versions"]["tensorflow"] and set(info["languages"]) == {"source", "target"}
+    assert native_server.get("/docs").status_code == 200
+    assert "/translate" in native_server.get("/openapi.json").json()["paths"]
+
+
+@pytest.mark.parametrize("engine", ["native", "ct2"])
+def test_n_in_n_out_same_as_translate(engine: str, request: pytest.FixtureRequest, toy_dir: Path,
+                                      trained_run: Path) -> None:
+    from mt_cli.translate import open_translator
+
+    server: Server = request.getfixturevalue(f"{engine}_server")
+    model = trained_run if engine == "native" else request.getfixturevalue("ct2_model")
+    lines = [*sources(toy_dir)[:5], "", "   ", "ünïcödé ?"]
+    answer = server.post({"text": lines})
+    assert answer.status_code == 200, answer.text
+    got = answer.json()["translations"]
+    expected = [n[0] for n in open_translator(model).translate_nbest(lines)]
+    assert [t["text"] for t in got] == [h.text for h in expected]
+    assert got[5] == {"text": "", "score": 0.0} and all("nbest" not in t for t in got)
+    assert answer.json()["model"] == server.get("/info").json()["model"]
+
+
+def test_empty_request_nbest_and_prefix(native_server: Server, toy_dir: Path) -> None:
+    assert native_server.post({"text": []}).json()["translations"] == []
+    lines = sources(toy_dir)[:3]
+    nbest = native_server.post({"text": lines, "beam_size": 2, "n_best": 2}).json()["translations"]
+    assert len(nbest) == 3 and all(len(t["nbest"]) == 2 and t["nbest"][0]["text"] == t["text"] for t in nbest)
+    greedy = native_server.post({"text": lines, "beam_size": 1}).json()["translations"]
+    assert len(greedy) == 3 and all("nbest" not in t for t in greedy)
+    prefixes = ["taco", "", "eaco euo"]
+    forced = native_server.post({"text": lines, "prefix": prefixes}).json()["translations"]
+    assert all(t["text"].startswith(p) for t, p in zip(forced, prefixes))
+
+
+@pytest.mark.parametrize(("body", "status", "field"), [
+    (b'{"text": ["a dog"', 400, "body"),
+    (b"", 422, "body"),
+    ({"text": "a dog"}, 422, "text"),
+    ({"text": ["a dog", 3]}, 422, "text[1]"),
+    ({"text": ["a"], "beam_size": "4"}, 422, "beam_size"),
+    ({"text": ["a"], "beam_size": 0}, 422, "beam_size"),
+    ({"text": ["a"], "beam_size": 99}, 422, "beam_size"),
+    ({"text": ["a"], "beam_size": 2, "n_best": 3}, 422, "n_best"),
+    ({"text": ["a"], "prefix": ["x", "y"]}, 422, "prefix"),
+    ({"text": ["a"], "beam": 2}, 422, "beam"),
+    ({"text": ["a"] * 9}, 413, "text"),
+    ({"text": ["a" * 401]}, 413, "text"),
+])
+def test_bad_input_is_a_4xx_naming_the_field(native_server: Server, body: Any, status: int, field: str) -> None:
+    answer = native_server.post(body)
+    assert answer.status_code == status, answer.text
+    assert answer.json()["field"] == field and answer.json()["error"]
+
+
+def test_concurrent_requests_each_get_their_own_result(native_server: Server, toy_dir: Path) -> None:
+    lines = [line for line in (sources(toy_dir) * 2)[:32]]
+    lines = [f"{line} {'big ' * (i % 3)}".strip() for i, line in enumerate(lines)]
+    expected = [t["text"] for t in native_server.post({"text": lines[:8]}).json()["translations"]]
+    expected += [t["text"] for t in native_server.post({"text": lines[8:16]}).json()["translations"]]
+    expected += [t["text"] for t in native_server.post({"text": lines[16:24]}).json()["translations"]]
+    expected += [t["text"] for t in native_server.post({"text": lines[24:32]}).json()["translations"]]
+    before = native_server.get("/info").json()["stats"]
+    got: list[str | None] = [None] * len(lines)
+    barrier = threading.Barrier(len(lines))
+
+    def one(i: int) -> None:
+        barrier.wait(30)
+        got[i] = native_server.post({"text": [lines[i]]}).json()["translations"][0]["text"]
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(len(lines))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert got == expected
+    after = native_server.get("/info").json()["stats"]
+    assert after["requests"] - before["requests"] == len(lines)
+    assert after["batches"] - before["batches"] < len(lines) and after["largest_batch"] > 1  # batched
+
+
+def test_log_line_per_request_and_quiet(native_server: Server, ct2_server: Server) -> None:
+    native_server.post({"text": ["a dog"]})
+    ct2_server.post({"text": ["a dog"]})
+    time.sleep(0.2)
+    log = native_server.log.read_text()
+    assert "POST /translate 200 (1 line)" in log and " ms" in log
+    assert "POST /translate" not in ct2_server.log.read_text()
+
+
+def test_sigterm_finishes_the_request_in_flight(ct2_model: Path, tmp_path: Path, toy_dir: Path) -> None:
+    server = start_server(ct2_model, tmp_path / "server.log", "--max-wait-ms", "2500")
+    line = sources(toy_dir)[0]
+    expected = server.post({"text": [line]}).json()["translations"]  # waits 2.5 s for company
+    answers: list[httpx.Response] = []
+    in_flight = threading.Thread(target=lambda: answers.append(server.post({"text": [line]})))
+    in_flight.start()
+    time.sleep(0.7)  # the request now waits in the batcher
+    server.process.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    with pytest.raises(httpx.TransportError):
+        server.get("/health")  # no longer accepting
+    in_flight.join(30)
+    assert answers and answers[0].status_code == 200 and answers[0].json()["translations"] == expected
+    assert server.process.wait(30) == 0, server.log.read_text()
+
+
+def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch, trained_run: Path) -> None:
+    monkeypatch.setitem(sys.modules, "fastapi", None)
+    result = CliRunner().invoke(app, ["serve", "-m", str(trained_run)])
+    assert_one_line_error(result, "pip install 'mt-cli[serve]'")
+
+
+# ---------------------------------------------------------------- failures, in-process
+
+class Cued:
+    """A real CTranslate2 translator that fails on the line 'boom' and can be held at a gate."""
+
+    def __init__(self, model: Path) -> None:
+        from mt_cli.translate import open_translator
+
+        self.inner = open_translator(model)
+        self.decode = self.inner.decode
+        self.gate = threading.Event()
+        self.gate.set()
+
+    def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
+                        first_line: int = 1) -> list[list[Any]]:
+        self.gate.wait(30)
+        if "boom" in lines:
+            raise RuntimeError("decoder exploded")
+        self.inner.decode = self.decode
+        return self.inner.translate_nbest(lines, prefixes, first_line)
+
+
+@pytest.fixture()
+def in_process(ct2_model: Path) -> Iterator[tuple[str, Cued, threading.Event]]:
+    """The serve app on a loopback port in a thread; loading waits for the returned event."""
+    import uvicorn
+
+    from mt_cli.serve import ModelHost, ServeSettings, create_app
+
+    settings = ServeSettings(port=free_port(), max_lines=2, max_queue=2, max_wait_ms=0)
+    engine, loaded = Cued(ct2_model), threading.Event()
+
+    def open_engine() -> Cued:
+        loaded.wait(30)
+        return engine
+
+    host = ModelHost(open_engine, ct2_model, settings)
+    server = uvicorn.Server(uvicorn.Config(create_app(host, settings), host="127.0.0.1", port=settings.port,
+                                           log_config=None, access_log=False))
+    thread = threading.Thread(target=server.run)
+    thread.start()
+    url = f"http://127.0.0.1:{settings.port}"
+    deadline = time.monotonic() + 30
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.05)
+    yield url, engine, loaded
+    engine.gate.set()
+    loaded.set()
+    server.should_exit = True
+    thread.join(30)
+
+
+def test_health_503_until_loaded_then_500_and_503_answers_keep_serving(in_process: tuple) -> None:
+    url, engine, loaded = in_process
+    health = httpx.get(url + "/health", timeout=10)
+    assert health.status_code == 503 and health.headers["Retry-After"]
+    assert post(url, {"text": ["a dog"]}).status_code == 503
+    loaded.set()
+    deadline = time.monotonic() + 30
+    while httpx.get(url + "/health", timeout=10).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    failed = post(url, {"text": ["boom"]})
+    assert failed.status_code == 500 and "decoder exploded" in failed.json()["error"]
+    assert post(url, {"text": ["a dog"]}).status_code == 200  # still serving
+    engine.gate.clear()  # the next request holds the decoder: 2 lines queued = the limit
+    held: list[httpx.Response] = []
+    holder = threading.Thread(target=lambda: held.append(post(url, {"text": ["a dog", "a cat"]})))
+    holder.start()
+    deadline = time.monotonic() + 10
+    while httpx.get(url + "/info", timeout=10).json()["stats"]["queued_lines"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    full = post(url, {"text": ["one more"]})
+    assert full.status_code == 503 and full.headers["Retry-After"] and "queue full" in full.json()["error"]
+    engine.gate.set()
+    holder.join(30)
+    assert held[0].status_code == 200 and len(held[0].json()["translations"]) == 2
+    assert post(url, {"text": ["one more"]}).status_code == 200
+
+
+def test_a_model_that_fails_to_load_ends_the_server_with_one_error(ct2_model: Path, tmp_path: Path) -> None:
+    import shutil
+
+    broken = Path(shutil.copytree(ct2_model, tmp_path / "broken"))
+    with (broken / "model.bin").open("ab") as weights:
+        weights.write(b"\0")
+    result = subprocess.run([sys.executable, "-m", "mt_cli", "serve", "-m", str(broken), "--port", str(free_port())],
+                            cwd=REPO, capture_output=True, text=True, timeout=120, check=False,
+                            env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert_one_line_error(result, "model.bin", after_log=True)
+
+
+def test_a_busy_port_is_one_error_line(ct2_model: Path) -> None:
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        result = subprocess.run([sys.executable, "-m", "mt_cli", "serve", "-m", str(ct2_model),
+                                 "--port", str(busy.getsockname()[1])], cwd=REPO, capture_output=True,
+                                text=True, timeout=120, check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert_one_line_error(result, "cannot listen", "--port")
