@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import assert_one_line_error
 from typer.testing import CliRunner
 
 from mt_cli.cli.app import app
@@ -116,14 +117,6 @@ def assert_same_scores(ours: dict, theirs: list[dict]) -> None:
     for ours_score, their_score in zip(ours["scores"].values(), theirs):
         assert f"{ours_score['score']:.4f}" == f"{their_score['score']:.4f}"
         assert ours_score["signature"] == their_score["signature"]
-
-
-def one_error_line(result) -> str:
-    assert result.exit_code == 1
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: ")
-    return lines[0]
 
 
 # ------------------------------------------------------------------ scores vs sacrebleu
@@ -260,12 +253,12 @@ def test_significance_table_output(files: dict[str, Path]) -> None:
 
 
 def test_significance_needs_two_systems(files: dict[str, Path]) -> None:
-    line = one_error_line(run("-r", files["ref"], files["h1"], "--significance", "bootstrap"))
+    line = assert_one_line_error(run("-r", files["ref"], files["h1"], "--significance", "bootstrap"))
     assert "two" in line
 
 
 def test_unknown_significance_method(files: dict[str, Path]) -> None:
-    line = one_error_line(run("-r", files["ref"], files["h1"], files["h2"], "--significance", "magic"))
+    line = assert_one_line_error(run("-r", files["ref"], files["h1"], files["h2"], "--significance", "magic"))
     assert "magic" in line
 
 
@@ -316,57 +309,57 @@ def test_parse_metrics() -> None:
 
 def test_line_count_mismatch(files: dict[str, Path], tmp_path: Path) -> None:
     short = write(tmp_path / "short.txt", HYP1[:7])
-    line = one_error_line(run("-r", files["ref"], short))
+    line = assert_one_line_error(run("-r", files["ref"], short))
     assert str(short) in line and str(files["ref"]) in line and "7" in line and str(len(REF)) in line
 
 
 def test_reference_count_mismatch(files: dict[str, Path], tmp_path: Path) -> None:
     short = write(tmp_path / "short_ref.txt", REF2[:9])
-    line = one_error_line(run("-r", files["ref"], "-r", short, files["h1"]))
+    line = assert_one_line_error(run("-r", files["ref"], "-r", short, files["h1"]))
     assert str(short) in line and str(files["ref"]) in line and " 9" in line
 
 
 def test_invalid_utf8_names_file_and_line(files: dict[str, Path], tmp_path: Path) -> None:
     bad = tmp_path / "bad.txt"
     bad.write_bytes(b"".join((b"caf\xe9\n" if i == 2 else line.encode() + b"\n") for i, line in enumerate(HYP1)))
-    line = one_error_line(run("-r", files["ref"], bad))
+    line = assert_one_line_error(run("-r", files["ref"], bad))
     assert f"{bad}:3" in line and "UTF-8" in line
 
 
 def test_empty_file(files: dict[str, Path], tmp_path: Path) -> None:
     empty = tmp_path / "empty.txt"
     empty.write_bytes(b"")
-    assert "empty" in one_error_line(run("-r", files["ref"], empty))
-    assert "empty" in one_error_line(run("-r", empty, files["h1"]))
+    assert "empty" in assert_one_line_error(run("-r", files["ref"], empty))
+    assert "empty" in assert_one_line_error(run("-r", empty, files["h1"]))
 
 
 def test_missing_file(files: dict[str, Path], tmp_path: Path) -> None:
-    assert "not found" in one_error_line(run("-r", files["ref"], tmp_path / "nope.txt"))
+    assert "not found" in assert_one_line_error(run("-r", files["ref"], tmp_path / "nope.txt"))
 
 
 def test_unknown_metric(files: dict[str, Path]) -> None:
-    assert "meteor" in one_error_line(run("-r", files["ref"], files["h1"], "--metrics", "bleu,meteor"))
+    assert "meteor" in assert_one_line_error(run("-r", files["ref"], files["h1"], "--metrics", "bleu,meteor"))
 
 
 def test_unknown_tokenizer(files: dict[str, Path]) -> None:
-    assert "moses" in one_error_line(run("-r", files["ref"], files["h1"], "--tokenize", "moses"))
+    assert "moses" in assert_one_line_error(run("-r", files["ref"], files["h1"], "--tokenize", "moses"))
 
 
 def test_no_reference(files: dict[str, Path]) -> None:
-    assert "--ref" in one_error_line(run(files["h1"]))
+    assert "--ref" in assert_one_line_error(run(files["h1"]))
 
 
 def test_model_without_source(files: dict[str, Path]) -> None:
-    line = one_error_line(run("-m", "some/model", "-r", files["ref"]))
+    line = assert_one_line_error(run("-m", "some/model", "-r", files["ref"]))
     assert "--source" in line
 
 
 def test_source_without_model(files: dict[str, Path]) -> None:
-    assert "--model" in one_error_line(run("-s", files["ref"], "-r", files["ref"], files["h1"]))
+    assert "--model" in assert_one_line_error(run("-s", files["ref"], "-r", files["ref"], files["h1"]))
 
 
 def test_stdin_only_once(files: dict[str, Path]) -> None:
-    assert "stdin" in one_error_line(run("-r", "-", "-", input=b"x\n"))
+    assert "stdin" in assert_one_line_error(run("-r", "-", "-", input=b"x\n"))
 
 
 # ------------------------------------------------------------------ real data

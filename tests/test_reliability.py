@@ -15,7 +15,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import REPO, assert_same_checkpoint_state, tiny_config_text, toy_pairs, write_pairs
+from helpers import (
+    REPO,
+    assert_one_line_error,
+    assert_same_checkpoint_state,
+    tiny_config_text,
+    toy_pairs,
+    write_pairs,
+)
 
 from mt_cli.cli.app import app
 
@@ -26,13 +33,6 @@ def _config(tmp_path: Path, toy_dir: Path, name: str = "c.yaml", **sections: dic
     path = tmp_path / name
     path.write_text(tiny_config_text(toy_dir, **sections))
     return path
-
-
-def _one_error_line(stderr: str) -> str:
-    lines = [line for line in stderr.strip().splitlines() if line.strip()]
-    assert lines and lines[-1].startswith("error: "), stderr
-    assert "Traceback" not in stderr
-    return lines[-1]
 
 
 def _steps_of(run: Path) -> list[int]:
@@ -131,7 +131,7 @@ def test_all_checkpoints_corrupted_is_an_error_not_a_fresh_start(runner, tmp_pat
         _corrupt(step_dir)
     result = runner.invoke(app, ["train", str(config), "--run-dir", str(run), "--set", "train.max_steps=12"])
     assert result.exit_code == 1
-    line = _one_error_line(result.stderr)
+    line = assert_one_line_error(result.stderr, after_log=True)
     assert "no readable checkpoint" in line and "step-000000" in line
 
 
@@ -144,7 +144,7 @@ def test_non_finite_steps_are_skipped_counted_and_stop_the_run(runner, tmp_path,
     run = tmp_path / "run"
     result = runner.invoke(app, ["train", str(config), "--run-dir", str(run)])
     assert result.exit_code == 1
-    line = _one_error_line(result.stderr)
+    line = assert_one_line_error(result.stderr, after_log=True)
     assert "3 non-finite steps in a row" in line and "train.max_nonfinite_steps=3" in line
     assert "update skipped" in result.stderr
     assert not (run / "export").exists()
@@ -194,7 +194,7 @@ def test_line_count_mismatch_names_both_files_and_counts(runner, tmp_path, toy_d
     config = _config(tmp_path, toy_dir, data={"train": [{"source": str(src), "target": str(tgt)}]})
     result = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / "run")])
     assert result.exit_code == 1, description
-    line = _one_error_line(result.stderr)
+    line = assert_one_line_error(result.stderr, after_log=True)
     assert f"{src} has {n_src} lines but {tgt} has {len(pairs)}" in line
     assert not (tmp_path / "run" / "checkpoints").exists()
 
@@ -223,7 +223,7 @@ def test_nothing_left_after_filtering_says_why(runner, tmp_path, toy_dir) -> Non
     result = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / "run"),
                                  "--set", f"tokenizer.model={_spm(tmp_path, toy_dir)}"])
     assert result.exit_code == 1
-    line = _one_error_line(result.stderr)
+    line = assert_one_line_error(result.stderr, after_log=True)
     assert "no usable sentence pairs (5 empty, 1 over the length limits" in line
 
 
@@ -243,7 +243,7 @@ def test_invalid_utf8_in_training_data_names_file_and_line(runner, tmp_path, toy
     result = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / "run"),
                                  "--set", f"tokenizer.model={_spm(tmp_path, toy_dir)}"])
     assert result.exit_code == 1
-    assert f"{src}:7: invalid UTF-8" in _one_error_line(result.stderr)
+    assert f"{src}:7: invalid UTF-8" in assert_one_line_error(result.stderr, after_log=True)
 
 
 def test_crlf_input_yields_the_same_ids_as_lf(tmp_path, toy_dir) -> None:
@@ -294,7 +294,7 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, toy_dir)
     result = subprocess.run([*MT_CLI, "train", str(config), "--run-dir", str(run)],
                             capture_output=True, text=True, preexec_fn=limit)
     assert result.returncode == 1, result.stderr
-    line = _one_error_line(result.stderr)
+    line = assert_one_line_error(result.stderr, after_log=True)
     assert "step-00000010: cannot write" in line and "previous one is intact" in line
     assert _steps_of(run) == [5]
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
@@ -306,7 +306,7 @@ def test_unwritable_run_directory_is_a_clear_error(runner, tmp_path, toy_dir) ->
     config = _config(tmp_path, toy_dir)
     result = runner.invoke(app, ["train", str(config), "--run-dir", str(blocker / "run")])
     assert result.exit_code == 1
-    assert str(blocker / "run") in _one_error_line(result.stderr)
+    assert str(blocker / "run") in assert_one_line_error(result.stderr, after_log=True)
 
 
 # ---------------------------------------------------------------- 19: no pickle, safe YAML

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import copy_run, toy_pairs
+from helpers import assert_one_line_error, copy_run, toy_pairs
 from typer.testing import CliRunner
 
 from mt_cli.cli.app import app
@@ -51,21 +51,6 @@ def out_lines(text: str) -> list[str]:
         return []
     assert text.endswith("\n"), f"output does not end with a newline: {text[-80:]!r}"
     return text[:-1].split("\n")
-
-
-def assert_one_line_error(result, *needles: str) -> str:
-    """Exit 1, exactly one `error: ...` line on stderr containing `needles`, no traceback."""
-    assert result.exit_code == 1, (
-        f"exit {result.exit_code}\nstdout: {result.stdout!r}\nstderr: {result.stderr!r}\n"
-        f"exception: {result.exception!r}")
-    assert isinstance(result.exception, SystemExit), repr(result.exception)
-    assert "Traceback" not in result.stderr + result.stdout
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    for needle in needles:
-        assert needle in lines[0], f"{needle!r} not in {lines[0]!r}"
-    return lines[0]
 
 
 def jsonl(result) -> list[dict]:

@@ -9,6 +9,7 @@ a * source length + b is applied per batch (from the batch's longest source).
 
 from __future__ import annotations
 
+import logging
 import math
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from mt_cli.export.locate import CTRANSLATE2, read_manifest, verify_files
 from mt_cli.hypothesis import Hypothesis
 from mt_cli.tokenizer import Tokenizers
 
+log = logging.getLogger("mt_cli")
 CONFIG_FILE = "config.yaml"
 EOS_PIECE = "</s>"
 SUPPRESSED = [["<pad>"], ["<s>"]]  # as in the native search: pad and bos are never generated
@@ -40,6 +42,8 @@ class CT2Translator:
         self.tokenizers = Tokenizers.load(directory / tok["source"],
                                           None if tok["target"] == tok["source"] else directory / tok["target"])
         self.decode: DecodeConfig = config.decode
+        for note in self.decode.ignored_options():
+            log.warning(note)
         if self.decode.alignments:
             raise ConfigError("--alignments needs the native engine (translate with the model directory "
                               "this CTranslate2 model was exported from)")

@@ -6,6 +6,7 @@ the model, an over-long line is truncated to the model's limit with a warning na
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import numpy as np
@@ -18,6 +19,8 @@ from mt_cli.hypothesis import Hypothesis
 from mt_cli.model.search import search
 from mt_cli.model.transformer import Transformer
 from mt_cli.tokenizer import BOS_ID, EOS_ID, Tokenizers
+
+log = logging.getLogger("mt_cli")
 
 
 def _padded(rows: list[list[int]], min_width: int = 0) -> np.ndarray:
