@@ -192,24 +192,31 @@ def cli_args(cfg: BenchConfig, engine: Engine, stream: bool) -> list[str]:
 
 RAW_CT2 = """
 import sys, ctranslate2, sentencepiece
-model, spm_src, spm_tgt, beam, batch, threads = sys.argv[1:7]
+model, spm_src, spm_tgt, beam, batch, threads, penalty, a, b = sys.argv[1:10]
 src = sentencepiece.SentencePieceProcessor(model_file=spm_src)
 tgt = sentencepiece.SentencePieceProcessor(model_file=spm_tgt)
 translator = ctranslate2.Translator(model, device="cpu", inter_threads=1, intra_threads=int(threads))
 lines = sys.stdin.read().split("\\n")[:-1]
 pieces = src.Encode(lines, out_type=str)
-results = translator.translate_batch(pieces, beam_size=int(beam), max_batch_size=int(batch))
+limit = int(float(a) * (max(map(len, pieces)) + 1) + int(b))  # mt-cli's a * length + b, whole file
+results = translator.translate_batch(pieces, beam_size=int(beam), max_batch_size=int(batch),
+                                     length_penalty=float(penalty), max_decoding_length=limit)
 out = tgt.Decode([[p for p in r.hypotheses[0] if p != "</s>"] for r in results])
 sys.stdout.write("".join(line + "\\n" for line in out))
 """
 
 
 def raw_ct2_args(cfg: BenchConfig, engine: Engine) -> list[str]:
-    """A minimal CTranslate2 process (no mt-cli): the bar for the whole-command time."""
+    """A minimal CTranslate2 process (no mt-cli): the bar for the whole-command time, with
+    the model's own length penalty and output limit so both decode the same way."""
+    import yaml
+
     manifest = json.loads((engine.model / "manifest.json").read_text(encoding="utf-8"))
+    decode = yaml.safe_load((engine.model / "config.yaml").read_text(encoding="utf-8"))["decode"]
     tok = manifest["tokenizer"]
     return [sys.executable, "-c", RAW_CT2, str(engine.model), str(engine.model / tok["source"]),
-            str(engine.model / tok["target"]), str(cfg.beam_size), str(cfg.batch_size), str(cfg.threads)]
+            str(engine.model / tok["target"]), str(cfg.beam_size), str(cfg.batch_size), str(cfg.threads),
+            str(decode["length_penalty"]), str(decode["max_length_a"]), str(decode["max_length_b"])]
 
 
 # ---------------------------------------------------------------- scoring helpers

@@ -152,5 +152,9 @@ def set_threads(threads: int) -> None:
     op, so a second model opened in the same process with the same count is fine."""
     if not threads or tf.config.threading.get_intra_op_parallelism_threads() == threads:
         return
-    tf.config.threading.set_intra_op_parallelism_threads(threads)
-    tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+    try:
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
+    except RuntimeError:  # TensorFlow already ran an op in this process
+        log.warning(f"threads={threads} not applied: TensorFlow's thread pools are already fixed "
+                    "in this process")
