@@ -62,15 +62,21 @@ class CT2Translator:
         return truncated(self.tokenizers.target.encode_pieces(prefixes), self.max_source_tokens - 2,
                          first_line, "prefix of line")
 
+    def _limit(self, source_pieces: int, prefix_pieces: int = 0) -> int:
+        """Output tokens before eos: a * source length (with its eos) + b, as the native search."""
+        d = self.decode
+        limit = math.floor(d.max_length_a * (source_pieces + 1) + d.max_length_b)
+        return max(min(limit, self.max_source_tokens - 1), prefix_pieces, 1)
+
     def _options(self, longest_source: int) -> dict[str, Any]:
         """translate_batch options from DecodeConfig (lengths count the source's eos)."""
         d = self.decode
-        limit = min(math.floor(d.max_length_a * (longest_source + 1) + d.max_length_b), self.max_source_tokens - 1)
+        limit = self._limit(longest_source)
         sampling = d.sampling
         return {"suppress_sequences": SUPPRESSED, "min_decoding_length": 0, "max_input_length": 0,
                 "beam_size": 1 if sampling else d.beam_size, "num_hypotheses": d.n_best,
                 "length_penalty": d.length_penalty, "coverage_penalty": d.coverage_penalty,
-                "max_decoding_length": max(limit, 1), "return_scores": True,
+                "max_decoding_length": limit, "return_scores": True,
                 "sampling_topk": (d.sampling_topk or 0) if sampling else 1,
                 "sampling_topp": d.sampling_topp, "sampling_temperature": d.sampling_temperature}
 
@@ -87,7 +93,10 @@ class CT2Translator:
                 options["target_prefix"] = [prefix_pieces[i] or None for i in batch]
             found = self.translator.translate_batch([sources[i] for i in batch], **options)
             for i, result in zip(batch, found):
-                hyps = [self._hypothesis(p, s) for p, s in zip(result.hypotheses, result.scores)]
+                # CTranslate2 limits a batch by its longest source; cut each output to its own
+                # limit, where the native search forces eos (greedy outputs then match exactly)
+                own = self._limit(len(sources[i]), len(prefix_pieces[i]) if prefix_pieces else 0)
+                hyps = [self._hypothesis(p[:own], s) for p, s in zip(result.hypotheses, result.scores)]
                 results[i] = hyps or [Hypothesis(score=float("-inf"))]
         return results
 
