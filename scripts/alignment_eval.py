@@ -11,10 +11,11 @@ cases as JSON. The word list (data/alignment/nouns.en-de.tsv) was written for th
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 from pathlib import Path
+
+from json_report import emit
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -64,10 +65,7 @@ def main(argv: list[str] | None = None) -> int:
         report["layers"][str(layer)] = {"hits": hits, "cases": cases, "share": round(hits / max(cases, 1), 4)}
     best = max(report["layers"], key=lambda k: report["layers"][k]["share"])
     report["best_layer"] = int(best)
-    document = json.dumps(report, indent=2)
-    if args.out:
-        args.out.write_text(document + "\n")
-    print(document)
+    emit(report, args.out)
     return 0
 
 

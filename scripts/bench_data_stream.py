@@ -9,13 +9,14 @@ lengths only). Prints one JSON document.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from json_report import emit
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "multi30k"
@@ -71,11 +72,7 @@ def main() -> None:
     doc = {"benchmark": "data_stream", "steps": args.steps,
            "multi30k_29k_lines": small, f"repeated_{args.lines}_lines": {**big, "id_cache_mb": round(cache_mb, 1)},
            "rss_ratio": round(big["peak_rss_mb"] / small["peak_rss_mb"], 2)}
-    text = json.dumps(doc, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(doc, args.out)
 
 
 if __name__ == "__main__":

@@ -34,6 +34,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from json_report import emit
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -222,11 +224,7 @@ def main() -> None:
     document = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
                 "settings": {k: v for k, v in vars(args).items() if k != "out"} | {"source_lines": len(sentences)},
                 "rows": rows, f"speedup_batch{batched}_over_batch1": speedups(rows, batched)}
-    text = json.dumps(document, indent=2, default=str)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(document, args.out)
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from json_report import emit
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = REPO.parent / "shared" / "data" / "multi30k"
 
@@ -108,11 +110,7 @@ def main() -> None:
     doc = {"benchmark": "train", "model": "transformer-small (3+3, d256, ffn1024, 4 heads)",
            "data": str(args.data), "cpu_count": os.cpu_count(), "results": results,
            "peer_opennmt_tf_tokens_per_s": 5817}
-    text = json.dumps(doc, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(doc, args.out)
 
 
 if __name__ == "__main__":

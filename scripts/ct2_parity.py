@@ -12,10 +12,11 @@ int8 vs float32 BLEU delta).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
+
+from json_report import emit
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,10 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     report["beam_bleu_delta"] = round(report["ctranslate2-float32_beam_bleu"] - report["native_beam_bleu"], 2)
     report["int8_vs_float32_beam_bleu_delta"] = round(
         report["ctranslate2-int8_beam_bleu"] - report["ctranslate2-float32_beam_bleu"], 2)
-    document = json.dumps(report, indent=2)
-    if args.out:
-        args.out.write_text(document + "\n")
-    print(document)
+    emit(report, args.out)
     return 0
 
 
