@@ -16,7 +16,6 @@ from mt_cli.errors import DataError
 PANELS = (("train", "loss", "training loss"), ("train", "learning_rate", "learning rate"),
           ("train", "tokens_per_s", "tokens/s"), ("dev", "bleu", "dev BLEU"),
           ("dev", "chrf", "dev chrF"), ("dev", "loss", "dev loss"))
-FORMATS = (".png", ".svg", ".pdf")
 
 
 @dataclass

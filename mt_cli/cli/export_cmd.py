@@ -9,9 +9,9 @@ import typer
 
 from mt_cli.cli import console
 from mt_cli.cli.common import start_tensorflow
+from mt_cli.export.locate import CT2_QUANTIZATIONS as QUANTIZATIONS
 
 FORMATS = ("ctranslate2", "savedmodel")
-QUANTIZATIONS = ("float32", "int8", "int8_float32", "int16", "float16", "bfloat16")
 
 
 def export(

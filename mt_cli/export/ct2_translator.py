@@ -19,12 +19,11 @@ import ctranslate2
 from mt_cli.batching import longest_first_batches, truncated
 from mt_cli.config import DecodeConfig, load_config
 from mt_cli.errors import CheckpointError, ConfigError
-from mt_cli.export.locate import CTRANSLATE2, read_manifest, verify_files
+from mt_cli.export.locate import CONFIG_FILE, CTRANSLATE2, read_manifest, verify_files
 from mt_cli.hypothesis import Hypothesis
 from mt_cli.tokenizer import Tokenizers
 
 log = logging.getLogger("mt_cli")
-CONFIG_FILE = "config.yaml"
 EOS_PIECE = "</s>"
 SUPPRESSED = [["<pad>"], ["<s>"]]  # as in the native search: pad and bos are never generated
 

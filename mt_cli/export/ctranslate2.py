@@ -25,7 +25,6 @@ from mt_cli.export.model_dir import CONFIG_FILE, LoadedModel, load_export
 from mt_cli.files import atomic_dir, file_sha256
 from mt_cli.model import Transformer
 
-QUANTIZATIONS = ("float32", "int8", "int8_float32", "int16", "float16", "bfloat16")
 FORMAT_VERSION = 1
 _ACTIVATIONS = {"relu": common_spec.Activation.RELU, "gelu": common_spec.Activation.GELUTanh}
 

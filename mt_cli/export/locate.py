@@ -14,6 +14,8 @@ from mt_cli.errors import CheckpointError
 from mt_cli.files import file_sha256
 
 MANIFEST_FILE = "manifest.json"
+CONFIG_FILE = "config.yaml"  # the model's config, in native and CTranslate2 directories alike
+CT2_QUANTIZATIONS = ("float32", "int8", "int8_float32", "int16", "float16", "bfloat16")
 NATIVE = "native"
 CTRANSLATE2 = "ctranslate2"
 ENGINES = (NATIVE, CTRANSLATE2)

@@ -25,6 +25,7 @@ from mt_cli import __version__
 from mt_cli.config import Config, load_config
 from mt_cli.errors import CheckpointError
 from mt_cli.export.locate import (
+    CONFIG_FILE,
     MANIFEST_FILE,
     NATIVE,
     read_manifest,
@@ -39,7 +40,6 @@ from mt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizers
 log = logging.getLogger("mt_cli")
 FORMAT_VERSION = 1
 WEIGHTS_FILE = "model.weights.h5"
-CONFIG_FILE = "config.yaml"
 
 
 def export_config(cfg: Config, spm_names: tuple[str, str | None]) -> dict[str, Any]:

@@ -9,7 +9,6 @@ in-graph SentencePiece op.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 from typing import Any
@@ -20,6 +19,7 @@ from mt_cli import __version__
 from mt_cli.config import DecodeConfig
 from mt_cli.export.locate import MANIFEST_FILE
 from mt_cli.export.model_dir import load_export
+from mt_cli.extras import installed
 from mt_cli.files import atomic_dir
 from mt_cli.model import Transformer
 from mt_cli.model.search import bound_search
@@ -74,7 +74,7 @@ def _text_signature(module: ServingModule, spm: tuple[bytes, bytes]) -> Any:
 
 
 def text_ops_available() -> bool:
-    return importlib.util.find_spec("tensorflow_text") is not None
+    return installed("tensorflow_text")
 
 
 def export_savedmodel(model_dir: str | Path, output: Path) -> dict[str, Any]:
