@@ -112,3 +112,30 @@ def assert_same_checkpoint_state(a: Path, b: Path) -> None:
         np.testing.assert_array_equal(x[name], y[name], err_msg=name)
         if np.issubdtype(np.asarray(y[name]).dtype, np.floating):
             assert np.isfinite(y[name]).all(), name
+
+
+def random_model_dir(root: Path, toy_dir: Path, name: str, norm: str = "pre", joint: bool = True,
+                     share: str = "all", activation: str = "relu") -> Path:
+    """A model directory with seeded random weights (and its own tokenizer): parity needs no
+    training."""
+    import keras
+
+    from mt_cli.config import load_config
+    from mt_cli.export.model_dir import write_export
+    from mt_cli.model import build_model
+    from mt_cli.tokenizer import Tokenizers, train_tokenizers
+
+    sources, targets = [toy_dir / "train.src"], [toy_dir / "train.tgt"]
+    paths = train_tokenizers(sources, targets, root / f"{name}-spm", joint=joint, vocab_size=32)
+    tokenizers = Tokenizers.load(*paths)
+    overrides = [f"model.norm={norm}", f"model.share_embeddings={share}", f"model.activation={activation}",
+                 "model.encoder_layers=2", "model.decoder_layers=2", "model.hidden_dim=32",
+                 "model.num_heads=4", "model.ffn_dim=64", "model.max_length=48",
+                 f"tokenizer.joint={str(joint).lower()}", "decode.max_length_b=6", "decode.max_length_a=1.0"]
+    cfg = load_config(None, overrides)
+    keras.utils.set_random_seed(len(name))
+    model = build_model(cfg.model, tokenizers.source.vocab_size, tokenizers.target.vocab_size)
+    model.set_weights([w * 4.0 for w in model.get_weights()])  # sharper: varied outputs, few near-ties
+    out = root / name
+    write_export(out, model, cfg, tokenizers, {"step": 0, "weights_from": {"last_step": 0}})
+    return out

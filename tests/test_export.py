@@ -10,19 +10,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import assert_one_line_error
+from helpers import assert_one_line_error, random_model_dir
 from typer.testing import CliRunner
 
 from mt_cli.cli.app import app
-from mt_cli.config import load_config
-from mt_cli.export.model_dir import write_export
 from mt_cli.extras import require
-from mt_cli.model import build_model
-from mt_cli.tokenizer import Tokenizers, train_tokenizers
 from mt_cli.translate import open_translator
 
 pytest.importorskip("ctranslate2")
@@ -44,25 +39,6 @@ def ok(result: object) -> object:
     return result
 
 
-def _random_model_dir(root: Path, toy_dir: Path, name: str, norm: str, joint: bool, share: str,
-                      activation: str) -> Path:
-    """A model directory with seeded random weights: parity needs no training."""
-    sources, targets = [toy_dir / "train.src"], [toy_dir / "train.tgt"]
-    paths = train_tokenizers(sources, targets, root / f"{name}-spm", joint=joint, vocab_size=32)
-    tokenizers = Tokenizers.load(*paths)
-    overrides = [f"model.norm={norm}", f"model.share_embeddings={share}", f"model.activation={activation}",
-                 "model.encoder_layers=2", "model.decoder_layers=2", "model.hidden_dim=32",
-                 "model.num_heads=4", "model.ffn_dim=64", "model.max_length=48",
-                 f"tokenizer.joint={str(joint).lower()}", "decode.max_length_b=6", "decode.max_length_a=1.0"]
-    cfg = load_config(None, overrides)
-    keras.utils.set_random_seed(len(name))
-    model = build_model(cfg.model, tokenizers.source.vocab_size, tokenizers.target.vocab_size)
-    model.set_weights([w * 4.0 for w in model.get_weights()])  # sharper: varied outputs, few near-ties
-    out = root / name
-    write_export(out, model, cfg, tokenizers, {"step": 0, "weights_from": {"last_step": 0}})
-    return out
-
-
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory: pytest.TempPathFactory, toy_dir: Path) -> dict[str, tuple[Path, Path]]:
     """name -> (native model dir, its CTranslate2 export)."""
@@ -71,7 +47,7 @@ def variants(tmp_path_factory: pytest.TempPathFactory, toy_dir: Path) -> dict[st
     root = tmp_path_factory.mktemp("variants")
     made = {}
     for name, options in VARIANTS.items():
-        native = _random_model_dir(root, toy_dir, name, **options)
+        native = random_model_dir(root, toy_dir, name, **options)
         made[name] = (native, export_ctranslate2(native, root / f"{name}-ct2"))
     return made
 
@@ -249,7 +225,7 @@ def _matches(arrays: list[np.ndarray], expected: list[np.ndarray]) -> bool:
 def test_average_of_one_is_it_and_of_two_is_the_mean(trained_run: Path, tmp_path: Path) -> None:
     steps = sorted(int(p.name.split("-")[1]) for p in (trained_run / "checkpoints").glob("step-*"))
     a, b = steps[-2], steps[-1]
-    ckpt = lambda s: str(trained_run / "checkpoints" / f"step-{s:08d}" / "ckpt")  # noqa: E731
+    ckpt = lambda s: str(trained_run / "checkpoints" / f"step-{s:08d}" / "ckpt")
     ok(cli("average", trained_run, "--steps", b, "-o", tmp_path / "one"))
     assert _matches(_export_arrays(tmp_path / "one"), list(_checkpoint_arrays(ckpt(b)).values()))
     ok(cli("average", trained_run, "--last", 2, "-o", tmp_path / "two"))

@@ -30,9 +30,22 @@ def _warn_unmatched(given: set[str]) -> None:
             console.warning(message)
 
 
+def _parse_weights(text: str | None) -> list[float] | None:
+    """`0.6,0.4` -> [0.6, 0.4]; a clear error for anything else."""
+    if text is None:
+        return None
+    from mt_cli.errors import ConfigError
+
+    try:
+        return [float(part) for part in text.split(",")]
+    except ValueError:
+        raise ConfigError(f"--ensemble-weights: {text!r} is not a comma-separated list of numbers "
+                          "(e.g. 0.5,0.5)") from None
+
+
 @with_decode_options
 def translate(
-    model: Annotated[Path, typer.Option("--model", "-m", help="Model directory (native or CTranslate2 export), or a run directory (uses its export/).")],
+    model: Annotated[list[Path], typer.Option("--model", "-m", help="Model directory (native or CTranslate2 export), or a run directory (uses its export/). Repeat for an ensemble of native models.")],
     input_: Annotated[Path | None, typer.Argument(help="Source text file (default: stdin).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")] = None,
     with_scores: Annotated[bool, typer.Option("--with-scores", help="Prefix each line with its score and a tab.")] = False,
@@ -40,6 +53,7 @@ def translate(
     prefix_file: Annotated[Path | None, typer.Option("--prefix-file", help="Target prefixes, one per line, to continue from.")] = None,
     stream: Annotated[bool, typer.Option("--stream", help="Translate and flush line by line (for pipes).")] = False,
     threads: Annotated[int, typer.Option("--threads", help="CPU threads (0 = the engine's default: all cores).")] = 0,
+    ensemble_weights: Annotated[str | None, typer.Option("--ensemble-weights", help="Comma-separated weight per -m (default equal), e.g. 0.6,0.4.")] = None,
     set_: SetOption = None,
     decode_overrides: list[str] | None = None,
 ) -> None:
@@ -50,6 +64,7 @@ def translate(
       mt-cli translate -m runs/demo test.en -o test.hyp
       echo "A dog runs." | mt-cli translate -m runs/demo --beam-size 1
       mt-cli translate -m runs/demo test.en --n-best 4 --beam-size 4 --format jsonl
+      mt-cli translate -m runs/a -m runs/b --ensemble-weights 0.6,0.4 test.en
     """
     from mt_cli.errors import ConfigError
     from mt_cli.textio import atomic_write_lines, check_same_length, iter_lines, read_lines
@@ -68,14 +83,14 @@ def translate(
 
     from mt_cli.export.locate import CTRANSLATE2, engine_of
 
-    engine = engine_of(model)
-    if engine == CTRANSLATE2:
+    weights = _parse_weights(ensemble_weights)
+    if len(model) == 1 and engine_of(model[0]) == CTRANSLATE2:
         _warn_unmatched(_keys(given) | _keys(list(set_ or [])))
     else:
         start_tensorflow()
     from mt_cli.translate import open_translator, translate_lines
 
-    translator = open_translator(model, overrides, threads)
+    translator = open_translator(model, overrides, threads, weights)
     lines = translate_lines(translator, iter_lines(input_ or "-"), prefixes=prefixes, fmt=fmt,
                             with_scores=with_scores, stream=stream,
                             names=(str(input_ or "<stdin>"), str(prefix_file)))

@@ -34,6 +34,7 @@ from mt_cli.export.locate import (
 )
 from mt_cli.files import atomic_dir, file_sha256
 from mt_cli.model import build_model
+from mt_cli.model.ensemble import Ensemble
 from mt_cli.model.translator import Translator
 from mt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizers
 
@@ -145,6 +146,28 @@ def load_translator(path: str | Path, overrides: list[str] | None = None) -> Tra
     """A Translator over a model directory, with `--set` style (decode) overrides applied."""
     loaded = load_export(path, overrides)
     return Translator(loaded.model, loaded.tokenizers, loaded.config.decode)
+
+
+def _check_same_tokenizers(first: LoadedModel, other: LoadedModel) -> None:
+    """Ensemble members must read and write the same pieces: compare tokenizer hashes."""
+    for side in ("source", "target"):
+        mine, theirs = first.manifest["tokenizer"][f"{side}_sha256"], other.manifest["tokenizer"][f"{side}_sha256"]
+        if mine != theirs:
+            raise CheckpointError(
+                f"{other.directory}: its {side} SentencePiece model (sha256 {theirs[:12]}) differs from "
+                f"{first.directory}'s ({mine[:12]}); ensembles need models trained with the same "
+                "tokenizer (train them with the same tokenizer.model)")
+
+
+def load_ensemble_translator(paths: list[str | Path], overrides: list[str] | None = None,
+                             weights: list[float] | None = None) -> Translator:
+    """One Translator over several model directories whose next-token log-probabilities are
+    averaged (`weights`, default equal); decoding options come from the first directory."""
+    loaded = [load_export(path, overrides) for path in paths]
+    for other in loaded[1:]:
+        _check_same_tokenizers(loaded[0], other)
+    ensemble = Ensemble([m.model for m in loaded], weights)
+    return Translator(ensemble, loaded[0].tokenizers, loaded[0].config.decode)
 
 
 def set_threads(threads: int) -> None:

@@ -20,6 +20,7 @@ import tensorflow as tf
 
 from mt_cli.config import DecodeConfig, decode_fields
 from mt_cli.hypothesis import Hypothesis
+from mt_cli.model.ensemble import Ensemble
 from mt_cli.model.layers import NEG_INF
 from mt_cli.model.transformer import Transformer
 from mt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID
@@ -27,6 +28,7 @@ from mt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID
 _VALID = NEG_INF / 2  # scores below this mark impossible hypotheses
 # Options passed to the compiled search as one float vector, in field order.
 TENSOR_OPTIONS = tuple(f.name for f in decode_fields("tensor", "switch"))
+SearchModel = Transformer | Ensemble  # what the search decodes: one model or several as one
 
 
 def graph_key(options: DecodeConfig) -> tuple:
@@ -118,7 +120,7 @@ class _Setup:
 
 
 def _setup(
-    model: Transformer, source: tf.Tensor, prefix: tf.Tensor, a: tf.Tensor, b: tf.Tensor, rows: int
+    model: SearchModel, source: tf.Tensor, prefix: tf.Tensor, a: tf.Tensor, b: tf.Tensor, rows: int
 ) -> _Setup:
     """Encode, derive per-sentence limits, and build a cache for ``rows`` hypotheses per sentence."""
     memory, source_mask = model.encode(source)
@@ -183,7 +185,7 @@ class _LeftToRight:
     """Independent left-to-right decoding of ``rows`` hypotheses per sentence (greedy when
     ``sample`` is None, else (top-k, use top-p) sampling)."""
 
-    def __init__(self, model: Transformer, setup: _Setup, params: dict[str, tf.Tensor], rows: int,
+    def __init__(self, model: SearchModel, setup: _Setup, params: dict[str, tf.Tensor], rows: int,
                  sample: tuple[int, bool] | None) -> None:
         self.model, self.setup, self.params, self.rows, self.sample = model, setup, params, rows, sample
         self.ban = _ban_bias(model.target_vocab_size)
@@ -218,7 +220,7 @@ class _LeftToRight:
         vector = tf.TensorShape([None])
         invariants = _SampleState(
             tf.TensorShape([]), vector, vector, vector, vector, tf.TensorShape(None),
-            tf.TensorShape(None), Transformer.cache_shape_invariants(self.setup.cache))
+            tf.TensorShape(None), self.model.cache_shape_invariants(self.setup.cache))
         return state, invariants
 
     def run(self) -> dict[str, tf.Tensor]:
@@ -282,7 +284,7 @@ class _Beam:
     (valid because log-probabilities only fall and the coverage term is <= 0).
     """
 
-    def __init__(self, model: Transformer, setup: _Setup, params: dict[str, tf.Tensor], beam: int,
+    def __init__(self, model: SearchModel, setup: _Setup, params: dict[str, tf.Tensor], beam: int,
                  use_coverage: bool) -> None:
         self.model, self.setup, self.params = model, setup, params
         self.k, self.k2 = beam, min(2 * beam, model.target_vocab_size)
@@ -339,7 +341,7 @@ class _Beam:
         alive_lp, pick = tf.math.top_k(tf.where(tf.equal(cand.token, EOS_ID), NEG_INF, cand.score), k=self.k)
         alive_lp = tf.where(alive_lp > _VALID, alive_lp, NEG_INF)
         parent = tf.gather(cand.origin, pick, batch_dims=1)
-        cache = Transformer.reorder_cache(cache, tf.reshape(parent + self.batch_offsets, [-1]))
+        cache = self.model.reorder_cache(cache, tf.reshape(parent + self.batch_offsets, [-1]))
         # Finished: eos continuations compete with the k best so far.
         fin_cand = self.finished_scores(s, cand, cand_cov)
         _, keep = tf.math.top_k(tf.concat([s.fin_score, fin_cand], axis=1), k=self.k)
@@ -395,7 +397,7 @@ class _Beam:
         start = self.start()
         invariants = _BeamState(
             *(tf.TensorShape([None] * t.shape.rank) for t in start[:-1]),
-            cache=Transformer.cache_shape_invariants(self.setup.cache))
+            cache=self.model.cache_shape_invariants(self.setup.cache))
 
         def cond(s: _BeamState) -> tf.Tensor:
             return tf.logical_and(s.step < self.setup.steps, ~tf.reduce_all(s.done))
@@ -406,10 +408,10 @@ class _Beam:
 
 
 # -- compiled entry point -----------------------------------------------------------
-_COMPILED: weakref.WeakKeyDictionary[Transformer, dict[tuple, Callable]] = weakref.WeakKeyDictionary()
+_COMPILED: weakref.WeakKeyDictionary[SearchModel, dict[tuple, Callable]] = weakref.WeakKeyDictionary()
 
 
-def _compile(model: Transformer, options: DecodeConfig) -> Callable:
+def _compile(model: SearchModel, options: DecodeConfig) -> Callable:
     """One tf.function for the graph-shaping part of `options`; the rest are its inputs."""
     model_ref = weakref.ref(model)  # the cache must not keep the model alive
     mode, beam = search_mode(options), options.beam_size
@@ -445,7 +447,7 @@ def _option_values(options: DecodeConfig) -> tuple[tf.Tensor, tf.Tensor]:
     return values, tf.constant([seed, 0], tf.int32)
 
 
-def bound_search(model: Transformer, options: DecodeConfig) -> Callable[[tf.Tensor, tf.Tensor], dict]:
+def bound_search(model: SearchModel, options: DecodeConfig) -> Callable[[tf.Tensor, tf.Tensor], dict]:
     """The compiled search with `options` bound: (source [B, S], prefix [B, P]) -> the raw
     tensors (tokens, logprobs, length, score, valid), for graphs that embed it (SavedModel)."""
     run = _compile(model, options)
@@ -454,7 +456,7 @@ def bound_search(model: Transformer, options: DecodeConfig) -> Callable[[tf.Tens
 
 
 def search(
-    model: Transformer,
+    model: SearchModel,
     source_ids: tf.Tensor | np.ndarray,
     options: DecodeConfig | None = None,
     target_prefix: tf.Tensor | np.ndarray | None = None,

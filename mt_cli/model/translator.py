@@ -16,8 +16,7 @@ from mt_cli.alignment import hard_alignment, layer_index
 from mt_cli.batching import longest_first_batches, truncated
 from mt_cli.config import DecodeConfig
 from mt_cli.hypothesis import Hypothesis
-from mt_cli.model.search import search
-from mt_cli.model.transformer import Transformer
+from mt_cli.model.search import SearchModel, search
 from mt_cli.tokenizer import BOS_ID, EOS_ID, Tokenizers
 
 log = logging.getLogger("mt_cli")
@@ -34,7 +33,7 @@ def _padded(rows: list[list[int]], min_width: int = 0) -> np.ndarray:
 class Translator:
     """A model, its tokenizers and decoding options, ready to translate batches of lines."""
 
-    def __init__(self, model: Transformer, tokenizers: Tokenizers, decode: DecodeConfig) -> None:
+    def __init__(self, model: SearchModel, tokenizers: Tokenizers, decode: DecodeConfig) -> None:
         self.model = model
         self.tokenizers = tokenizers
         self.decode = decode
