@@ -30,7 +30,7 @@ class LineTranslator(Protocol):
     decode: DecodeConfig
 
     def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
-                        first_line: int = 1) -> list[list[Hypothesis]]: ...
+                        first_line: int = 1, constraints: list[str] | None = None) -> list[list[Hypothesis]]: ...
 
     def translate(self, lines: list[str], first_line: int = 1) -> list[str]: ...
 
@@ -104,21 +104,35 @@ def format_nbest(index: int, nbest: list[Hypothesis], fmt: str, with_scores: boo
     return [_aligned_text(best, f"{best.score:.4f}\t{best.text}" if with_scores else best.text)]
 
 
+def _aligned_slice(side: list[str] | None, start: int, count: int, names: tuple[str, str]) -> list[str] | None:
+    """Lines start..start+count of a per-line side file (prefixes, constraints), which must
+    not run out before the input does; `names` = (input, side file)."""
+    if side is None:
+        return None
+    part = side[start:start + count]
+    if len(part) != count:
+        raise DataError(f"{names[1]} has {len(side)} lines but {names[0]} has more; "
+                        "give one line per input line (empty for none)")
+    return part
+
+
 def translate_lines(translator: LineTranslator, lines: Iterable[str], *, prefixes: list[str] | None = None,
-                    fmt: str = "text", with_scores: bool = False, stream: bool = False,
-                    names: tuple[str, str] = ("<input>", "<prefixes>")) -> Iterator[str]:
+                    constraints: list[str] | None = None, fmt: str = "text", with_scores: bool = False,
+                    stream: bool = False, names: tuple[str, ...] = ("<input>", "<prefixes>", "<constraints>")
+                    ) -> Iterator[str]:
     """Formatted output lines (`fmt` text or jsonl) for `lines`, lazily; `names` (input,
-    prefix file) name them in messages."""
+    prefix file, constraints file) name them in messages."""
     index = 0
     for chunk in chunked(lines, 1 if stream else CHUNK_LINES):
-        chunk_prefixes = None
-        if prefixes is not None:
-            chunk_prefixes = prefixes[index:index + len(chunk)]
-            if len(chunk_prefixes) != len(chunk):
-                raise DataError(f"{names[1]} has {len(prefixes)} lines but {names[0]} has more; "
-                                "give one prefix per input line (empty for none)")
-        for offset, nbest in enumerate(translator.translate_nbest(chunk, chunk_prefixes, index + 1)):
+        chunk_prefixes = _aligned_slice(prefixes, index, len(chunk), (names[0], names[1]))
+        chunk_constraints = _aligned_slice(constraints, index, len(chunk), (names[0], names[2]))
+        try:
+            found = translator.translate_nbest(chunk, chunk_prefixes, index + 1, constraints=chunk_constraints)
+        except DataError as exc:
+            raise DataError(f"{names[2]}: {exc}" if chunk_constraints is not None else str(exc)) from None
+        for offset, nbest in enumerate(found):
             yield from format_nbest(index + offset, nbest, fmt, with_scores, translator.decode.n_best)
         index += len(chunk)
-    if prefixes is not None and index != len(prefixes):
-        raise DataError(f"{names[1]} has {len(prefixes)} lines but {names[0]} has {index}")
+    for side, name in ((prefixes, names[1]), (constraints, names[2])):
+        if side is not None and index != len(side):
+            raise DataError(f"{name} has {len(side)} lines but {names[0]} has {index}")

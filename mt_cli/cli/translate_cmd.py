@@ -51,6 +51,7 @@ def translate(
     with_scores: Annotated[bool, typer.Option("--with-scores", help="Prefix each line with its score and a tab.")] = False,
     fmt: Annotated[str, typer.Option("--format", help="text or jsonl (text, score, tokens, n-best).")] = "text",
     prefix_file: Annotated[Path | None, typer.Option("--prefix-file", help="Target prefixes, one per line, to continue from.")] = None,
+    constraints_file: Annotated[Path | None, typer.Option("--constraints-file", help="Target phrases each output must contain: one line per input line, tab-separated, empty for none.")] = None,
     stream: Annotated[bool, typer.Option("--stream", help="Translate and flush line by line (for pipes).")] = False,
     threads: Annotated[int, typer.Option("--threads", help="CPU threads (0 = the engine's default: all cores).")] = 0,
     ensemble_weights: Annotated[str | None, typer.Option("--ensemble-weights", help="Comma-separated weight per -m (default equal), e.g. 0.6,0.4.")] = None,
@@ -65,6 +66,7 @@ def translate(
       echo "A dog runs." | mt-cli translate -m runs/demo --beam-size 1
       mt-cli translate -m runs/demo test.en --n-best 4 --beam-size 4 --format jsonl
       mt-cli translate -m runs/a -m runs/b --ensemble-weights 0.6,0.4 test.en
+      mt-cli translate -m runs/demo test.en --constraints-file terms.tsv
     """
     from mt_cli.errors import ConfigError
     from mt_cli.textio import atomic_write_lines, check_same_length, iter_lines, read_lines
@@ -78,8 +80,10 @@ def translate(
     if stream:
         overrides += ["decode.batch_size=1", "decode.batch_tokens=0"]
     prefixes = read_lines(prefix_file) if prefix_file else None
-    if prefix_file is not None and input_ is not None:
-        check_same_length(input_, prefix_file)  # fail before translating anything
+    constraints = read_lines(constraints_file) if constraints_file else None
+    for side in (prefix_file, constraints_file):
+        if side is not None and input_ is not None:
+            check_same_length(input_, side)  # fail before translating anything
 
     from mt_cli.export.locate import CTRANSLATE2, engine_of
 
@@ -91,9 +95,9 @@ def translate(
     from mt_cli.translate import open_translator, translate_lines
 
     translator = open_translator(model, overrides, threads, weights)
-    lines = translate_lines(translator, iter_lines(input_ or "-"), prefixes=prefixes, fmt=fmt,
-                            with_scores=with_scores, stream=stream,
-                            names=(str(input_ or "<stdin>"), str(prefix_file)))
+    lines = translate_lines(translator, iter_lines(input_ or "-"), prefixes=prefixes, constraints=constraints,
+                            fmt=fmt, with_scores=with_scores, stream=stream,
+                            names=(str(input_ or "<stdin>"), str(prefix_file), str(constraints_file)))
     if output is not None:
         atomic_write_lines(output, lines)
         return

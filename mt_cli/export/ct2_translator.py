@@ -80,8 +80,11 @@ class CT2Translator:
                 "sampling_topp": d.sampling_topp, "sampling_temperature": d.sampling_temperature}
 
     def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
-                        first_line: int = 1) -> list[list[Hypothesis]]:
+                        first_line: int = 1, constraints: list[str] | None = None) -> list[list[Hypothesis]]:
         """n-best hypotheses for each line, in input order (`first_line` numbers warnings)."""
+        if constraints is not None and any(line.strip() for line in constraints):
+            raise ConfigError("constraints need the native engine (CTranslate2 has no lexically constrained "
+                              "decoding); translate with the model directory this export came from")
         sources = self._source_pieces(lines, first_line)
         prefix_pieces = self._prefix_pieces(prefixes, first_line) if prefixes else None
         results: list[list[Hypothesis]] = [[Hypothesis()] for _ in lines]

@@ -68,7 +68,7 @@ def _write_column(buffer: tf.Tensor, column: tf.Tensor, values: tf.Tensor) -> tf
     return tf.where(hit, values[..., tf.newaxis], buffer)
 
 
-def _ban_bias(vocab_size: int) -> tf.Tensor:
+def ban_bias(vocab_size: int) -> tf.Tensor:
     """Logit bias [V] that keeps pad and bos from ever being generated."""
     bias = np.zeros([vocab_size], np.float32)
     bias[[PAD_ID, BOS_ID]] = NEG_INF
@@ -188,7 +188,7 @@ class _LeftToRight:
     def __init__(self, model: SearchModel, setup: _Setup, params: dict[str, tf.Tensor], rows: int,
                  sample: tuple[int, bool] | None) -> None:
         self.model, self.setup, self.params, self.rows, self.sample = model, setup, params, rows, sample
-        self.ban = _ban_bias(model.target_vocab_size)
+        self.ban = ban_bias(model.target_vocab_size)
 
     def body(self, s: _SampleState) -> _SampleState:
         logits, cache = self.model.decode_step(s.prev, s.step, s.cache, logits_bias=self.ban)
@@ -295,7 +295,7 @@ class _Beam:
         self.lp_max_len = _length_penalty(setup.max_len + 1, self.alpha)
         self.batch_offsets = (tf.range(self.bsz) * beam)[:, tf.newaxis]
         self.nth = tf.cast(params["n_best"], tf.int32) - 1
-        self.ban = _ban_bias(model.target_vocab_size)
+        self.ban = ban_bias(model.target_vocab_size)
 
     def candidates(self, s: _BeamState, logits: tf.Tensor) -> _Candidates:
         """Per-row top 2k first (softmax and one max-reduction are the only passes over the

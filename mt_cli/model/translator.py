@@ -15,9 +15,12 @@ import tensorflow as tf
 from mt_cli.alignment import hard_alignment, layer_index
 from mt_cli.batching import longest_first_batches, truncated
 from mt_cli.config import DecodeConfig
+from mt_cli.constraints import distinct_pieces, parse_constraint_line
+from mt_cli.errors import ConfigError, DataError
 from mt_cli.hypothesis import Hypothesis
+from mt_cli.model.constrained import constrained_search
 from mt_cli.model.search import SearchModel, search
-from mt_cli.tokenizer import BOS_ID, EOS_ID, Tokenizers
+from mt_cli.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizers
 
 log = logging.getLogger("mt_cli")
 
@@ -51,22 +54,71 @@ class Translator:
         return truncated(self.tokenizers.target.encode_ids(prefixes), self.max_source_tokens - 2,
                          first_line, "prefix of line")
 
+    def _encode_constraints(self, lines: list[str], first_line: int) -> list[list[list[int]]]:
+        """Each line's distinct constraint phrases as target piece ids; one that cannot fit the
+        model's output limit is an error (it could not be met)."""
+        target, limit = self.tokenizers.target, self.max_source_tokens - 1
+        encoded = []
+        for number, line in enumerate(lines, first_line):
+            phrases = parse_constraint_line(line)
+            ids = distinct_pieces(target.encode_ids(phrases) if phrases else [])
+            if sum(map(len, ids)) > limit:
+                raise DataError(f"constraints of line {number} take {sum(map(len, ids))} pieces, more than "
+                                f"the model's output limit of {limit}; shorten or split them")
+            for phrase, row in zip(phrases, ids):
+                if UNK_ID in row:
+                    log.warning(f"line {number}: constraint {phrase!r} has characters the target vocabulary "
+                                "lacks; they come out as unknown pieces")
+            encoded.append(ids)
+        return encoded
+
     def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
-                        first_line: int = 1) -> list[list[Hypothesis]]:
-        """n-best hypotheses for each line, in input order (`first_line` numbers warnings)."""
+                        first_line: int = 1, constraints: list[str] | None = None) -> list[list[Hypothesis]]:
+        """n-best hypotheses for each line, in input order (`first_line` numbers warnings).
+        Lines with constraints (tab-separated target phrases) go through constrained search."""
         sources = self._encode(lines, first_line)
         prefix_ids = self._encode_prefixes(prefixes, first_line) if prefixes else None
+        phrases = self._encode_constraints(constraints, first_line) if constraints else [[] for _ in lines]
+        if any(phrases):
+            self._check_constrainable(prefix_ids is not None)
+        for i in range(len(lines)):
+            if phrases[i] and not sources[i]:
+                log.warning(f"line {first_line + i}: empty input, its constraints are not applied "
+                            "(the output stays empty)")
         results: list[list[Hypothesis]] = [[Hypothesis()] for _ in lines]
-        for batch in longest_first_batches([len(s) for s in sources], self.decode.batch_tokens,
-                                           self.decode.batch_size):
+        free = [i for i in range(len(lines)) if not phrases[i]]
+        for batch in self._batches(sources, free):
             prefix = _padded([prefix_ids[i] for i in batch], 1) if prefix_ids is not None else None
             found = search(self.model, _padded([sources[i] for i in batch]), self.decode, target_prefix=prefix)
-            for row, i in enumerate(batch):
-                hyps = [self._with_text(h) for h in found.hypotheses[row]]
-                results[i] = hyps or [Hypothesis(score=float("-inf"))]  # never lose a line
+            self._store(results, batch, found.hypotheses)
+        for batch in self._batches(sources, [i for i in range(len(lines)) if phrases[i]]):
+            found = constrained_search(self.model, _padded([sources[i] for i in batch]),
+                                       [phrases[i] for i in batch], self.decode)
+            self._store(results, batch, found)
         if self.decode.alignments:
             results = self._aligned(lines, sources, results)
         return results
+
+    def _check_constrainable(self, with_prefixes: bool) -> None:
+        """Constrained search is a beam search without prefixes or coverage penalty."""
+        if with_prefixes:
+            raise ConfigError("target prefixes and constraints cannot be combined (yet); give one of them")
+        if self.decode.sampling:
+            raise ConfigError("constraints need beam search or greedy decoding, not sampling; "
+                              "drop --sampling-topk/--sampling-topp")
+        if self.decode.coverage_penalty:
+            log.warning("coverage_penalty is not applied to lines with constraints")
+
+    def _batches(self, sources: list[list[int]], indices: list[int]) -> list[list[int]]:
+        """`indices` (into sources) grouped into length-sorted batches."""
+        batches = longest_first_batches([len(sources[i]) for i in indices], self.decode.batch_tokens,
+                                        self.decode.batch_size)
+        return [[indices[j] for j in batch] for batch in batches]
+
+    def _store(self, results: list[list[Hypothesis]], batch: list[int], found: list[list[Hypothesis]]) -> None:
+        for row, i in enumerate(batch):
+            hyps = [self._with_text(h) for h in found[row]]
+            results[i] = hyps or [Hypothesis(score=float("-inf"))]  # never lose a line
 
     def _aligned(self, lines: list[str], sources: list[list[int]],
                  results: list[list[Hypothesis]]) -> list[list[Hypothesis]]:
