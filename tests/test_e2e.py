@@ -56,3 +56,17 @@ def test_quickstart_pipeline_learns_the_demo_corpus(tmp_path: Path) -> None:
     untrained = json.loads(base.stdout)["test_bleu"]
     assert untrained < 2.0
     assert summary["test_bleu"] > untrained + 10.0, (summary, untrained)
+
+    # Terminology: one reference noun per line as a constraint, met on every line.
+    sources = (REPO / "data/demo/test.en").read_text(encoding="utf-8").splitlines()[:60]
+    references = (REPO / "data/demo/test.de").read_text(encoding="utf-8").splitlines()[:60]
+    nouns = [next((w.strip(".,?!") for w in ref.split()[1:] if w[:1].isupper()), "") for ref in references]
+    (tmp_path / "test.en").write_text("".join(s + "\n" for s in sources), encoding="utf-8")
+    (tmp_path / "terms.tsv").write_text("".join(n + "\n" for n in nouns), encoding="utf-8")
+    constrained = subprocess.run([*MT_CLI, "translate", "-m", str(run_dir), str(tmp_path / "test.en"),
+                                  "--constraints-file", str(tmp_path / "terms.tsv"), "--beam-size", "4"],
+                                 capture_output=True, text=True, timeout=600)
+    assert constrained.returncode == 0, constrained.stderr[-3000:]
+    outputs = constrained.stdout.split("\n")[:-1]
+    assert len(outputs) == 60 and sum(map(bool, nouns)) > 40
+    assert all(noun in out for noun, out in zip(nouns, outputs)), list(zip(nouns, outputs))
