@@ -21,13 +21,14 @@ import math
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
 
 from mt_cli.config import DecodeConfig
 from mt_cli.hypothesis import Hypothesis
-from mt_cli.model.search import SearchModel, ban_bias
+from mt_cli.model.search import SearchModel, ban_bias, top_k_wide
 from mt_cli.tokenizer import BOS_ID, EOS_ID
 
 
@@ -129,14 +130,14 @@ class _ConstrainedBeam:
     def __init__(self, options: DecodeConfig) -> None:
         self.k, self.alpha, self.n_best = options.beam_size, options.length_penalty, options.n_best
 
-    def expand(self, sentence: _Sentence, logprobs: np.ndarray, step: int) -> list[_Candidate]:
-        """Allowed continuations of each alive hypothesis (rows of `logprobs` in beam order)."""
+    def expand(self, sentence: _Sentence, logprobs: np.ndarray, best: np.ndarray, step: int) -> list[_Candidate]:
+        """Allowed continuations of each alive hypothesis (rows of `logprobs` and of its k best
+        tokens `best`, in beam order)."""
         remaining = sentence.max_len - step - 1  # tokens still allowed after this one
         candidates = []
         for row, hyp in enumerate(sentence.alive):
             lp = logprobs[row]
-            best = np.argpartition(-lp, self.k)[:self.k] if lp.shape[0] > self.k else range(lp.shape[0])
-            for token in {*map(int, best), *hyp.state.advancing_tokens(), EOS_ID}:
+            for token in {*best[row].tolist(), *hyp.state.advancing_tokens(), EOS_ID}:
                 if token == EOS_ID:
                     if hyp.state.needed() == 0:
                         candidates.append(_Candidate(hyp, row, token, float(lp[token]), hyp.state))
@@ -168,13 +169,33 @@ class _ConstrainedBeam:
         return sentence.finished[self.n_best - 1].score > best_alive / _length_penalty(sentence.max_len + 1, self.alpha)
 
 
-_STEPS: weakref.WeakKeyDictionary[SearchModel, Callable] = weakref.WeakKeyDictionary()
+_STEPS: weakref.WeakKeyDictionary[SearchModel, dict[int, Callable]] = weakref.WeakKeyDictionary()
 
 
-def _compiled_step(model: SearchModel) -> Callable:
-    """(previous tokens [R], step, cache, beam order [R]) -> (log-probabilities [R, V], cache),
-    compiled once per model; the cache's growing time axis is generalised after two traces."""
-    if model not in _STEPS:
+def _relaxed_spec(structure: Any, key: str = "") -> Any:
+    """Input signature of a decoder cache: weights keep their shapes, attention keys/values
+    their head size, all else is relaxed, so new batch sizes, source lengths and steps reuse
+    one trace (a shape-polymorphic dispatch over a cache of many tensors cost ~40 ms a call)."""
+    if isinstance(structure, dict):
+        return {name: _relaxed_spec(value, "weights" if key == "weights" else name)
+                for name, value in structure.items()}
+    if isinstance(structure, (list, tuple)):
+        return type(structure)(_relaxed_spec(value, key) for value in structure)
+    rank = structure.shape.rank
+    if key == "weights":
+        shape = structure.shape
+    elif key.endswith(("_k", "_v")):
+        shape = [None] * (rank - 1) + [structure.shape[-1]]
+    else:
+        shape = [None] * rank
+    return tf.TensorSpec(shape, structure.dtype)
+
+
+def _compiled_step(model: SearchModel, cache: dict, k: int) -> Callable:
+    """(previous tokens [R], step, cache, beam order [R]) -> (log-probabilities [R, V], each
+    row's k best tokens [R, k], cache), traced once per model and beam size."""
+    steps = _STEPS.setdefault(model, {})
+    if k not in steps:
         model_ref = weakref.ref(model)
         ban = ban_bias(model.target_vocab_size)
 
@@ -182,10 +203,13 @@ def _compiled_step(model: SearchModel) -> Callable:
             m = model_ref()
             assert m is not None, "model was garbage collected"
             logits, cache = m.decode_step(prev, position, m.reorder_cache(cache, order), logits_bias=ban)
-            return tf.nn.log_softmax(logits), cache
+            logprobs = tf.nn.log_softmax(logits)
+            return logprobs, top_k_wide(logprobs, min(k, m.target_vocab_size))[1], cache
 
-        _STEPS[model] = tf.function(step, reduce_retracing=True)
-    return _STEPS[model]
+        signature = [tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32), _relaxed_spec(cache),
+                     tf.TensorSpec([None], tf.int32)]
+        steps[k] = tf.function(step, input_signature=signature)
+    return steps[k]
 
 
 def constrained_search(model: SearchModel, source_ids: np.ndarray, constraints: list[list[list[int]]],
@@ -201,15 +225,15 @@ def constrained_search(model: SearchModel, source_ids: np.ndarray, constraints: 
                   alive=[_Hyp([], 0.0, [], ConstraintState(tuple(map(tuple, constraints[b]))))])
         for b in range(batch)]
     beam = _ConstrainedBeam(options)
-    step_fn = _compiled_step(model)
+    step_fn = _compiled_step(model, cache, k)
     prev, order = np.full([batch * k], BOS_ID, np.int32), np.arange(batch * k, dtype=np.int32)
     for step in range(max(s.max_len for s in sentences) + 1):
-        logprobs, cache = step_fn(tf.constant(prev), tf.constant(step), cache, tf.constant(order))
-        logprobs = logprobs.numpy()
+        logprobs, best, cache = step_fn(tf.constant(prev), tf.constant(step), cache, tf.constant(order))
+        logprobs, best = logprobs.numpy(), best.numpy()
         for b, sentence in enumerate(sentences):
             if not sentence.done:
-                rows = logprobs[b * k:b * k + len(sentence.alive)]
-                beam.select(sentence, beam.expand(sentence, rows, step), step)
+                rows = slice(b * k, b * k + len(sentence.alive))
+                beam.select(sentence, beam.expand(sentence, logprobs[rows], best[rows], step), step)
         if all(s.done for s in sentences):
             break
         prev, order = _next_rows(sentences, k)
