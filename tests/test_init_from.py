@@ -87,10 +87,14 @@ def finetuned(parent: Path, shifted: Path, tmp_path_factory: pytest.TempPathFact
     return work / "run", config, result.stderr
 
 
-def test_finetuning_learns_the_shifted_domain_from_the_parents_weights(parent, shifted, finetuned) -> None:
+def test_finetuning_learns_the_shifted_domain_from_the_parents_weights(parent, shifted, finetuned,
+                                                                     toy_dir) -> None:
     run, _, stderr = finetuned
     parent_bleu, tuned_bleu = _bleu(parent, shifted), _bleu(run, shifted)
     assert tuned_bleu > parent_bleu + 3.0, (parent_bleu, tuned_bleu)
+    # what it gained is the shifted domain, not just more training on the toy language
+    gain_elsewhere = _bleu(run, toy_dir) - _bleu(parent, toy_dir)
+    assert tuned_bleu - parent_bleu > gain_elsewhere + 3.0, (parent_bleu, tuned_bleu, gain_elsewhere)
     scratch_first, tuned_first = _metrics(parent)[0], _metrics(run)[0]
     assert scratch_first["step"] == tuned_first["step"] == 1
     assert tuned_first["loss"] < 0.6 * scratch_first["loss"], (tuned_first, scratch_first)
@@ -110,8 +114,12 @@ def test_finetuning_learns_the_shifted_domain_from_the_parents_weights(parent, s
 def test_resume_continues_from_the_runs_own_checkpoint(finetuned, tmp_path) -> None:
     run, config, _ = finetuned
     run = shutil.copytree(run, tmp_path / "run")
-    shutil.rmtree(Path(json.loads((run / "init_from.json").read_text())["path"]))  # the parent is gone
-    result = _ok(_cli("train", config, "--run-dir", run, "--set", f"train.max_steps={FINETUNE_STEPS + 5}"))
+    source = Path(json.loads((run / "init_from.json").read_text())["path"])
+    source.rename(tmp_path / "aside")  # the parent is gone: a resume must not need it
+    try:
+        result = _ok(_cli("train", config, "--run-dir", run, "--set", f"train.max_steps={FINETUNE_STEPS + 5}"))
+    finally:
+        (tmp_path / "aside").rename(source)
     assert "resuming from" in result.stderr and f"step {FINETUNE_STEPS}" in result.stderr
     assert "initialised the weights" not in result.stderr
     assert [r["step"] for r in _metrics(run)][FINETUNE_STEPS:] == list(range(FINETUNE_STEPS + 1, FINETUNE_STEPS + 6))
