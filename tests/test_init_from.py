@@ -165,6 +165,22 @@ def test_a_tokenizer_of_the_configs_own_is_refused(parent, shifted, tmp_path) ->
     assert_one_line_error(result, "tokenizer.model", "remove tokenizer.model")
 
 
+def test_separate_vocabularies_are_copied_and_used(toy_dir, tmp_path) -> None:
+    parent_config = _config(tmp_path / "p.yaml", toy_dir, tokenizer={"joint": False, "vocab_size": 30},
+                            model={"share_embeddings": "none"},
+                            train={"max_steps": 2, "save_every": 2, "eval_every": 1000})
+    _ok(_cli("train", parent_config, "--run-dir", tmp_path / "parent"))
+    config = _config(tmp_path / "c.yaml", toy_dir, model={"share_embeddings": "none"},
+                     train={"max_steps": 1, "eval_every": 1000})  # tokenizer: joint, 48 (ignored)
+    result = _ok(_cli("train", config, "--run-dir", tmp_path / "run", "--init-from", tmp_path / "parent"))
+    assert "training the SentencePiece model" not in result.stderr
+    assert not (tmp_path / "run" / "spm.model").exists()
+    for side in ("src", "tgt"):
+        name = f"spm.{side}.model"
+        assert file_sha256(tmp_path / "run" / name) == file_sha256(tmp_path / "parent" / "export" / name)
+        assert file_sha256(tmp_path / "run" / "export" / name) == file_sha256(tmp_path / "run" / name)
+
+
 def test_missing_or_non_model_directories_are_refused(parent, shifted, tmp_path) -> None:
     config = _config(tmp_path / "c.yaml", shifted)
     missing = _cli("train", config, "--run-dir", tmp_path / "r1", "--init-from", tmp_path / "nope")
@@ -172,6 +188,10 @@ def test_missing_or_non_model_directories_are_refused(parent, shifted, tmp_path)
     (tmp_path / "empty").mkdir()
     empty = _cli("train", config, "--run-dir", tmp_path / "r2", "--init-from", tmp_path / "empty")
     assert_one_line_error(empty, "no manifest.json")
+    unfinished = tmp_path / "unfinished"
+    (unfinished / "checkpoints").mkdir(parents=True)
+    assert_one_line_error(_cli("train", config, "--run-dir", tmp_path / "r4", "--init-from", unfinished),
+                          "a run without an export yet", "mt-cli average")
     damaged = shutil.copytree(parent / "export", tmp_path / "damaged")
     with open(damaged / "model.weights.h5", "ab") as handle:
         handle.write(b"x")

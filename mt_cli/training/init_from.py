@@ -101,6 +101,9 @@ def open_parent(path: Path) -> tuple[Parent, Config]:
                               "export/ or what mt-cli export/average wrote)")
     directory = resolve_model_dir(path).resolve()
     if not (directory / MANIFEST_FILE).is_file():
+        if (directory / "checkpoints").is_dir():
+            raise CheckpointError(f"--init-from {path}: a run without an export yet; write one from its "
+                                  f"checkpoints with `mt-cli average {path} --last 1 -o DIR` and give DIR")
         raise CheckpointError(f"--init-from {path}: no {MANIFEST_FILE}; not an mt-cli model directory "
                               "(give a run directory, its export/ or what mt-cli average wrote)")
     try:
@@ -158,7 +161,8 @@ def _refuse_started_run(run_dir: Path, parent: Parent, path: Path) -> None:
     before = read_record(run_dir)
     other = (run_dir / "config.yaml").is_file() and (before is None or before.weights_sha256 != parent.weights_sha256)
     if started or other:
-        what = "has checkpoints" if started else "was started from other weights"
+        what = ("has checkpoints" if started else
+                "was started from scratch" if before is None else "was started from other weights")
         raise CheckpointError(f"--init-from {path}: {run_dir} {what}; use a new --run-dir (rerun "
                               "without --init-from to resume it, or --overwrite to start again)")
 
