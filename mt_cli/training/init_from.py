@@ -21,7 +21,13 @@ import keras
 
 from mt_cli.config import Config, TokenizerConfig
 from mt_cli.errors import CheckpointError, ConfigError
-from mt_cli.export.locate import CTRANSLATE2, MANIFEST_FILE, NATIVE, read_manifest, resolve_model_dir
+from mt_cli.export.locate import (
+    CTRANSLATE2,
+    MANIFEST_FILE,
+    NATIVE,
+    read_manifest,
+    resolve_model_dir,
+)
 from mt_cli.export.model_dir import WEIGHTS_FILE, check_export
 from mt_cli.files import file_sha256
 from mt_cli.training.checkpoints import list_checkpoints
