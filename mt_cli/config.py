@@ -112,6 +112,10 @@ class TrainConfig:
     average_last: int = _opt(0, ge=0, doc="average the last K checkpoints into the export")
     log_every: int = _opt(100, ge=1)
     max_nonfinite_steps: int = _opt(10, ge=1, doc="stop after this many non-finite steps in a row")
+    init_reset: bool = _opt(True, doc="with --init-from: restart the learning-rate schedule at step 0 "
+                            "(warmup again); false continues it from the parent's step (its manifest's "
+                            "`step`). The optimizer state (Adam moments) is fresh either way: a model "
+                            "directory holds weights only")
 
 
 # How each decode option reaches the search (the `role` of a DecodeConfig field):

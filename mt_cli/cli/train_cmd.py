@@ -19,6 +19,11 @@ def train(
     config: ConfigArg,
     run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="Run directory (default: train.run_dir or runs/<config name>).")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete an existing run directory and start again.")] = False,
+    init_from: Annotated[Path | None, typer.Option(
+        "--init-from", metavar="MODEL_DIR",
+        help="Start a new run from a model directory's weights and SentencePiece model(s) "
+             "(fine-tuning; the config's model section must match; fresh optimizer, see "
+             "train.init_reset). Resume it later without this option.")] = None,
     set_: SetOption = None,
 ) -> None:
     """Train a Transformer from a YAML config; rerun the same command to resume.
@@ -31,6 +36,7 @@ def train(
     Examples:
       mt-cli train configs/multi30k-en-de.yaml --set data.train.0.source=...
       mt-cli train my.yaml --run-dir runs/exp1 --set train.max_steps=20000
+      mt-cli train indomain.yaml --run-dir runs/ft1 --init-from runs/exp1/export
     """
     start_tensorflow()
     from mt_cli.training.loop import Interrupted
@@ -39,7 +45,8 @@ def train(
     cfg = load(config, set_)
     directory = run_dir or default_run_dir(config, cfg.train.run_dir)
     try:
-        result = run_training(cfg, directory, overwrite=overwrite, reporter=console.TrainProgress())
+        result = run_training(cfg, directory, overwrite=overwrite, reporter=console.TrainProgress(),
+                              init_from=init_from)
     except Interrupted as stop:
         console.info(str(stop))
         raise typer.Exit(128 + stop.signum) from None

@@ -15,6 +15,7 @@ from mt_cli.export.model_dir import write_export
 from mt_cli.model import build_model
 from mt_cli.training.checkpoints import SavedStep, list_checkpoints
 from mt_cli.training.export_choice import ExportChoice, load_choice
+from mt_cli.training.init_from import read_record
 from mt_cli.training.run_dir import existing_tokenizers
 
 
@@ -54,5 +55,8 @@ def average_checkpoints(run_dir: Path, output: Path, last: int | None = None,
     info = {"step": chosen[-1].step, "trained_precision": cfg.train.precision,
             "weights_from": choice.manifest_entry(chosen[-1].step), "dev_scores": {},
             "eval_metric": cfg.train.eval_metric, "best_score": None}
+    parent = read_record(run_dir)
+    if parent is not None:
+        info["init_from"] = parent.entry()
     write_export(output, model, cfg, tokenizers, info)
     return [s.step for s in chosen]

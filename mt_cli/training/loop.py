@@ -17,6 +17,7 @@ from typing import Protocol
 from mt_cli.config import Config, check_for_training
 from mt_cli.errors import ConfigError
 from mt_cli.training.evaluation import EarlyStopping, evaluation_due
+from mt_cli.training.init_from import plan as init_plan
 from mt_cli.training.nonfinite import NonFinitePolicy
 from mt_cli.training.run_dir import (
     FINISHED_FILE,
@@ -62,16 +63,20 @@ class TrainResult:
 
 
 def train(cfg: Config, run_dir: Path, overwrite: bool = False,
-          reporter: Reporter | None = None) -> TrainResult:
-    """Train (or resume) the model described by `cfg` in `run_dir`."""
+          reporter: Reporter | None = None, init_from: Path | None = None) -> TrainResult:
+    """Train (or resume) the model described by `cfg` in `run_dir`; `init_from` starts a new
+    run from a model directory's weights and tokenizer."""
     if not cfg.data.train:
         raise ConfigError(f"data.train: no training corpus given ({cfg.origin})")
     check_for_training(cfg)
     run_dir, reporter, t = Path(run_dir), reporter or _NullReporter(), cfg.train
+    cfg, parent = init_plan(cfg, run_dir, init_from, overwrite)
     done = _already_finished(cfg, run_dir, overwrite)
     if done is not None:
         return done
-    session = Session.open(cfg, run_dir)
+    if parent is not None:
+        parent.install(run_dir)
+    session = Session.open(cfg, run_dir, parent)
     state, window = session.state, ThroughputWindow()
     nonfinite = NonFinitePolicy(t.max_nonfinite_steps)
     early = EarlyStopping(t.eval_metric, t.early_stopping_patience)

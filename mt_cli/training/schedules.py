@@ -41,7 +41,25 @@ class ConstantSchedule(keras.optimizers.schedules.LearningRateSchedule):
         return {"rate": self.rate, "warmup_steps": self.warmup_steps}
 
 
-def make_schedule(name: str, learning_rate: float, model_dim: int, warmup_steps: int):
-    if name == "noam":
-        return NoamSchedule(learning_rate, model_dim, warmup_steps)
-    return ConstantSchedule(learning_rate, warmup_steps)
+class ShiftedSchedule(keras.optimizers.schedules.LearningRateSchedule):
+    """Another schedule started `offset` steps in: a run initialised from a model directory
+    continues the parent's schedule (train.init_reset: false) with a fresh optimizer, whose
+    own step count starts at 0."""
+
+    def __init__(self, inner: keras.optimizers.schedules.LearningRateSchedule, offset: int) -> None:
+        self.inner = inner
+        self.offset = offset
+
+    def __call__(self, step: tf.Tensor) -> tf.Tensor:
+        return self.inner(tf.cast(step, tf.int64) + self.offset)
+
+    def get_config(self) -> dict[str, object]:
+        return {"inner": self.inner.get_config(), "offset": self.offset}
+
+
+def make_schedule(name: str, learning_rate: float, model_dim: int, warmup_steps: int,
+                  offset: int = 0) -> keras.optimizers.schedules.LearningRateSchedule:
+    """The configured schedule, started `offset` steps in (0: from its beginning)."""
+    inner = (NoamSchedule(learning_rate, model_dim, warmup_steps) if name == "noam"
+             else ConstantSchedule(learning_rate, warmup_steps))
+    return ShiftedSchedule(inner, offset) if offset else inner

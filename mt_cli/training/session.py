@@ -32,6 +32,7 @@ from mt_cli.training.checkpoints import (
 from mt_cli.training.data import XLA_PAD_MULTIPLE, encode_corpus, iterate_batches, prefetched
 from mt_cli.training.evaluation import DevSet, first_lines
 from mt_cli.training.export_choice import choose_export, load_choice
+from mt_cli.training.init_from import Parent
 from mt_cli.training.metrics_log import MetricsLog
 from mt_cli.training.run_dir import check_tokenizers, run_tokenizers
 from mt_cli.training.schedules import make_schedule
@@ -52,14 +53,17 @@ def fed_tokens(batches: Batches) -> float:
                for k in ("source", "target_out"))
 
 
-def _build_model(cfg: Config, tokenizers: Tokenizers, strategy: Any) -> tuple[Transformer, Any]:
+def _build_model(cfg: Config, tokenizers: Tokenizers, strategy: Any,
+                 schedule_offset: int = 0) -> tuple[Transformer, Any]:
     """The model and its optimizer (Adam + schedule, loss scaling under float16), built."""
     t = cfg.train
     with strategy.scope():
         model = build_model(cfg.model, tokenizers.source.vocab_size, tokenizers.target.vocab_size,
                             precision=t.precision)
+        schedule = make_schedule(t.schedule, t.learning_rate, cfg.model.hidden_dim, t.warmup_steps,
+                                 schedule_offset)
         optimizer = keras.optimizers.Adam(
-            learning_rate=make_schedule(t.schedule, t.learning_rate, cfg.model.hidden_dim, t.warmup_steps),
+            learning_rate=schedule,
             beta_1=t.adam_beta1, beta_2=t.adam_beta2, epsilon=t.adam_epsilon,
             global_clipnorm=t.clip_norm or None)
         if t.precision == "float16":
@@ -113,10 +117,12 @@ class Session:
     stream: Iterator[Any] | None = None
     saved_step: int = -1  # the step whose checkpoint is on disk already (never saved twice)
     fault_steps: frozenset[int] = frozenset()
+    parent: Parent | None = None  # the model directory the run started from (--init-from)
 
     @classmethod
-    def open(cls, cfg: Config, run_dir: Path) -> Session:
-        """Build everything and restore the newest checkpoint, if any."""
+    def open(cls, cfg: Config, run_dir: Path, parent: Parent | None = None) -> Session:
+        """Build everything and restore the newest checkpoint, if any; a run started from a
+        parent that has no checkpoint of its own yet loads the parent's weights."""
         tokenizers = run_tokenizers(cfg, run_dir)
         check_tokenizers(run_dir, tokenizers)
         d, t = cfg.data, cfg.train
@@ -128,12 +134,15 @@ class Session:
         if t.deterministic:
             tf.config.experimental.enable_op_determinism()
         strategy = make_strategy(t.strategy)
-        model, optimizer = _build_model(cfg, tokenizers, strategy)
+        offset = parent.schedule_offset(t.init_reset) if parent is not None else 0
+        model, optimizer = _build_model(cfg, tokenizers, strategy, offset)
         step_var = tf.Variable(0, dtype=tf.int64, trainable=False)
         rng = {f"seed{i}": v for i, v in enumerate(v for v in model.variables if "seed_generator" in v.path)}
         trackable = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var, rng=rng)
         is_chief, worker_dir = worker_role(strategy, run_dir)
         state = cls._restore(run_dir / "checkpoints", trackable, is_chief)
+        if parent is not None and state.step == 0:
+            parent.load_weights(model)
         replicas = strategy.num_replicas_in_sync
         per_step = t.batch_tokens * replicas
         accumulate = max(1, -(-t.effective_batch_tokens // per_step)) if t.effective_batch_tokens else 1
@@ -144,6 +153,7 @@ class Session:
                       Translator(model, tokenizers, cfg.decode), replicas, accumulate)
         session.saved_step = state.step if state.step else -1
         session.fault_steps = _fault_steps()
+        session.parent = parent
         pad_multiple = XLA_PAD_MULTIPLE if t.jit_compile else 1
         session.stream = prefetched(iterate_batches(corpora, [c.weight for c in d.train], t.seed,
                                                     t.batch_tokens, t.shuffle_buffer, state.data_position,
@@ -222,5 +232,7 @@ class Session:
         info = {"step": state.step, "trained_precision": t.precision,
                 "weights_from": choice.manifest_entry(state.step), "dev_scores": state.dev_scores,
                 "eval_metric": t.eval_metric, "best_score": state.best_score}
+        if self.parent is not None:
+            info["init_from"] = self.parent.entry()
         write_export(export_dir, self.model, self.cfg, self.tokenizers, info)
         return export_dir
