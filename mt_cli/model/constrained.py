@@ -208,7 +208,7 @@ def _compiled_step(model: SearchModel, cache: dict, k: int) -> Callable:
 
         signature = [tf.TensorSpec([None], tf.int32), tf.TensorSpec([], tf.int32), _relaxed_spec(cache),
                      tf.TensorSpec([None], tf.int32)]
-        steps[k] = tf.function(step, input_signature=signature)
+        steps[k] = tf.function(step, input_signature=signature, autograph=False)
     return steps[k]
 
 

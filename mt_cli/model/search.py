@@ -437,7 +437,7 @@ def _compile(model: SearchModel, options: DecodeConfig) -> Callable:
     ]
     # No jit_compile: with the fixed-size caches XLA needs, a decode step measured
     # 1.4-3.5x slower than this graph on our CPUs (float32 and bfloat16 alike).
-    return tf.function(run, input_signature=signature)
+    return tf.function(run, input_signature=signature, autograph=False)
 
 
 def _option_values(options: DecodeConfig) -> tuple[tf.Tensor, tf.Tensor]:
