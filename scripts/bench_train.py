@@ -45,7 +45,7 @@ def train_tokenizer(data: Path, work: Path) -> Path:
 def run_setting(config: Path, data: Path, spm: Path, work: Path, precision: str, xla: bool,
                 steps: int, log_every: int, batch_tokens: int) -> dict:
     run_dir = work / f"run-{precision}-{'xla' if xla else 'noxla'}"
-    started = time.perf_counter()
+    started, started_epoch = time.perf_counter(), time.time()
     cmd = [*_mt_cli(), "-q", "train", str(config), "--run-dir", str(run_dir), *_data_overrides(data),
            "--set", f"tokenizer.model={spm}", "--set", f"train.precision={precision}",
            "--set", f"train.jit_compile={str(xla).lower()}", "--set", f"train.max_steps={steps}",
@@ -67,8 +67,19 @@ def run_setting(config: Path, data: Path, spm: Path, work: Path, precision: str,
         "steps_per_s": round(tokens_per_s / _tokens_per_step(records, windows), 3) if windows else None,
         "final_loss": round(windows[-1]["loss"], 4) if windows else None,
         "wall_s": round(wall, 1),
+        "first_step_s": _first_step_s(records, started_epoch, log_every),
         "peak_rss_mb": round(rss_kb / 1024, 1),
     }
+
+
+def _first_step_s(records: list[dict], started: float, log_every: int) -> float | None:
+    """Command start to the end of step 1: the first log line's time less its other
+    log_every - 1 steps at the steady rate of the later windows (an estimate)."""
+    train = [r for r in records if r["event"] == "train"]
+    if len(train) < 3:
+        return None
+    steady = (train[-1]["time"] - train[1]["time"]) / max(train[-1]["step"] - train[1]["step"], 1)
+    return round(train[0]["time"] - started - (train[0]["step"] - 1) * steady, 2)
 
 
 def _tokens_per_step(records: list[dict], windows: list[dict]) -> float:
