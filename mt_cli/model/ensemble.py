@@ -60,6 +60,9 @@ class Ensemble:
     def reorder_cache(self, cache: Cache, indices: tf.Tensor) -> Cache:
         return {"members": [Transformer.reorder_cache(c, indices) for c in cache["members"]]}
 
+    def select_cache(self, cache: Cache, sentences: tf.Tensor, rows: tf.Tensor) -> Cache:
+        return {"members": [Transformer.select_cache(c, sentences, rows) for c in cache["members"]]}
+
     def decode_step(
         self,
         token_ids: tf.Tensor,

@@ -299,6 +299,19 @@ class Transformer(keras.Model):
             layers.append(new)
         return {**cache, "layers": layers}
 
+    @staticmethod
+    def select_cache(cache: Cache, sentences: tf.Tensor, rows: tf.Tensor) -> Cache:
+        """Keep some sentences of a cache: their memory K/V and bias (``sentences`` indexes
+        the cache's sentences) and the hypothesis rows ``rows`` of the self-attention caches
+        (indexes its rows; beam reordering and dropping finished sentences in one gather)."""
+        layers = []
+        for entry in cache["layers"]:
+            layers.append({"memory_k": tf.gather(entry["memory_k"], sentences),
+                           "memory_v": tf.gather(entry["memory_v"], sentences),
+                           "self_k": tf.gather(entry["self_k"], rows),
+                           "self_v": tf.gather(entry["self_v"], rows)})
+        return {**cache, "layers": layers, "memory_bias": tf.gather(cache["memory_bias"], sentences)}
+
     def decode_step(
         self,
         token_ids: tf.Tensor,
