@@ -29,6 +29,7 @@ _VALID = NEG_INF / 2  # scores below this mark impossible hypotheses
 # Options passed to the compiled search as one float vector, in field order.
 TENSOR_OPTIONS = tuple(f.name for f in decode_fields("tensor", "switch"))
 SearchModel = Transformer | Ensemble  # what the search decodes: one model or several as one
+ACTIVE_BUCKET = 8  # beam search keeps a multiple of this many sentences in its cache
 
 
 def graph_key(options: DecodeConfig) -> tuple:
@@ -348,8 +349,16 @@ class _Beam:
 
     def keep_active(self, s: _BeamState, done: tf.Tensor, parent: tf.Tensor, cache: dict[str, Any]
                     ) -> tuple[tf.Tensor, dict[str, Any]]:
-        """Drop newly finished sentences from the cache and reorder the rest's beams."""
-        keep = tf.cast(tf.where(~tf.gather(done, s.active))[:, 0], tf.int32)  # positions in s.active
+        """Drop newly finished sentences from the cache and reorder the rest's beams.
+
+        The count kept is rounded up to a multiple of ACTIVE_BUCKET (finished sentences fill
+        the gap; their state is frozen, so computing them changes nothing): each distinct
+        row count costs oneDNN primitives, and one per count measured +160 MB peak RSS."""
+        finished = tf.cast(tf.gather(done, s.active), tf.int32)
+        order = tf.argsort(finished, stable=True)  # unfinished first
+        count = tf.minimum(tf.shape(s.active)[0],
+                           -(-(tf.shape(s.active)[0] - tf.reduce_sum(finished)) // ACTIVE_BUCKET) * ACTIVE_BUCKET)
+        keep = tf.sort(order[:count])  # positions in s.active, in sentence order
         active = tf.gather(s.active, keep)
         rows = tf.reshape(keep[:, tf.newaxis] * self.k + tf.gather(parent, active), [-1])
         return active, self.model.select_cache(cache, keep, rows)
