@@ -139,3 +139,31 @@ def random_model_dir(root: Path, toy_dir: Path, name: str, norm: str = "pre", jo
     out = root / name
     write_export(out, model, cfg, tokenizers, {"step": 0, "weights_from": {"last_step": 0}})
     return out
+
+
+def sharp_random_model(seed: int, vocab: int = 24):
+    """A tiny untied random Transformer with weights scaled x3 (sharper distributions, few
+    near-ties), for search tests that compare decodings."""
+    import dataclasses
+
+    import keras
+
+    from mt_cli.model import build_model
+
+    keras.utils.set_random_seed(seed)
+    cfg = dataclasses.replace(tiny_model_config(num_heads=2, max_length=40), share_embeddings="none")
+    model = build_model(cfg, vocab, vocab)
+    model.set_weights([w * 3.0 for w in model.get_weights()])
+    return model
+
+
+def random_source_batch(seed: int, count: int, vocab: int = 24):
+    """[count, S] int32 source ids (1-7 random tokens + eos 3, 0-padded)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = [rng.integers(4, vocab, size=rng.integers(1, 8)).tolist() + [3] for _ in range(count)]
+    out = np.zeros([count, max(map(len, rows))], np.int32)
+    for i, row in enumerate(rows):
+        out[i, :len(row)] = row
+    return out

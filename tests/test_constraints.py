@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import assert_one_line_error, tiny_model_config
+from helpers import assert_one_line_error, random_source_batch, sharp_random_model
 
 from mt_cli.cli.app import app
 from mt_cli.config import DecodeConfig
 from mt_cli.constraints import distinct_pieces, parse_constraint_line
 from mt_cli.hypothesis import Hypothesis
-from mt_cli.model import Transformer, build_model
+from mt_cli.model import Transformer
 from mt_cli.model.constrained import ConstraintState, constrained_search
 from mt_cli.model.ensemble import Ensemble
 
@@ -45,20 +43,7 @@ def test_constraint_state_follows_phrases() -> None:
 
 @pytest.fixture(scope="module")
 def model() -> Transformer:
-    keras.utils.set_random_seed(6)
-    cfg = dataclasses.replace(tiny_model_config(num_heads=2, max_length=40), share_embeddings="none")
-    m = build_model(cfg, VOCAB, VOCAB)
-    m.set_weights([w * 3.0 for w in m.get_weights()])
-    return m
-
-
-def _batch(seed: int, count: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    rows = [rng.integers(4, VOCAB, size=rng.integers(1, 8)).tolist() + [EOS] for _ in range(count)]
-    out = np.zeros([count, max(map(len, rows))], np.int32)
-    for i, row in enumerate(rows):
-        out[i, :len(row)] = row
-    return out
+    return sharp_random_model(6)
 
 
 def _contains(ids: list[int], phrase: list[int]) -> bool:
@@ -84,7 +69,7 @@ CASES = {
 @pytest.mark.parametrize("case", CASES, ids=list(CASES))
 def test_every_constraint_met_with_true_scores(model: Transformer, case: str) -> None:
     options, constraints = CASES[case]
-    source = _batch(1, len(constraints))
+    source = random_source_batch(1, len(constraints))
     found = constrained_search(model, source, constraints, options)
     assert [len(nbest) for nbest in found] == [options.n_best] * len(constraints)
     for row, (nbest, phrases) in enumerate(zip(found, constraints)):
@@ -100,7 +85,7 @@ def test_every_constraint_met_with_true_scores(model: Transformer, case: str) ->
 
 
 def test_constraints_through_an_ensemble(model: Transformer) -> None:
-    found = constrained_search(Ensemble([model, model]), _batch(2, 2), [[[9, 9]], [[13], [5]]],
+    found = constrained_search(Ensemble([model, model]), random_source_batch(2, 2), [[[9, 9]], [[13], [5]]],
                                DecodeConfig(beam_size=3))
     assert _contains(found[0][0].ids, [9, 9])
     assert _contains(found[1][0].ids, [13]) and _contains(found[1][0].ids, [5])

@@ -2,20 +2,18 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import math
 from pathlib import Path
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import assert_one_line_error, random_model_dir, tiny_model_config
+from helpers import assert_one_line_error, random_model_dir, random_source_batch, sharp_random_model
 
 from mt_cli.cli.app import app
 from mt_cli.config import DecodeConfig
-from mt_cli.model import Transformer, build_model
+from mt_cli.model import Transformer
 from mt_cli.model.ensemble import Ensemble
 from mt_cli.model.search import search
 
@@ -23,26 +21,9 @@ VOCAB = 24
 PAD, BOS, EOS = 0, 2, 3
 
 
-def _random_model(seed: int) -> Transformer:
-    keras.utils.set_random_seed(seed)
-    cfg = dataclasses.replace(tiny_model_config(num_heads=2, max_length=40), share_embeddings="none")
-    model = build_model(cfg, VOCAB, VOCAB)
-    model.set_weights([w * 3.0 for w in model.get_weights()])  # sharper, fewer near-ties
-    return model
-
-
 @pytest.fixture(scope="module")
 def models() -> tuple[Transformer, Transformer]:
-    return _random_model(6), _random_model(9)
-
-
-def _sources(seed: int, count: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    rows = [rng.integers(4, VOCAB, size=rng.integers(1, 8)).tolist() + [EOS] for _ in range(count)]
-    out = np.zeros([count, max(map(len, rows))], np.int32)
-    for i, row in enumerate(rows):
-        out[i, :len(row)] = row
-    return out
+    return sharp_random_model(6), sharp_random_model(9)
 
 
 def _reference_greedy(members: list[Transformer], weights: list[float], source: np.ndarray,
@@ -63,7 +44,7 @@ def _reference_greedy(members: list[Transformer], weights: list[float], source: 
 
 def test_ensemble_greedy_matches_recomputed_average(models: tuple[Transformer, Transformer]) -> None:
     weights = [0.7, 0.3]
-    source = _sources(0, 6)
+    source = random_source_batch(0, 6)
     result = search(Ensemble(models, weights), source, DecodeConfig(beam_size=1, max_length_a=1.0, max_length_b=4))
     expected = [_reference_greedy(list(models), weights, row, math.floor(1.0 * np.sum(row != PAD) + 4))
                 for row in source]
@@ -80,7 +61,7 @@ def test_ensemble_greedy_matches_recomputed_average(models: tuple[Transformer, T
 ], ids=["greedy", "beam-nbest", "coverage"])
 def test_ensemble_with_itself_is_the_model(models: tuple[Transformer, Transformer], options: DecodeConfig) -> None:
     model = models[0]
-    source = _sources(1, 5)
+    source = random_source_batch(1, 5)
     prefix = np.array([[5], [0], [7], [0], [9]], np.int32)
     for target_prefix in (None, prefix):
         alone = search(model, source, options, target_prefix)
