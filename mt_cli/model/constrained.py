@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from mt_cli.config import DecodeConfig
 from mt_cli.hypothesis import Hypothesis
+from mt_cli.model.layers import NEG_INF
 from mt_cli.model.search import SearchModel, ban_bias, top_k_wide
 from mt_cli.tokenizer import BOS_ID, EOS_ID
 
@@ -143,7 +144,7 @@ class _ConstrainedBeam:
                         candidates.append(_Candidate(hyp, row, token, float(lp[token]), hyp.state))
                     continue
                 state = hyp.state.advance(token)
-                if state.needed() <= remaining and lp[token] > -1e8:
+                if state.needed() <= remaining and lp[token] > NEG_INF / 2:  # not a banned token
                     candidates.append(_Candidate(hyp, row, token, float(lp[token]), state))
         return candidates
 
