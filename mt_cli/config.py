@@ -388,12 +388,20 @@ def _load_yaml(path: Path) -> dict[str, Any]:
     return raw
 
 
+def _absolute(base_dir: Path, value: str, where: str) -> str:
+    """`value` resolved against `base_dir`; a NUL byte (no file system allows one) is a
+    config error naming `where`, not a ValueError from the OS layer."""
+    if "\x00" in value:
+        raise ConfigError(f"{where}: {value!r} is not a usable path (it contains a NUL byte)")
+    return str((base_dir / value).resolve())
+
+
 def _resolve_paths(raw: dict[str, Any], base_dir: Path) -> None:
     """Make file paths absolute against the directory of the YAML file naming them."""
 
     def fix(value: Any) -> Any:
         if isinstance(value, str) and value and value != "-" and not Path(value).is_absolute():
-            return str((base_dir / value).resolve())
+            return _absolute(base_dir, value, f"a path in {base_dir}")
         return value
 
     for section, key in _PATH_KEYS:
@@ -425,7 +433,7 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def _find_base(name: str, relative_to: Path) -> Path:
-    candidate = (relative_to / name).resolve()
+    candidate = Path(_absolute(relative_to, name, "base"))
     if candidate.exists():
         return candidate
     for preset in (PRESET_DIR / name, PRESET_DIR / f"{name}.yaml"):
@@ -480,7 +488,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     for text in overrides:
         parts, value = parse_override(text)
         if _is_path_key(parts) and isinstance(value, str) and value and not Path(value).is_absolute():
-            value = str((Path.cwd() / value).resolve())
+            value = _absolute(Path.cwd(), value, f"--set {text!r}")
         node: Any = raw
         for depth, part in enumerate(parts):
             last = depth == len(parts) - 1

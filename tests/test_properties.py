@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 from helpers import assert_one_line_error
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
@@ -112,6 +112,7 @@ _SET_VALUES = st.one_of(st.text(max_size=15), st.sampled_from(["[1, 2", "{a: 1}"
 
 @FAST
 @given(pairs=st.lists(st.tuples(_SET_KEYS, st.booleans(), _SET_VALUES), max_size=4))
+@example(pairs=[("tokenizer.model", True, "\x00")])  # found by CI-like runs: a NUL byte in a path
 def test_any_set_override_applies_or_is_one_config_error(pairs: list[tuple[str, bool, str]]) -> None:
     overrides = [f"{key}={value}" if eq else f"{key}{value}" for key, eq, value in pairs]
     try:
@@ -134,6 +135,8 @@ def spm_model(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @SLOWER
 @given(document=yaml_documents)
+@example(document="base: '\n\n  '\ndata: null\n")  # found by a fresh run: line breaks in a file name
+@example(document='data:\n  train:\n  - source: "a\\0b"\n    target: b\n')  # a NUL byte in a YAML path
 def test_config_validate_exits_0_or_1_with_one_line(tmp_path_factory, document: str) -> None:
     path = tmp_path_factory.mktemp("cli") / "c.yaml"
     path.write_text(document, encoding="utf-8")

@@ -72,8 +72,10 @@ def warning(message: str) -> None:
 
 
 def error(message: str) -> None:
-    """One line on stderr: the whole contract for user errors."""
-    stderr.print(f"error: {message}", markup=False)
+    """One line on stderr: the whole contract for user errors (line breaks inside the
+    message, e.g. from a file name, are shown escaped)."""
+    one_line = message.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\r")
+    stderr.print(f"error: {one_line}", markup=False)
 
 
 def print_json(document: Any) -> None:
