@@ -15,3 +15,7 @@ class DataError(MtError):
 
 class CheckpointError(MtError):
     """Missing, corrupted or incompatible checkpoint or model directory."""
+
+
+class ConstraintError(DataError):
+    """A line's terminology constraints cannot be met (the caller names the file)."""

@@ -15,7 +15,7 @@ from typing import Protocol
 
 from mt_cli.alignment import moses
 from mt_cli.config import DecodeConfig
-from mt_cli.errors import ConfigError, DataError
+from mt_cli.errors import ConfigError, ConstraintError, DataError
 from mt_cli.export.locate import CTRANSLATE2, engine_of, resolve_model_dir
 from mt_cli.hypothesis import Hypothesis
 from mt_cli.textio import chunked
@@ -128,8 +128,8 @@ def translate_lines(translator: LineTranslator, lines: Iterable[str], *, prefixe
         chunk_constraints = _aligned_slice(constraints, index, len(chunk), (names[0], names[2]))
         try:
             found = translator.translate_nbest(chunk, chunk_prefixes, index + 1, constraints=chunk_constraints)
-        except DataError as exc:
-            raise DataError(f"{names[2]}: {exc}" if chunk_constraints is not None else str(exc)) from None
+        except ConstraintError as exc:
+            raise ConstraintError(f"{names[2]}: {exc}") from None
         for offset, nbest in enumerate(found):
             yield from format_nbest(index + offset, nbest, fmt, with_scores, translator.decode.n_best)
         index += len(chunk)

@@ -167,3 +167,19 @@ def random_source_batch(seed: int, count: int, vocab: int = 24):
     for i, row in enumerate(rows):
         out[i, :len(row)] = row
     return out
+
+
+def greedy_by_recomputation(next_scores, max_len: int) -> list[int]:
+    """Reference greedy decoding: `next_scores(prefix)` gives the scores [V] of the token after
+    bos + prefix from a full pass; pad (0) and bos (2) are banned, eos (3) stops."""
+    import numpy as np
+
+    out: list[int] = []
+    while len(out) < max_len:
+        scores = np.array(next_scores(out), np.float64)
+        scores[[0, 2]] = -np.inf
+        token = int(np.argmax(scores))
+        if token == 3:
+            break
+        out.append(token)
+    return out

@@ -142,3 +142,16 @@ def test_constraint_errors(runner: object, trained_run: Path, toy_dir: Path, tmp
     assert runner.invoke(app, ["export", "-m", str(trained_run), "-o", str(ct2)]).exit_code == 0
     assert_one_line_error(_translate(runner, "-m", ct2, sources, "--constraints-file", terms),
                           "native engine")
+
+
+def test_constraint_warnings(runner: object, trained_run: Path, tmp_path: Path) -> None:
+    """An empty line keeps its empty output (its constraint skipped, said); a phrase the
+    vocabulary cannot spell is still produced, with a warning naming it."""
+    source, terms = tmp_path / "in.src", tmp_path / "terms.tsv"
+    source.write_text("\nthe dog runs .\n", encoding="utf-8")
+    terms.write_text("godo\nЖЖ\n", encoding="utf-8")
+    result = _translate(runner, "-m", trained_run, source, "--constraints-file", terms)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.split("\n")[:-1][0] == ""
+    assert "line 1: empty input, its constraints are not applied" in result.stderr
+    assert "line 2: constraint 'ЖЖ' has characters the target vocabulary lacks" in result.stderr

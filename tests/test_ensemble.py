@@ -9,7 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import assert_one_line_error, random_model_dir, random_source_batch, sharp_random_model
+from helpers import (
+    assert_one_line_error,
+    greedy_by_recomputation,
+    random_model_dir,
+    random_source_batch,
+    sharp_random_model,
+)
 
 from mt_cli.cli.app import app
 from mt_cli.config import DecodeConfig
@@ -30,16 +36,12 @@ def _reference_greedy(members: list[Transformer], weights: list[float], source: 
                       max_len: int) -> list[int]:
     """Full recomputation: the weighted mean of each member's log-softmax over the whole prefix."""
     source = source[source != PAD]
-    out: list[int] = []
-    while len(out) < max_len:
+
+    def mixed(out: list[int]) -> np.ndarray:
         feed = {"source": tf.constant([source]), "target_in": tf.constant([[BOS, *out]])}
-        mixed = sum(w * tf.nn.log_softmax(m(feed)[0, -1]).numpy() for m, w in zip(members, weights))
-        mixed[[PAD, BOS]] = -np.inf
-        token = int(np.argmax(mixed))
-        if token == EOS:
-            break
-        out.append(token)
-    return out
+        return sum(w * tf.nn.log_softmax(m(feed)[0, -1]).numpy() for m, w in zip(members, weights))
+
+    return greedy_by_recomputation(mixed, max_len)
 
 
 def test_ensemble_greedy_matches_recomputed_average(models: tuple[Transformer, Transformer]) -> None:

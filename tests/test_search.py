@@ -9,7 +9,7 @@ import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import tiny_model_config
+from helpers import greedy_by_recomputation, tiny_model_config
 
 from mt_cli.config import DecodeConfig
 from mt_cli.hypothesis import Hypothesis
@@ -49,17 +49,9 @@ def model() -> Transformer:
 def reference_greedy(model: Transformer, source: list[int], a: float, b: float) -> list[int]:
     """Full recomputation of the whole prefix at every step."""
     max_len = min(math.floor(a * len(source) + b), model.max_length - 1)
-    out: list[int] = []
-    while len(out) < max_len:
-        logits = model({"source": tf.constant([source]), "target_in": tf.constant([[BOS] + out])})[
-            0, -1
-        ].numpy()
-        logits[[PAD, BOS]] = -np.inf
-        token = int(np.argmax(logits))
-        if token == EOS:
-            break
-        out.append(token)
-    return out
+    return greedy_by_recomputation(
+        lambda out: model({"source": tf.constant([source]), "target_in": tf.constant([[BOS, *out]])})[0, -1],
+        max_len)
 
 
 def check_nbest(nbest: list[Hypothesis], alpha: float) -> None:

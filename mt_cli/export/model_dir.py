@@ -148,24 +148,28 @@ def load_translator(path: str | Path, overrides: list[str] | None = None) -> Tra
     return Translator(loaded.model, loaded.tokenizers, loaded.config.decode)
 
 
-def _check_same_tokenizers(first: LoadedModel, other: LoadedModel) -> None:
-    """Ensemble members must read and write the same pieces: compare tokenizer hashes."""
-    for side in ("source", "target"):
-        mine, theirs = first.manifest["tokenizer"][f"{side}_sha256"], other.manifest["tokenizer"][f"{side}_sha256"]
-        if mine != theirs:
-            raise CheckpointError(
-                f"{other.directory}: its {side} SentencePiece model (sha256 {theirs[:12]}) differs from "
-                f"{first.directory}'s ({mine[:12]}); ensembles need models trained with the same "
-                "tokenizer (train them with the same tokenizer.model)")
+def _check_same_tokenizers(paths: list[str | Path]) -> None:
+    """Ensemble members must read and write the same pieces: compare the tokenizer hashes of
+    their manifests before any model is built."""
+    directories = [resolve_model_dir(path) for path in paths]
+    first = read_manifest(directories[0])["tokenizer"]
+    for directory in directories[1:]:
+        other = read_manifest(directory)["tokenizer"]
+        for side in ("source", "target"):
+            mine, theirs = first[f"{side}_sha256"], other[f"{side}_sha256"]
+            if mine != theirs:
+                raise CheckpointError(
+                    f"{directory}: its {side} SentencePiece model (sha256 {theirs[:12]}) differs from "
+                    f"{directories[0]}'s ({mine[:12]}); ensembles need models trained with the same "
+                    "tokenizer (train them with the same tokenizer.model)")
 
 
 def load_ensemble_translator(paths: list[str | Path], overrides: list[str] | None = None,
                              weights: list[float] | None = None) -> Translator:
     """One Translator over several model directories whose next-token log-probabilities are
     averaged (`weights`, default equal); decoding options come from the first directory."""
+    _check_same_tokenizers(paths)
     loaded = [load_export(path, overrides) for path in paths]
-    for other in loaded[1:]:
-        _check_same_tokenizers(loaded[0], other)
     ensemble = Ensemble([m.model for m in loaded], weights)
     return Translator(ensemble, loaded[0].tokenizers, loaded[0].config.decode)
 

@@ -203,7 +203,8 @@ def _compiled_step(model: SearchModel, cache: dict, k: int) -> Callable:
         def step(prev: tf.Tensor, position: tf.Tensor, cache: dict, order: tf.Tensor) -> tuple:
             m = model_ref()
             assert m is not None, "model was garbage collected"
-            logits, cache = m.decode_step(prev, position, m.reorder_cache(cache, order), logits_bias=ban)
+            cache = m.select_cache(cache, tf.range(tf.shape(order)[0] // k), order)  # every sentence kept
+            logits, cache = m.decode_step(prev, position, cache, logits_bias=ban)
             logprobs = tf.nn.log_softmax(logits)
             return logprobs, top_k_wide(logprobs, min(k, m.target_vocab_size))[1], cache
 

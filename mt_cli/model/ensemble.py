@@ -3,7 +3,7 @@
 Why here and not around the search: averaging next-token log-probabilities must happen at
 every step inside the compiled loop (beam, greedy, n-best, prefixes and coverage all reuse
 the same search code).  ``Ensemble`` offers exactly what the search reads from a
-Transformer (encode, init_cache, decode_step, reorder_cache, the limits), each member
+Transformer (encode, init_cache, decode_step, select_cache, the limits), each member
 keeping its own encoder memory and decoder cache.
 """
 
@@ -56,9 +56,6 @@ class Ensemble:
 
     def cache_shape_invariants(self, cache: Cache) -> Cache:
         return {"members": [Transformer.cache_shape_invariants(c) for c in cache["members"]]}
-
-    def reorder_cache(self, cache: Cache, indices: tf.Tensor) -> Cache:
-        return {"members": [Transformer.reorder_cache(c, indices) for c in cache["members"]]}
 
     def select_cache(self, cache: Cache, sentences: tf.Tensor, rows: tf.Tensor) -> Cache:
         return {"members": [Transformer.select_cache(c, sentences, rows) for c in cache["members"]]}

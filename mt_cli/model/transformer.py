@@ -285,19 +285,14 @@ class Transformer(keras.Model):
 
     @staticmethod
     def reorder_cache(cache: Cache, indices: tf.Tensor) -> Cache:
-        """Gather hypothesis rows of the self-attention caches (beam reordering).
+        """Gather hypothesis rows of the self-attention caches (beam reordering): select_cache
+        keeping every sentence.
 
         ``indices`` [rows] must keep every hypothesis within its sentence (row
         i may take row j only if i // beam_size == j // beam_size): memory K/V
-        are per sentence and left untouched.
+        are per sentence and left as they are.
         """
-        layers = []
-        for entry in cache["layers"]:
-            new = dict(entry)
-            new["self_k"] = tf.gather(entry["self_k"], indices)
-            new["self_v"] = tf.gather(entry["self_v"], indices)
-            layers.append(new)
-        return {**cache, "layers": layers}
+        return Transformer.select_cache(cache, tf.range(tf.shape(cache["memory_bias"])[0]), indices)
 
     @staticmethod
     def select_cache(cache: Cache, sentences: tf.Tensor, rows: tf.Tensor) -> Cache:

@@ -16,7 +16,7 @@ from mt_cli.alignment import hard_alignment, layer_index
 from mt_cli.batching import longest_first_batches, truncated
 from mt_cli.config import DecodeConfig
 from mt_cli.constraints import distinct_pieces, parse_constraint_line
-from mt_cli.errors import ConfigError, DataError
+from mt_cli.errors import ConfigError, ConstraintError
 from mt_cli.hypothesis import Hypothesis
 from mt_cli.model.constrained import constrained_search
 from mt_cli.model.search import SearchModel, search
@@ -63,7 +63,7 @@ class Translator:
             phrases = parse_constraint_line(line)
             ids = distinct_pieces(target.encode_ids(phrases) if phrases else [])
             if sum(map(len, ids)) > limit:
-                raise DataError(f"constraints of line {number} take {sum(map(len, ids))} pieces, more than "
+                raise ConstraintError(f"constraints of line {number} take {sum(map(len, ids))} pieces, more than "
                                 f"the model's output limit of {limit}; shorten or split them")
             for phrase, row in zip(phrases, ids):
                 if UNK_ID in row:
