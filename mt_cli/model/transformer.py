@@ -86,12 +86,17 @@ class TokenEmbedding(keras.layers.Layer):
         dtype) is added inside the fused matmul.
         """
         if kernel is None:
-            logits = tf.matmul(h, self.table(), transpose_b=True)
+            logits = self.raw_logits(h)
         else:
             logits = tf.matmul(h, kernel)
         if bias is not None:
             logits = tf.nn.bias_add(logits, bias)
         return tf.cast(logits, tf.float32)
+
+    def raw_logits(self, h: tf.Tensor) -> tf.Tensor:
+        """[N, D] -> logits [N, V] left in compute dtype (the training loss upcasts them
+        itself, so its gradient flows back in compute dtype without a float32 copy)."""
+        return tf.matmul(h, self.table(), transpose_b=True)
 
 
 class Transformer(keras.Model):
@@ -206,6 +211,28 @@ class Transformer(keras.Model):
         record: AttentionRecord | None = None,
     ) -> tf.Tensor:
         """Teacher-forced decoder over a whole target prefix -> float32 logits."""
+        x = self.decoder_states(target_in, memory, source_mask, training, record)
+        b, t = tf.shape(x)[0], tf.shape(x)[1]
+        logits = self.output_projection.project(tf.reshape(x, [b * t, self.hidden_dim]))
+        return tf.reshape(logits, [b, t, self.target_vocab_size])
+
+    def states(self, inputs: dict[str, tf.Tensor], training: bool | None = False) -> tf.Tensor:
+        """Teacher-forced decoder states [B, T, D] (compute dtype), before the output layer.
+
+        Training projects only the rows it scores (non-pad), which ``call`` cannot do.
+        """
+        memory, source_mask = self.encode(inputs["source"], training=training)
+        return self.decoder_states(inputs["target_in"], memory, source_mask, training)
+
+    def decoder_states(
+        self,
+        target_in: tf.Tensor,
+        memory: tf.Tensor,
+        source_mask: tf.Tensor,
+        training: bool | None = False,
+        record: AttentionRecord | None = None,
+    ) -> tf.Tensor:
+        """The decoder stack (and its final norm) over a whole target prefix: [B, T, D]."""
         target_in = tf.convert_to_tensor(target_in, tf.int32)
         self_bias = causal_bias(tf.shape(target_in)[1]) + padding_bias(
             tf.not_equal(target_in, PAD_ID)
@@ -216,9 +243,7 @@ class Transformer(keras.Model):
             x = layer.call(x, memory, self_bias, memory_bias, training=training, record=record)
         if self.decoder_norm is not None:
             x = self.decoder_norm.call(x)
-        b, t = tf.shape(x)[0], tf.shape(x)[1]
-        logits = self.output_projection.project(tf.reshape(x, [b * t, self.hidden_dim]))
-        return tf.reshape(logits, [b, t, self.target_vocab_size])
+        return x
 
     def attention(self, source: tf.Tensor, target_in: tf.Tensor) -> AttentionRecord:
         """Every layer's attention probabilities for source ids [B, S] and a teacher-forced

@@ -9,7 +9,7 @@ from typing import Any
 import tensorflow as tf
 
 from mt_cli.config import Config
-from mt_cli.tokenizer import PAD_ID
+from mt_cli.training.loss import token_loss
 
 
 def make_strategy(name: str):
@@ -28,15 +28,6 @@ def worker_role(strategy: Any, run_dir: Path) -> tuple[bool, Path]:
     has_chief = "chief" in resolver.cluster_spec().as_dict()
     chief = resolver.task_type == "chief" or (not has_chief and resolver.task_id == 0)
     return chief, run_dir / f".worker-{resolver.task_type}-{resolver.task_id}"
-
-
-def smoothed_loss(logits, labels, smoothing: float):
-    """Sum of label-smoothed cross-entropy over non-pad labels, and their count."""
-    log_probs = tf.nn.log_softmax(tf.cast(logits, tf.float32), axis=-1)
-    nll = -tf.gather(log_probs, labels, batch_dims=2)
-    loss = (1.0 - smoothing) * nll - smoothing * tf.reduce_mean(log_probs, axis=-1) if smoothing else nll
-    mask = tf.cast(tf.not_equal(labels, PAD_ID), tf.float32)
-    return tf.reduce_sum(loss * mask), tf.reduce_sum(mask)
 
 
 def apply_if_finite(strategy: Any, optimizer: Any, variables: list, grads: list, finite: Any) -> None:
@@ -92,8 +83,7 @@ class TrainSteps:
 
         def grads_of(batch):
             with tf.GradientTape() as tape:
-                logits = model({"source": batch["source"], "target_in": batch["target_in"]}, training=True)
-                loss_sum, tokens = smoothed_loss(logits, batch["target_out"], self.smoothing)
+                loss_sum, tokens = token_loss(model, batch, self.smoothing, True, static_shapes=bool(jit))
                 loss_sum = loss_sum * self.loss_factor
                 objective = optimizer.scale_loss(loss_sum) if self.loss_scaled else loss_sum
             return tape.gradient(objective, variables), loss_sum, tokens
@@ -146,8 +136,7 @@ class TrainSteps:
 
         @tf.function(input_signature=[spec], reduce_retracing=True)
         def eval_step(batch):
-            logits = model({"source": batch["source"], "target_in": batch["target_in"]}, training=False)
-            return smoothed_loss(logits, batch["target_out"], 0.0)
+            return token_loss(model, batch, 0.0, False)
 
         self.eval_step = eval_step
 
