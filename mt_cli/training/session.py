@@ -37,7 +37,7 @@ from mt_cli.training.metrics_log import MetricsLog
 from mt_cli.training.run_dir import check_tokenizers, run_tokenizers
 from mt_cli.training.schedules import make_schedule
 from mt_cli.training.state import TrainState
-from mt_cli.training.steps import TrainSteps, make_strategy, worker_role
+from mt_cli.training.steps import TrainSteps, make_strategy, skip_graph_rewrites, worker_role
 
 log = logging.getLogger("mt_cli")
 Batches = list[list[dict[str, Any]]]  # micro-batches, each one batch per replica
@@ -133,6 +133,7 @@ class Session:
         keras.utils.set_random_seed(t.seed)
         if t.deterministic:
             tf.config.experimental.enable_op_determinism()
+        skip_graph_rewrites()
         strategy = make_strategy(t.strategy)
         offset = parent.schedule_offset(t.init_reset) if parent is not None else 0
         model, optimizer = _build_model(cfg, tokenizers, strategy, offset)
