@@ -153,6 +153,9 @@ class DecodeConfig:
     sampling_temperature: float = _decode_opt(1.0, "tensor", "Sampling temperature.",
                                               ("--temperature",), gt=0)
     seed: int | None = _decode_opt(None, "host", "Seed for sampling (default: random).")
+    shortlist: int = _decode_opt(
+        0, "switch", "Output vocabulary shortlist (native engine): score only the N most frequent "
+        "target pieces plus each batch's source pieces (joint vocabulary) and prefixes; 0 = all.", ge=0)
     dtype: str = _decode_opt("float32", "host", "Compute dtype: float32 or bfloat16.",
                              choices=("float32", "bfloat16"))
     alignments: bool = _decode_opt(

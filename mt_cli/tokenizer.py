@@ -127,6 +127,12 @@ class SentencePieceModel:
     def sha256(self) -> str:
         return file_sha256(self.path)
 
+    def frequency_ranking(self) -> list[int]:
+        """Piece ids from most to least frequent: SentencePiece scores are unigram
+        log-probabilities (BPE: merge order), higher meaning more frequent."""
+        scores = [self.processor.GetScore(i) for i in range(self.vocab_size)]
+        return sorted(range(self.vocab_size), key=lambda i: -scores[i])
+
 
 @dataclass
 class Tokenizers:

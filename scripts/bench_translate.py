@@ -50,6 +50,7 @@ class BenchConfig:
     reference: Path | None
     dtypes: tuple[str, ...]
     ct2: tuple[str, ...]
+    shortlists: tuple[int, ...]
     beam_size: int
     batch_size: int
     threads: int
@@ -92,6 +93,8 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
                         help="lines translated before timing the in-process decode")
     parser.add_argument("--max-lines", type=int, default=0,
                         help="use only the first N input lines (0 = all)")
+    parser.add_argument("--shortlist", default="",
+                        help="comma-separated vocabulary shortlist sizes: extra native engines per dtype")
     parser.add_argument("--out", "-o", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
     dtypes = tuple(d.strip() for d in args.dtypes.split(",") if d.strip())
@@ -103,7 +106,8 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     if not args.input.is_file():
         parser.error(f"--input: {args.input} not found")
     ct2 = tuple(q.strip() for q in args.ct2.split(",") if q.strip())
-    return BenchConfig(args.model, args.input, args.reference, dtypes, ct2, args.beam_size,
+    shortlists = tuple(int(n) for n in args.shortlist.split(",") if n.strip())
+    return BenchConfig(args.model, args.input, args.reference, dtypes, ct2, shortlists, args.beam_size,
                        args.batch_size, args.threads, args.warmup_lines, args.max_lines, args.out)
 
 
@@ -320,6 +324,8 @@ def environment() -> dict[str, Any]:
 def make_engines(cfg: BenchConfig, tmp: Path) -> list[Engine]:
     """Native engines per dtype, then a CTranslate2 export of the same model per quantization."""
     engines = [Engine(f"native-{d}", cfg.model, ("--dtype", d), (f"decode.dtype={d}",)) for d in cfg.dtypes]
+    engines += [Engine(f"native-{d}-shortlist{n}", cfg.model, ("--dtype", d, "--shortlist", str(n)),
+                       (f"decode.dtype={d}", f"decode.shortlist={n}")) for n in cfg.shortlists for d in cfg.dtypes]
     for quantization in cfg.ct2:
         out = tmp / f"ct2-{quantization}"
         subprocess.run([*mt_cli_command(), "-q", "export", "-m", str(cfg.model), "-o", str(out),

@@ -43,7 +43,7 @@ def test_graph_key_follows_roles() -> None:
     assert set(TENSOR_OPTIONS) == {f.name for f in decode_fields("tensor", "switch")}
     for field in decode_fields():
         role = field.metadata["role"]
-        other = {"graph": 1, "switch": 0.5, "tensor": 2, "host": 8}[role]
+        other = {"graph": 1, "switch": 2.5, "tensor": 2, "host": 8}[role]
         kind = int if field.default is None else type(field.default)
         changed = dataclasses.replace(base, **{field.name: other if kind is str else kind(other)})
         if role in ("graph", "switch"):

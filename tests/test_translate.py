@@ -530,3 +530,24 @@ def test_closed_output_pipe_stops_quietly(trained_run: Path) -> None:
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     assert proc.returncode == 141, stderr
     assert "Traceback" not in stderr and "error" not in stderr
+
+
+# ---------------------------------------------------------------- vocabulary shortlist
+
+def test_shortlist_through_the_cli(runner: CliRunner, trained_run: Path, sources: Path,
+                                   greedy_file_output: list[str], tmp_path: Path) -> None:
+    lines = sources.read_text(encoding="utf-8").splitlines()[:8]
+    src = write_lines(tmp_path / "in.txt", lines)
+    # every piece listed: the same output as the full vocabulary
+    whole = ok(translate(runner, "-m", trained_run, src, "--beam-size", "1", "--shortlist", "100000"))
+    assert out_lines(whole.stdout) == greedy_file_output[:8]
+    # a few frequent pieces: prefixes (even of rare pieces) are still forced
+    prefixes = write_lines(tmp_path / "prefix.txt", ["neergo", "", "taco", "", "", "", "", ""])
+    result = ok(translate(runner, "-m", trained_run, src, "--shortlist", "20", "--prefix-file", prefixes,
+                          "--format", "jsonl"))
+    rows = jsonl(result)
+    assert len(rows) == 8 and rows[0]["text"].startswith("neergo")
+    assert rows[2]["text"].startswith("taco")
+    constraints = write_lines(tmp_path / "c.tsv", ["taco"] + [""] * 7)
+    outcome = translate(runner, "-m", trained_run, src, "--shortlist", "20", "--constraints-file", constraints)
+    assert_one_line_error(outcome, "--shortlist", "constraints")

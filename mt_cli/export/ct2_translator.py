@@ -46,6 +46,9 @@ class CT2Translator:
         if self.decode.alignments:
             raise ConfigError("--alignments needs the native engine (translate with the model directory "
                               "this CTranslate2 model was exported from)")
+        if self.decode.shortlist:
+            raise ConfigError("--shortlist (decode.shortlist) needs the native engine (translate with the "
+                              "model directory this CTranslate2 model was exported from)")
         self.max_source_tokens = config.model.max_length
         self.directory = directory
         self.translator = ctranslate2.Translator(str(directory), device="cpu", inter_threads=1,

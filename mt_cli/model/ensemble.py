@@ -50,8 +50,8 @@ class Ensemble:
         return [memory for memory, _ in encoded], encoded[0][1]
 
     def init_cache(self, memory: list[tf.Tensor], source_mask: tf.Tensor,
-                   beam_size: int | tf.Tensor = 1) -> Cache:
-        return {"members": [m.init_cache(mem, source_mask, beam_size)
+                   beam_size: int | tf.Tensor = 1, shortlist: tf.Tensor | None = None) -> Cache:
+        return {"members": [m.init_cache(mem, source_mask, beam_size, shortlist)
                             for m, mem in zip(self.members, memory)]}
 
     def cache_shape_invariants(self, cache: Cache) -> Cache:

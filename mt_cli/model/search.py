@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -83,6 +83,8 @@ def top_k_wide(x: tf.Tensor, k: int) -> tuple[tf.Tensor, tf.Tensor]:
     matmul.  The k best entries lie in the k chunks with the largest maxima,
     so one cheap max-reduction plus two small top_k calls give the same result.
     """
+    if x.shape[-1] is None:  # a shortlist: narrow and of varying width
+        return tf.math.top_k(x, k=k)
     vocab = int(x.shape[-1])
     size = max(1, round(math.sqrt(vocab / k)))
     chunks = -(-vocab // size)
@@ -121,18 +123,26 @@ class _Setup:
 
 
 def _setup(
-    model: SearchModel, source: tf.Tensor, prefix: tf.Tensor, a: tf.Tensor, b: tf.Tensor, rows: int
+    model: SearchModel, source: tf.Tensor, prefix: tf.Tensor, a: tf.Tensor, b: tf.Tensor, rows: int,
+    shortlist: tf.Tensor | None = None,
 ) -> _Setup:
-    """Encode, derive per-sentence limits, and build a cache for ``rows`` hypotheses per sentence."""
+    """Encode, derive per-sentence limits, and build a cache for ``rows`` hypotheses per sentence.
+
+    With a ``shortlist`` the search runs in shortlist positions (see ``init_cache``): the
+    prefixes are mapped into them here and the outputs back by ``_to_vocabulary``.
+    """
     memory, source_mask = model.encode(source)
     src_len = tf.reduce_sum(tf.cast(source_mask, tf.float32), axis=1)
+    if shortlist is not None:  # prefix ids are in the shortlist (the caller puts them there)
+        prefix = tf.reshape(tf.searchsorted(shortlist, tf.reshape(prefix, [-1]), out_type=tf.int32),
+                            tf.shape(prefix))
     prefix = tf.pad(prefix, [[0, 0], [0, 1]])  # never empty, gathers stay in range
     prefix_len = tf.reduce_sum(tf.cast(tf.not_equal(prefix, PAD_ID), tf.int32), axis=1)
     max_len = tf.maximum(tf.cast(tf.floor(a * src_len + b), tf.int32), prefix_len)
     max_len = tf.clip_by_value(max_len, 0, model.max_length - 1)
     return _Setup(
         batch=tf.shape(source)[0],
-        cache=model.init_cache(memory, source_mask, beam_size=rows),
+        cache=model.init_cache(memory, source_mask, beam_size=rows, shortlist=shortlist),
         source_mask=source_mask,
         max_len=max_len,
         prefix=prefix,
@@ -159,7 +169,7 @@ def _sample(logits: tf.Tensor, seed: tf.Tensor, topk: int, use_topp: bool, param
     scaled = logits / params["sampling_temperature"]
     if topk <= 0 and not use_topp:
         return tf.random.stateless_categorical(scaled, 1, seed, dtype=tf.int32)[:, 0]
-    k = min(topk, int(scaled.shape[-1])) if topk > 0 else tf.shape(scaled)[-1]
+    k = tf.minimum(topk, tf.shape(scaled)[-1]) if topk > 0 else tf.shape(scaled)[-1]
     values, indices = tf.math.top_k(scaled, k=k)
     if use_topp:
         probs = tf.nn.softmax(values)
@@ -455,23 +465,29 @@ def _compile(model: SearchModel, options: DecodeConfig) -> Callable:
     mode, beam = search_mode(options), options.beam_size
     sample = (options.sampling_topk, options.sampling_topp < 1.0) if mode == "sample" else None
     use_coverage = options.coverage_penalty != 0.0
+    use_shortlist = options.shortlist != 0
 
-    def run(source: tf.Tensor, prefix: tf.Tensor, values: tf.Tensor, seed: tf.Tensor) -> dict[str, tf.Tensor]:
+    def run(source: tf.Tensor, prefix: tf.Tensor, values: tf.Tensor, seed: tf.Tensor,
+            shortlist: tf.Tensor) -> dict[str, tf.Tensor]:
         m = model_ref()
         assert m is not None, "model was garbage collected"
         params = dict(zip(TENSOR_OPTIONS, tf.unstack(values)))
         params["seed"] = seed
         rows = 1 if mode == "greedy" else beam
-        setup = _setup(m, source, prefix, params["max_length_a"], params["max_length_b"], rows)
+        ids = shortlist if use_shortlist else None
+        setup = _setup(m, source, prefix, params["max_length_a"], params["max_length_b"], rows, ids)
         if mode == "beam":
-            return _Beam(m, setup, params, beam, use_coverage).run()
-        return _LeftToRight(m, setup, params, rows, sample).run()
+            out = _Beam(m, setup, params, beam, use_coverage).run()
+        else:
+            out = _LeftToRight(m, setup, params, rows, sample).run()
+        return out if ids is None else {**out, "tokens": tf.gather(ids, out["tokens"])}
 
     signature = [
         tf.TensorSpec([None, None], tf.int32),
         tf.TensorSpec([None, None], tf.int32),
         tf.TensorSpec([len(TENSOR_OPTIONS)], tf.float32),
         tf.TensorSpec([2], tf.int32),
+        tf.TensorSpec([None], tf.int32),
     ]
     # No jit_compile: with the fixed-size caches XLA needs, a decode step measured
     # 1.4-3.5x slower than this graph on our CPUs (float32 and bfloat16 alike).
@@ -488,9 +504,11 @@ def _option_values(options: DecodeConfig) -> tuple[tf.Tensor, tf.Tensor]:
 def bound_search(model: SearchModel, options: DecodeConfig) -> Callable[[tf.Tensor, tf.Tensor], dict]:
     """The compiled search with `options` bound: (source [B, S], prefix [B, P]) -> the raw
     tensors (tokens, logprobs, length, score, valid), for graphs that embed it (SavedModel)."""
+    options = replace(options, shortlist=0)  # a shortlist is made per batch, by the caller
     run = _compile(model, options)
     values, seed = _option_values(options)
-    return lambda source, prefix: run(source, prefix, values, seed)
+    none = tf.zeros([0], tf.int32)
+    return lambda source, prefix: run(source, prefix, values, seed, none)
 
 
 def search(
@@ -498,13 +516,16 @@ def search(
     source_ids: tf.Tensor | np.ndarray,
     options: DecodeConfig | None = None,
     target_prefix: tf.Tensor | np.ndarray | None = None,
+    shortlist: np.ndarray | None = None,
 ) -> SearchResult:
     """Translate a batch of source ids [B, S] (0-padded, eos-terminated, no bos).
 
     Each sentence gets at most ``floor(a * source_length + b)`` tokens before
     eos (source_length counts its eos), capped at ``model.max_length - 1``
     and raised to its prefix length.  ``target_prefix`` [B, P] (0-padded, no
-    bos) forces each output to start with those tokens.  Sampling draws
+    bos) forces each output to start with those tokens.  ``shortlist`` (sorted target
+    ids holding 0-3 and every prefix id; needed when ``options.shortlist``) limits the
+    output vocabulary.  Sampling draws
     ``beam_size`` samples per sentence and keeps the ``n_best`` best scored.
     """
     options = options or DecodeConfig()
@@ -521,8 +542,11 @@ def search(
     key = graph_key(options)
     if key not in per_model:
         per_model[key] = _compile(model, options)
+    if (shortlist is None) != (options.shortlist == 0):
+        raise ValueError("give a shortlist exactly when options.shortlist is set")
+    ids = tf.zeros([0], tf.int32) if shortlist is None else tf.constant(shortlist, tf.int32)
     values, seed = _option_values(options)
-    out = per_model[key](source, prefix, values, seed)
+    out = per_model[key](source, prefix, values, seed, ids)
     return _to_python(out, options.n_best)
 
 

@@ -270,8 +270,14 @@ class Transformer(keras.Model):
         memory: tf.Tensor,
         source_mask: tf.Tensor,
         beam_size: int | tf.Tensor = 1,
+        shortlist: tf.Tensor | None = None,
     ) -> Cache:
         """Project cross-attention K/V once per layer; start empty self-attention caches.
+
+        With a ``shortlist`` (sorted target ids [K] holding the special ids 0-3), the
+        output layer keeps only those K columns and ``decode_step`` works in shortlist
+        positions: its token ids and logits index the shortlist (the special ids keep
+        their values, as they are its first entries).
 
         The cache serves ``N * beam_size`` hypotheses (rows b * beam_size + i
         belong to sentence b) while memory K/V stay [N, H, S, hd], shared by
@@ -284,6 +290,8 @@ class Transformer(keras.Model):
         so a while loop casts them once rather than every step.
         """
         weights = self.decoder_weights()
+        if shortlist is not None:
+            weights["output"] = tf.gather(weights["output"], shortlist, axis=1)
         rows = tf.shape(memory)[0] * beam_size
         head_dim = self.hidden_dim // self.num_heads
         empty = tf.zeros([rows, self.num_heads, 0, head_dim], self.compute_dtype)
@@ -291,7 +299,10 @@ class Transformer(keras.Model):
         for layer, w in zip(self.decoder_layers, weights["layers"]):
             k, v = layer.cross_attn.project_memory(memory, w["cross_attn"])
             layers.append({"memory_k": k, "memory_v": v, "self_k": empty, "self_v": empty})
-        return {"layers": layers, "memory_bias": padding_bias(source_mask), "weights": weights}
+        cache = {"layers": layers, "memory_bias": padding_bias(source_mask), "weights": weights}
+        if shortlist is not None:
+            cache["shortlist"] = shortlist
+        return cache
 
     @staticmethod
     def cache_shape_invariants(cache: Cache) -> Cache:
@@ -349,6 +360,11 @@ class Transformer(keras.Model):
         (free), e.g. to ban tokens.
         """
         w = cache["weights"]
+        shortlist = cache.get("shortlist")
+        if shortlist is not None:  # shortlist positions in, shortlist logits out
+            token_ids = tf.gather(shortlist, token_ids)
+            if logits_bias is not None:
+                logits_bias = tf.gather(logits_bias, shortlist)
         position = tf.gather(tf.constant(self._positions), step)
         x = (
             self.target_lookup.lookup(token_ids, w["embedding"])

@@ -41,8 +41,23 @@ class Translator:
         self.tokenizers = tokenizers
         self.decode = decode
         self.max_source_tokens = model.max_length
+        self._frequent: np.ndarray | None = None
         for note in decode.ignored_options():
             log.warning(note)
+
+    def _shortlist(self, sources: list[list[int]], prefixes: list[list[int]] | None) -> np.ndarray | None:
+        """The batch's output vocabulary under `decode.shortlist`: the special ids, the N most
+        frequent target pieces, the batch's source pieces when the vocabulary is joint (names
+        and numbers are copied) and its prefix pieces (forced); sorted."""
+        if not self.decode.shortlist:
+            return None
+        if self._frequent is None:
+            self._frequent = np.array(self.tokenizers.target.frequency_ranking()[:self.decode.shortlist], np.int32)
+        parts = [np.arange(EOS_ID + 1, dtype=np.int32), self._frequent]
+        if self.tokenizers.joint:
+            parts += [np.asarray(row, np.int32) for row in sources]
+        parts += [np.asarray(row, np.int32) for row in prefixes or []]
+        return np.unique(np.concatenate(parts))
 
     def _encode(self, lines: list[str], first_line: int) -> list[list[int]]:
         """Source ids + eos (empty stays empty), cut to the model's position limit."""
@@ -89,7 +104,10 @@ class Translator:
         free = [i for i in range(len(lines)) if not phrases[i]]
         for batch in self._batches(sources, free):
             prefix = _padded([prefix_ids[i] for i in batch], 1) if prefix_ids is not None else None
-            found = search(self.model, _padded([sources[i] for i in batch]), self.decode, target_prefix=prefix)
+            shortlist = self._shortlist([sources[i] for i in batch],
+                                        [prefix_ids[i] for i in batch] if prefix_ids is not None else None)
+            found = search(self.model, _padded([sources[i] for i in batch]), self.decode, target_prefix=prefix,
+                           shortlist=shortlist)
             self._store(results, batch, found.hypotheses)
         for batch in self._batches(sources, [i for i in range(len(lines)) if phrases[i]]):
             found = constrained_search(self.model, _padded([sources[i] for i in batch]),
@@ -108,6 +126,9 @@ class Translator:
                               "drop --sampling-topk/--sampling-topp")
         if self.decode.coverage_penalty:
             log.warning("coverage_penalty is not applied to lines with constraints")
+        if self.decode.shortlist:
+            raise ConfigError("--shortlist (decode.shortlist) and constraints cannot be combined; "
+                              "drop one of them")
 
     def _batches(self, sources: list[list[int]], indices: list[int]) -> list[list[int]]:
         """`indices` (into sources) grouped into length-sorted batches."""
