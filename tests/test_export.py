@@ -118,6 +118,11 @@ def test_ct2_warns_for_unmatched_options(trained_ct2: Path, toy_dir: Path) -> No
     assert "CTranslate2's own length penalty" in result.stderr
 
 
+def test_ct2_refuses_native_only_options(trained_ct2: Path, toy_dir: Path) -> None:
+    assert_one_line_error(cli("translate", "-m", trained_ct2, toy_dir / "test.src", "--shortlist", "50"),
+                          "--shortlist", "native engine")
+
+
 def test_sampling_on_ct2_is_reproducible(trained_ct2: Path, toy_dir: Path) -> None:
     args = ("translate", "-m", trained_ct2, toy_dir / "test.src", "--sampling-topk", "5", "--seed", "3")
     assert ok(cli(*args)).stdout == ok(cli(*args)).stdout

@@ -10,6 +10,7 @@ from helpers import greedy_by_recomputation, random_source_batch, sharp_random_m
 from mt_cli.config import DecodeConfig
 from mt_cli.model.ensemble import Ensemble
 from mt_cli.model.search import search
+from mt_cli.model.translator import batch_shortlist
 
 VOCAB = 24
 BOS = 2
@@ -80,3 +81,10 @@ def test_a_shortlist_is_given_exactly_when_asked_for() -> None:
         search(model, source, DecodeConfig(shortlist=5))
     with pytest.raises(ValueError, match="shortlist"):
         search(model, source, DecodeConfig(), shortlist=np.arange(VOCAB, dtype=np.int32))
+
+
+def test_batch_shortlist_holds_specials_frequent_source_and_prefix_pieces() -> None:
+    frequent = np.array([40, 7, 12], np.int32)
+    ids = batch_shortlist(frequent, [[90, 7, 3], [55, 3]], [[120, 121]])
+    assert ids.tolist() == [0, 1, 2, 3, 7, 12, 40, 55, 90, 120, 121]  # sorted, each once
+    assert batch_shortlist(frequent, [], []).tolist() == [0, 1, 2, 3, 7, 12, 40]

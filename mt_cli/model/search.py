@@ -151,6 +151,12 @@ def _setup(
     )
 
 
+def _to_vocabulary(out: dict[str, tf.Tensor], shortlist: tf.Tensor) -> dict[str, tf.Tensor]:
+    """A search's outputs with shortlist positions turned back into vocabulary ids (padding,
+    position 0, stays id 0)."""
+    return {**out, "tokens": tf.gather(shortlist, out["tokens"])}
+
+
 def _forced(setup: _Setup, step: tf.Tensor, rows: int) -> tuple[tf.Tensor, tf.Tensor]:
     """(restricted [B*rows], token [B*rows]): prefix token while forcing, eos at max length."""
     prefix_tok = tf.gather(setup.prefix, tf.minimum(step, tf.shape(setup.prefix)[1] - 1), axis=1)
@@ -480,7 +486,7 @@ def _compile(model: SearchModel, options: DecodeConfig) -> Callable:
             out = _Beam(m, setup, params, beam, use_coverage).run()
         else:
             out = _LeftToRight(m, setup, params, rows, sample).run()
-        return out if ids is None else {**out, "tokens": tf.gather(ids, out["tokens"])}
+        return out if ids is None else _to_vocabulary(out, ids)
 
     signature = [
         tf.TensorSpec([None, None], tf.int32),

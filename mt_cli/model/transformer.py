@@ -185,8 +185,18 @@ class Transformer(keras.Model):
     # -- full forward -------------------------------------------------------
     def call(self, inputs: dict[str, tf.Tensor], training: bool | None = False) -> tf.Tensor:
         """Teacher-forced logits float32 [B, T, V]."""
+        x = self.states(inputs, training=training)
+        b, t = tf.shape(x)[0], tf.shape(x)[1]
+        logits = self.output_projection.project(tf.reshape(x, [b * t, self.hidden_dim]))
+        return tf.reshape(logits, [b, t, self.target_vocab_size])
+
+    def states(self, inputs: dict[str, tf.Tensor], training: bool | None = False) -> tf.Tensor:
+        """Teacher-forced decoder states [B, T, D] (compute dtype), before the output layer.
+
+        Training projects only the rows it scores (non-pad), which ``call`` cannot do.
+        """
         memory, source_mask = self.encode(inputs["source"], training=training)
-        return self.decode(inputs["target_in"], memory, source_mask, training=training)
+        return self.decoder_states(inputs["target_in"], memory, source_mask, training)
 
     def encode(
         self, source: tf.Tensor, training: bool | None = False, record: AttentionRecord | None = None
@@ -201,28 +211,6 @@ class Transformer(keras.Model):
         if self.encoder_norm is not None:
             x = self.encoder_norm.call(x)
         return x, mask
-
-    def decode(
-        self,
-        target_in: tf.Tensor,
-        memory: tf.Tensor,
-        source_mask: tf.Tensor,
-        training: bool | None = False,
-        record: AttentionRecord | None = None,
-    ) -> tf.Tensor:
-        """Teacher-forced decoder over a whole target prefix -> float32 logits."""
-        x = self.decoder_states(target_in, memory, source_mask, training, record)
-        b, t = tf.shape(x)[0], tf.shape(x)[1]
-        logits = self.output_projection.project(tf.reshape(x, [b * t, self.hidden_dim]))
-        return tf.reshape(logits, [b, t, self.target_vocab_size])
-
-    def states(self, inputs: dict[str, tf.Tensor], training: bool | None = False) -> tf.Tensor:
-        """Teacher-forced decoder states [B, T, D] (compute dtype), before the output layer.
-
-        Training projects only the rows it scores (non-pad), which ``call`` cannot do.
-        """
-        memory, source_mask = self.encode(inputs["source"], training=training)
-        return self.decoder_states(inputs["target_in"], memory, source_mask, training)
 
     def decoder_states(
         self,
@@ -250,7 +238,7 @@ class Transformer(keras.Model):
         target [B, T] (bos + ids): row t of a cross map is where output token t looked."""
         record = AttentionRecord()
         memory, mask = self.encode(source, record=record)
-        self.decode(target_in, memory, mask, record=record)
+        self.decoder_states(target_in, memory, mask, record=record)
         return record
 
     # -- incremental decoding -------------------------------------------------

@@ -33,6 +33,15 @@ def _padded(rows: list[list[int]], min_width: int = 0) -> np.ndarray:
     return array
 
 
+def batch_shortlist(frequent: np.ndarray, sources: list[list[int]], prefixes: list[list[int]]) -> np.ndarray:
+    """Sorted target ids a batch may produce: the special ids 0-3 (so they keep their values
+    as shortlist positions), the frequent pieces, the pieces of `sources` (given only for a
+    joint vocabulary: names and numbers are copied) and of `prefixes` (forced)."""
+    parts = [np.arange(EOS_ID + 1, dtype=np.int32), np.asarray(frequent, np.int32)]
+    parts += [np.asarray(row, np.int32) for row in [*sources, *prefixes]]
+    return np.unique(np.concatenate(parts))
+
+
 class Translator:
     """A model, its tokenizers and decoding options, ready to translate batches of lines."""
 
@@ -46,18 +55,13 @@ class Translator:
             log.warning(note)
 
     def _shortlist(self, sources: list[list[int]], prefixes: list[list[int]] | None) -> np.ndarray | None:
-        """The batch's output vocabulary under `decode.shortlist`: the special ids, the N most
-        frequent target pieces, the batch's source pieces when the vocabulary is joint (names
-        and numbers are copied) and its prefix pieces (forced); sorted."""
+        """The batch's output vocabulary under `decode.shortlist` (None: all of it)."""
         if not self.decode.shortlist:
             return None
         if self._frequent is None:
-            self._frequent = np.array(self.tokenizers.target.frequency_ranking()[:self.decode.shortlist], np.int32)
-        parts = [np.arange(EOS_ID + 1, dtype=np.int32), self._frequent]
-        if self.tokenizers.joint:
-            parts += [np.asarray(row, np.int32) for row in sources]
-        parts += [np.asarray(row, np.int32) for row in prefixes or []]
-        return np.unique(np.concatenate(parts))
+            ranking = self.tokenizers.target.frequency_ranking()
+            self._frequent = np.array(ranking[:self.decode.shortlist], np.int32)
+        return batch_shortlist(self._frequent, sources if self.tokenizers.joint else [], prefixes or [])
 
     def _encode(self, lines: list[str], first_line: int) -> list[list[int]]:
         """Source ids + eos (empty stays empty), cut to the model's position limit."""
