@@ -97,7 +97,9 @@ class TrainConfig:
     adam_epsilon: float = _opt(1e-9, gt=0)
     label_smoothing: float = _opt(0.1, ge=0, le=0.99)
     clip_norm: float = _opt(0.0, ge=0, doc="global gradient norm clip (0 = off)")
-    precision: str = _opt("float32", choices=("float32", "bfloat16", "float16"))
+    precision: str = _opt("auto", choices=("auto", "float32", "bfloat16", "float16"),
+                          doc="auto: bfloat16 on bf16 hardware (AMX, AVX512-BF16, GPUs >= 8.0), float16 "
+                          "on older tensor-core GPUs, else float32 (mt_cli/runtime.py)")
     jit_compile: bool = _opt(False, doc="XLA-compile the train step")
     strategy: str = _opt("default", choices=("default", "mirrored", "multi_worker"))
     seed: int = _opt(1234)
@@ -156,8 +158,9 @@ class DecodeConfig:
     shortlist: int = _decode_opt(
         0, "switch", "Output vocabulary shortlist (native engine): score only the N most frequent "
         "target pieces plus each batch's source pieces (joint vocabulary) and prefixes; 0 = all.", ge=0)
-    dtype: str = _decode_opt("float32", "host", "Compute dtype: float32 or bfloat16.",
-                             choices=("float32", "bfloat16"))
+    dtype: str = _decode_opt("auto", "host", "Compute dtype of the native engine: auto (bfloat16 "
+                             "where the hardware has bf16 units, else float32), float32 or bfloat16.",
+                             choices=("auto", "float32", "bfloat16"))
     alignments: bool = _decode_opt(
         False, "host", "Append word alignments from cross-attention: text ' ||| 0-0 1-2', "
         "jsonl 'alignment' (native engine).")

@@ -221,8 +221,7 @@ def main() -> None:
         if model:
             rows += bench_engine(engine, model, sentences, args)
     batched = max(args.batch_sizes)
-    document = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
-                "settings": {k: v for k, v in vars(args).items() if k != "out"} | {"source_lines": len(sentences)},
+    document = {"settings": {k: v for k, v in vars(args).items() if k != "out"} | {"source_lines": len(sentences)},
                 "rows": rows, f"speedup_batch{batched}_over_batch1": speedups(rows, batched)}
     emit(document, args.out)
 

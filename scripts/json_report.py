@@ -3,12 +3,28 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mt_cli.hardware import this_cpu
+from mt_cli.runtime import child_environment, machine_record, resolve_precision
+
+
+def machine() -> dict[str, Any]:
+    """The `"machine"` object of every benchmark: RUN/runtime.json's shape, with the precision
+    `auto` picks here and the allocator/threads the measured mt-cli processes run with."""
+    cpu = this_cpu()
+    return machine_record(resolve_precision("auto", cpu), environ=child_environment())
+
 
 def emit(document: Any, out: Path | None) -> str:
-    """Print `document` as indented JSON and write it to `out` (parents made); return the text."""
+    """Print `document` as indented JSON and write it to `out` (parents made); return the text.
+    A document that does not say its machine gets `"machine"` (every figure names its CPU)."""
+    if isinstance(document, dict) and "machine" not in document:
+        document = {**document, "machine": machine()}
     text = json.dumps(document, indent=2, ensure_ascii=False, default=str)
     print(text)
     if out is not None:

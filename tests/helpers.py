@@ -42,7 +42,10 @@ def tiny_config_text(toy: Path, **sections: dict) -> str:
                  "dev": {"source": str(toy / "dev.src"), "target": str(toy / "dev.tgt")}},
         "tokenizer": {"vocab_size": 48},
         "train": {"max_steps": 30, "save_every": 10, "eval_every": 1000, "log_every": 10,
-                  "batch_tokens": 256, "warmup_steps": 10},
+                  "batch_tokens": 256, "warmup_steps": 10, "precision": "float32"},
+        # Pinned, not `auto`: the suite's results must not depend on the CI machine's CPU
+        # (tests/test_runtime.py covers `auto`).
+        "decode": {"dtype": "float32"},
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)

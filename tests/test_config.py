@@ -73,7 +73,7 @@ def test_multi30k_preset_resolves_paths_against_configs_dir() -> None:
     assert cfg.data.test.source == str(data / "test2016.en")
     assert cfg.train.run_dir == str(REPO / "runs" / "multi30k-en-de")
     # inherited from transformer-small.yaml
-    assert (cfg.model.hidden_dim, cfg.model.num_heads, cfg.train.precision) == (256, 4, "bfloat16")
+    assert (cfg.model.hidden_dim, cfg.model.num_heads, cfg.train.precision) == (256, 4, "auto")
     assert (cfg.data.source_lang, cfg.data.target_lang) == ("en", "de")
 
 
@@ -367,7 +367,7 @@ def test_out_of_range(work: Path, body: str, message: str) -> None:
 
 @pytest.mark.parametrize("body, message", [
     ("train:\n  precision: bf16\n",
-     "train.precision: must be one of float32, bfloat16, float16, got 'bf16'; did you mean 'bfloat16'?"),
+     "train.precision: must be one of auto, float32, bfloat16, float16, got 'bf16'; did you mean 'bfloat16'?"),
     ("model:\n  norm: sideways\n", "model.norm: must be one of pre, post, got 'sideways'"),
     ("tokenizer:\n  model_type: unigam\n",
      "tokenizer.model_type: must be one of unigram, bpe, char, word, got 'unigam'; did you mean 'unigram'?"),

@@ -13,7 +13,8 @@ from helpers import REPO
 PACKAGE = REPO / "mt_cli"
 FOUNDATION = {"mt_cli", "mt_cli.errors", "mt_cli.config", "mt_cli.textio", "mt_cli.tokenizer",
               "mt_cli.files", "mt_cli.batching", "mt_cli.hypothesis", "mt_cli.quiet", "mt_cli.extras",
-              "mt_cli.alignment", "mt_cli.microbatch", "mt_cli.constraints"}
+              "mt_cli.alignment", "mt_cli.microbatch", "mt_cli.constraints", "mt_cli.hardware",
+              "mt_cli.runtime"}
 USE_CASES = {"mt_cli.translate", "mt_cli.evaluate", "mt_cli.quickstart", "mt_cli.curves",
              "mt_cli.attention_maps", "mt_cli.serve"}
 TF_PACKAGES = ("mt_cli.model", "mt_cli.export", "mt_cli.training")

@@ -11,6 +11,7 @@ import typer
 
 from mt_cli.cli import console
 from mt_cli.quiet import native_stderr_captured
+from mt_cli.runtime import configure_environment
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file (presets live in configs/).",
                                            show_default=False)]
@@ -30,11 +31,13 @@ def start_tensorflow() -> None:
     """Import TensorFlow, and initialise its devices, before a command that needs it.
 
     This is the one deliberate late import: commands call it first, then import the use
-    case they run. TF 2.16+ logs CUDA probing and oneDNN notes before TF_CPP_MIN_LOG_LEVEL
+    case they run. The allocator and thread variables are set first (mt_cli/runtime.py: a
+    user's own values win), since TensorFlow reads them once, at import. TF 2.16+ logs CUDA probing and oneDNN notes before TF_CPP_MIN_LOG_LEVEL
     is read, so native stderr is captured meanwhile (replayed on failure; shown with -v).
     """
     if "tensorflow" in sys.modules:
         return
+    configure_environment()
     if console.is_verbose():
         import tensorflow  # noqa: F401  (imported for its start-up, chatter shown)
         return

@@ -34,6 +34,7 @@ from mt_cli.export.locate import (
 )
 from mt_cli.files import atomic_dir, file_sha256
 from mt_cli.model import build_model
+from mt_cli.model.devices import decode_dtype
 from mt_cli.model.ensemble import Ensemble
 from mt_cli.model.translator import Translator
 from mt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizers
@@ -133,8 +134,10 @@ def load_export(path: str | Path, overrides: list[str] | None = None,
     tok = manifest["tokenizer"]
     tokenizers = Tokenizers.load(directory / tok["source"],
                                  None if tok["target"] == tok["source"] else directory / tok["target"])
+    dtype = decode_dtype(precision or cfg.decode.dtype)
+    log.debug(dtype.describe("decode dtype"))
     model = build_model(cfg.model, tokenizers.source.vocab_size, tokenizers.target.vocab_size,
-                        precision=precision or cfg.decode.dtype)
+                        precision=dtype.value)
     try:
         model.load_weights(str(directory / WEIGHTS_FILE))
     except Exception as exc:  # h5py / keras raise various types

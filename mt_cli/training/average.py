@@ -7,6 +7,7 @@ made before it (train.average_last).
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from mt_cli.config import load_config
@@ -17,6 +18,7 @@ from mt_cli.training.checkpoints import SavedStep, list_checkpoints
 from mt_cli.training.export_choice import ExportChoice, load_choice
 from mt_cli.training.init_from import read_record
 from mt_cli.training.run_dir import existing_tokenizers
+from mt_cli.training.runtime_file import RUNTIME_FILE
 
 
 def select_checkpoints(saved: list[SavedStep], last: int | None, steps: list[int] | None) -> list[SavedStep]:
@@ -36,6 +38,15 @@ def select_checkpoints(saved: list[SavedStep], last: int | None, steps: list[int
     return saved[-last:]
 
 
+def trained_precision(run_dir: Path, configured: str) -> str:
+    """The precision the run trained in: `auto` as its last session resolved it
+    (RUN/runtime.json), else the configured value."""
+    try:
+        return str(json.loads((run_dir / RUNTIME_FILE).read_text())["precision"]["value"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return configured
+
+
 def average_checkpoints(run_dir: Path, output: Path, last: int | None = None,
                         steps: list[int] | None = None) -> list[int]:
     """Write the mean of the chosen checkpoints of `run_dir` to `output`; return their steps."""
@@ -52,7 +63,7 @@ def average_checkpoints(run_dir: Path, output: Path, last: int | None = None,
     model = build_model(cfg.model, tokenizers.source.vocab_size, tokenizers.target.vocab_size)
     choice = ExportChoice("averaged", tuple(chosen))
     load_choice(model, choice)
-    info = {"step": chosen[-1].step, "trained_precision": cfg.train.precision,
+    info = {"step": chosen[-1].step, "trained_precision": trained_precision(run_dir, cfg.train.precision),
             "weights_from": choice.manifest_entry(chosen[-1].step), "dev_scores": {},
             "eval_metric": cfg.train.eval_metric, "best_score": None}
     parent = read_record(run_dir)

@@ -3,6 +3,7 @@ steps, the checkpointed objects and the restored state; plus saving and exportin
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import shutil
@@ -20,6 +21,7 @@ from mt_cli.errors import MtError
 from mt_cli.export.model_dir import write_export
 from mt_cli.files import clean_temporaries
 from mt_cli.model import Transformer, build_model
+from mt_cli.model.devices import training_precision
 from mt_cli.model.translator import Translator
 from mt_cli.textio import read_lines
 from mt_cli.tokenizer import PAD_ID, Tokenizers
@@ -35,6 +37,7 @@ from mt_cli.training.export_choice import choose_export, load_choice
 from mt_cli.training.init_from import Parent
 from mt_cli.training.metrics_log import MetricsLog
 from mt_cli.training.run_dir import check_tokenizers, run_tokenizers
+from mt_cli.training.runtime_file import runtime_record, write_runtime
 from mt_cli.training.schedules import make_schedule
 from mt_cli.training.state import TrainState
 from mt_cli.training.steps import TrainSteps, make_strategy, skip_graph_rewrites, worker_role
@@ -123,6 +126,10 @@ class Session:
     def open(cls, cfg: Config, run_dir: Path, parent: Parent | None = None) -> Session:
         """Build everything and restore the newest checkpoint, if any; a run started from a
         parent that has no checkpoint of its own yet loads the parent's weights."""
+        precision = training_precision(cfg.train.precision)
+        log.info(precision.describe("precision"))
+        runtime = runtime_record(precision)
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision=precision.value))
         tokenizers = run_tokenizers(cfg, run_dir)
         check_tokenizers(run_dir, tokenizers)
         d, t = cfg.data, cfg.train
@@ -141,6 +148,8 @@ class Session:
         rng = {f"seed{i}": v for i, v in enumerate(v for v in model.variables if "seed_generator" in v.path)}
         trackable = tf.train.Checkpoint(model=model, optimizer=optimizer, step=step_var, rng=rng)
         is_chief, worker_dir = worker_role(strategy, run_dir)
+        if is_chief:
+            write_runtime(run_dir, runtime)
         state = cls._restore(run_dir / "checkpoints", trackable, is_chief)
         if parent is not None and state.step == 0:
             parent.load_weights(model)

@@ -1,0 +1,129 @@
+"""What this machine has: the CPU (model, usable cores, the flags that decide the fastest
+precision) and the accelerators, read without importing TensorFlow.
+
+Why a module of its own: every default that depends on the hardware (precision, threads,
+the benchmarks' `"machine"` record) must read the same facts the same way.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import re
+import subprocess
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+
+# The CPU flags a decision or a benchmark reader needs (x86 names as /proc/cpuinfo spells them;
+# aarch64's `bf16` is kept for the record).
+RELEVANT_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile",
+                  "bf16", "asimd", "sve")
+BF16_UNIT_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+@dataclass(frozen=True)
+class Gpu:
+    """One visible GPU; `compute_capability` is (major, minor), (0, 0) when unknown."""
+
+    name: str
+    compute_capability: tuple[int, int] = (0, 0)
+
+    @property
+    def has_bf16_units(self) -> bool:
+        return self.compute_capability >= (8, 0)
+
+    @property
+    def has_tensor_cores(self) -> bool:
+        return self.compute_capability >= (7, 0)
+
+
+@dataclass(frozen=True)
+class Cpu:
+    """The CPU as the operating system describes it to this process."""
+
+    model: str
+    architecture: str
+    cores: int
+    flags: frozenset[str] = field(default_factory=frozenset)
+    family: str = ""
+    model_number: str = ""
+
+    @property
+    def bf16_units(self) -> list[str]:
+        """The flags that show bfloat16 arithmetic in hardware (x86 AMX or AVX512-BF16)."""
+        return [name for name in BF16_UNIT_FLAGS if name in self.flags]
+
+    def relevant_flags(self) -> dict[str, bool]:
+        return {name: name in self.flags for name in RELEVANT_FLAGS}
+
+
+def usable_cores() -> int:
+    """Cores this process may run on (its affinity mask, not the machine's total)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def _parse_cpuinfo(text: str) -> dict[str, str]:
+    """The first processor block of /proc/cpuinfo as key -> value."""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        if not line.strip():
+            if fields:
+                break
+            continue
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+def cpu_from_cpuinfo(text: str, cores: int, architecture: str) -> Cpu:
+    """A Cpu from /proc/cpuinfo text (x86 `flags`, aarch64 `Features`)."""
+    info = _parse_cpuinfo(text)
+    flags = frozenset((info.get("flags") or info.get("Features") or "").split())
+    model = info.get("model name") or info.get("Model") or info.get("CPU part") or platform.processor()
+    return Cpu(model=model or "unknown", architecture=architecture, cores=cores, flags=flags,
+               family=info.get("cpu family", ""), model_number=info.get("model", ""))
+
+
+def _sysctl(name: str) -> str:
+    try:
+        result = subprocess.run(["sysctl", "-n", name], capture_output=True, text=True, timeout=5,
+                                check=False)
+    except (OSError, subprocess.SubprocessError):
+        return ""
+    return result.stdout.strip() if result.returncode == 0 else ""
+
+
+def _macos_cpu(cores: int, architecture: str) -> Cpu:
+    flags = {f.lower().replace(".", "_") for f in _sysctl("machdep.cpu.features").split()}
+    flags |= {f.lower().replace(".", "_") for f in _sysctl("machdep.cpu.leaf7_features").split()}
+    if _sysctl("hw.optional.arm.FEAT_BF16") == "1":
+        flags.add("bf16")
+    return Cpu(model=_sysctl("machdep.cpu.brand_string") or platform.processor() or "unknown",
+               architecture=architecture, cores=cores, flags=frozenset(flags))
+
+
+@lru_cache(maxsize=1)
+def this_cpu() -> Cpu:
+    """This machine's CPU (read once per process)."""
+    architecture, cores = platform.machine() or "unknown", usable_cores()
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.is_file():
+        return cpu_from_cpuinfo(cpuinfo.read_text(errors="replace"), cores, architecture)
+    if platform.system() == "Darwin":
+        return _macos_cpu(cores, architecture)
+    return Cpu(model=platform.processor() or "unknown", architecture=architecture, cores=cores)
+
+
+_CAPABILITY = re.compile(r"^\s*(\d+)\.(\d+)\s*$")
+
+
+def parse_compute_capability(value: object) -> tuple[int, int]:
+    """TensorFlow reports (8, 6), nvidia-smi "8.6"; anything else is (0, 0)."""
+    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return int(value[0]), int(value[1])
+    match = _CAPABILITY.match(str(value))
+    return (int(match.group(1)), int(match.group(2))) if match else (0, 0)

@@ -1,0 +1,164 @@
+"""The hardware-aware runtime: precision chosen from CPU flags and GPUs (an explicit value
+winning), the allocator and thread variables set before TensorFlow starts (the user's own
+winning), and RUN/runtime.json naming the machine of a real training run."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from helpers import tiny_config_text
+
+from mt_cli.hardware import Cpu, Gpu, cpu_from_cpuinfo, parse_compute_capability, this_cpu
+from mt_cli.runtime import (
+    allocator_name,
+    configure_environment,
+    machine_record,
+    plan_threads,
+    resolve_decode_dtype,
+    resolve_precision,
+)
+
+ZEN3_CPUINFO = """processor\t: 0
+vendor_id\t: AuthenticAMD
+cpu family\t: 25
+model\t\t: 1
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu sse sse2 avx f16c fma avx2 bmi2 sha_ni vaes
+
+processor\t: 1
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu avx512_bf16 amx_bf16
+"""
+ARM_CPUINFO = """processor\t: 0
+BogoMIPS\t: 243.75
+Features\t: fp asimd evtstrm aes pmull sha1 sha2 crc32 atomics fphp asimdhp cpuid bf16 sve
+CPU implementer\t: 0x41
+"""
+
+
+def cpu(*flags: str) -> Cpu:
+    return Cpu("test CPU", "x86_64", 2, frozenset(flags))
+
+
+def test_cpuinfo_is_read_from_the_first_processor_block() -> None:
+    zen3 = cpu_from_cpuinfo(ZEN3_CPUINFO, 2, "x86_64")
+    assert (zen3.model, zen3.family, zen3.model_number) == ("AMD EPYC 7B13", "25", "1")
+    assert zen3.relevant_flags()["avx2"] and not zen3.relevant_flags()["avx512f"]
+    assert zen3.bf16_units == []  # the second block's flags are not this CPU's first core's
+    arm = cpu_from_cpuinfo(ARM_CPUINFO, 4, "aarch64")
+    assert {"asimd", "bf16", "sve"} <= arm.flags and arm.cores == 4
+
+
+@pytest.mark.parametrize("flags, expected, reason", [
+    (("avx2", "fma"), "float32", "auto: this CPU has no bf16 units"),
+    (("avx2", "avx512f", "avx512_bf16"), "bfloat16", "auto: this CPU has bf16 units (avx512_bf16)"),
+    (("avx512_bf16", "amx_bf16", "amx_tile"), "bfloat16", "auto: this CPU has bf16 units (amx_bf16, avx512_bf16)"),
+    (("avx512f",), "float32", "auto: this CPU has no bf16 units"),
+])
+def test_auto_precision_follows_the_cpu_flags(flags: tuple[str, ...], expected: str, reason: str) -> None:
+    train, decode = resolve_precision("auto", cpu(*flags)), resolve_decode_dtype("auto", cpu(*flags))
+    assert train.value == decode.value == expected
+    assert train.reason.startswith(reason)
+    assert train.describe("precision").startswith(f"precision: {expected} (auto: ")
+
+
+@pytest.mark.parametrize("capability, train, decode", [
+    ((9, 0), "bfloat16", "bfloat16"), ((8, 0), "bfloat16", "bfloat16"), ((8, 6), "bfloat16", "bfloat16"),
+    ((7, 5), "float16", "float32"), ((7, 0), "float16", "float32"), ((6, 1), "float32", "float32"),
+])
+def test_auto_precision_on_gpus_follows_compute_capability(capability: tuple[int, int], train: str,
+                                                           decode: str) -> None:
+    gpus = [Gpu("GPU:0", capability)]
+    assert resolve_precision("auto", cpu("amx_bf16"), gpus).value == train  # the GPU decides
+    assert resolve_decode_dtype("auto", cpu("amx_bf16"), gpus).value == decode
+    assert f"{capability[0]}.{capability[1]}" in resolve_precision("auto", cpu(), gpus).reason
+
+
+def test_mixed_gpus_take_what_all_of_them_have() -> None:
+    gpus = [Gpu("A100", (8, 0)), Gpu("T4", (7, 5))]
+    assert resolve_precision("auto", cpu(), gpus).value == "float16"
+
+
+@pytest.mark.parametrize("explicit", ["float32", "bfloat16", "float16"])
+def test_an_explicit_precision_wins(explicit: str) -> None:
+    for machine, gpus in ((cpu("avx2"), []), (cpu("amx_bf16"), [Gpu("A100", (8, 0))])):
+        choice = resolve_precision(explicit, machine, gpus)
+        assert (choice.value, choice.reason) == (explicit, "set in the config")
+
+
+def test_compute_capability_is_parsed_from_tensorflow_and_nvidia_smi_forms() -> None:
+    assert parse_compute_capability((8, 6)) == (8, 6)
+    assert parse_compute_capability("7.5") == (7, 5)
+    assert parse_compute_capability(None) == (0, 0) == parse_compute_capability("n/a")
+
+
+def test_environment_is_set_before_tensorflow_and_the_users_values_win() -> None:
+    env: dict[str, str] = {}
+    effective = configure_environment(env)
+    assert env == {"TF_CPU_ALLOCATOR_USE_BFC": "true"} and allocator_name(env) == "bfc"
+    assert effective["TF_CPU_ALLOCATOR_USE_BFC"] == "true (mt-cli)"
+    mine = {"TF_CPU_ALLOCATOR_USE_BFC": "false"}
+    assert configure_environment(mine)["TF_CPU_ALLOCATOR_USE_BFC"] == "false (user)"
+    assert mine == {"TF_CPU_ALLOCATOR_USE_BFC": "false"} and allocator_name(mine) == "default"
+
+
+def test_threads_are_tensorflows_default_unless_the_user_sets_them() -> None:
+    assert (plan_threads(2).intra_op, plan_threads(2).inter_op) == (2, 2)
+    assert (plan_threads(16).intra_op, plan_threads(0).inter_op) == (16, 1)
+    record = machine_record(environ={"TF_NUM_INTEROP_THREADS": "1"})
+    assert record["threads"]["inter_op"] == 1 and record["threads"]["set_by"] == "user"
+    assert record["threads"]["intra_op"] == this_cpu().cores
+    assert machine_record(environ={"TF_NUM_INTRAOP_THREADS": "x"})["threads"]["intra_op"] == "x"
+
+
+def test_machine_record_names_the_cpu_and_threads() -> None:
+    record = machine_record(resolve_precision("auto", this_cpu()))
+    assert record["cpu"]["cores"] == this_cpu().cores >= 1
+    assert set(record["cpu"]["flags"]) >= {"avx2", "avx512f", "avx512_bf16", "amx_bf16"}
+    assert record["precision"]["value"] in ("float32", "bfloat16")
+    assert record["versions"]["tensorflow"]
+    json.dumps(record)  # plain JSON
+
+
+def _train(tmp_path: Path, toy_dir: Path, precision: str, **env: str) -> tuple[str, Path]:
+    """A real two-step `mt-cli train` in a child process whose environment has no TensorFlow
+    runtime variables but `env`; returns its stderr and run directory."""
+    config = tmp_path / f"{precision}.yaml"
+    config.write_text(tiny_config_text(toy_dir, train={"max_steps": 2, "precision": precision, "log_every": 1}))
+    run = tmp_path / f"run-{precision}"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPU_ALLOCATOR", "TF_NUM_"))}
+    done = subprocess.run([sys.executable, "-m", "mt_cli", "train", str(config), "--run-dir", str(run)],
+                          capture_output=True, text=True, timeout=600, env={**clean, **env}, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stderr, run
+
+
+def test_train_says_its_precision_first_and_writes_runtime_json(tmp_path: Path, toy_dir: Path) -> None:
+    stderr, run = _train(tmp_path, toy_dir, "auto")
+    expected = resolve_precision("auto", this_cpu())  # no GPU is visible to the tests
+    assert stderr.splitlines()[0] == expected.describe("precision")
+    assert stderr.splitlines()[1].startswith("runtime: ")
+    record = json.loads((run / "runtime.json").read_text())
+    assert record["precision"] == {"value": expected.value, "reason": expected.reason}
+    assert record["allocator"] == "bfc" and record["cpu"]["model"] == this_cpu().model
+    assert record["threads"]["intra_op"] == plan_threads(this_cpu().cores).intra_op
+    manifest = json.loads((run / "export" / "manifest.json").read_text())
+    assert manifest["trained_precision"] == expected.value
+    assert "precision: auto" in (run / "config.yaml").read_text()  # a resume decides on its machine
+
+
+def test_a_users_allocator_choice_wins_in_a_real_run(tmp_path: Path, toy_dir: Path) -> None:
+    _, run = _train(tmp_path, toy_dir, "auto", TF_CPU_ALLOCATOR_USE_BFC="false", TF_NUM_INTEROP_THREADS="1")
+    record = json.loads((run / "runtime.json").read_text())
+    assert record["allocator"] == "default" and record["threads"]["inter_op"] == 1
+
+
+def test_an_explicit_precision_wins_in_a_real_run(tmp_path: Path, toy_dir: Path) -> None:
+    stderr, run = _train(tmp_path, toy_dir, "bfloat16")
+    assert stderr.splitlines()[0] == "precision: bfloat16 (set in the config)"
+    assert json.loads((run / "runtime.json").read_text())["precision"]["value"] == "bfloat16"
