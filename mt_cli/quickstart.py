@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from mt_cli.training.evaluation import dev_metric
 from mt_cli.training.loop import Reporter, TrainResult, train
 
 DEMO_CONFIG = PRESET_DIR / "demo.yaml"
+log = logging.getLogger("mt_cli")
 
 
 @dataclass
@@ -36,6 +38,7 @@ def run_quickstart(run_dir: Path, config: Path = DEMO_CONFIG, overrides: list[st
     result = train(cfg, run_dir, overwrite=overwrite, reporter=reporter)
     sources = read_lines(cfg.data.test.source)
     references = read_lines(cfg.data.test.target)
+    log.info(f"translating the test split, {cfg.data.test.source} ({len(sources)} lines)")
     hypotheses = load_translator(result.export_dir).translate(sources)
     hyp_path = run_dir / f"test.hyp.{cfg.data.target_lang}"
     atomic_write_lines(hyp_path, hypotheses)

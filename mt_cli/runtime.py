@@ -57,8 +57,8 @@ def _cpu_precision(cpu: Cpu) -> Choice:
     units = cpu.bf16_units
     if units:
         return Choice("bfloat16", f"auto: this CPU has bf16 units ({', '.join(units)})")
-    return Choice("float32", "auto: this CPU has no bf16 units (bfloat16 would be emulated, slower "
-                             "than float32)")
+    return Choice("float32", "auto: this CPU has no bf16 units; bfloat16 would be emulated, slower "
+                             "than float32")
 
 
 def resolve_precision(requested: str, cpu: Cpu, gpus: Sequence[Gpu] = ()) -> Choice:
@@ -91,8 +91,8 @@ class Threads:
 def plan_threads(cores: int) -> Threads:
     """TensorFlow's own default, one thread per usable core in both pools, which mt-cli
     leaves alone: on 2 cores it measured fastest (README "Threads": inter-op 1 kept 1.2 of
-    2 CPUs busy, -22% tokens/s; the same counts set through TF_NUM_*_THREADS cost ~60 s of
-    wall time in a 90 s run). A user's TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS, or
+    2 CPUs busy, -22% tokens/s; TF_NUM_INTRAOP_THREADS set to the very same count cost ~60 s
+    of wall time in a 90 s run). A user's TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS, or
     `--threads` where a command has it, win."""
     cores = max(1, cores)
     return Threads(cores, cores, f"TensorFlow's default: {cores} usable core{'s' if cores != 1 else ''}")

@@ -39,6 +39,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
+from json_report import emit
+
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_INPUT = REPO.parent / "shared" / "data" / "multi30k" / "test2016.en"
 
@@ -69,6 +71,9 @@ class ProcessRun:
     peak_rss_mib: float
     stdout: bytes
     stderr_tail: str
+    cpu_s: float = 0.0  # user + system
+    system_s: float = 0.0
+    page_faults: int = 0
 
 
 # ---------------------------------------------------------------- arguments and inputs
@@ -175,7 +180,9 @@ def run_measured(command: list[str], stdin_path: Path) -> ProcessRun:
         tail = stderr.read().decode("utf-8", "replace").strip().splitlines()[-5:]
     return ProcessRun(proc.returncode, round(wall, 3),
                       None if first_line is None else round(first_line, 3),
-                      _peak_rss_mib(rusage), output, "\n".join(tail))
+                      _peak_rss_mib(rusage), output, "\n".join(tail),
+                      round(rusage.ru_utime + rusage.ru_stime, 2), round(rusage.ru_stime, 2),
+                      rusage.ru_minflt + rusage.ru_majflt)
 
 
 @dataclass(frozen=True)
@@ -266,7 +273,8 @@ def bench_cli(cfg: BenchConfig, command: list[str], source: Path, n_lines: int, 
     if len(hyps) != n_lines:
         return {"error": f"{len(hyps)} output lines for {n_lines} input lines"}
     tokens = count_tokens(spm, hyps)
-    return {"wall_s": run.wall_s, "peak_rss_mib": run.peak_rss_mib, "target_tokens": tokens,
+    return {"wall_s": run.wall_s, "peak_rss_mib": run.peak_rss_mib, "cpu_s": run.cpu_s,
+            "system_s": run.system_s, "page_faults": run.page_faults, "target_tokens": tokens,
             **rates(n_lines, tokens, run.wall_s), "bleu": bleu(hyps, cfg.reference, cfg.max_lines),
             "hypotheses": hyps}
 
@@ -373,11 +381,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except MtError as exc:  # e.g. not a model directory: one line, like mt-cli itself
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    document = json.dumps(report, indent=2, ensure_ascii=False)
-    if cfg.out is not None:
-        cfg.out.parent.mkdir(parents=True, exist_ok=True)
-        cfg.out.write_text(document + "\n", encoding="utf-8")
-    print(document)
+    emit(report, cfg.out)
     failed = any("error" in part for r in report["results"].values() for part in r.values())
     return 1 if failed else 0
 

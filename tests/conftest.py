@@ -11,6 +11,8 @@ from typer.testing import CliRunner
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
+# The allocator every mt-cli command starts TensorFlow with (the suite imports it in-process).
+os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
 from helpers import tiny_config_text, toy_pairs, write_pairs
 

@@ -528,3 +528,10 @@ def test_to_yaml_round_trips_a_custom_config(work: Path) -> None:
     assert again.data.source_lang == "yes"  # quoted in YAML, not read back as true
     assert again.train.adam_epsilon == 1e-9
     assert again.data.train[0].target == "/d/ä.tgt"
+
+
+def test_demo_recipe_is_bounded_by_steps_and_picks_its_precision() -> None:
+    """The quickstart trains the same model on every machine: no wall-clock budget."""
+    cfg = load_config(REPO / "configs" / "demo.yaml")
+    assert cfg.train.max_minutes == 0 and cfg.train.max_steps <= 1000
+    assert (cfg.train.precision, cfg.decode.dtype) == ("auto", "auto")

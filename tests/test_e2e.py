@@ -1,8 +1,9 @@
 """End to end on the demo corpus that ships with mt-cli: tokenize -> train -> translate ->
-evaluate through the real CLI, on a shortened config; the model must clearly learn.
+evaluate through the real CLI, on the quickstart's own recipe (configs/demo.yaml) cut to
+half its steps; the model must clearly learn. The whole recipe's floor is a slow test.
 
-Bounded by steps (train.max_minutes=0), never by wall clock: a slower or loaded machine
-takes longer but trains the same model, so the BLEU threshold holds everywhere."""
+Bounded by steps (the recipe has train.max_minutes=0), never by wall clock: a slower or
+loaded machine takes longer but trains the same model, so the thresholds hold everywhere."""
 
 from __future__ import annotations
 
@@ -11,16 +12,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+import yaml
 from helpers import REPO
 
 MT_CLI = [sys.executable, "-m", "mt_cli"]
-SHORT = ["--set", "model.hidden_dim=128", "--set", "model.ffn_dim=256", "--set", "model.num_heads=4",
-         "--set", "model.encoder_layers=1", "--set", "model.decoder_layers=1",
-         "--set", "tokenizer.vocab_size=600", "--set", "train.batch_tokens=2048",
-         "--set", "train.max_minutes=0", "--set", "train.max_steps=400",
-         "--set", "train.warmup_steps=100", "--set", "train.learning_rate=1.0", "--set", "train.eval_every=100000",
-         "--set", "train.save_every=100000", "--set", "train.precision=float32",
-         "--set", "decode.beam_size=1"]
+# The recipe itself (model, learning rate, batch) with half its steps and greedy decoding;
+# float32 so that the floor does not depend on the CI machine's CPU.
+SHORT = ["--set", "train.max_steps=300", "--set", "train.eval_every=100000", "--set", "train.save_every=100000",
+         "--set", "train.precision=float32", "--set", "decode.dtype=float32", "--set", "decode.beam_size=1"]
+SHORT_FLOOR = 40.0  # measured 61.8 at 300 steps (2-core Zen 3, float32, greedy); untrained < 2
 
 
 def _bleu(run_dir: Path, hyp: Path) -> float:
@@ -38,7 +39,7 @@ def test_quickstart_pipeline_learns_the_demo_corpus(tmp_path: Path) -> None:
     summary = json.loads(done.stdout)
     assert set(summary["test_scores"]) == {"bleu", "ter"}  # the eval: section is followed
     assert json.loads((run_dir / "finished.json").read_text())["reason"] == "max_steps"
-    assert summary["step"] == 400
+    assert summary["step"] == 300
     for artefact in ("config.yaml", "metrics.jsonl", "spm.model", "finished.json",
                      "export/manifest.json", "export/model.weights.h5", "export/spm.model",
                      "export/config.yaml"):
@@ -55,7 +56,7 @@ def test_quickstart_pipeline_learns_the_demo_corpus(tmp_path: Path) -> None:
     assert base.returncode == 0, base.stderr[-3000:]
     untrained = json.loads(base.stdout)["test_bleu"]
     assert untrained < 2.0
-    assert summary["test_bleu"] > untrained + 10.0, (summary, untrained)
+    assert summary["test_bleu"] >= SHORT_FLOOR > untrained + 10.0, (summary, untrained)
 
     # Terminology: one reference noun per line as a constraint, met on every line.
     sources = (REPO / "data/demo/test.en").read_text(encoding="utf-8").splitlines()[:60]
@@ -70,3 +71,17 @@ def test_quickstart_pipeline_learns_the_demo_corpus(tmp_path: Path) -> None:
     outputs = constrained.stdout.split("\n")[:-1]
     assert len(outputs) == 60 and sum(map(bool, nouns)) > 40
     assert all(noun in out for noun, out in zip(nouns, outputs)), list(zip(nouns, outputs))
+
+
+@pytest.mark.slow
+def test_the_quickstart_recipe_reaches_its_floor(tmp_path: Path) -> None:
+    """`mt-cli quickstart` exactly as README command 1 runs it: the demo recipe, bounded by
+    steps, must reach test BLEU >= 80 on any machine (measured: TBD)."""
+    recipe = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())["train"]
+    assert recipe["max_minutes"] == 0  # bounded by steps only
+    done = subprocess.run([*MT_CLI, "quickstart", "--run-dir", str(tmp_path / "qs"), "--json"],
+                          capture_output=True, text=True, timeout=3600, check=False)  # a hang guard only
+    assert done.returncode == 0, done.stderr[-3000:]
+    summary = json.loads(done.stdout)
+    assert summary["step"] == recipe["max_steps"]
+    assert summary["test_bleu"] >= 80.0, summary

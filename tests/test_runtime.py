@@ -141,8 +141,10 @@ def _train(tmp_path: Path, toy_dir: Path, precision: str, **env: str) -> tuple[s
 def test_train_says_its_precision_first_and_writes_runtime_json(tmp_path: Path, toy_dir: Path) -> None:
     stderr, run = _train(tmp_path, toy_dir, "auto")
     expected = resolve_precision("auto", this_cpu())  # no GPU is visible to the tests
-    assert stderr.splitlines()[0] == expected.describe("precision")
-    assert stderr.splitlines()[1].startswith("runtime: ")
+    lines = stderr.splitlines()
+    assert lines[0].startswith("training the SentencePiece model")  # then, before any data or step:
+    assert lines[1] == expected.describe("precision")
+    assert lines[2].startswith(f"runtime: {this_cpu().model}")
     record = json.loads((run / "runtime.json").read_text())
     assert record["precision"] == {"value": expected.value, "reason": expected.reason}
     assert record["allocator"] == "bfc" and record["cpu"]["model"] == this_cpu().model
@@ -160,5 +162,5 @@ def test_a_users_allocator_choice_wins_in_a_real_run(tmp_path: Path, toy_dir: Pa
 
 def test_an_explicit_precision_wins_in_a_real_run(tmp_path: Path, toy_dir: Path) -> None:
     stderr, run = _train(tmp_path, toy_dir, "bfloat16")
-    assert stderr.splitlines()[0] == "precision: bfloat16 (set in the config)"
+    assert stderr.splitlines()[1] == "precision: bfloat16 (set in the config)"
     assert json.loads((run / "runtime.json").read_text())["precision"]["value"] == "bfloat16"

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -364,3 +365,42 @@ def test_quiet_training_prints_no_progress(runner, tmp_path, toy_dir) -> None:
     assert result.stderr.strip() == ""
     loud = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / "loud")])
     assert "step 4" in loud.stderr  # plain lines when stderr is not a terminal
+
+
+def _run_on_a_terminal(command: list[str], timeout: float = 600) -> str:
+    """Run `command` with stderr on a pseudo-terminal (as a user at a shell sees it)."""
+    import pty
+    import select
+    import time
+
+    master, slave = pty.openpty()
+    env = {**os.environ, "TERM": "xterm-256color", "COLUMNS": "120"}
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=slave, env=env)
+    os.close(slave)
+    chunks, deadline = [], time.time() + timeout
+    while time.time() < deadline:
+        ready, _, _ = select.select([master], [], [], 1.0)
+        if ready:
+            try:
+                data = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not data:
+                break
+            chunks.append(data)
+        elif proc.poll() is not None:
+            break
+    proc.wait(timeout=60)
+    os.close(master)
+    assert proc.returncode == 0, b"".join(chunks)[-2000:]
+    return b"".join(chunks).decode("utf-8", "replace")
+
+
+def test_training_on_a_terminal_shows_a_progress_bar_with_eta(tmp_path, toy_dir) -> None:
+    config = _write(tmp_path, toy_dir, train={"max_steps": 20, "log_every": 5})
+    shown = _run_on_a_terminal([sys.executable, "-m", "mt_cli", "train", str(config),
+                                "--run-dir", str(tmp_path / "run")])
+    assert "20/20" in shown and "━" in shown  # the bar, steps done of all
+    assert "tok/s" in shown
+    assert re.search(r"\d+:\d\d:\d\d", shown), shown[-1500:]  # the time-remaining column
+    assert "\nstep 20  loss" not in shown  # no plain log lines on a terminal

@@ -18,12 +18,13 @@ def quickstart(
     json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary on stdout.")] = False,
     set_: SetOption = None,
 ) -> None:
-    """Tokenize, train, translate and evaluate on data/demo in one go (a few CPU minutes).
+    """Tokenize, train, translate and evaluate on data/demo in one go (600 steps: about 2.5
+    minutes on 2 AVX2 cores; the same model and BLEU on any machine).
 
     \b
     Examples:
       mt-cli quickstart
-      mt-cli quickstart --run-dir runs/qs --set train.max_minutes=2
+      mt-cli quickstart --run-dir runs/qs --set train.max_steps=300
     """
     start_tensorflow()
     from mt_cli.quickstart import DEMO_CONFIG, run_quickstart

@@ -11,6 +11,7 @@ from typing import Any
 
 from mt_cli.model.devices import visible_gpus
 from mt_cli.runtime import Choice, machine_record
+from mt_cli.training.run_dir import atomic_write_text
 
 log = logging.getLogger("mt_cli")
 RUNTIME_FILE = "runtime.json"
@@ -35,7 +36,4 @@ def runtime_record(precision: Choice) -> dict[str, Any]:
 
 def write_runtime(run_dir: Path, record: dict[str, Any]) -> None:
     """Write RUN/runtime.json (temp file + rename: never half a file)."""
-    path = run_dir / RUNTIME_FILE
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    tmp.replace(path)
+    atomic_write_text(run_dir / RUNTIME_FILE, json.dumps(record, indent=1) + "\n")

@@ -126,12 +126,12 @@ class Session:
     def open(cls, cfg: Config, run_dir: Path, parent: Parent | None = None) -> Session:
         """Build everything and restore the newest checkpoint, if any; a run started from a
         parent that has no checkpoint of its own yet loads the parent's weights."""
+        tokenizers = run_tokenizers(cfg, run_dir)
+        check_tokenizers(run_dir, tokenizers)  # a refused resume stays a one-line error
         precision = training_precision(cfg.train.precision)
         log.info(precision.describe("precision"))
         runtime = runtime_record(precision)
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision=precision.value))
-        tokenizers = run_tokenizers(cfg, run_dir)
-        check_tokenizers(run_dir, tokenizers)
         d, t = cfg.data, cfg.train
         cache = run_dir / "cache"
         corpora = [encode_corpus(c.source, c.target, tokenizers, cache, d.max_source_tokens,
