@@ -17,8 +17,18 @@ from pathlib import Path
 
 # The CPU flags a decision or a benchmark reader needs (x86 names as /proc/cpuinfo spells them;
 # aarch64's `bf16` is kept for the record).
-RELEVANT_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_tile",
-                  "bf16", "asimd", "sve")
+RELEVANT_FLAGS = (
+    "avx2",
+    "fma",
+    "avx512f",
+    "avx512_bf16",
+    "avx512_fp16",
+    "amx_bf16",
+    "amx_tile",
+    "bf16",
+    "asimd",
+    "sve",
+)
 BF16_UNIT_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
@@ -83,15 +93,24 @@ def cpu_from_cpuinfo(text: str, cores: int, architecture: str) -> Cpu:
     """A Cpu from /proc/cpuinfo text (x86 `flags`, aarch64 `Features`)."""
     info = _parse_cpuinfo(text)
     flags = frozenset((info.get("flags") or info.get("Features") or "").split())
-    model = info.get("model name") or info.get("Model") or info.get("CPU part") or platform.processor()
-    return Cpu(model=model or "unknown", architecture=architecture, cores=cores, flags=flags,
-               family=info.get("cpu family", ""), model_number=info.get("model", ""))
+    model = (
+        info.get("model name") or info.get("Model") or info.get("CPU part") or platform.processor()
+    )
+    return Cpu(
+        model=model or "unknown",
+        architecture=architecture,
+        cores=cores,
+        flags=flags,
+        family=info.get("cpu family", ""),
+        model_number=info.get("model", ""),
+    )
 
 
 def _sysctl(name: str) -> str:
     try:
-        result = subprocess.run(["sysctl", "-n", name], capture_output=True, text=True, timeout=5,
-                                check=False)
+        result = subprocess.run(
+            ["sysctl", "-n", name], capture_output=True, text=True, timeout=5, check=False
+        )
     except (OSError, subprocess.SubprocessError):
         return ""
     return result.stdout.strip() if result.returncode == 0 else ""
@@ -102,8 +121,12 @@ def _macos_cpu(cores: int, architecture: str) -> Cpu:
     flags |= {f.lower().replace(".", "_") for f in _sysctl("machdep.cpu.leaf7_features").split()}
     if _sysctl("hw.optional.arm.FEAT_BF16") == "1":
         flags.add("bf16")
-    return Cpu(model=_sysctl("machdep.cpu.brand_string") or platform.processor() or "unknown",
-               architecture=architecture, cores=cores, flags=frozenset(flags))
+    return Cpu(
+        model=_sysctl("machdep.cpu.brand_string") or platform.processor() or "unknown",
+        architecture=architecture,
+        cores=cores,
+        flags=frozenset(flags),
+    )
 
 
 @lru_cache(maxsize=1)
@@ -123,7 +146,11 @@ _CAPABILITY = re.compile(r"^\s*(\d+)\.(\d+)\s*$")
 
 def parse_compute_capability(value: object) -> tuple[int, int]:
     """TensorFlow reports (8, 6), nvidia-smi "8.6"; anything else is (0, 0)."""
-    if isinstance(value, (tuple, list)) and len(value) == 2 and all(isinstance(v, int) for v in value):
+    if (
+        isinstance(value, (tuple, list))
+        and len(value) == 2
+        and all(isinstance(v, int) for v in value)
+    ):
         return int(value[0]), int(value[1])
     match = _CAPABILITY.match(str(value))
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)

@@ -43,13 +43,17 @@ class Choice:
 def _gpu_precision(gpus: Sequence[Gpu], allow_float16: bool) -> Choice | None:
     if not gpus:
         return None
-    names = ", ".join(f"{g.name} (compute capability {g.compute_capability[0]}.{g.compute_capability[1]})"
-                      for g in gpus)
+    names = ", ".join(
+        f"{g.name} (compute capability {g.compute_capability[0]}.{g.compute_capability[1]})"
+        for g in gpus
+    )
     if all(g.has_bf16_units for g in gpus):
         return Choice("bfloat16", f"auto: GPU {names} has bf16 tensor cores")
     if allow_float16 and all(g.has_tensor_cores for g in gpus):
-        return Choice("float16", f"auto: GPU {names} has float16 tensor cores, no bf16 ones; "
-                                 "float16 with loss scaling")
+        return Choice(
+            "float16",
+            f"auto: GPU {names} has float16 tensor cores, no bf16 ones; float16 with loss scaling",
+        )
     return Choice("float32", f"auto: GPU {names} has no bf16 tensor cores")
 
 
@@ -57,8 +61,10 @@ def _cpu_precision(cpu: Cpu) -> Choice:
     units = cpu.bf16_units
     if units:
         return Choice("bfloat16", f"auto: this CPU has bf16 units ({', '.join(units)})")
-    return Choice("float32", "auto: this CPU has no bf16 units; bfloat16 would be emulated, slower "
-                             "than float32")
+    return Choice(
+        "float32",
+        "auto: this CPU has no bf16 units; bfloat16 would be emulated, slower than float32",
+    )
 
 
 def resolve_precision(requested: str, cpu: Cpu, gpus: Sequence[Gpu] = ()) -> Choice:
@@ -90,12 +96,14 @@ class Threads:
 
 def plan_threads(cores: int) -> Threads:
     """TensorFlow's own default, one thread per usable core in both pools, which mt-cli
-    leaves alone: on 2 cores it measured fastest (README "Threads": inter-op 1 kept 1.2 of
-    2 CPUs busy, -22% tokens/s; TF_NUM_INTRAOP_THREADS set to the very same count cost ~60 s
-    of wall time in a 90 s run). A user's TF_NUM_INTRAOP_THREADS / TF_NUM_INTEROP_THREADS, or
-    `--threads` where a command has it, win."""
+    leaves alone: on 2 cores it measured fastest (README "Threads": inter-op 1 kept 1.1-1.2
+    of 2 CPUs busy, 12-22% fewer tokens/s; TF_NUM_INTRAOP_THREADS set to the very same count
+    cost ~60 s of wall time in a 90 s run). A user's TF_NUM_INTRAOP_THREADS and
+    TF_NUM_INTEROP_THREADS, or `--threads` where a command has it, win."""
     cores = max(1, cores)
-    return Threads(cores, cores, f"TensorFlow's default: {cores} usable core{'s' if cores != 1 else ''}")
+    return Threads(
+        cores, cores, f"TensorFlow's default: {cores} usable core{'s' if cores != 1 else ''}"
+    )
 
 
 THREAD_ENV = ("TF_NUM_INTRAOP_THREADS", "TF_NUM_INTEROP_THREADS")
@@ -140,10 +148,21 @@ _ONEDNN_PROBE = "import tensorflow as tf; tf.matmul(tf.ones([8, 8]), tf.ones([8,
 def _probe_onednn() -> dict[str, str]:
     """Ask oneDNN itself (its verbose mode, in a child process): TensorFlow does not expose
     the version it bundles, nor the instruction set oneDNN dispatches to on this CPU."""
-    env = {**os.environ, "ONEDNN_VERBOSE": "1", "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    env = {
+        **os.environ,
+        "ONEDNN_VERBOSE": "1",
+        "TF_CPP_MIN_LOG_LEVEL": "3",
+        "CUDA_VISIBLE_DEVICES": "",
+    }
     try:
-        done = subprocess.run([sys.executable, "-c", _ONEDNN_PROBE], capture_output=True, text=True,
-                              timeout=120, env=env, check=False)
+        done = subprocess.run(
+            [sys.executable, "-c", _ONEDNN_PROBE],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env=env,
+            check=False,
+        )
     except (OSError, subprocess.SubprocessError):
         return {}
     text = done.stdout + done.stderr
@@ -184,8 +203,12 @@ def _count(value: str | None, default: int) -> int | str:
     return int(value) if value.strip().isdigit() else value
 
 
-def machine_record(precision: Choice | None = None, gpus: Sequence[Gpu] = (),
-                   environ: MutableMapping[str, str] | None = None, probe: bool = True) -> dict:
+def machine_record(
+    precision: Choice | None = None,
+    gpus: Sequence[Gpu] = (),
+    environ: MutableMapping[str, str] | None = None,
+    probe: bool = True,
+) -> dict:
     """What a figure was measured on and how TensorFlow ran: RUN/runtime.json and the
     benchmarks' `"machine"` object (one shape for both, so they compare)."""
     env = os.environ if environ is None else environ
@@ -193,20 +216,34 @@ def machine_record(precision: Choice | None = None, gpus: Sequence[Gpu] = (),
     threads = plan_threads(cpu.cores)
     onednn = onednn_info() if probe and _version("tensorflow") else {}
     record: dict = {
-        "cpu": {"model": cpu.model, "architecture": cpu.architecture, "family": cpu.family,
-                "model_number": cpu.model_number, "cores": cpu.cores, "flags": cpu.relevant_flags()},
-        "gpus": [{"name": g.name, "compute_capability": ".".join(map(str, g.compute_capability))}
-                 for g in gpus],
+        "cpu": {
+            "model": cpu.model,
+            "architecture": cpu.architecture,
+            "family": cpu.family,
+            "model_number": cpu.model_number,
+            "cores": cpu.cores,
+            "flags": cpu.relevant_flags(),
+        },
+        "gpus": [
+            {"name": g.name, "compute_capability": ".".join(map(str, g.compute_capability))}
+            for g in gpus
+        ],
         "os": f"{platform.system()} {platform.release()}",
         "python": platform.python_version(),
-        "versions": {"tensorflow": _version("tensorflow"), "keras": _version("keras"),
-                     "onednn": onednn.get("version"), "ctranslate2": _version("ctranslate2"),
-                     "sentencepiece": _version("sentencepiece")},
+        "versions": {
+            "tensorflow": _version("tensorflow"),
+            "keras": _version("keras"),
+            "onednn": onednn.get("version"),
+            "ctranslate2": _version("ctranslate2"),
+            "sentencepiece": _version("sentencepiece"),
+        },
         "onednn_isa": onednn.get("isa"),
         "allocator": allocator_name(env),
-        "threads": {"intra_op": _count(env.get("TF_NUM_INTRAOP_THREADS"), threads.intra_op),
-                    "inter_op": _count(env.get("TF_NUM_INTEROP_THREADS"), threads.inter_op),
-                    "set_by": "user" if any(n in env for n in THREAD_ENV) else threads.reason},
+        "threads": {
+            "intra_op": _count(env.get("TF_NUM_INTRAOP_THREADS"), threads.intra_op),
+            "inter_op": _count(env.get("TF_NUM_INTEROP_THREADS"), threads.inter_op),
+            "set_by": "user" if any(n in env for n in THREAD_ENV) else threads.reason,
+        },
     }
     if precision is not None:
         record["precision"] = {"value": precision.value, "reason": precision.reason}

@@ -36,9 +36,18 @@ class Dims:
 def forward_shapes(dims: Dims, rows: int) -> list[Shape]:
     """The step's forward matrix products (the model's fused QKV and cross-attention KV)."""
     d, f, e, n = dims.hidden, dims.ffn, dims.encoder_layers, dims.decoder_layers
-    return [(rows, d, 3 * d, e), (rows, d, d, e), (rows, d, f, e), (rows, f, d, e),
-            (rows, d, 3 * d, n), (rows, d, d, 3 * n), (rows, d, 2 * d, n), (rows, d, f, n),
-            (rows, f, d, n), (rows, d, dims.vocab, 1)]
+    return [
+        (rows, d, 3 * d, e),
+        (rows, d, d, e),
+        (rows, d, f, e),
+        (rows, f, d, e),
+        (rows, d, 3 * d, n),
+        (rows, d, d, 3 * n),
+        (rows, d, 2 * d, n),
+        (rows, d, f, n),
+        (rows, f, d, n),
+        (rows, d, dims.vocab, 1),
+    ]
 
 
 def training_shapes(dims: Dims, rows: int) -> list[Shape]:
@@ -52,7 +61,9 @@ def training_shapes(dims: Dims, rows: int) -> list[Shape]:
 def flops_per_token(dims: Dims) -> tuple[float, float]:
     """Training FLOPs (forward + backward = 3x forward) per source and per target token."""
     d, f = dims.hidden, dims.ffn
-    source = dims.encoder_layers * 2 * (4 * d * d + 2 * d * f) + dims.decoder_layers * 2 * (2 * d * d)
+    source = dims.encoder_layers * 2 * (4 * d * d + 2 * d * f) + dims.decoder_layers * 2 * (
+        2 * d * d
+    )
     target = dims.decoder_layers * 2 * (4 * d * d + 2 * d * d + 2 * d * f) + 2 * d * dims.vocab
     return 3.0 * source, 3.0 * target
 
@@ -76,17 +87,25 @@ def measure_rate(shapes: list[Shape], precision: str, repeats: int = 10) -> dict
     for (m, k, n), count in counts.items():
         a = tf.cast(tf.random.normal([m, k]), dtype)
         b = tf.cast(tf.random.normal([k, n]), dtype)
-        product = tf.function(lambda x, y: tf.reduce_sum(tf.cast(tf.matmul(x, y)[:1, :1], tf.float32)))
+        product = tf.function(
+            lambda x, y: tf.reduce_sum(tf.cast(tf.matmul(x, y)[:1, :1], tf.float32))
+        )
         product(a, b).numpy()
         started = time.perf_counter()
         for _ in range(repeats):
             product(a, b).numpy()
         seconds = (time.perf_counter() - started) / repeats
         flops = 2.0 * m * k * n
-        per_shape.append({"shape": [m, k, n], "count": count, "gflops": round(flops / seconds / 1e9, 1)})
+        per_shape.append(
+            {"shape": [m, k, n], "count": count, "gflops": round(flops / seconds / 1e9, 1)}
+        )
         total_flops += flops * count
         total_time += seconds * count
-    return {"precision": precision, "gflops": round(total_flops / total_time / 1e9, 1), "shapes": per_shape}
+    return {
+        "precision": precision,
+        "gflops": round(total_flops / total_time / 1e9, 1),
+        "shapes": per_shape,
+    }
 
 
 def rate_in_child(dims: Dims, rows: int, precision: str) -> dict:
@@ -96,16 +115,33 @@ def rate_in_child(dims: Dims, rows: int, precision: str) -> dict:
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     configure_environment(env)
-    cmd = [sys.executable, os.path.abspath(__file__), "--precision", precision, "--rows", str(rows),
-           "--encoder-layers", str(dims.encoder_layers), "--decoder-layers", str(dims.decoder_layers),
-           "--hidden", str(dims.hidden), "--ffn", str(dims.ffn), "--vocab", str(dims.vocab)]
+    cmd = [
+        sys.executable,
+        os.path.abspath(__file__),
+        "--precision",
+        precision,
+        "--rows",
+        str(rows),
+        "--encoder-layers",
+        str(dims.encoder_layers),
+        "--decoder-layers",
+        str(dims.decoder_layers),
+        "--hidden",
+        str(dims.hidden),
+        "--ffn",
+        str(dims.ffn),
+        "--vocab",
+        str(dims.vocab),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, env=env, check=True)
     return json.loads(done.stdout)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--precision", default="float32", choices=("float32", "bfloat16", "float16"))
+    parser.add_argument(
+        "--precision", default="float32", choices=("float32", "bfloat16", "float16")
+    )
     parser.add_argument("--rows", type=int, default=4096)
     parser.add_argument("--encoder-layers", type=int, default=3)
     parser.add_argument("--decoder-layers", type=int, default=3)

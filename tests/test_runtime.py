@@ -54,25 +54,49 @@ def test_cpuinfo_is_read_from_the_first_processor_block() -> None:
     assert {"asimd", "bf16", "sve"} <= arm.flags and arm.cores == 4
 
 
-@pytest.mark.parametrize("flags, expected, reason", [
-    (("avx2", "fma"), "float32", "auto: this CPU has no bf16 units"),
-    (("avx2", "avx512f", "avx512_bf16"), "bfloat16", "auto: this CPU has bf16 units (avx512_bf16)"),
-    (("avx512_bf16", "amx_bf16", "amx_tile"), "bfloat16", "auto: this CPU has bf16 units (amx_bf16, avx512_bf16)"),
-    (("avx512f",), "float32", "auto: this CPU has no bf16 units"),
-])
-def test_auto_precision_follows_the_cpu_flags(flags: tuple[str, ...], expected: str, reason: str) -> None:
-    train, decode = resolve_precision("auto", cpu(*flags)), resolve_decode_dtype("auto", cpu(*flags))
+@pytest.mark.parametrize(
+    "flags, expected, reason",
+    [
+        (("avx2", "fma"), "float32", "auto: this CPU has no bf16 units"),
+        (
+            ("avx2", "avx512f", "avx512_bf16"),
+            "bfloat16",
+            "auto: this CPU has bf16 units (avx512_bf16)",
+        ),
+        (
+            ("avx512_bf16", "amx_bf16", "amx_tile"),
+            "bfloat16",
+            "auto: this CPU has bf16 units (amx_bf16, avx512_bf16)",
+        ),
+        (("avx512f",), "float32", "auto: this CPU has no bf16 units"),
+    ],
+)
+def test_auto_precision_follows_the_cpu_flags(
+    flags: tuple[str, ...], expected: str, reason: str
+) -> None:
+    train, decode = (
+        resolve_precision("auto", cpu(*flags)),
+        resolve_decode_dtype("auto", cpu(*flags)),
+    )
     assert train.value == decode.value == expected
     assert train.reason.startswith(reason)
     assert train.describe("precision").startswith(f"precision: {expected} (auto: ")
 
 
-@pytest.mark.parametrize("capability, train, decode", [
-    ((9, 0), "bfloat16", "bfloat16"), ((8, 0), "bfloat16", "bfloat16"), ((8, 6), "bfloat16", "bfloat16"),
-    ((7, 5), "float16", "float32"), ((7, 0), "float16", "float32"), ((6, 1), "float32", "float32"),
-])
-def test_auto_precision_on_gpus_follows_compute_capability(capability: tuple[int, int], train: str,
-                                                           decode: str) -> None:
+@pytest.mark.parametrize(
+    "capability, train, decode",
+    [
+        ((9, 0), "bfloat16", "bfloat16"),
+        ((8, 0), "bfloat16", "bfloat16"),
+        ((8, 6), "bfloat16", "bfloat16"),
+        ((7, 5), "float16", "float32"),
+        ((7, 0), "float16", "float32"),
+        ((6, 1), "float32", "float32"),
+    ],
+)
+def test_auto_precision_on_gpus_follows_compute_capability(
+    capability: tuple[int, int], train: str, decode: str
+) -> None:
     gpus = [Gpu("GPU:0", capability)]
     assert resolve_precision("auto", cpu("amx_bf16"), gpus).value == train  # the GPU decides
     assert resolve_decode_dtype("auto", cpu("amx_bf16"), gpus).value == decode
@@ -129,16 +153,28 @@ def _train(tmp_path: Path, toy_dir: Path, precision: str, **env: str) -> tuple[s
     """A real two-step `mt-cli train` in a child process whose environment has no TensorFlow
     runtime variables but `env`; returns its stderr and run directory."""
     config = tmp_path / f"{precision}.yaml"
-    config.write_text(tiny_config_text(toy_dir, train={"max_steps": 2, "precision": precision, "log_every": 1}))
+    config.write_text(
+        tiny_config_text(toy_dir, train={"max_steps": 2, "precision": precision, "log_every": 1})
+    )
     run = tmp_path / f"run-{precision}"
-    clean = {k: v for k, v in os.environ.items() if not k.startswith(("TF_CPU_ALLOCATOR", "TF_NUM_"))}
-    done = subprocess.run([sys.executable, "-m", "mt_cli", "train", str(config), "--run-dir", str(run)],
-                          capture_output=True, text=True, timeout=600, env={**clean, **env}, check=False)
+    clean = {
+        k: v for k, v in os.environ.items() if not k.startswith(("TF_CPU_ALLOCATOR", "TF_NUM_"))
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "mt_cli", "train", str(config), "--run-dir", str(run)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**clean, **env},
+        check=False,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stderr, run
 
 
-def test_train_says_its_precision_first_and_writes_runtime_json(tmp_path: Path, toy_dir: Path) -> None:
+def test_train_says_its_precision_first_and_writes_runtime_json(
+    tmp_path: Path, toy_dir: Path
+) -> None:
     stderr, run = _train(tmp_path, toy_dir, "auto")
     expected = resolve_precision("auto", this_cpu())  # no GPU is visible to the tests
     lines = stderr.splitlines()
@@ -155,7 +191,9 @@ def test_train_says_its_precision_first_and_writes_runtime_json(tmp_path: Path, 
 
 
 def test_a_users_allocator_choice_wins_in_a_real_run(tmp_path: Path, toy_dir: Path) -> None:
-    _, run = _train(tmp_path, toy_dir, "auto", TF_CPU_ALLOCATOR_USE_BFC="false", TF_NUM_INTEROP_THREADS="1")
+    _, run = _train(
+        tmp_path, toy_dir, "auto", TF_CPU_ALLOCATOR_USE_BFC="false", TF_NUM_INTEROP_THREADS="1"
+    )
     record = json.loads((run / "runtime.json").read_text())
     assert record["allocator"] == "default" and record["threads"]["inter_op"] == 1
 

@@ -17,8 +17,12 @@ def visible_gpus() -> list[Gpu]:
             details = tf.config.experimental.get_device_details(device)
         except (RuntimeError, ValueError):
             details = {}
-        gpus.append(Gpu(str(details.get("device_name", device.name)),
-                        parse_compute_capability(details.get("compute_capability"))))
+        gpus.append(
+            Gpu(
+                str(details.get("device_name", device.name)),
+                parse_compute_capability(details.get("compute_capability")),
+            )
+        )
     return gpus
 
 
@@ -29,4 +33,6 @@ def training_precision(requested: str) -> Choice:
 
 def decode_dtype(requested: str) -> Choice:
     """decode.dtype resolved on this machine, for the native engine."""
-    return resolve_decode_dtype(requested, this_cpu(), visible_gpus() if requested == "auto" else ())
+    return resolve_decode_dtype(
+        requested, this_cpu(), visible_gpus() if requested == "auto" else ()
+    )

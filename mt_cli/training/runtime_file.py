@@ -22,9 +22,12 @@ def describe(record: dict[str, Any]) -> str:
     cpu, threads = record["cpu"], record["threads"]
     gpus = f", {len(record['gpus'])} GPU(s)" if record["gpus"] else ""
     name = re.sub(r"\s+", " ", cpu["model"]).strip()
-    return (f"runtime: {name} ({cpu['cores']} cores{gpus}), TensorFlow {record['versions']['tensorflow']}, "
-            f"threads {threads['intra_op']} intra-op / {threads['inter_op']} inter-op, "
-            f"allocator {record['allocator']}")
+    tensorflow = record["versions"]["tensorflow"]
+    return (
+        f"runtime: {name} ({cpu['cores']} cores{gpus}), TensorFlow {tensorflow}, "
+        f"threads {threads['intra_op']} intra-op / {threads['inter_op']} inter-op, "
+        f"allocator {record['allocator']}"
+    )
 
 
 def runtime_record(precision: Choice) -> dict[str, Any]:
