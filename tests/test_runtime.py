@@ -190,15 +190,14 @@ def test_train_says_its_precision_first_and_writes_runtime_json(
     assert "precision: auto" in (run / "config.yaml").read_text()  # a resume decides on its machine
 
 
-def test_a_users_allocator_choice_wins_in_a_real_run(tmp_path: Path, toy_dir: Path) -> None:
-    _, run = _train(
-        tmp_path, toy_dir, "auto", TF_CPU_ALLOCATOR_USE_BFC="false", TF_NUM_INTEROP_THREADS="1"
+def test_explicit_precision_allocator_and_threads_win_in_a_real_run(
+    tmp_path: Path, toy_dir: Path
+) -> None:
+    stderr, run = _train(
+        tmp_path, toy_dir, "bfloat16", TF_CPU_ALLOCATOR_USE_BFC="false", TF_NUM_INTEROP_THREADS="1"
     )
-    record = json.loads((run / "runtime.json").read_text())
-    assert record["allocator"] == "default" and record["threads"]["inter_op"] == 1
-
-
-def test_an_explicit_precision_wins_in_a_real_run(tmp_path: Path, toy_dir: Path) -> None:
-    stderr, run = _train(tmp_path, toy_dir, "bfloat16")
     assert stderr.splitlines()[1] == "precision: bfloat16 (set in the config)"
-    assert json.loads((run / "runtime.json").read_text())["precision"]["value"] == "bfloat16"
+    record = json.loads((run / "runtime.json").read_text())
+    assert record["precision"]["value"] == "bfloat16"
+    assert record["allocator"] == "default" and record["threads"]["inter_op"] == 1
+    assert record["threads"]["set_by"] == "user"
