@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -325,8 +324,7 @@ def start_tensorflow() -> dict[str, Any]:
 def environment() -> dict[str, Any]:
     from mt_cli import __version__
 
-    return {"mt_cli": __version__, "python": platform.python_version(),
-            "platform": platform.platform(), "cpu_count": os.cpu_count()}
+    return {"mt_cli": __version__}  # the machine itself: "machine", added by json_report.emit
 
 
 def make_engines(cfg: BenchConfig, tmp: Path) -> list[Engine]:

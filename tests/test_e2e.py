@@ -21,7 +21,7 @@ MT_CLI = [sys.executable, "-m", "mt_cli"]
 # float32 so that the floor does not depend on the CI machine's CPU.
 SHORT = ["--set", "train.max_steps=300", "--set", "train.eval_every=100000", "--set", "train.save_every=100000",
          "--set", "train.precision=float32", "--set", "decode.dtype=float32", "--set", "decode.beam_size=1"]
-SHORT_FLOOR = 40.0  # measured 61.8 at 300 steps (2-core Zen 3, float32, greedy); untrained < 2
+SHORT_FLOOR = 40.0  # measured 61.8 at 300 steps (AMD EPYC, 2 cores, flags: avx2, float32, greedy); untrained < 2
 
 
 def _bleu(run_dir: Path, hyp: Path) -> float:

@@ -201,3 +201,34 @@ def test_explicit_precision_allocator_and_threads_win_in_a_real_run(
     assert record["precision"]["value"] == "bfloat16"
     assert record["allocator"] == "default" and record["threads"]["inter_op"] == 1
     assert record["threads"]["set_by"] == "user"
+
+
+def test_onednn_is_read_from_its_cache_and_an_unprobeable_runtime_is_none(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mt_cli import runtime
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(runtime.sys, "executable", str(tmp_path / "no-python"))  # probe fails
+    assert runtime.onednn_info() == {}
+    assert not (tmp_path / "mt-cli").exists()  # a failed probe caches nothing
+    record = runtime.machine_record(environ={})
+    assert record["versions"]["onednn"] is None and record["onednn_isa"] is None
+    cache = tmp_path / "mt-cli"
+    found = {"version": "9.9.9", "isa": "Test ISA"}
+    monkeypatch.setattr(runtime, "_probe_onednn", lambda: found)
+    assert runtime.onednn_info() == found  # probed once, then cached
+    monkeypatch.setattr(runtime, "_probe_onednn", dict)
+    assert runtime.onednn_info() == found  # read back from the cache
+    (next(cache.glob("onednn-*.json"))).write_text("{not json")
+    assert runtime.onednn_info() == {}  # a corrupt cache is probed again, not trusted
+
+
+def test_averaged_models_record_the_precision_the_run_resolved(tmp_path: Path) -> None:
+    from mt_cli.training.average import trained_precision
+
+    assert trained_precision(tmp_path, "auto") == "auto"  # no runtime.json (an older run)
+    (tmp_path / "runtime.json").write_text("{broken")
+    assert trained_precision(tmp_path, "auto") == "auto"
+    (tmp_path / "runtime.json").write_text(json.dumps({"precision": {"value": "bfloat16"}}))
+    assert trained_precision(tmp_path, "auto") == "bfloat16"

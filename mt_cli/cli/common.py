@@ -31,9 +31,10 @@ def start_tensorflow() -> None:
     """Import TensorFlow, and initialise its devices, before a command that needs it.
 
     This is the one deliberate late import: commands call it first, then import the use
-    case they run. The allocator and thread variables are set first (mt_cli/runtime.py: a
-    user's own values win), since TensorFlow reads them once, at import. TF 2.16+ logs CUDA probing and oneDNN notes before TF_CPP_MIN_LOG_LEVEL
-    is read, so native stderr is captured meanwhile (replayed on failure; shown with -v).
+    case they run. The allocator variable is set first (mt_cli/runtime.py: a user's own value
+    wins), since TensorFlow reads it once, at import. TF 2.16+ logs CUDA probing and oneDNN
+    notes before TF_CPP_MIN_LOG_LEVEL is read, so native stderr is captured meanwhile
+    (replayed on failure; shown with -v).
     """
     if "tensorflow" in sys.modules:
         return

@@ -19,7 +19,7 @@ def quickstart(
     set_: SetOption = None,
 ) -> None:
     """Tokenize, train, translate and evaluate on data/demo in one go (600 steps: about 2.5
-    minutes on 2 AVX2 cores; the same model and BLEU on any machine).
+    minutes on an AMD EPYC, 2 cores, flags: avx2; the same model and BLEU on any machine).
 
     \b
     Examples:

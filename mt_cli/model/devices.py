@@ -6,7 +6,7 @@ from __future__ import annotations
 import tensorflow as tf
 
 from mt_cli.hardware import Gpu, parse_compute_capability, this_cpu
-from mt_cli.runtime import Choice, resolve_decode_dtype, resolve_precision
+from mt_cli.runtime import AUTO, Choice, resolve_decode_dtype, resolve_precision
 
 
 def visible_gpus() -> list[Gpu]:
@@ -26,13 +26,16 @@ def visible_gpus() -> list[Gpu]:
     return gpus
 
 
+def _gpus_if_auto(requested: str) -> list[Gpu]:
+    """Only `auto` looks at the GPUs (an explicit value needs no device query)."""
+    return visible_gpus() if requested == AUTO else []
+
+
 def training_precision(requested: str) -> Choice:
     """train.precision resolved on this machine (`auto` by CPU flags and visible GPUs)."""
-    return resolve_precision(requested, this_cpu(), visible_gpus() if requested == "auto" else ())
+    return resolve_precision(requested, this_cpu(), _gpus_if_auto(requested))
 
 
 def decode_dtype(requested: str) -> Choice:
     """decode.dtype resolved on this machine, for the native engine."""
-    return resolve_decode_dtype(
-        requested, this_cpu(), visible_gpus() if requested == "auto" else ()
-    )
+    return resolve_decode_dtype(requested, this_cpu(), _gpus_if_auto(requested))
