@@ -1,6 +1,6 @@
 """`python -m mt_cli` runs the same CLI as the `mt-cli` console script."""
 
-from mt_cli.cli.app import main
+from mt_cli.cli.main import main
 
 if __name__ == "__main__":
     main()

@@ -43,10 +43,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from mt_cli.cli.common import start_tensorflow
-    from mt_cli.textio import read_lines
+    from mt_cli.core.textio import read_lines
 
     start_tensorflow()
-    from mt_cli.translate import open_translator
+    from mt_cli.engines.choice import open_translator
 
     nouns, sources = load_nouns(args.nouns), read_lines(args.input)
     layers = len(open_translator(args.model).model.decoder_layers)

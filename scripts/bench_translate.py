@@ -117,7 +117,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
 
 def read_lines(path: Path, limit: int) -> list[str]:
     """Lines exactly as mt-cli counts them (shared reader), optionally only the first `limit`."""
-    from mt_cli.textio import read_lines as mt_read_lines
+    from mt_cli.core.textio import read_lines as mt_read_lines
 
     lines = mt_read_lines(path)
     return lines[:limit] if limit else lines
@@ -134,7 +134,7 @@ def mt_cli_command() -> list[str]:
 
 def target_spm(model: Path) -> Path:
     """The target-side SentencePiece model of an export (or run) directory."""
-    from mt_cli.export.locate import MANIFEST_FILE, resolve_model_dir
+    from mt_cli.engines.locate import MANIFEST_FILE, resolve_model_dir
 
     directory = resolve_model_dir(model)
     manifest = json.loads((directory / MANIFEST_FILE).read_text(encoding="utf-8"))
@@ -290,7 +290,7 @@ def bench_stream(cfg: BenchConfig, engine: Engine, source: Path) -> dict[str, An
 def bench_decode_only(cfg: BenchConfig, engine: Engine, lines: list[str], spm: Path,
                       cli_hyps: list[str] | None) -> dict[str, Any]:
     """Warm in-process decoding: model loaded and graphs traced before the clock starts."""
-    from mt_cli.translate import open_translator
+    from mt_cli.engines.choice import open_translator
 
     overrides = [f"decode.beam_size={cfg.beam_size}", "decode.n_best=1",
                  f"decode.batch_size={cfg.batch_size}", "decode.batch_tokens=0", *engine.overrides]
@@ -371,7 +371,7 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from mt_cli.errors import MtError
+    from mt_cli.core.errors import MtError
 
     cfg = parse_args(argv)
     try:

@@ -43,11 +43,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from mt_cli.cli.common import start_tensorflow
-    from mt_cli.textio import read_lines
+    from mt_cli.core.textio import read_lines
 
     start_tensorflow()
-    from mt_cli.evaluate import score_corpus
-    from mt_cli.translate import open_translator
+    from mt_cli.app.evaluate import score_corpus
+    from mt_cli.engines.choice import open_translator
 
     sources, references = read_lines(args.input), read_lines(args.reference)
     constraints = [reference_noun(ref) for ref in references]

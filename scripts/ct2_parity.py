@@ -32,11 +32,11 @@ def main(argv: list[str] | None = None) -> int:
     import sacrebleu
 
     from mt_cli.cli.common import start_tensorflow
-    from mt_cli.textio import read_lines
+    from mt_cli.core.textio import read_lines
 
     start_tensorflow()
-    from mt_cli.export.ctranslate2 import export_ctranslate2
-    from mt_cli.translate import open_translator
+    from mt_cli.engines.choice import open_translator
+    from mt_cli.engines.ct2_convert import export_ctranslate2
 
     sources, refs = read_lines(args.input), read_lines(args.reference)
     greedy = ["decode.beam_size=1", "decode.n_best=1"]

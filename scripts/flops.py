@@ -111,7 +111,7 @@ def measure_rate(shapes: list[Shape], precision: str, repeats: int = 10) -> dict
 def rate_in_child(dims: Dims, rows: int, precision: str) -> dict:
     """measure_rate in a fresh process with mt-cli's allocator and thread settings."""
     sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
-    from mt_cli.runtime import configure_environment
+    from mt_cli.core.runtime import configure_environment
 
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     configure_environment(env)

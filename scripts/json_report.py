@@ -9,8 +9,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mt_cli.hardware import this_cpu
-from mt_cli.runtime import child_environment, machine_record, resolve_precision
+from mt_cli.core.hardware import this_cpu
+from mt_cli.core.runtime import child_environment, machine_record, resolve_precision
 
 
 def machine() -> dict[str, Any]:

@@ -33,10 +33,10 @@ def main(argv: list[str] | None = None) -> int:
     start_tensorflow()
     import keras
 
-    from mt_cli.config import load_config
-    from mt_cli.export.model_dir import write_export
+    from mt_cli.core.config import load_config
+    from mt_cli.core.tokenizer import Tokenizers
+    from mt_cli.engines.model_dir import write_export
     from mt_cli.model import build_model
-    from mt_cli.tokenizer import Tokenizers
 
     tokenizers = Tokenizers.load(args.spm)
     cfg = load_config(args.config, ["decode.max_length_a=0", f"decode.max_length_b={args.length}",

@@ -36,7 +36,7 @@ def tiny_config(toy_dir: Path, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def trained_run(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """One tiny model trained through the real CLI, shared read-only by many tests."""
-    from mt_cli.cli.app import app
+    from mt_cli.cli.main import app
 
     work = tmp_path_factory.mktemp("trained")
     config = work / "tiny.yaml"

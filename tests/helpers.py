@@ -81,7 +81,7 @@ def assert_one_line_error(outcome: object, *parts: str, after_log: bool = False)
 
 def tiny_model_config(**overrides: object):
     """A 2+2-layer, d=32 ModelConfig for layer and search tests (no dropout)."""
-    from mt_cli.config import ModelConfig
+    from mt_cli.core.config import ModelConfig
 
     base = dict(encoder_layers=2, decoder_layers=2, hidden_dim=32, num_heads=4, ffn_dim=64,
                 dropout=0.0, attention_dropout=0.0, ffn_dropout=0.0, max_length=32)
@@ -123,10 +123,10 @@ def random_model_dir(root: Path, toy_dir: Path, name: str, norm: str = "pre", jo
     training."""
     import keras
 
-    from mt_cli.config import load_config
-    from mt_cli.export.model_dir import write_export
+    from mt_cli.core.config import load_config
+    from mt_cli.core.tokenizer import Tokenizers, train_tokenizers
+    from mt_cli.engines.model_dir import write_export
     from mt_cli.model import build_model
-    from mt_cli.tokenizer import Tokenizers, train_tokenizers
 
     sources, targets = [toy_dir / "train.src"], [toy_dir / "train.tgt"]
     paths = train_tokenizers(sources, targets, root / f"{name}-spm", joint=joint, vocab_size=32)

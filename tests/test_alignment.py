@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from mt_cli.alignment import hard_alignment, layer_index, moses, word_ids
-from mt_cli.cli.app import app
-from mt_cli.config import from_dict
+from mt_cli.cli.main import app
+from mt_cli.core.alignment import hard_alignment, layer_index, moses, word_ids
+from mt_cli.core.config import from_dict
+from mt_cli.engines.choice import open_translator
 from mt_cli.training.loop import train
-from mt_cli.translate import open_translator
 
 WORDS = ["ka", "lo", "mi", "nu", "pe", "ro", "su", "ti", "va", "we", "xo", "yu"]
 

@@ -17,8 +17,8 @@ from helpers import REPO, assert_one_line_error
 from typer.testing import CliRunner
 
 from mt_cli import __version__
-from mt_cli.cli.app import app
-from mt_cli.config import load_config
+from mt_cli.cli.main import app
+from mt_cli.core.config import load_config
 
 COMMANDS = ["tokenize", "train", "translate", "evaluate", "config"]
 ENV = {"COLUMNS": "80"}
@@ -146,7 +146,7 @@ def test_python_dash_m(tmp_path: Path) -> None:
 def test_help_does_not_import_tensorflow() -> None:
     code = (
         "import sys\n"
-        "from mt_cli.cli.app import app\n"
+        "from mt_cli.cli.main import app\n"
         "from typer.testing import CliRunner\n"
         "CliRunner().invoke(app, ['--help'])\n"
         "CliRunner().invoke(app, ['train', '--help'])\n"

@@ -12,8 +12,8 @@ import pytest
 import yaml
 from helpers import REPO
 
-from mt_cli.config import Config, from_dict, load_config, parse_override
-from mt_cli.errors import ConfigError
+from mt_cli.core.config import Config, from_dict, load_config, parse_override
+from mt_cli.core.errors import ConfigError
 
 PRESETS = sorted((REPO / "configs").glob("*.yaml"))
 

@@ -10,10 +10,10 @@ import pytest
 import tensorflow as tf
 from helpers import assert_one_line_error, random_source_batch, sharp_random_model
 
-from mt_cli.cli.app import app
-from mt_cli.config import DecodeConfig
-from mt_cli.constraints import distinct_pieces, parse_constraint_line
-from mt_cli.hypothesis import Hypothesis
+from mt_cli.cli.main import app
+from mt_cli.core.config import DecodeConfig
+from mt_cli.core.constraints import distinct_pieces, parse_constraint_line
+from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.model import Transformer
 from mt_cli.model.constrained import ConstraintState, constrained_search
 from mt_cli.model.ensemble import Ensemble

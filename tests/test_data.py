@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from helpers import toy_pairs, write_pairs
 
-from mt_cli.tokenizer import BOS_ID, EOS_ID, Tokenizers, train_sentencepiece
+from mt_cli.core.tokenizer import BOS_ID, EOS_ID, Tokenizers, train_sentencepiece
 from mt_cli.training.data import (
     DataPosition,
     collate,

@@ -9,9 +9,9 @@ import re
 import yaml
 from typer.testing import CliRunner
 
-from mt_cli.cli.app import app
 from mt_cli.cli.decode_options import to_overrides
-from mt_cli.config import DecodeConfig, decode_fields, load_config
+from mt_cli.cli.main import app
+from mt_cli.core.config import DecodeConfig, decode_fields, load_config
 
 
 def _flag(field: dataclasses.Field) -> str:

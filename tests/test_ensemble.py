@@ -17,8 +17,8 @@ from helpers import (
     sharp_random_model,
 )
 
-from mt_cli.cli.app import app
-from mt_cli.config import DecodeConfig
+from mt_cli.cli.main import app
+from mt_cli.core.config import DecodeConfig
 from mt_cli.model import Transformer
 from mt_cli.model.ensemble import Ensemble
 from mt_cli.model.search import search

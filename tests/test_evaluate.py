@@ -14,9 +14,9 @@ import pytest
 from helpers import assert_one_line_error
 from typer.testing import CliRunner
 
-from mt_cli.cli.app import app
-from mt_cli.errors import ConfigError
-from mt_cli.evaluate import SentenceScore, parse_metrics, worst_sentences
+from mt_cli.app.evaluate import SentenceScore, parse_metrics, worst_sentences
+from mt_cli.cli.main import app
+from mt_cli.core.errors import ConfigError
 
 MULTI30K = Path(__file__).resolve().parents[2] / "shared/data/multi30k"
 

@@ -16,9 +16,9 @@ import tensorflow as tf
 from helpers import assert_one_line_error, random_model_dir
 from typer.testing import CliRunner
 
-from mt_cli.cli.app import app
-from mt_cli.extras import require
-from mt_cli.translate import open_translator
+from mt_cli.cli.main import app
+from mt_cli.core.extras import require
+from mt_cli.engines.choice import open_translator
 
 pytest.importorskip("ctranslate2")
 GREEDY = ["decode.beam_size=1", "decode.n_best=1", "decode.batch_size=1"]
@@ -42,7 +42,7 @@ def ok(result: object) -> object:
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory: pytest.TempPathFactory, toy_dir: Path) -> dict[str, tuple[Path, Path]]:
     """name -> (native model dir, its CTranslate2 export)."""
-    from mt_cli.export.ctranslate2 import export_ctranslate2
+    from mt_cli.engines.ct2_convert import export_ctranslate2
 
     root = tmp_path_factory.mktemp("variants")
     made = {}
@@ -176,9 +176,9 @@ print(json.dumps({"ids": best, "text": [t.decode() for t in text["translation"].
 
 
 def test_savedmodel_serves_without_mt_cli(trained_run: Path, tmp_path: Path, toy_dir: Path) -> None:
-    from mt_cli.export.model_dir import load_export
+    from mt_cli.core.tokenizer import EOS_ID
+    from mt_cli.engines.model_dir import load_export
     from mt_cli.model.search import search
-    from mt_cli.tokenizer import EOS_ID
 
     ok(cli("export", "-m", trained_run, "-o", tmp_path / "sm", "--format", "savedmodel"))
     loaded = load_export(trained_run)

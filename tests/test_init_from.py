@@ -14,8 +14,8 @@ import yaml
 from helpers import assert_one_line_error, tiny_config_text, toy_pairs, write_pairs
 from typer.testing import CliRunner
 
-from mt_cli.cli.app import app
-from mt_cli.files import file_sha256
+from mt_cli.cli.main import app
+from mt_cli.core.files import file_sha256
 
 # Word pieces (every toy word one token) let the tiny model learn the toy language in ~150
 # steps; 45 = 4 special ids + 20 source words + 20 target words + ".".

@@ -11,7 +11,7 @@ import pytest
 from helpers import assert_one_line_error
 from typer.testing import CliRunner
 
-from mt_cli.cli.app import app
+from mt_cli.cli.main import app
 
 pytest.importorskip("matplotlib")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

@@ -11,13 +11,10 @@ from pathlib import Path
 from helpers import REPO
 
 PACKAGE = REPO / "mt_cli"
-FOUNDATION = {"mt_cli", "mt_cli.errors", "mt_cli.config", "mt_cli.textio", "mt_cli.tokenizer",
-              "mt_cli.files", "mt_cli.batching", "mt_cli.hypothesis", "mt_cli.quiet", "mt_cli.extras",
-              "mt_cli.alignment", "mt_cli.microbatch", "mt_cli.constraints", "mt_cli.hardware",
-              "mt_cli.runtime"}
-USE_CASES = {"mt_cli.translate", "mt_cli.evaluate", "mt_cli.quickstart", "mt_cli.curves",
-             "mt_cli.attention_maps", "mt_cli.serve"}
-TF_PACKAGES = ("mt_cli.model", "mt_cli.export", "mt_cli.training")
+# The layers, lowest first, as the packages under mt_cli/: a module may import from lower
+# layers and from its own group (a use case in app/ is a group of its own).
+LAYERS = ("core", "model", "engines", "training", "app", "cli")
+TF_FREE_LAYERS = ("core", "cli")  # TensorFlow never at module level here
 MAX_FUNCTION_LINES = 80
 
 
@@ -27,15 +24,18 @@ def module_name(path: Path) -> str:
 
 
 def layer(module: str) -> tuple[int, str]:
-    """(rank, group): a module may import lower ranks, and its own group."""
-    if module in FOUNDATION:
-        return 0, "foundation"
-    for rank, package in enumerate(("mt_cli.model", "mt_cli.export", "mt_cli.training"), start=1):
-        if module == package or module.startswith(package + "."):
-            return rank, package
-    if module in USE_CASES:
-        return 4, module  # use cases do not import each other
-    return 5, "mt_cli.cli"  # mt_cli.cli.* and mt_cli.__main__
+    """(rank, group) of an mt_cli module, read from its package name."""
+    parts = module.split(".")
+    if module == "mt_cli":
+        return -1, "mt_cli"  # the version: anyone may read it
+    if module == "mt_cli.__main__":
+        return len(LAYERS), "mt_cli.__main__"
+    if len(parts) < 2 or parts[1] not in LAYERS:
+        raise AssertionError(f"{module}: not in a layer package ({', '.join(LAYERS)})")
+    rank = LAYERS.index(parts[1])
+    if parts[1] == "app" and len(parts) > 2:
+        return rank, ".".join(parts[:3])  # use cases do not import each other
+    return rank, ".".join(parts[:2])
 
 
 def modules() -> dict[str, ast.Module]:
@@ -54,10 +54,12 @@ def imported(tree: ast.Module) -> list[tuple[str, ast.AST]]:
 
 
 def test_every_module_has_a_layer() -> None:
-    known = FOUNDATION | USE_CASES
+    """Nothing but __init__.py and __main__.py at the top of mt_cli/; every other module sits in
+    a layer package."""
+    top = sorted(p.name for p in PACKAGE.glob("*.py"))
+    assert top == ["__init__.py", "__main__.py"], top
     for name in modules():
-        assert (name in known or name.startswith(TF_PACKAGES + ("mt_cli.cli",))
-                or name == "mt_cli.__main__"), f"{name}: place it in a layer (tests/test_layout.py)"
+        layer(name)
 
 
 def test_imports_point_down() -> None:
@@ -72,23 +74,24 @@ def test_imports_point_down() -> None:
 
 
 def test_tensorflow_imported_only_at_package_boundaries() -> None:
-    """TensorFlow/Keras: at module level inside model/export/training and the use cases that
-    need them; inside a function only in the CLI's start_tensorflow."""
+    """TensorFlow/Keras: at module level anywhere but core/ and cli/; inside a function only in
+    the CLI's start_tensorflow."""
     for name, tree in modules().items():
         top_level = {id(node) for node in tree.body}
         for target, node in imported(tree):
             if target.split(".")[0] not in ("tensorflow", "keras"):
                 continue
             if id(node) in top_level:
-                assert name.startswith(TF_PACKAGES) or name in USE_CASES, f"{name}:{node.lineno}"
+                assert name.split(".")[1] not in TF_FREE_LAYERS, f"{name}:{node.lineno}"
             else:
                 assert name == "mt_cli.cli.common", f"{name}:{node.lineno}: function-level TF import"
 
 
 def test_foundation_cli_and_ctranslate2_path_start_without_tensorflow() -> None:
     """`mt-cli --help` and translating with a CTranslate2 export never load TensorFlow."""
-    names = sorted(FOUNDATION | {"mt_cli.cli.app", "mt_cli.evaluate", "mt_cli.translate",
-                                 "mt_cli.export.locate", "mt_cli.export.ct2_translator"})
+    core = [name for name in modules() if layer(name)[1] == "mt_cli.core"]
+    names = sorted([*core, "mt_cli.cli.main", "mt_cli.app.evaluate", "mt_cli.app.translate",
+                    "mt_cli.engines.choice", "mt_cli.engines.locate", "mt_cli.engines.ctranslate2"])
     code = ("import sys\n" + "".join(f"import {n}\n" for n in names)
             + "bad = [m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'keras')]\n"
             + "print(bad)\nsys.exit(1 if bad else 0)\n")

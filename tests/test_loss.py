@@ -8,8 +8,8 @@ import pytest
 import tensorflow as tf
 from helpers import tiny_model_config
 
+from mt_cli.core.tokenizer import PAD_ID
 from mt_cli.model import build_model
-from mt_cli.tokenizer import PAD_ID
 from mt_cli.training.loss import smoothed_cross_entropy, token_loss
 
 

@@ -12,7 +12,7 @@ from collections.abc import Hashable
 
 import pytest
 
-from mt_cli.microbatch import Closed, MicroBatcher, QueueFull
+from mt_cli.app.serve.microbatch import Closed, MicroBatcher, QueueFull
 
 
 class Recorder:

@@ -17,10 +17,10 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 from typer.testing import CliRunner
 
-from mt_cli.cli.app import app
-from mt_cli.config import Config, apply_overrides, from_dict, load_config
-from mt_cli.errors import ConfigError, DataError
-from mt_cli.textio import atomic_write_lines, count_lines, iter_lines, read_lines
+from mt_cli.cli.main import app
+from mt_cli.core.config import Config, apply_overrides, from_dict, load_config
+from mt_cli.core.errors import ConfigError, DataError
+from mt_cli.core.textio import atomic_write_lines, count_lines, iter_lines, read_lines
 
 FAST = settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 SLOWER = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -127,7 +127,7 @@ def test_any_set_override_applies_or_is_one_config_error(pairs: list[tuple[str, 
 
 @pytest.fixture(scope="module")
 def spm_model(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from mt_cli.tokenizer import train_sentencepiece
+    from mt_cli.core.tokenizer import train_sentencepiece
 
     return train_sentencepiece([toy_dir / "train.src", toy_dir / "train.tgt"],
                                tmp_path_factory.mktemp("spm") / "spm", 48)

@@ -24,7 +24,7 @@ from helpers import (
     write_pairs,
 )
 
-from mt_cli.cli.app import app
+from mt_cli.cli.main import app
 
 MT_CLI = [sys.executable, "-m", "mt_cli"]
 
@@ -228,7 +228,7 @@ def test_nothing_left_after_filtering_says_why(runner, tmp_path, toy_dir) -> Non
 
 
 def _spm(tmp_path: Path, toy_dir: Path) -> Path:
-    from mt_cli.tokenizer import train_sentencepiece
+    from mt_cli.core.tokenizer import train_sentencepiece
 
     return train_sentencepiece([toy_dir / "train.src", toy_dir / "train.tgt"], tmp_path / "spm", 48)
 
@@ -247,7 +247,7 @@ def test_invalid_utf8_in_training_data_names_file_and_line(runner, tmp_path, toy
 
 
 def test_crlf_input_yields_the_same_ids_as_lf(tmp_path, toy_dir) -> None:
-    from mt_cli.tokenizer import Tokenizers
+    from mt_cli.core.tokenizer import Tokenizers
     from mt_cli.training.data import encode_corpus
 
     tokenizers = Tokenizers.load(_spm(tmp_path, toy_dir))
@@ -263,7 +263,7 @@ def test_crlf_input_yields_the_same_ids_as_lf(tmp_path, toy_dir) -> None:
 
 
 def test_changed_training_file_is_noticed_by_the_cache(tmp_path, toy_dir) -> None:
-    from mt_cli.tokenizer import Tokenizers
+    from mt_cli.core.tokenizer import Tokenizers
     from mt_cli.training.data import encode_corpus
 
     tokenizers = Tokenizers.load(_spm(tmp_path, toy_dir))

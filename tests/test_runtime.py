@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from helpers import tiny_config_text
 
-from mt_cli.hardware import Cpu, Gpu, cpu_from_cpuinfo, parse_compute_capability, this_cpu
-from mt_cli.runtime import (
+from mt_cli.core.hardware import Cpu, Gpu, cpu_from_cpuinfo, parse_compute_capability, this_cpu
+from mt_cli.core.runtime import (
     allocator_name,
     configure_environment,
     machine_record,
@@ -206,7 +206,7 @@ def test_explicit_precision_allocator_and_threads_win_in_a_real_run(
 def test_onednn_is_read_from_its_cache_and_an_unprobeable_runtime_is_none(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from mt_cli import runtime
+    from mt_cli.core import runtime
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(runtime.sys, "executable", str(tmp_path / "no-python"))  # probe fails
@@ -225,7 +225,7 @@ def test_onednn_is_read_from_its_cache_and_an_unprobeable_runtime_is_none(
 
 
 def test_averaged_models_record_the_precision_the_run_resolved(tmp_path: Path) -> None:
-    from mt_cli.training.average import trained_precision
+    from mt_cli.app.average import trained_precision
 
     assert trained_precision(tmp_path, "auto") == "auto"  # no runtime.json (an older run)
     (tmp_path / "runtime.json").write_text("{broken")

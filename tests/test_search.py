@@ -11,8 +11,8 @@ import pytest
 import tensorflow as tf
 from helpers import greedy_by_recomputation, tiny_model_config
 
-from mt_cli.config import DecodeConfig
-from mt_cli.hypothesis import Hypothesis
+from mt_cli.core.config import DecodeConfig
+from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.model import Transformer, build_model
 from mt_cli.model.search import search
 

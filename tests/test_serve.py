@@ -29,7 +29,7 @@ pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
 pytest.importorskip("ctranslate2")
 
-from mt_cli.cli.app import app
+from mt_cli.cli.main import app
 
 LIMITS = ["--max-lines", "8", "--max-chars", "400", "--max-batch-size", "16", "--max-wait-ms", "50"]
 
@@ -130,7 +130,7 @@ def test_health_info_and_docs(native_server: Server, trained_run: Path) -> None:
 @pytest.mark.parametrize("engine", ["native", "ct2"])
 def test_n_in_n_out_same_as_translate(engine: str, request: pytest.FixtureRequest, toy_dir: Path,
                                       trained_run: Path) -> None:
-    from mt_cli.translate import open_translator
+    from mt_cli.engines.choice import open_translator
 
     server: Server = request.getfixturevalue(f"{engine}_server")
     model = trained_run if engine == "native" else request.getfixturevalue("ct2_model")
@@ -240,7 +240,7 @@ class Cued:
     """A real CTranslate2 translator that fails on the line 'boom' and can be held at a gate."""
 
     def __init__(self, model: Path) -> None:
-        from mt_cli.translate import open_translator
+        from mt_cli.engines.choice import open_translator
 
         self.inner = open_translator(model)
         self.decode = self.inner.decode
@@ -261,7 +261,7 @@ def in_process(ct2_model: Path) -> Iterator[tuple[str, Cued, threading.Event]]:
     """The serve app on a loopback port in a thread; loading waits for the returned event."""
     import uvicorn
 
-    from mt_cli.serve import ModelHost, ServeSettings, create_app
+    from mt_cli.app.serve.server import ModelHost, ServeSettings, create_app
 
     settings = ServeSettings(port=free_port(), max_lines=2, max_queue=2, max_wait_ms=0)
     engine, loaded = Cued(ct2_model), threading.Event()

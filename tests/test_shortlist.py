@@ -7,10 +7,10 @@ import pytest
 import tensorflow as tf
 from helpers import greedy_by_recomputation, random_source_batch, sharp_random_model
 
-from mt_cli.config import DecodeConfig
+from mt_cli.core.config import DecodeConfig
+from mt_cli.engines.native import batch_shortlist
 from mt_cli.model.ensemble import Ensemble
 from mt_cli.model.search import search
-from mt_cli.model.translator import batch_shortlist
 
 VOCAB = 24
 BOS = 2

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from mt_cli.errors import DataError
-from mt_cli.textio import (
+from mt_cli.core.errors import DataError
+from mt_cli.core.textio import (
     atomic_write_lines,
     check_same_length,
     count_lines,

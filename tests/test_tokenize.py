@@ -20,9 +20,9 @@ import sentencepiece as spm
 from helpers import SHARED_MULTI30K, assert_one_line_error
 from typer.testing import CliRunner
 
-from mt_cli.cli.app import app
-from mt_cli.textio import read_lines
-from mt_cli.tokenizer import SentencePieceModel
+from mt_cli.cli.main import app
+from mt_cli.core.textio import read_lines
+from mt_cli.core.tokenizer import SentencePieceModel
 
 TOY_VOCAB = 32
 

@@ -15,7 +15,7 @@ import pytest
 import yaml
 from helpers import assert_same_checkpoint_state, tiny_config_text
 
-from mt_cli.cli.app import app
+from mt_cli.cli.main import app
 
 
 def _train(runner, config: Path, run_dir: Path, *extra: str):
@@ -171,7 +171,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from pathlib import Path
-from mt_cli.config import load_config
+from mt_cli.core.config import load_config
 from mt_cli.training.loop import train
 cfg = load_config(sys.argv[1], sys.argv[3:])
 result = train(cfg, Path(sys.argv[2]))
@@ -261,7 +261,7 @@ _DUMP_SCRIPT = """
 import json, sys
 from pathlib import Path
 import numpy as np
-from mt_cli.config import load_config
+from mt_cli.core.config import load_config
 from mt_cli.training import session
 from mt_cli.training.loop import train
 original = session.Session.export
@@ -285,7 +285,7 @@ def test_multi_worker_strategy_with_two_local_workers(tmp_path, toy_dir) -> None
     the same two batches per step. Dev evaluation, early stopping's bookkeeping and a real
     non-finite skip (step 3) run in multi-worker mode; the chief writes the run, the other
     worker's private saves are cleaned up."""
-    from mt_cli.tokenizer import train_sentencepiece
+    from mt_cli.core.tokenizer import train_sentencepiece
 
     spm = train_sentencepiece([toy_dir / "train.src", toy_dir / "train.tgt"], tmp_path / "spm", 48)
     train = {"max_steps": 6, "save_every": 2, "log_every": 1, "eval_every": 3, "keep_last": 5,

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from mt_cli.batching import cut_batches
-from mt_cli.errors import MtError
-from mt_cli.textio import chunked
+from mt_cli.core.batching import cut_batches
+from mt_cli.core.errors import MtError
+from mt_cli.core.textio import chunked
 from mt_cli.training.checkpoints import SavedStep
 from mt_cli.training.evaluation import EarlyStopping, evaluation_due, improved
 from mt_cli.training.export_choice import choose_export

@@ -24,7 +24,7 @@ import pytest
 from helpers import assert_one_line_error, copy_run, toy_pairs
 from typer.testing import CliRunner
 
-from mt_cli.cli.app import app
+from mt_cli.cli.main import app
 
 MT_CLI = Path(sys.executable).parent / "mt-cli"
 PIPE_TIMEOUT_S = 120.0  # first line includes TensorFlow start-up on a shared CPU
@@ -201,7 +201,7 @@ def test_output_order_is_input_order(runner: CliRunner, trained_run: Path, sourc
 
 def _greedy_reference(loaded, line: str) -> tuple[str, float]:
     """Plain-Python greedy decoding by full recomputation of `model(...)` at every step."""
-    from mt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID
+    from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
     model, decode = loaded.model, loaded.config.decode
     ids = loaded.tokenizers.source.encode_ids([line])[0][: model.max_length - 1] + [EOS_ID]
@@ -226,7 +226,7 @@ def _greedy_reference(loaded, line: str) -> tuple[str, float]:
 
 def test_beam_one_is_greedy(runner: CliRunner, trained_run: Path, sources: Path,
                             greedy_file_output: list[str]) -> None:
-    from mt_cli.export.model_dir import load_export
+    from mt_cli.engines.model_dir import load_export
 
     lines = sources.read_text(encoding="utf-8").splitlines()[:3]
     records = jsonl(translate(runner, "-m", trained_run, "--beam-size", "1", "--format", "jsonl",
@@ -434,7 +434,7 @@ def test_bfloat16(runner: CliRunner, trained_run: Path) -> None:
 
 def _other_tokenizer(toy_dir: Path, tmp_path: Path) -> Path:
     """A valid SentencePiece model with the right special ids, but not the model's own."""
-    from mt_cli.tokenizer import train_sentencepiece
+    from mt_cli.core.tokenizer import train_sentencepiece
 
     return train_sentencepiece([toy_dir / "train.src"], tmp_path / "other", vocab_size=30)
 

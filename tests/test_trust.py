@@ -15,10 +15,10 @@ import pytest
 import yaml
 from helpers import REPO, assert_one_line_error, copy_run, tiny_config_text, toy_pairs, write_pairs
 
-from mt_cli.cli.app import app
-from mt_cli.config import Config, DecodeConfig, EvalConfig, load_config
-from mt_cli.errors import CheckpointError, ConfigError
-from mt_cli.files import atomic_dir, clean_temporaries
+from mt_cli.cli.main import app
+from mt_cli.core.config import Config, DecodeConfig, EvalConfig, load_config
+from mt_cli.core.errors import CheckpointError, ConfigError
+from mt_cli.core.files import atomic_dir, clean_temporaries
 
 
 def _config(tmp_path: Path, toy_dir: Path, name: str = "c.yaml", **sections: dict) -> Path:
@@ -40,7 +40,7 @@ def _tree(directory: Path) -> dict[str, tuple[int, int]]:
 # ---------------------------------------------------------------- 1: another SentencePiece model
 
 def test_resume_with_another_sentencepiece_model_is_refused(runner, tmp_path, toy_dir) -> None:
-    from mt_cli.tokenizer import train_sentencepiece
+    from mt_cli.core.tokenizer import train_sentencepiece
 
     inputs = [toy_dir / "train.src", toy_dir / "train.tgt"]
     spm_a = train_sentencepiece(inputs, tmp_path / "a", 48)
@@ -275,7 +275,7 @@ def test_config_validate_applies_the_training_rules(runner, tmp_path, toy_dir) -
 def test_changed_tokenizer_is_noticed_by_the_cache(tmp_path, toy_dir) -> None:
     import numpy as np
 
-    from mt_cli.tokenizer import Tokenizers, train_sentencepiece
+    from mt_cli.core.tokenizer import Tokenizers, train_sentencepiece
     from mt_cli.training.data import encode_corpus
 
     inputs = [toy_dir / "train.src", toy_dir / "train.tgt"]

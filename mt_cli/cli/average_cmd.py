@@ -12,7 +12,7 @@ from mt_cli.cli.common import start_tensorflow
 
 
 def _steps(text: str | None) -> list[int] | None:
-    from mt_cli.errors import ConfigError
+    from mt_cli.core.errors import ConfigError
 
     if text is None:
         return None
@@ -37,7 +37,7 @@ def average(
     """
     chosen = _steps(steps)
     start_tensorflow()
-    from mt_cli.training.average import average_checkpoints
+    from mt_cli.app.average import average_checkpoints
 
     averaged = average_checkpoints(run, output, last, chosen)
     console.info(f"averaged steps {', '.join(map(str, averaged))} into {output}")

@@ -10,8 +10,8 @@ from typing import Annotated
 import typer
 
 from mt_cli.cli import console
-from mt_cli.quiet import native_stderr_captured
-from mt_cli.runtime import configure_environment
+from mt_cli.core.quiet import native_stderr_captured
+from mt_cli.core.runtime import configure_environment
 
 ConfigArg = Annotated[Path, typer.Argument(help="YAML config file (presets live in configs/).",
                                            show_default=False)]
@@ -22,7 +22,7 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings 
 
 
 def load(config: Path | None, overrides: list[str] | None):  # -> Config, lazily imported
-    from mt_cli.config import load_config
+    from mt_cli.core.config import load_config
 
     return load_config(config, overrides or [])
 
@@ -31,7 +31,7 @@ def start_tensorflow() -> None:
     """Import TensorFlow, and initialise its devices, before a command that needs it.
 
     This is the one deliberate late import: commands call it first, then import the use
-    case they run. The allocator variable is set first (mt_cli/runtime.py: a user's own value
+    case they run. The allocator variable is set first (mt_cli/core/runtime.py: a user's own value
     wins), since TensorFlow reads it once, at import. TF 2.16+ logs CUDA probing and oneDNN
     notes before TF_CPP_MIN_LOG_LEVEL is read, so native stderr is captured meanwhile
     (replayed on failure; shown with -v).

@@ -16,7 +16,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mt_cli.config import DecodeConfig, decode_fields
+from mt_cli.core.config import DecodeConfig, decode_fields
 
 OVERRIDES_PARAM = "decode_overrides"
 

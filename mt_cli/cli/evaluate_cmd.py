@@ -38,10 +38,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mt_cli.cli import console
-from mt_cli.errors import ConfigError, DataError
+from mt_cli.core.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from mt_cli.evaluate import Comparison, EvalResult, SentenceScore
+    from mt_cli.app.evaluate import Comparison, EvalResult, SentenceScore
 
 HypArg = Annotated[list[Path] | None, typer.Argument(
     metavar="HYP", show_default=False,
@@ -114,7 +114,7 @@ def evaluate(
       mt-cli evaluate -r test.de base.de new.de --significance bootstrap
       mt-cli evaluate -m runs/en-de/export -s test.en -r test.de --save-hyp hyp.de
     """
-    from mt_cli import evaluate as ev
+    from mt_cli.app import evaluate as ev
 
     _check_usage(hypotheses or [], ref or [], significance, worst, model, source, save_hyp, set_)
     defaults = _eval_defaults(config, model)
@@ -162,7 +162,7 @@ def evaluate(
 def _eval_defaults(config: Path | None, model: Path | None):
     """The `eval:` section that supplies defaults for flags not given: --config's, else the
     model directory's (so `evaluate -m` scores as training's dev evaluation did)."""
-    from mt_cli.config import EvalConfig, load_config
+    from mt_cli.core.config import EvalConfig, load_config
 
     if config is not None:
         return load_config(config).eval
@@ -203,12 +203,12 @@ def _check_usage(hypotheses: list[Path], ref: list[Path], significance: str | No
 def _translate(model: Path, source: Path | None, save_hyp: Path | None, overrides: list[str] | None,
                ref_paths: list[Path], refs: list[list[str]]) -> list[str]:
     """Translate the source with the model (after checking alignment, to fail before decoding)."""
-    from mt_cli import evaluate as ev
+    from mt_cli.app import evaluate as ev
     from mt_cli.cli.common import start_tensorflow
-    from mt_cli.textio import atomic_write_lines, check_line_counts
+    from mt_cli.core.textio import atomic_write_lines, check_line_counts
 
     start_tensorflow()
-    from mt_cli.translate import translate_file_lines
+    from mt_cli.app.translate import translate_file_lines
 
     assert source is not None
     src_lines = ev.read_text(source, strip=False)

@@ -9,7 +9,7 @@ import typer
 
 from mt_cli.cli import console
 from mt_cli.cli.common import start_tensorflow
-from mt_cli.export.locate import CT2_QUANTIZATIONS as QUANTIZATIONS
+from mt_cli.engines.locate import CT2_QUANTIZATIONS as QUANTIZATIONS
 
 FORMATS = ("ctranslate2", "savedmodel")
 
@@ -28,8 +28,8 @@ def export(
       mt-cli translate -m runs/demo-ct2 test.en          # decodes with CTranslate2
       mt-cli export -m runs/demo -o runs/demo-savedmodel --format savedmodel
     """
-    from mt_cli.errors import CheckpointError, ConfigError
-    from mt_cli.extras import require
+    from mt_cli.core.errors import CheckpointError, ConfigError
+    from mt_cli.core.extras import require
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -43,11 +43,11 @@ def export(
         require("ctranslate2", "ctranslate2", "mt-cli export --format ctranslate2")
     start_tensorflow()
     if fmt == "ctranslate2":
-        from mt_cli.export.ctranslate2 import export_ctranslate2
+        from mt_cli.engines.ct2_convert import export_ctranslate2
 
         export_ctranslate2(model, output, quantization)
     else:
-        from mt_cli.export.savedmodel import export_savedmodel
+        from mt_cli.engines.savedmodel import export_savedmodel
 
         manifest = export_savedmodel(model, output)
         console.info(f"signatures: {', '.join(manifest['signatures'])}")

@@ -27,7 +27,7 @@ def quickstart(
       mt-cli quickstart --run-dir runs/qs --set train.max_steps=300
     """
     start_tensorflow()
-    from mt_cli.quickstart import DEMO_CONFIG, run_quickstart
+    from mt_cli.app.quickstart import DEMO_CONFIG, run_quickstart
 
     result = run_quickstart(run_dir, config or DEMO_CONFIG, set_, overwrite, console.TrainProgress())
     t = result.training

@@ -37,17 +37,17 @@ def serve(
            -d '{"text": ["A dog runs.", ""]}'
       mt-cli -q serve -m runs/demo-ct2 --max-batch-size 64 --threads 4
     """
-    from mt_cli.extras import require
+    from mt_cli.core.extras import require
 
     require("fastapi", "serve", "mt-cli serve")
     require("uvicorn", "serve", "mt-cli serve")
-    from mt_cli.export.locate import CTRANSLATE2, engine_of
+    from mt_cli.engines.locate import CTRANSLATE2, engine_of
 
     if engine_of(model) != CTRANSLATE2:
         start_tensorflow()
     console.adopt_logger("uvicorn")
-    from mt_cli.serve import ServeSettings, run_server
-    from mt_cli.translate import open_translator
+    from mt_cli.app.serve.server import ServeSettings, run_server
+    from mt_cli.engines.choice import open_translator
 
     settings = ServeSettings(host=host, port=port, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
                              max_lines=max_lines, max_chars=max_chars, max_queue=max_queue,

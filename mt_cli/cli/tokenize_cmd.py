@@ -42,9 +42,9 @@ def train(
       mt-cli tokenize train -i train.en -i train.de --vocab-size 8000 --model-prefix spm
       mt-cli tokenize train configs/multi30k-en-de.yaml --model-prefix runs/spm
     """
-    from mt_cli.config import load_config
-    from mt_cli.errors import ConfigError
-    from mt_cli.tokenizer import train_tokenizers
+    from mt_cli.core.config import load_config
+    from mt_cli.core.errors import ConfigError
+    from mt_cli.core.tokenizer import train_tokenizers
 
     cfg = load(config, set_) if config else load_config(None, set_ or [])
     tok = cfg.tokenizer
@@ -74,8 +74,8 @@ def train(
 
 
 def _run(model: Path, input_: Path | None, output: Path | None, fn_name: str, ids: bool) -> None:
-    from mt_cli.textio import atomic_write_lines, iter_lines
-    from mt_cli.tokenizer import SentencePieceModel, transform_lines
+    from mt_cli.core.textio import atomic_write_lines, iter_lines
+    from mt_cli.core.tokenizer import SentencePieceModel, transform_lines
 
     spm = SentencePieceModel.load(model)
 
@@ -89,7 +89,7 @@ def _run(model: Path, input_: Path | None, output: Path | None, fn_name: str, id
             try:
                 return spm.decode_ids([[int(x) for x in line.split()] for line in lines])
             except ValueError:
-                from mt_cli.errors import DataError
+                from mt_cli.core.errors import DataError
 
                 raise DataError(f"{input_ or '<stdin>'}: --ids input must be space-separated integers") from None
         return spm.decode_pieces([line.split() for line in lines])

@@ -34,7 +34,7 @@ def _parse_weights(text: str | None) -> list[float] | None:
     """`0.6,0.4` -> [0.6, 0.4]; a clear error for anything else."""
     if text is None:
         return None
-    from mt_cli.errors import ConfigError
+    from mt_cli.core.errors import ConfigError
 
     try:
         return [float(part) for part in text.split(",")]
@@ -68,8 +68,8 @@ def translate(
       mt-cli translate -m runs/a -m runs/b --ensemble-weights 0.6,0.4 test.en
       mt-cli translate -m runs/demo test.en --constraints-file terms.tsv
     """
-    from mt_cli.errors import ConfigError
-    from mt_cli.textio import atomic_write_lines, check_same_length, iter_lines, read_lines
+    from mt_cli.core.errors import ConfigError
+    from mt_cli.core.textio import atomic_write_lines, check_same_length, iter_lines, read_lines
 
     if fmt not in OUTPUT_FORMATS:
         raise ConfigError(f"--format: must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
@@ -85,14 +85,15 @@ def translate(
         if side is not None and input_ is not None:
             check_same_length(input_, side)  # fail before translating anything
 
-    from mt_cli.export.locate import CTRANSLATE2, engine_of
+    from mt_cli.engines.locate import CTRANSLATE2, engine_of
 
     weights = _parse_weights(ensemble_weights)
     if len(model) == 1 and engine_of(model[0]) == CTRANSLATE2:
         _warn_unmatched(_keys(given) | _keys(list(set_ or [])))
     else:
         start_tensorflow()
-    from mt_cli.translate import open_translator, translate_lines
+    from mt_cli.app.translate import translate_lines
+    from mt_cli.engines.choice import open_translator
 
     translator = open_translator(model, overrides, threads, weights)
     lines = translate_lines(translator, iter_lines(input_ or "-"), prefixes=prefixes, constraints=constraints,

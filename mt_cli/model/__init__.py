@@ -1,7 +1,7 @@
 """The model layer: Transformer layers, the model, search and in-memory translation.
 
 TensorFlow is imported here, at the package boundary; nothing in this package touches
-files (the model directory is mt_cli.export.model_dir's job).
+files (the model directory is mt_cli.engines.model_dir's job).
 """
 
 from mt_cli.model.transformer import Transformer, build_model, dtype_policy

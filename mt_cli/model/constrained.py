@@ -26,11 +26,11 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from mt_cli.config import DecodeConfig
-from mt_cli.hypothesis import Hypothesis
+from mt_cli.core.config import DecodeConfig
+from mt_cli.core.hypothesis import Hypothesis
+from mt_cli.core.tokenizer import BOS_ID, EOS_ID
 from mt_cli.model.layers import NEG_INF
 from mt_cli.model.search import SearchModel, ban_bias, top_k_wide
-from mt_cli.tokenizer import BOS_ID, EOS_ID
 
 
 @dataclass(frozen=True)

@@ -1,12 +1,12 @@
 """The accelerators TensorFlow sees, as the hardware module describes them, and the
-precision choices that depend on them (the decision itself lives in mt_cli/runtime.py)."""
+precision choices that depend on them (the decision itself lives in mt_cli/core/runtime.py)."""
 
 from __future__ import annotations
 
 import tensorflow as tf
 
-from mt_cli.hardware import Gpu, parse_compute_capability, this_cpu
-from mt_cli.runtime import AUTO, Choice, resolve_decode_dtype, resolve_precision
+from mt_cli.core.hardware import Gpu, parse_compute_capability, this_cpu
+from mt_cli.core.runtime import AUTO, Choice, resolve_decode_dtype, resolve_precision
 
 
 def visible_gpus() -> list[Gpu]:

@@ -18,12 +18,12 @@ from typing import Any, NamedTuple
 import numpy as np
 import tensorflow as tf
 
-from mt_cli.config import DecodeConfig, decode_fields
-from mt_cli.hypothesis import Hypothesis
+from mt_cli.core.config import DecodeConfig, decode_fields
+from mt_cli.core.hypothesis import Hypothesis
+from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from mt_cli.model.ensemble import Ensemble
 from mt_cli.model.layers import NEG_INF
 from mt_cli.model.transformer import Transformer
-from mt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 _VALID = NEG_INF / 2  # scores below this mark impossible hypotheses
 # Options passed to the compiled search as one float vector, in field order.

@@ -8,7 +8,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from mt_cli.config import ModelConfig
+from mt_cli.core.config import ModelConfig
+from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from mt_cli.model.layers import (
     AttentionRecord,
     BlockSpec,
@@ -21,7 +22,6 @@ from mt_cli.model.layers import (
     padding_bias,
     sinusoidal_positions,
 )
-from mt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID
 
 Cache = dict[str, Any]
 PRECISION_POLICIES = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}

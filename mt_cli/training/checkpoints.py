@@ -2,7 +2,7 @@
 
 A checkpoint is built in `checkpoints/.tmp-*` and renamed into `step-NNNNNNNN/` only when
 complete, so a crash (kill -9, full disk) never leaves a partial checkpoint to be chosen.
-What translation reads is the model directory (mt_cli.export.model_dir), not these.
+What translation reads is the model directory (mt_cli.engines.model_dir), not these.
 """
 
 from __future__ import annotations
@@ -20,8 +20,8 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from mt_cli.errors import CheckpointError
-from mt_cli.files import atomic_dir
+from mt_cli.core.errors import CheckpointError
+from mt_cli.core.files import atomic_dir
 
 log = logging.getLogger("mt_cli")
 STEP_PREFIX = "step-"

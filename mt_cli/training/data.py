@@ -21,10 +21,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from mt_cli.batching import cut_batches, round_up
-from mt_cli.errors import DataError
-from mt_cli.textio import check_same_length, chunked, iter_lines
-from mt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizers
+from mt_cli.core.batching import cut_batches, round_up
+from mt_cli.core.errors import DataError
+from mt_cli.core.textio import check_same_length, chunked, iter_lines
+from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizers
 
 log = logging.getLogger("mt_cli")
 CACHE_FORMAT = 1

@@ -11,8 +11,8 @@ from dataclasses import dataclass, field
 
 from sacrebleu.metrics import BLEU, CHRF, TER
 
-from mt_cli.config import EvalConfig
-from mt_cli.model.translator import Translator
+from mt_cli.core.config import EvalConfig
+from mt_cli.engines.native import Translator
 from mt_cli.training.data import EncodedCorpus, sequential_batches
 from mt_cli.training.state import TrainState
 

@@ -19,17 +19,17 @@ from typing import Any
 
 import keras
 
-from mt_cli.config import Config, TokenizerConfig
-from mt_cli.errors import CheckpointError, ConfigError
-from mt_cli.export.locate import (
+from mt_cli.core.config import Config, TokenizerConfig
+from mt_cli.core.errors import CheckpointError, ConfigError
+from mt_cli.core.files import file_sha256
+from mt_cli.engines.locate import (
     CTRANSLATE2,
     MANIFEST_FILE,
     NATIVE,
     read_manifest,
     resolve_model_dir,
 )
-from mt_cli.export.model_dir import WEIGHTS_FILE, check_export
-from mt_cli.files import file_sha256
+from mt_cli.engines.model_dir import WEIGHTS_FILE, check_export
 from mt_cli.training.checkpoints import list_checkpoints
 from mt_cli.training.run_dir import atomic_write_text
 

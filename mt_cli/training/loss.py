@@ -14,7 +14,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from mt_cli.tokenizer import PAD_ID
+from mt_cli.core.tokenizer import PAD_ID
 
 
 def smoothed_cross_entropy(logits: tf.Tensor, labels: tf.Tensor, smoothing: float) -> tf.Tensor:

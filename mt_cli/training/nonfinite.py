@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import logging
 
-from mt_cli.errors import MtError
+from mt_cli.core.errors import MtError
 from mt_cli.training.state import TrainState
 
 log = logging.getLogger("mt_cli")

@@ -11,9 +11,9 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mt_cli.config import Config, load_config
-from mt_cli.errors import CheckpointError
-from mt_cli.tokenizer import Tokenizers, train_tokenizers
+from mt_cli.core.config import Config, load_config
+from mt_cli.core.errors import CheckpointError
+from mt_cli.core.tokenizer import Tokenizers, train_tokenizers
 
 log = logging.getLogger("mt_cli")
 FINISHED_FILE = "finished.json"

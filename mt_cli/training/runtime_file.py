@@ -9,8 +9,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+from mt_cli.core.runtime import Choice, machine_record
 from mt_cli.model.devices import visible_gpus
-from mt_cli.runtime import Choice, machine_record
 from mt_cli.training.run_dir import atomic_write_text
 
 log = logging.getLogger("mt_cli")

@@ -16,15 +16,15 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mt_cli.config import Config
-from mt_cli.errors import MtError
-from mt_cli.export.model_dir import write_export
-from mt_cli.files import clean_temporaries
+from mt_cli.core.config import Config
+from mt_cli.core.errors import MtError
+from mt_cli.core.files import clean_temporaries
+from mt_cli.core.textio import read_lines
+from mt_cli.core.tokenizer import PAD_ID, Tokenizers
+from mt_cli.engines.model_dir import write_export
+from mt_cli.engines.native import Translator
 from mt_cli.model import Transformer, build_model
 from mt_cli.model.devices import training_precision
-from mt_cli.model.translator import Translator
-from mt_cli.textio import read_lines
-from mt_cli.tokenizer import PAD_ID, Tokenizers
 from mt_cli.training.checkpoints import (
     list_checkpoints,
     prune_checkpoints,

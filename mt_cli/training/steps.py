@@ -8,7 +8,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from mt_cli.config import Config
+from mt_cli.core.config import Config
 from mt_cli.training.loss import token_loss
 
 

@@ -20,9 +20,9 @@ import numpy as np
 from ctranslate2.specs import common_spec, transformer_spec
 
 from mt_cli import __version__
-from mt_cli.export.locate import CTRANSLATE2, MANIFEST_FILE
-from mt_cli.export.model_dir import CONFIG_FILE, LoadedModel, load_export
-from mt_cli.files import atomic_dir, file_sha256
+from mt_cli.core.files import atomic_dir, file_sha256
+from mt_cli.engines.locate import CTRANSLATE2, MANIFEST_FILE
+from mt_cli.engines.model_dir import CONFIG_FILE, LoadedModel, load_export
 from mt_cli.model import Transformer
 
 FORMAT_VERSION = 1

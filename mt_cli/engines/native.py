@@ -12,15 +12,15 @@ from dataclasses import replace
 import numpy as np
 import tensorflow as tf
 
-from mt_cli.alignment import hard_alignment, layer_index
-from mt_cli.batching import longest_first_batches, truncated
-from mt_cli.config import DecodeConfig
-from mt_cli.constraints import distinct_pieces, parse_constraint_line
-from mt_cli.errors import ConfigError, ConstraintError
-from mt_cli.hypothesis import Hypothesis
+from mt_cli.core.alignment import hard_alignment, layer_index
+from mt_cli.core.batching import longest_first_batches, truncated
+from mt_cli.core.config import DecodeConfig
+from mt_cli.core.constraints import distinct_pieces, parse_constraint_line
+from mt_cli.core.errors import ConfigError, ConstraintError
+from mt_cli.core.hypothesis import Hypothesis
+from mt_cli.core.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizers
 from mt_cli.model.constrained import constrained_search
 from mt_cli.model.search import SearchModel, search
-from mt_cli.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizers
 
 log = logging.getLogger("mt_cli")
 

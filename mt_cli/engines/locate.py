@@ -10,8 +10,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mt_cli.errors import CheckpointError
-from mt_cli.files import file_sha256
+from mt_cli.core.errors import CheckpointError
+from mt_cli.core.files import file_sha256
 
 MANIFEST_FILE = "manifest.json"
 CONFIG_FILE = "config.yaml"  # the model's config, in native and CTranslate2 directories alike

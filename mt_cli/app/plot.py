@@ -11,7 +11,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mt_cli.errors import DataError
+from mt_cli.core.errors import DataError
 
 PANELS = (("train", "loss", "training loss"), ("train", "learning_rate", "learning rate"),
           ("train", "tokens_per_s", "tokens/s"), ("dev", "bleu", "dev BLEU"),

@@ -16,7 +16,7 @@ from itertools import islice
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
-from mt_cli.errors import DataError
+from mt_cli.core.errors import DataError
 
 STDIN_NAME = "<stdin>"
 T = TypeVar("T")

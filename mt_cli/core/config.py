@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
-from mt_cli.errors import ConfigError
+from mt_cli.core.errors import ConfigError
 
-PRESET_DIR = Path(__file__).resolve().parent.parent / "configs"
+PRESET_DIR = Path(__file__).resolve().parents[2] / "configs"
 _SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 SACREBLEU_TOKENIZERS = ("none", "13a", "intl", "zh", "ja-mecab", "ko-mecab", "char", "flores101", "flores200")
 
@@ -99,7 +99,7 @@ class TrainConfig:
     clip_norm: float = _opt(0.0, ge=0, doc="global gradient norm clip (0 = off)")
     precision: str = _opt("auto", choices=("auto", "float32", "bfloat16", "float16"),
                           doc="auto: bfloat16 on bf16 hardware (AMX, AVX512-BF16, GPUs >= 8.0), float16 "
-                          "on older tensor-core GPUs, else float32 (mt_cli/runtime.py)")
+                          "on older tensor-core GPUs, else float32 (mt_cli/core/runtime.py)")
     jit_compile: bool = _opt(False, doc="XLA-compile the train step")
     strategy: str = _opt("default", choices=("default", "mirrored", "multi_worker"))
     seed: int = _opt(1234)

@@ -16,14 +16,14 @@ from typing import Any
 import tensorflow as tf
 
 from mt_cli import __version__
-from mt_cli.config import DecodeConfig
-from mt_cli.export.locate import MANIFEST_FILE
-from mt_cli.export.model_dir import load_export
-from mt_cli.extras import installed
-from mt_cli.files import atomic_dir
+from mt_cli.core.config import DecodeConfig
+from mt_cli.core.extras import installed
+from mt_cli.core.files import atomic_dir
+from mt_cli.core.tokenizer import EOS_ID, PAD_ID
+from mt_cli.engines.locate import MANIFEST_FILE
+from mt_cli.engines.model_dir import load_export
 from mt_cli.model import Transformer
 from mt_cli.model.search import bound_search
-from mt_cli.tokenizer import EOS_ID, PAD_ID
 
 IDS_SPEC = tf.TensorSpec([None, None], tf.int32, name="source_ids")
 

@@ -11,67 +11,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Protocol
 
-from mt_cli.alignment import moses
-from mt_cli.config import DecodeConfig
-from mt_cli.errors import ConfigError, ConstraintError, DataError
-from mt_cli.export.locate import CTRANSLATE2, engine_of, resolve_model_dir
-from mt_cli.hypothesis import Hypothesis
-from mt_cli.textio import chunked
+from mt_cli.core.alignment import moses
+from mt_cli.core.errors import ConstraintError, DataError
+from mt_cli.core.hypothesis import Hypothesis
+from mt_cli.core.textio import chunked
+from mt_cli.engines.choice import open_translator
+from mt_cli.engines.protocol import LineTranslator
 
-__all__ = ["LineTranslator", "format_nbest", "open_translator", "translate_file_lines", "translate_lines"]
+__all__ = ["format_nbest", "translate_file_lines", "translate_lines"]
 CHUNK_LINES = 8192  # lines read ahead (and sorted by length) per translation round
-
-
-class LineTranslator(Protocol):
-    """What both engines offer: n-best hypotheses per line, in input order."""
-
-    decode: DecodeConfig
-
-    def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
-                        first_line: int = 1, constraints: list[str] | None = None) -> list[list[Hypothesis]]: ...
-
-    def translate(self, lines: list[str], first_line: int = 1) -> list[str]: ...
-
-
-def open_translator(model: str | Path | list[str | Path], overrides: list[str] | None = None, threads: int = 0,
-                    ensemble_weights: list[float] | None = None) -> LineTranslator:
-    """The engine for a model directory (native or CTranslate2) with decode overrides applied;
-    several native directories make one ensemble (`ensemble_weights`, default equal).
-
-    The engines are imported here, not at the top, so a CTranslate2 model never pays for
-    TensorFlow's import.
-    """
-    models = list(model) if isinstance(model, (list, tuple)) else [model]
-    if len(models) > 1:
-        return _open_ensemble(models, overrides, threads, ensemble_weights)
-    if ensemble_weights is not None:
-        raise ConfigError("--ensemble-weights: give two or more models (-m A -m B) to ensemble")
-    if engine_of(models[0]) == CTRANSLATE2:
-        from mt_cli.export.ct2_translator import CT2Translator
-
-        return CT2Translator(resolve_model_dir(models[0]), overrides, threads)
-    from mt_cli.export.model_dir import load_translator, set_threads
-
-    set_threads(threads)
-    return load_translator(models[0], overrides)
-
-
-def _open_ensemble(models: list[str | Path], overrides: list[str] | None, threads: int,
-                   weights: list[float] | None) -> LineTranslator:
-    """Native model directories decoded as one; CTranslate2 exports cannot join."""
-    for path in models:
-        if engine_of(path) == CTRANSLATE2:
-            raise ConfigError(f"-m {path}: a CTranslate2 export cannot be part of an ensemble; "
-                              "give the native model directories it was exported from")
-    if weights is not None and (len(weights) != len(models) or min(weights) <= 0):
-        raise ConfigError(f"--ensemble-weights: need {len(models)} positive numbers (one per -m), "
-                          f"got {','.join(map(str, weights))}")
-    from mt_cli.export.model_dir import load_ensemble_translator, set_threads
-
-    set_threads(threads)
-    return load_ensemble_translator(models, overrides, weights)
 
 
 def translate_file_lines(model: str | Path, lines: list[str], overrides: list[str] | None = None) -> list[str]:

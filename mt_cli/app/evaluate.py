@@ -21,8 +21,8 @@ from typing import Any
 from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.metrics.base import Metric
 
-from mt_cli.errors import ConfigError, DataError
-from mt_cli.textio import (
+from mt_cli.core.errors import ConfigError, DataError
+from mt_cli.core.textio import (
     STDIN_NAME,
     atomic_write_lines,
     check_line_counts,

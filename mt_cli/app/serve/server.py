@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import uvicorn
 from fastapi import FastAPI, Request
@@ -35,25 +35,17 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from mt_cli import __version__
-from mt_cli.config import DecodeConfig, load_config
-from mt_cli.errors import MtError
-from mt_cli.export.locate import NATIVE, read_manifest, resolve_model_dir
-from mt_cli.hypothesis import Hypothesis
-from mt_cli.microbatch import Closed, MicroBatcher, QueueFull
+from mt_cli.app.serve.microbatch import Closed, MicroBatcher, QueueFull
+from mt_cli.core.config import DecodeConfig, load_config
+from mt_cli.core.errors import MtError
+from mt_cli.core.hypothesis import Hypothesis
+from mt_cli.engines.locate import NATIVE, read_manifest, resolve_model_dir
+from mt_cli.engines.protocol import LineTranslator
 
 __all__ = ["ModelHost", "ServeSettings", "create_app", "model_info", "run_server"]
 log = logging.getLogger("mt_cli")
 WARMUP_LINE = "Warm up ."
 RETRY_AFTER_S = 1
-
-
-class Engine(Protocol):
-    """What the server needs of a translator (both engines of mt_cli.translate have it)."""
-
-    decode: DecodeConfig
-
-    def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
-                        first_line: int = 1) -> list[list[Hypothesis]]: ...
 
 
 @dataclass(frozen=True)
@@ -171,11 +163,11 @@ class ModelHost:
     """The one model in memory, loaded and warmed in a background thread so that the port
     opens at once and /health can answer 503 until the first translation has run."""
 
-    def __init__(self, open_engine: Callable[[], Engine], directory: Path, settings: ServeSettings) -> None:
+    def __init__(self, open_engine: Callable[[], LineTranslator], directory: Path, settings: ServeSettings) -> None:
         self.settings = settings
         self.info = model_info(directory)
         self.model_id: str = self.info["model"]
-        self.engine: Engine | None = None
+        self.engine: LineTranslator | None = None
         self.base: DecodeConfig | None = None
         self.batcher: MicroBatcher | None = None
         self.failure: Exception | None = None
@@ -385,7 +377,7 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_server(open_engine: Callable[[], Engine], model: str | Path, settings: ServeSettings) -> None:
+def run_server(open_engine: Callable[[], LineTranslator], model: str | Path, settings: ServeSettings) -> None:
     """Serve until SIGTERM/SIGINT; a model that fails to load ends the server with its error."""
     settings.check()
     host = ModelHost(open_engine, resolve_model_dir(model), settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 
-from mt_cli.errors import ConfigError
+from mt_cli.core.errors import ConfigError
 
 
 def installed(module: str) -> bool:

@@ -6,10 +6,10 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from mt_cli.config import PRESET_DIR, load_config
-from mt_cli.errors import ConfigError
-from mt_cli.export.model_dir import load_translator
-from mt_cli.textio import atomic_write_lines, read_lines
+from mt_cli.core.config import PRESET_DIR, load_config
+from mt_cli.core.errors import ConfigError
+from mt_cli.core.textio import atomic_write_lines, read_lines
+from mt_cli.engines.model_dir import load_translator
 from mt_cli.training.evaluation import dev_metric
 from mt_cli.training.loop import Reporter, TrainResult, train
 

@@ -15,19 +15,20 @@ from typer.core import TyperGroup
 
 from mt_cli import __version__
 from mt_cli.cli import (
+    attention_cmd,
     average_cmd,
     config_cmd,
     console,
     evaluate_cmd,
     export_cmd,
-    inspect_cmd,
+    plot_cmd,
     quickstart_cmd,
     serve_cmd,
     tokenize_cmd,
     train_cmd,
     translate_cmd,
 )
-from mt_cli.errors import MtError
+from mt_cli.core.errors import MtError
 
 _debug = {"on": False}
 
@@ -100,8 +101,8 @@ app.command("evaluate")(evaluate_cmd.evaluate)
 app.command("quickstart")(quickstart_cmd.quickstart)
 app.command("average")(average_cmd.average)
 app.command("export")(export_cmd.export)
-app.command("attention")(inspect_cmd.attention)
-app.command("plot")(inspect_cmd.plot)
+app.command("attention")(attention_cmd.attention)
+app.command("plot")(plot_cmd.plot)
 app.command("serve")(serve_cmd.serve)
 
 

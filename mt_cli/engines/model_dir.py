@@ -22,9 +22,11 @@ import tensorflow as tf
 import yaml
 
 from mt_cli import __version__
-from mt_cli.config import Config, load_config
-from mt_cli.errors import CheckpointError
-from mt_cli.export.locate import (
+from mt_cli.core.config import Config, load_config
+from mt_cli.core.errors import CheckpointError
+from mt_cli.core.files import atomic_dir, file_sha256
+from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizers
+from mt_cli.engines.locate import (
     CONFIG_FILE,
     MANIFEST_FILE,
     NATIVE,
@@ -32,12 +34,10 @@ from mt_cli.export.locate import (
     resolve_model_dir,
     verify_files,
 )
-from mt_cli.files import atomic_dir, file_sha256
+from mt_cli.engines.native import Translator
 from mt_cli.model import build_model
 from mt_cli.model.devices import decode_dtype
 from mt_cli.model.ensemble import Ensemble
-from mt_cli.model.translator import Translator
-from mt_cli.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizers
 
 log = logging.getLogger("mt_cli")
 FORMAT_VERSION = 1

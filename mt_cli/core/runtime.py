@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from mt_cli.hardware import Cpu, Gpu, this_cpu
+from mt_cli.core.hardware import Cpu, Gpu, this_cpu
 
 AUTO = "auto"
 

@@ -13,7 +13,7 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from mt_cli.errors import CheckpointError, MtError
+from mt_cli.core.errors import CheckpointError, MtError
 
 OLD_PREFIX = ".old-"
 

@@ -1,5 +1,5 @@
-"""`mt-cli attention` and `mt-cli plot`: pictures of the attention inside a model and of
-training curves (matplotlib in the `[plot]` extra; attention also draws in the terminal)."""
+"""`mt-cli attention`: where a model looks, as heatmaps for one sentence and its translation
+(drawn in the terminal, or to an image with the `[plot]` extra)."""
 
 from __future__ import annotations
 
@@ -10,27 +10,15 @@ import typer
 
 from mt_cli.cli import console
 from mt_cli.cli.common import SetOption, start_tensorflow
+from mt_cli.cli.image_output import check_image
 
 if TYPE_CHECKING:
-    from mt_cli.attention_maps import AttentionView
-
-IMAGE_FORMATS = (".png", ".svg", ".pdf")
-
-
-def _check_image(output: Path | None) -> None:
-    from mt_cli.errors import ConfigError
-    from mt_cli.extras import require
-
-    if output is None:
-        return
-    if output.suffix.lower() not in IMAGE_FORMATS:
-        raise ConfigError(f"-o {output}: the file name must end in {', '.join(IMAGE_FORMATS)}")
-    require("matplotlib", "plot", "drawing to a file")
+    from mt_cli.app.attention import AttentionView
 
 
 def _line(text: str | None, file: Path | None, line: int | None) -> str:
-    from mt_cli.errors import ConfigError, DataError
-    from mt_cli.textio import read_lines
+    from mt_cli.core.errors import ConfigError, DataError
+    from mt_cli.core.textio import read_lines
 
     if (text is None) == (file is None):
         raise ConfigError("give either --text \"...\" or FILE --line N")
@@ -61,10 +49,10 @@ def attention(
       mt-cli attention -m runs/demo test.en --line 3 --layer -1 --head all -o heads.svg
       mt-cli attention -m runs/demo --text "the cat runs ."          # in the terminal
     """
-    _check_image(output)
+    check_image(output)
     sentence = _line(text, file, line)
     start_tensorflow()
-    from mt_cli.attention_maps import attention_view, draw_heatmaps
+    from mt_cli.app.attention import attention_view, draw_heatmaps
 
     view = attention_view(model, sentence, kind, layer, head, list(set_ or []))
     if output is None:
@@ -90,21 +78,3 @@ def _print_grid(view: AttentionView) -> None:
                      for p in row]
             table.add_row(label, *cells)
         console.stdout.print(table)
-
-
-def plot(
-    runs: Annotated[list[Path], typer.Argument(help="Run directories (or metrics.jsonl files).")],
-    output: Annotated[Path, typer.Option("--output", "-o", help="curves.png/.svg/.pdf")],
-) -> None:
-    """Training curves: loss, learning rate, tokens/s, dev BLEU/chrF/loss by step and minutes.
-
-    \b
-    Examples:
-      mt-cli plot runs/multi30k-en-de -o curves.png
-      mt-cli plot runs/a runs/b -o compare.svg          # runs overlaid, best dev point marked
-    """
-    _check_image(output)
-    from mt_cli.curves import plot_runs, read_metrics
-
-    panels = plot_runs([read_metrics(run) for run in runs], output)
-    console.info(f"wrote {output} ({panels} panels, {len(runs)} run(s))")

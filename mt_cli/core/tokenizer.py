@@ -13,10 +13,10 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from mt_cli.errors import CheckpointError, DataError
-from mt_cli.files import file_sha256
-from mt_cli.quiet import native_stderr_captured
-from mt_cli.textio import chunked, iter_lines
+from mt_cli.core.errors import CheckpointError, DataError
+from mt_cli.core.files import file_sha256
+from mt_cli.core.quiet import native_stderr_captured
+from mt_cli.core.textio import chunked, iter_lines
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 MODEL_TYPES = ("unigram", "bpe", "char", "word")

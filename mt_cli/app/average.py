@@ -10,9 +10,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mt_cli.config import load_config
-from mt_cli.errors import CheckpointError, ConfigError
-from mt_cli.export.model_dir import write_export
+from mt_cli.core.config import load_config
+from mt_cli.core.errors import CheckpointError, ConfigError
+from mt_cli.engines.model_dir import write_export
 from mt_cli.model import build_model
 from mt_cli.training.checkpoints import SavedStep, list_checkpoints
 from mt_cli.training.export_choice import ExportChoice, load_choice

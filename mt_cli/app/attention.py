@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from mt_cli.alignment import layer_index
-from mt_cli.errors import ConfigError
-from mt_cli.export.model_dir import load_translator
-from mt_cli.tokenizer import BOS_ID, EOS_ID
+from mt_cli.core.alignment import layer_index
+from mt_cli.core.errors import ConfigError
+from mt_cli.core.tokenizer import BOS_ID, EOS_ID
+from mt_cli.engines.model_dir import load_translator
 
 KINDS = ("cross", "encoder", "decoder")
 

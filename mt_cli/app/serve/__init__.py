@@ -1,0 +1,1 @@
+"""mt-cli serve: the HTTP app and its micro-batcher."""

@@ -1,0 +1,1 @@
+"""Foundation: errors, config, text I/O, tokenizers, files, the machine. Never TensorFlow."""

@@ -1,0 +1,20 @@
+"""What every engine offers the use cases (translate, evaluate, serve): n-best hypotheses per
+line, in input order. Defined once, here; the native and CTranslate2 engines both fit it."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from mt_cli.core.config import DecodeConfig
+from mt_cli.core.hypothesis import Hypothesis
+
+
+class LineTranslator(Protocol):
+    """What both engines offer: n-best hypotheses per line, in input order."""
+
+    decode: DecodeConfig
+
+    def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
+                        first_line: int = 1, constraints: list[str] | None = None) -> list[list[Hypothesis]]: ...
+
+    def translate(self, lines: list[str], first_line: int = 1) -> list[str]: ...

@@ -1,1 +1,0 @@
-"""The model directory (write, verify, load): what training hands to every consumer."""
