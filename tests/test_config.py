@@ -535,3 +535,77 @@ def test_demo_recipe_is_bounded_by_steps_and_picks_its_precision() -> None:
     cfg = load_config(REPO / "configs" / "demo.yaml")
     assert cfg.train.max_minutes == 0 and cfg.train.max_steps <= 1000
     assert (cfg.train.precision, cfg.decode.dtype) == ("auto", "auto")
+
+
+def _path_keys(cls: type = Config, prefix: str = "") -> list[str]:
+    """Dotted keys of every `path=True` field, read from the schema (lists at index 0)."""
+    import dataclasses
+    import typing
+
+    keys = []
+    hints = typing.get_type_hints(cls)
+    for fld in dataclasses.fields(cls):
+        hint = hints[fld.name]
+        inner = next((t for t in (hint, *typing.get_args(hint)) if dataclasses.is_dataclass(t)), None)
+        if inner is not None:
+            listed = typing.get_origin(hint) is tuple
+            keys += _path_keys(inner, f"{prefix}{fld.name}.{'0.' if listed else ''}")
+        elif fld.metadata.get("path"):
+            keys.append(prefix + fld.name)
+    return keys
+
+
+def _nested(pairs: dict[str, str]) -> dict:
+    """{'a': {'b': [{'c': v}]}} for {'a.b.0.c': v}, several keys merged."""
+    root: dict = {}
+    for key, value in pairs.items():
+        node: dict | list = root
+        parts = key.split(".")
+        for part, following in zip(parts, parts[1:]):
+            child: dict | list = [] if following.isdigit() else {}
+            if part.isdigit():
+                if len(node) <= int(part):
+                    node.append(child)  # type: ignore[union-attr]
+                node = node[int(part)]  # type: ignore[index]
+            else:
+                node = node.setdefault(part, child)  # type: ignore[union-attr]
+        node[parts[-1]] = value  # type: ignore[index]
+    return root
+
+
+def _with_sibling(key: str, value: str) -> dict[str, str]:
+    """A corpus needs both sides (the other gets an absolute path); a target model, two vocabularies."""
+    stem, _, side = key.rpartition(".")
+    if side in ("source", "target"):
+        return {f"{stem}.{'target' if side == 'source' else 'source'}": "/abs/other", key: value}
+    if key == "tokenizer.target_model":
+        return {"tokenizer.joint": "false", "model.share_embeddings": "none", key: value}
+    return {key: value}
+
+
+def _value_at(cfg: Config, key: str) -> object:
+    node: object = cfg
+    for part in key.split("."):
+        node = node[int(part)] if part.isdigit() else getattr(node, part)  # type: ignore[index]
+    return node
+
+
+def test_every_path_field_resolves_in_yaml_and_in_set(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One rule, the field flag: each path resolves against its YAML file's directory, or the
+    working directory for --set; '-' (stdin) and absolute paths stay as they are."""
+    keys = _path_keys()
+    assert {"tokenizer.model", "tokenizer.target_model", "train.run_dir", "data.train.0.source",
+            "data.train.0.target", "data.dev.source", "data.test.target"} <= set(keys)
+    configs = work / "configs"
+    configs.mkdir()
+    elsewhere = work / "cwd"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    for key in keys:
+        path = configs / "one.yaml"
+        path.write_text(yaml.safe_dump(_nested(_with_sibling(key, "sub/file.txt"))).replace("'false'", "false"))
+        assert _value_at(load_config(path), key) == str(configs / "sub" / "file.txt"), key
+        for given, expected in (("sub/file.txt", str(elsewhere / "sub" / "file.txt")),
+                                ("/abs/file.txt", "/abs/file.txt")):
+            overrides = [f"{k}={v}" for k, v in _with_sibling(key, given).items()]
+            assert _value_at(load_config(None, overrides), key) == expected, key

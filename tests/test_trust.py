@@ -131,6 +131,24 @@ def test_eval_section_drives_dev_scores(runner, tmp_path, toy_dir) -> None:
     assert {k for k in dev[-1] if k in ("loss", "bleu", "chrf", "ter")} == {"loss", "ter"}
 
 
+@pytest.mark.parametrize("tokenize", ["ja-mecab", "ko-mecab"])
+def test_a_tokenizer_without_its_extra_is_one_config_error_in_evaluate_and_in_training(tokenize: str) -> None:
+    """One metric factory: `evaluate --tokenize` and the dev scores of `train` both say which
+    package is missing (sacreBLEU raises RuntimeError or ImportError; neither may escape)."""
+    import importlib.util
+
+    from mt_cli.app.evaluate import score_corpus
+    from mt_cli.core.errors import ConfigError
+    from mt_cli.training.evaluation import dev_metric
+
+    if importlib.util.find_spec("MeCab") or importlib.util.find_spec("mecab_ko"):
+        pytest.skip("the MeCab extras are installed here")
+    with pytest.raises(ConfigError, match=f"BLEU tokenizer '{tokenize}' needs an extra package.*pip install"):
+        score_corpus(["a b"], [["a b"]], metrics=("bleu",), tokenize=tokenize)
+    with pytest.raises(ConfigError, match=f"BLEU tokenizer '{tokenize}' needs an extra package.*pip install"):
+        dev_metric("bleu", EvalConfig(tokenize=tokenize))
+
+
 def test_dev_metrics_follow_tokenize_lowercase_and_word_order() -> None:
     from mt_cli.training.evaluation import dev_metric
 

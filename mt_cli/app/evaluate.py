@@ -18,10 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from sacrebleu.metrics import BLEU, CHRF, TER
-from sacrebleu.metrics.base import Metric
-
 from mt_cli.core.errors import ConfigError, DataError
+from mt_cli.core.metrics import METRICS, make_metric
 from mt_cli.core.textio import (
     STDIN_NAME,
     atomic_write_lines,
@@ -30,7 +28,6 @@ from mt_cli.core.textio import (
     require_nonempty,
 )
 
-METRICS = ("bleu", "chrf", "ter")
 HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "ter": False}
 METHODS = ("bootstrap", "randomization")
 DEFAULT_SEED = 12345  # sacreBLEU's own default, so unseeded runs match `sacrebleu --paired-*`
@@ -171,34 +168,6 @@ def parse_metrics(text: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(names))
 
 
-def _make_metric(key: str, tokenize: str, lowercase: bool, chrf_word_order: int,
-                 references: Sequence[Sequence[str]] | None = None,
-                 sentence_level: bool = False) -> Metric:
-    """One sacreBLEU metric object, configured like the `sacrebleu` command would be.
-
-    --lowercase maps to BLEU's --lowercase and chrF's --chrf-lowercase; TER keeps its
-    default (case-insensitive, TERCOM-like). Sentence BLEU uses effective order, as
-    `sacrebleu --sentence-level` does, so short lines are not all zero.
-    """
-    if key == "bleu":
-        if tokenize not in BLEU.TOKENIZERS:
-            raise ConfigError(f"unknown BLEU tokenizer {tokenize!r}: "
-                              f"choose from {', '.join(BLEU.TOKENIZERS)}")
-        try:
-            return BLEU(lowercase=lowercase, tokenize=tokenize, references=references,
-                        effective_order=sentence_level)
-        except ImportError as exc:
-            raise ConfigError(f"BLEU tokenizer {tokenize!r} needs an extra package "
-                              f"({exc}); e.g. pip install 'sacrebleu[ja,ko]'") from None
-    if key == "chrf":
-        if not 0 <= chrf_word_order <= 2:
-            raise ConfigError(f"chrF word order must be 0, 1 or 2, got {chrf_word_order}")
-        return CHRF(word_order=chrf_word_order, lowercase=lowercase, references=references)
-    if key == "ter":
-        return TER(references=references)
-    raise ConfigError(f"unknown metric {key!r}: choose from {', '.join(METRICS)}")
-
-
 def _check_refs(hyps: Sequence[str], refs: Sequence[Sequence[str]]) -> None:
     if not refs:
         raise ConfigError("no reference: give at least one reference")
@@ -216,7 +185,7 @@ def score_corpus(hyps: Sequence[str], refs: Sequence[Sequence[str]],
     _check_refs(hyps, refs)
     scores = {}
     for key in keys:
-        metric = _make_metric(key, tokenize, lowercase, chrf_word_order)
+        metric = make_metric(key, tokenize, lowercase, chrf_word_order)
         result = metric.corpus_score(list(hyps), [list(r) for r in refs])
         plain = result.format(width=1)  # "BLEU = 26.7 ..." without the signature prefix
         scores[key] = MetricScore(key, result.name, float(result.score),
@@ -272,7 +241,7 @@ def compare_systems(systems: Sequence[tuple[str, Sequence[str]]], refs: Sequence
         _check_refs(hyps, refs)
 
     ref_lists = [list(r) for r in refs]
-    objects = {key: _make_metric(key, tokenize, lowercase, chrf_word_order, ref_lists) for key in keys}
+    objects = {key: make_metric(key, tokenize, lowercase, chrf_word_order, ref_lists) for key in keys}
     named = [(name, list(hyps)) for name, hyps in systems]
     is_bs = method == "bootstrap"
     with _sacrebleu_seed(seed):
@@ -308,7 +277,7 @@ def sentence_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]],
     """Per-line scores (as `sacrebleu --sentence-level`), to find and inspect bad lines."""
     keys = parse_metrics(metrics)
     _check_refs(hyps, refs)
-    objects = {key: _make_metric(key, tokenize, lowercase, chrf_word_order, sentence_level=True)
+    objects = {key: make_metric(key, tokenize, lowercase, chrf_word_order, sentence_level=True)
                for key in keys}
     items = []
     for i, hyp in enumerate(hyps):

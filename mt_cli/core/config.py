@@ -11,6 +11,7 @@ import difflib
 import re
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ SACREBLEU_TOKENIZERS = ("none", "13a", "intl", "zh", "ja-mecab", "ko-mecab", "ch
 
 def _opt(default: Any, *, choices: tuple[Any, ...] | None = None, ge: float | None = None,
          gt: float | None = None, le: float | None = None, doc: str = "", **extra: Any) -> Any:
-    """A dataclass field carrying its validation rule (and any extra metadata) next to its default."""
+    """A dataclass field carrying its validation rule (and any extra metadata, such as `path=True`
+    for a file path resolved against the config file naming it) next to its default."""
     meta = {"choices": choices, "ge": ge, "gt": gt, "le": le, "doc": doc, **extra}
     if isinstance(default, (list, tuple)):
         value = tuple(default)
@@ -38,8 +40,8 @@ def _opt(default: Any, *, choices: tuple[Any, ...] | None = None, ge: float | No
 class CorpusConfig:
     """One parallel corpus: two line-aligned files and a sampling weight."""
 
-    source: str = _opt("", doc="source-side text file")
-    target: str = _opt("", doc="target-side text file")
+    source: str = _opt("", path=True, doc="source-side text file")
+    target: str = _opt("", path=True, doc="target-side text file")
     weight: float = _opt(1.0, gt=0, doc="relative sampling weight among training corpora")
 
 
@@ -57,8 +59,8 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TokenizerConfig:
-    model: str | None = _opt(None, doc="existing SentencePiece model; trained into the run if null")
-    target_model: str | None = _opt(None, doc="target-side model when joint is false")
+    model: str | None = _opt(None, path=True, doc="existing SentencePiece model; trained into the run if null")
+    target_model: str | None = _opt(None, path=True, doc="target-side model when joint is false")
     joint: bool = _opt(True, doc="one vocabulary for both sides")
     vocab_size: int = _opt(8000, ge=8)
     model_type: str = _opt("unigram", choices=("unigram", "bpe", "char", "word"))
@@ -84,7 +86,7 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    run_dir: str | None = _opt(None, doc="default: runs/<config name>")
+    run_dir: str | None = _opt(None, path=True, doc="default: runs/<config name>")
     batch_tokens: int = _opt(4096, ge=16, doc="source+target tokens per batch (padded, max side)")
     effective_batch_tokens: int = _opt(0, ge=0, doc="accumulate gradients up to this (0 = off)")
     max_steps: int = _opt(100000, ge=1)
@@ -228,10 +230,6 @@ def _plain(value: Any) -> Any:
 
 
 # ---------------------------------------------------------------- building and checking
-
-_PATH_KEYS = {("tokenizer", "model"), ("tokenizer", "target_model"), ("train", "run_dir")}
-_CORPUS_KEYS = {("data", "dev"), ("data", "test")}
-
 
 def _describe(value: Any) -> str:
     return f"{value!r} ({type(value).__name__})"
@@ -402,30 +400,44 @@ def _absolute(base_dir: Path, value: str, where: str) -> str:
     return str((base_dir / value).resolve())
 
 
-def _resolve_paths(raw: dict[str, Any], base_dir: Path) -> None:
+def _section_type(cls: type, name: str) -> type | None:
+    """The dataclass a field of `cls` holds (directly, optionally, or as a tuple of them)."""
+    hint = typing.get_type_hints(cls).get(name)
+    for candidate in (hint, *typing.get_args(hint)):
+        if dataclasses.is_dataclass(candidate):
+            return candidate  # type: ignore[return-value]
+    return None
+
+
+def _path_fields(cls: type, raw: Any, fix: Callable[[str], str]) -> Any:
+    """`raw` (a section, or a list of them) with every `path=True` field's value passed to `fix`."""
+    if isinstance(raw, list):
+        return [_path_fields(cls, item, fix) for item in raw]
+    if not isinstance(raw, dict):
+        return raw
+    out = dict(raw)
+    for fld in dataclasses.fields(cls):
+        if fld.name not in out:
+            continue
+        section = _section_type(cls, fld.name)
+        if section is not None:
+            out[fld.name] = _path_fields(section, out[fld.name], fix)
+        elif fld.metadata.get("path") and isinstance(out[fld.name], str):
+            out[fld.name] = fix(out[fld.name])
+    return out
+
+
+def _relative_path(value: str) -> bool:
+    return bool(value) and value != "-" and not Path(value).is_absolute()
+
+
+def _resolve_paths(raw: dict[str, Any], base_dir: Path) -> dict[str, Any]:
     """Make file paths absolute against the directory of the YAML file naming them."""
 
-    def fix(value: Any) -> Any:
-        if isinstance(value, str) and value and value != "-" and not Path(value).is_absolute():
-            return _absolute(base_dir, value, f"a path in {base_dir}")
-        return value
+    def fix(value: str) -> str:
+        return _absolute(base_dir, value, f"a path in {base_dir}") if _relative_path(value) else value
 
-    for section, key in _PATH_KEYS:
-        sec = raw.get(section)
-        if isinstance(sec, dict) and key in sec:
-            sec[key] = fix(sec[key])
-    data = raw.get("data")
-    if not isinstance(data, dict):
-        return
-    corpora: list[Any] = []
-    train = data.get("train")
-    corpora.extend(train if isinstance(train, list) else [train])
-    corpora.extend(data.get(k) for _, k in _CORPUS_KEYS)
-    for corpus in corpora:
-        if isinstance(corpus, dict):
-            for side in ("source", "target"):
-                if side in corpus:
-                    corpus[side] = fix(corpus[side])
+    return _path_fields(Config, raw, fix)
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -453,8 +465,7 @@ def _load_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     if path in seen:
         chain = " -> ".join(str(p) for p in (*seen, path))
         raise ConfigError(f"{path}: 'base' inheritance loops ({chain})")
-    raw = _load_yaml(path)
-    _resolve_paths(raw, path.parent)
+    raw = _resolve_paths(_load_yaml(path), path.parent)
     base = raw.pop("base", None)
     if base is None:
         return raw
@@ -481,9 +492,20 @@ def parse_override(text: str) -> tuple[list[str], Any]:
 
 
 def _is_path_key(parts: list[str]) -> bool:
-    if (parts[0], parts[-1]) in _PATH_KEYS:
-        return True
-    return parts[0] == "data" and parts[-1] in ("source", "target")
+    """Whether dotted key `parts` (list indices included) names a `path=True` field."""
+    cls: type | None = Config
+    for part in parts:
+        if cls is None:
+            return False
+        if part.isdigit():
+            continue
+        fld = next((f for f in dataclasses.fields(cls) if f.name == part), None)
+        if fld is None:
+            return False
+        if fld.metadata.get("path"):
+            return part == parts[-1]
+        cls = _section_type(cls, part)
+    return False
 
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
@@ -493,7 +515,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     raw = copy.deepcopy(raw)
     for text in overrides:
         parts, value = parse_override(text)
-        if _is_path_key(parts) and isinstance(value, str) and value and not Path(value).is_absolute():
+        if _is_path_key(parts) and isinstance(value, str) and _relative_path(value):
             value = _absolute(Path.cwd(), value, f"--set {text!r}")
         node: Any = raw
         for depth, part in enumerate(parts):

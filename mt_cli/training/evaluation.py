@@ -9,9 +9,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from sacrebleu.metrics import BLEU, CHRF, TER
+from sacrebleu.metrics.base import Metric
 
 from mt_cli.core.config import EvalConfig
+from mt_cli.core.metrics import make_metric
 from mt_cli.engines.native import Translator
 from mt_cli.training.data import EncodedCorpus, sequential_batches
 from mt_cli.training.state import TrainState
@@ -44,13 +45,9 @@ class DevSet:
                 **{m: float(dev_metric(m, self.settings).corpus_score(hyps, refs).score) for m in metrics}}
 
 
-def dev_metric(name: str, settings: EvalConfig):
+def dev_metric(name: str, settings: EvalConfig) -> Metric:
     """A sacreBLEU metric set up as the `eval:` section says (as `mt-cli evaluate` does)."""
-    if name == "bleu":
-        return BLEU(tokenize=settings.tokenize, lowercase=settings.lowercase)
-    if name == "chrf":
-        return CHRF(word_order=settings.chrf_word_order, lowercase=settings.lowercase)
-    return TER()
+    return make_metric(name, settings.tokenize, settings.lowercase, settings.chrf_word_order)
 
 
 def improved(metric: str, score: float, best: float | None) -> bool:
