@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mt_cli.core.config import load_config
+from mt_cli.core.config import CONFIG_FILE, load_config
 from mt_cli.core.errors import CheckpointError, ConfigError
 from mt_cli.engines.model_dir import write_export
 from mt_cli.model import build_model
@@ -50,7 +50,7 @@ def trained_precision(run_dir: Path, configured: str) -> str:
 def average_checkpoints(run_dir: Path, output: Path, last: int | None = None,
                         steps: list[int] | None = None) -> list[int]:
     """Write the mean of the chosen checkpoints of `run_dir` to `output`; return their steps."""
-    config_path = run_dir / "config.yaml"
+    config_path = run_dir / CONFIG_FILE
     if not config_path.is_file():
         raise CheckpointError(f"{config_path}: missing; {run_dir} is not an mt-cli run directory")
     if output.exists() and any(output.iterdir()):

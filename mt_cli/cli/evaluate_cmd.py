@@ -162,12 +162,12 @@ def evaluate(
 def _eval_defaults(config: Path | None, model: Path | None):
     """The `eval:` section that supplies defaults for flags not given: --config's, else the
     model directory's (so `evaluate -m` scores as training's dev evaluation did)."""
-    from mt_cli.core.config import EvalConfig, load_config
+    from mt_cli.core.config import CONFIG_FILE, EvalConfig, load_config
 
     if config is not None:
         return load_config(config).eval
     if model is not None:
-        for candidate in (model / "config.yaml", model / "export" / "config.yaml"):
+        for candidate in (model / CONFIG_FILE, model / "export" / CONFIG_FILE):
             if candidate.is_file():
                 return load_config(candidate).eval
     return EvalConfig()

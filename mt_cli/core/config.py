@@ -20,6 +20,7 @@ import yaml
 
 from mt_cli.core.errors import ConfigError
 
+CONFIG_FILE = "config.yaml"  # a resolved config, in run directories and model directories alike
 PRESET_DIR = Path(__file__).resolve().parents[2] / "configs"
 _SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 SACREBLEU_TOKENIZERS = ("none", "13a", "intl", "zh", "ja-mecab", "ko-mecab", "char", "flores101", "flores200")

@@ -10,11 +10,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from mt_cli.core.config import CONFIG_FILE  # noqa: F401 (re-exported: the model directory's config)
 from mt_cli.core.errors import CheckpointError
 from mt_cli.core.files import file_sha256
 
 MANIFEST_FILE = "manifest.json"
-CONFIG_FILE = "config.yaml"  # the model's config, in native and CTranslate2 directories alike
 CT2_QUANTIZATIONS = ("float32", "int8", "int8_float32", "int16", "float16", "bfloat16")
 NATIVE = "native"
 CTRANSLATE2 = "ctranslate2"

@@ -19,7 +19,7 @@ from typing import Any
 
 import keras
 
-from mt_cli.core.config import Config, TokenizerConfig
+from mt_cli.core.config import CONFIG_FILE, Config, TokenizerConfig
 from mt_cli.core.errors import CheckpointError, ConfigError
 from mt_cli.core.files import file_sha256
 from mt_cli.engines.locate import (
@@ -165,7 +165,7 @@ def _refuse_started_run(run_dir: Path, parent: Parent, path: Path) -> None:
     """--init-from only starts a run: it never replaces a run's own checkpoints."""
     started = bool(list_checkpoints(run_dir / "checkpoints")) or (run_dir / "export").exists()
     before = read_record(run_dir)
-    other = (run_dir / "config.yaml").is_file() and (before is None or before.weights_sha256 != parent.weights_sha256)
+    other = (run_dir / CONFIG_FILE).is_file() and (before is None or before.weights_sha256 != parent.weights_sha256)
     if started or other:
         what = ("has checkpoints" if started else
                 "was started from scratch" if before is None else "was started from other weights")

@@ -11,7 +11,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mt_cli.core.config import Config, load_config
+from mt_cli.core.config import CONFIG_FILE, Config, load_config
 from mt_cli.core.errors import CheckpointError
 from mt_cli.core.tokenizer import Tokenizers, train_tokenizers
 
@@ -39,7 +39,7 @@ def prepare_run_dir(cfg: Config, run_dir: Path, overwrite: bool) -> dict[str, An
     Returns the finished.json record of a finished run (then config.yaml is left alone:
     the caller writes it with `write_run_config` only if the run continues), else None.
     """
-    saved = run_dir / "config.yaml"
+    saved = run_dir / CONFIG_FILE
     if overwrite and run_dir.exists():
         shutil.rmtree(run_dir)
     if saved.is_file():
@@ -62,7 +62,7 @@ def write_run_config(cfg: Config, run_dir: Path) -> None:
     """RUN/config.yaml, the config this run trains with (temp file + rename)."""
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        atomic_write_text(run_dir / "config.yaml", cfg.to_yaml())
+        atomic_write_text(run_dir / CONFIG_FILE, cfg.to_yaml())
     except OSError as exc:
         raise CheckpointError(f"{run_dir}: cannot write the run directory ({exc.strerror})") from None
 

@@ -36,7 +36,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from mt_cli import __version__
 from mt_cli.app.serve.microbatch import Closed, MicroBatcher, QueueFull
-from mt_cli.core.config import DecodeConfig, load_config
+from mt_cli.core.config import CONFIG_FILE, DecodeConfig, load_config
 from mt_cli.core.errors import MtError
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.engines.locate import NATIVE, read_manifest, resolve_model_dir
@@ -138,7 +138,7 @@ def _translation(nbest: list[Hypothesis], n_best: int) -> dict[str, Any]:
 def model_info(directory: Path) -> dict[str, Any]:
     """What /info says about a model directory, read without loading the model."""
     manifest = read_manifest(directory)
-    config = load_config(directory / "config.yaml", [])
+    config = load_config(directory / CONFIG_FILE, [])
     source = manifest.get("source_model", {})
     files = manifest.get("files_sha256", {})
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
