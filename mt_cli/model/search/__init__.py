@@ -1,19 +1,20 @@
-"""Search over ``Transformer.encode``/``decode_step`` (moved here whole; split in the next commit)."""
+"""Search over ``Transformer.encode``/``decode_step``: greedy, sampling, beam and constrained beam.
 
-from mt_cli.model.search.beam import (
-    TENSOR_OPTIONS,
-    SearchModel,
-    SearchResult,
-    ban_bias,
-    bound_search,
-    graph_key,
-    search,
-    search_mode,
-    top_k_wide,
-)
+options   how decode options reach the graph (roles, graph key, ``SearchParams``, compile cache)
+graph     helpers every strategy shares (setup, forced tokens, penalties, fast top-k)
+sampling  greedy decoding and sampling
+beam      beam search
+entry     the compiled entry points (``search``, ``bound_search``)
+constrained  the host-side beam for lexically constrained decoding
+"""
+
 from mt_cli.model.search.constrained import ConstraintState, constrained_search
+from mt_cli.model.search.entry import SearchResult, bound_search, compile_search, search
+from mt_cli.model.search.graph import SearchModel, ban_bias, top_k_wide
+from mt_cli.model.search.options import TENSOR_OPTIONS, SearchParams, graph_key, search_mode
 
 __all__ = [
-    "TENSOR_OPTIONS", "ConstraintState", "SearchModel", "SearchResult", "ban_bias", "bound_search",
-    "constrained_search", "graph_key", "search", "search_mode", "top_k_wide",
+    "TENSOR_OPTIONS", "ConstraintState", "SearchModel", "SearchParams", "SearchResult", "ban_bias",
+    "bound_search", "compile_search", "constrained_search", "graph_key", "search", "search_mode",
+    "top_k_wide",
 ]
