@@ -15,8 +15,8 @@ from mt_cli.core.config import DecodeConfig
 from mt_cli.core.constraints import distinct_pieces, parse_constraint_line
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.model import Transformer
-from mt_cli.model.constrained import ConstraintState, constrained_search
 from mt_cli.model.ensemble import Ensemble
+from mt_cli.model.search import ConstraintState, constrained_search
 
 VOCAB = 24
 PAD, BOS, EOS = 0, 2, 3

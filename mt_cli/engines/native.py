@@ -19,8 +19,7 @@ from mt_cli.core.constraints import distinct_pieces, parse_constraint_line
 from mt_cli.core.errors import ConfigError, ConstraintError
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizers
-from mt_cli.model.constrained import constrained_search
-from mt_cli.model.search import SearchModel, search
+from mt_cli.model.search import SearchModel, constrained_search, search
 
 log = logging.getLogger("mt_cli")
 

@@ -30,7 +30,7 @@ from mt_cli.core.config import DecodeConfig
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID
 from mt_cli.model.layers import NEG_INF
-from mt_cli.model.search import SearchModel, ban_bias, top_k_wide
+from mt_cli.model.search.graph import SearchModel, ban_bias, top_k_wide
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def _length_penalty(length: int, alpha: float) -> float:
 class _Candidate:
     """`hyp` (in beam slot `slot`) continued by `token` with log-probability `lp`."""
 
-    __slots__ = ("hyp", "slot", "token", "lp", "state")
+    __slots__ = ("hyp", "lp", "slot", "state", "token")
 
     def __init__(self, hyp: _Hyp, slot: int, token: int, lp: float, state: ConstraintState) -> None:
         self.hyp, self.slot, self.token, self.lp, self.state = hyp, slot, token, lp, state
