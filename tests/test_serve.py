@@ -273,7 +273,8 @@ class Cued:
         self.gate.wait(30)
         if "boom" in lines:
             raise RuntimeError("decoder exploded")
-        return self.inner.translate_nbest(lines, prefixes, first_line, constraints, decode=decode)
+        per_call = {} if decode is None else {"decode": decode}  # the engine's own options unless given
+        return self.inner.translate_nbest(lines, prefixes, first_line, constraints, **per_call)
 
 
 @pytest.fixture()

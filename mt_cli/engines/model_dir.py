@@ -142,7 +142,7 @@ def load_export(path: str | Path, overrides: list[str] | None = None,
                         precision=dtype.value)
     try:
         model.load_weights(str(directory / WEIGHTS_FILE))
-    except Exception as exc:  # h5py / keras raise various types
+    except Exception as exc:  # noqa: BLE001 (h5py / keras raise various types)
         raise CheckpointError(f"{directory / WEIGHTS_FILE}: cannot load weights ({str(exc)[:200]})") from None
     return LoadedModel(directory, cfg, tokenizers, manifest, model)
 

@@ -194,7 +194,7 @@ class ModelHost:
             self.base = engine.decode
             self.engine = engine
             self._decode([WARMUP_LINE], None, Options(self._batched(self.base), False))  # compiles / allocates
-        except Exception as exc:  # reported by run_server as the command's error
+        except Exception as exc:  # noqa: BLE001 (any failure) reported by run_server as the command's error
             self.failure = exc
             self.on_failure()
             return
@@ -312,7 +312,7 @@ def _add_routes(app: FastAPI, host: ModelHost, settings: ServeSettings) -> None:
             raise ApiError(503, None, "shutting down", retry=True) from None
         try:
             nbests = await asyncio.wrap_future(future)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (a decoding failure is a 500, not a crash)
             log.error(f"decoding failed: {type(exc).__name__}: {exc}")
             raise ApiError(500, None, f"decoding failed: {type(exc).__name__}: {exc}") from None
         return {"translations": [_translation(n, options.decode.n_best) for n in nbests], "model": host.model_id}
