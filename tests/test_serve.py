@@ -176,6 +176,26 @@ def test_bad_input_is_a_4xx_naming_the_field(native_server: Server, body: Any, s
     assert answer.json()["field"] == field and answer.json()["error"]
 
 
+@pytest.mark.parametrize(("body", "answer"), [
+    ({"beam_size": 2, "n_best": 3}, {"error": "n_best: must be <= beam_size=2, got 3", "field": "n_best"}),
+    ({"n_best": 3}, {"error": "n_best: must be <= decode.beam_size=2, got 3 (the model's decode options)",
+                     "field": "n_best"}),
+    ({"n_best": 0}, {"error": "n_best: must be >= 1, got 0", "field": "n_best"}),
+    ({"beam_size": 0, "n_best": 1}, {"error": "beam_size: must be >= 1, got 0", "field": "beam_size"}),
+])
+def test_request_options_are_checked_by_the_decode_config_rules(native_server: Server, body: dict,
+                                                                 answer: dict) -> None:
+    """The messages are the ones DecodeConfig's rules give, naming the request's field."""
+    from mt_cli.core.config import DecodeConfig, DecodeNames, decode_with
+    from mt_cli.core.errors import ConfigError
+
+    got = native_server.post({"text": ["a dog"], **body})
+    assert (got.status_code, got.json()) == (422, answer)
+    with pytest.raises(ConfigError) as rule:
+        decode_with(DecodeConfig(beam_size=2), body, DecodeNames({k: k for k in body}, "the model's decode options"))
+    assert str(rule.value) == answer["error"]
+
+
 def test_concurrent_requests_each_get_their_own_result(native_server: Server, toy_dir: Path) -> None:
     lines = [line for line in (sources(toy_dir) * 2)[:32]]
     lines = [f"{line} {'big ' * (i % 3)}".strip() for i, line in enumerate(lines)]
@@ -248,12 +268,13 @@ class Cued:
         self.gate.set()
 
     def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
-                        first_line: int = 1) -> list[list[Any]]:
+                        first_line: int = 1, constraints: list[str] | None = None,
+                        decode: Any = None) -> list[list[Any]]:
         self.gate.wait(30)
         if "boom" in lines:
             raise RuntimeError("decoder exploded")
-        self.inner.decode = self.decode
-        return self.inner.translate_nbest(lines, prefixes, first_line)
+        per_call = {} if decode is None else {"decode": decode}  # the engine's own options unless given
+        return self.inner.translate_nbest(lines, prefixes, first_line, constraints, **per_call)
 
 
 @pytest.fixture()
@@ -311,6 +332,25 @@ def test_health_503_until_loaded_then_500_and_503_answers_keep_serving(in_proces
     holder.join(30)
     assert held[0].status_code == 200 and len(held[0].json()["translations"]) == 2
     assert post(url, {"text": ["one more"]}).status_code == 200
+
+
+def test_request_options_are_passed_per_call_not_set_on_the_engine(in_process: tuple, ct2_model: Path) -> None:
+    from mt_cli.engines.choice import open_translator
+
+    url, engine, loaded = in_process
+    own = engine.decode
+    loaded.set()
+    deadline = time.monotonic() + 30
+    while httpx.get(url + "/health", timeout=10).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    answer = post(url, {"text": ["a dog .", "the red car ."], "beam_size": 3, "n_best": 3})
+    assert answer.status_code == 200, answer.text
+    assert engine.decode is own and engine.inner.decode is own
+    expected = open_translator(ct2_model, decode_flags={"beam_size": 3, "n_best": 3}).translate_nbest(
+        ["a dog .", "the red car ."])
+    got = answer.json()["translations"]
+    assert [[h["text"] for h in t["nbest"]] for t in got] == [[h.text for h in n] for n in expected]
+    assert httpx.get(url + "/info", timeout=10).json()["decode"]["beam_size"] == own.beam_size
 
 
 def test_a_model_that_fails_to_load_ends_the_server_with_one_error(ct2_model: Path, tmp_path: Path) -> None:

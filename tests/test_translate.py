@@ -8,6 +8,7 @@ order, determinism, equality between decoding paths, formats and error messages.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -298,8 +299,33 @@ def test_nbest_format_kept_for_empty_lines(runner: CliRunner, trained_run: Path)
 def test_nbest_larger_than_beam_is_one_line_error(runner: CliRunner, trained_run: Path) -> None:
     result = translate(runner, "-m", trained_run, "--n-best", "5", "--beam-size", "2",
                        input="the cat .\n")
-    assert_one_line_error(result, "n_best", "beam_size")
+    assert_one_line_error(result, "--n-best", "--beam-size")
     assert result.stdout == ""
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--beam-size", "0"], "--beam-size: must be >= 1, got 0"),
+    (["-b", "0"], "--beam-size: must be >= 1, got 0"),
+    (["--length-penalty", "-1"], "--length-penalty: must be >= 0, got -1.0"),
+    (["--temperature", "inf"], "--temperature: must be a finite number, got inf"),
+    (["--temperature", "0"], "--temperature: must be > 0, got 0.0"),
+    (["--n-best", "3", "--beam-size", "2"], "--n-best: must be <= --beam-size=2, got 3"),
+])
+def test_a_bad_flag_value_is_one_line_naming_the_flag(runner: CliRunner, trained_run: Path, sources: Path,
+                                                      args: list[str], message: str) -> None:
+    result = translate(runner, "-m", trained_run, *args, sources)
+    assert assert_one_line_error(result) == f"error: {message}"
+    assert result.stdout == ""
+
+
+def test_set_errors_still_name_the_key_and_a_flag_wins_over_set(runner: CliRunner, trained_run: Path,
+                                                                sources: Path,
+                                                                greedy_file_output: list[str]) -> None:
+    result = translate(runner, "-m", trained_run, "--set", "decode.beam_size=0", sources)
+    assert_one_line_error(result, "decode.beam_size: must be >= 1, got 0", "+ --set)")
+    # the flag is applied over --set (whose bad value it replaces) and the model's config
+    won = ok(translate(runner, "-m", trained_run, "--set", "decode.beam_size=3", "--beam-size", "1", sources))
+    assert out_lines(won.stdout) == greedy_file_output
 
 
 def test_unknown_format_is_one_line_error(runner: CliRunner, trained_run: Path) -> None:
@@ -530,6 +556,55 @@ def test_closed_output_pipe_stops_quietly(trained_run: Path) -> None:
     stderr = proc.stderr.read().decode() if proc.stderr else ""
     assert proc.returncode == 141, stderr
     assert "Traceback" not in stderr and "error" not in stderr
+
+
+# ---------------------------------------------------------------- per-call decode options
+
+@pytest.fixture(scope="module")
+def ct2_model(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("translate-ct2") / "model"
+    ok(CliRunner().invoke(app, ["export", "-m", str(trained_run), "-o", str(out), "--format", "ctranslate2"]))
+    return out
+
+
+def _nbest(found: list) -> list[list[tuple[str, float, list[int]]]]:
+    return [[(h.text, round(h.score, 5), h.ids) for h in nbest] for nbest in found]
+
+
+@pytest.mark.parametrize("engine", ["native", "ct2"])
+def test_per_call_decode_changes_no_engine_state(engine: str, request: pytest.FixtureRequest,
+                                                 trained_run: Path, sources: Path) -> None:
+    """`decode=` is that call's options only: the engine's own stay as they were, and the
+    output is the one an engine opened with those options gives."""
+    from mt_cli.engines.choice import open_translator
+
+    model = trained_run if engine == "native" else request.getfixturevalue("ct2_model")
+    lines = sources.read_text(encoding="utf-8").splitlines()[:12]
+    options = {"beam_size": 3, "n_best": 3, "length_penalty": 1.0, "max_length_b": 3, "batch_size": 5}
+    translator = open_translator(model)
+    own = translator.decode
+    default = _nbest(translator.translate_nbest(lines))
+    per_call = translator.translate_nbest(lines, decode=dataclasses.replace(own, **options))
+    assert translator.decode is own and translator.decode == open_translator(model).decode
+    assert _nbest(per_call) == _nbest(open_translator(model, decode_flags=options).translate_nbest(lines))
+    assert all(len(nbest) == 3 for nbest, line in zip(per_call, lines) if line)
+    assert _nbest(translator.translate_nbest(lines)) == default  # and nothing lingers
+
+
+def test_per_call_shortlists_of_other_sizes(trained_run: Path, sources: Path) -> None:
+    """The shortlist's frequent pieces are cached by size, not for the first size asked."""
+    from mt_cli.engines.choice import open_translator
+
+    lines = sources.read_text(encoding="utf-8").splitlines()[:8]
+    translator = open_translator(trained_run)
+    got = {}
+    for size in (6, 100000, 6):
+        found = translator.translate_nbest(lines, decode=dataclasses.replace(translator.decode, shortlist=size))
+        got[size] = _nbest(found)
+        assert got[size] == _nbest(open_translator(trained_run, decode_flags={"shortlist": size})
+                                   .translate_nbest(lines)), size
+    assert got[6] != got[100000]  # the sizes really decode differently (scores at least)
+    assert translator.decode.shortlist == 0
 
 
 # ---------------------------------------------------------------- vocabulary shortlist

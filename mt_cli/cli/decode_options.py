@@ -2,7 +2,8 @@
 
 Why: a decode option used to be spelled out in six places. Here each DecodeConfig field
 becomes a Typer option (its flags, type and help from the field), and the values given
-come back as `decode.<name>=<value>` overrides, the same path `--set` takes.
+come back typed, as a `{field name: value}` dict apart from the `--set` strings, so that
+load_config checks them by the field's rule and names the flag the user typed.
 """
 
 from __future__ import annotations
@@ -16,9 +17,9 @@ from typing import Annotated, Any
 
 import typer
 
-from mt_cli.core.config import DecodeConfig, decode_fields
+from mt_cli.core.config import DecodeConfig, decode_fields, decode_flag
 
-OVERRIDES_PARAM = "decode_overrides"
+FLAGS_PARAM = "decode_flags"
 
 
 def _flag_type(name: str) -> Any:
@@ -29,28 +30,28 @@ def _flag_type(name: str) -> Any:
 
 
 def _parameter(field: dataclasses.Field) -> inspect.Parameter:
-    flags = field.metadata["flags"] or ("--" + field.name.replace("_", "-"),)
+    flags = field.metadata["flags"] or (decode_flag(field.name),)
     option = typer.Option(*flags, help=field.metadata["doc"], show_default=False)
     return inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=Annotated[_flag_type(field.name) | None, option])
 
 
-def to_overrides(values: dict[str, Any]) -> list[str]:
-    """`decode.<name>=<value>` for each flag given (None = not given)."""
-    return [f"decode.{name}={value}" for name, value in values.items() if value is not None]
+def given_flags(values: dict[str, Any]) -> dict[str, Any]:
+    """The flags given (None = not given), by field name, with the values Typer parsed."""
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def with_decode_options(command: Callable[..., None]) -> Callable[..., None]:
-    """Give a command one option per DecodeConfig field; it receives them as a list of
-    overrides in its `decode_overrides` parameter."""
+    """Give a command one option per DecodeConfig field; it receives the ones given as a
+    typed `{field name: value}` dict in its `decode_flags` parameter."""
     signature = inspect.signature(command, eval_str=True)
-    own = [p for p in signature.parameters.values() if p.name != OVERRIDES_PARAM]
+    own = [p for p in signature.parameters.values() if p.name != FLAGS_PARAM]
     names = [f.name for f in decode_fields()]
 
     @functools.wraps(command)
     def wrapper(**kwargs: Any) -> None:
         given = {name: kwargs.pop(name) for name in names}
-        command(**kwargs, **{OVERRIDES_PARAM: to_overrides(given)})
+        command(**kwargs, **{FLAGS_PARAM: given_flags(given)})
 
     parameters = own + [_parameter(f) for f in decode_fields()]
     wrapper.__signature__ = signature.replace(parameters=parameters)  # type: ignore[attr-defined]

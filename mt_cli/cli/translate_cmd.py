@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,19 +15,33 @@ from mt_cli.cli.decode_options import with_decode_options
 OUTPUT_FORMATS = ("text", "jsonl")
 
 
-def _keys(overrides: list[str]) -> set[str]:
-    return {item.partition("=")[0] for item in overrides}
+def _set_keys(overrides: list[str]) -> set[str]:
+    """The decode fields `--set` names (decode.beam_size=2 -> beam_size), read by config's own parser."""
+    from mt_cli.core.config import parse_override
+
+    parts = (parse_override(text)[0] for text in overrides)
+    return {p[1] for p in parts if len(p) == 2 and p[0] == "decode"}
 
 
 def _warn_unmatched(given: set[str]) -> None:
     """Options CTranslate2 applies its own way: say so rather than differ silently."""
-    unmatched = {"decode.length_penalty": "--length-penalty uses CTranslate2's own length penalty, "
-                                          "not the GNMT formula",
-                 "decode.coverage_penalty": "--coverage-penalty uses CTranslate2's own coverage penalty",
-                 "decode.max_length_a": "--max-length-a/-b apply per batch (its longest source) in CTranslate2"}
-    for key, message in unmatched.items():
-        if key in given:
+    unmatched = {"length_penalty": "--length-penalty uses CTranslate2's own length penalty, not the GNMT formula",
+                 "coverage_penalty": "--coverage-penalty uses CTranslate2's own coverage penalty",
+                 "max_length_a": "--max-length-a/-b apply per batch (its longest source) in CTranslate2"}
+    for name, message in unmatched.items():
+        if name in given:
             console.warning(message)
+
+
+def _decode_flags(given: dict[str, Any], set_keys: set[str], stream: bool) -> dict[str, Any]:
+    """The typed decode values the engine loads with: `--beam-size` alone asks for one best
+    (unless --set names n_best), so a saved n_best cannot clash; `--stream` decodes line by line."""
+    flags = dict(given)
+    if "beam_size" in flags and "n_best" not in flags and "n_best" not in set_keys:
+        flags["n_best"] = 1
+    if stream:
+        flags.update(batch_size=1, batch_tokens=0)
+    return flags
 
 
 def _parse_weights(text: str | None) -> list[float] | None:
@@ -56,7 +70,7 @@ def translate(
     threads: Annotated[int, typer.Option("--threads", help="CPU threads (0 = the engine's default: all cores).")] = 0,
     ensemble_weights: Annotated[str | None, typer.Option("--ensemble-weights", help="Comma-separated weight per -m (default equal), e.g. 0.6,0.4.")] = None,
     set_: SetOption = None,
-    decode_overrides: list[str] | None = None,
+    decode_flags: dict[str, Any] | None = None,
 ) -> None:
     """Translate a file or stdin with a trained model; N lines in, N lines out.
 
@@ -73,12 +87,8 @@ def translate(
 
     if fmt not in OUTPUT_FORMATS:
         raise ConfigError(f"--format: must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
-    given = decode_overrides or []
-    overrides = [*given, *(set_ or [])]
-    if "decode.beam_size" in _keys(given) and "decode.n_best" not in _keys(given):
-        overrides.insert(0, "decode.n_best=1")  # --beam-size alone must not clash with a saved n_best
-    if stream:
-        overrides += ["decode.batch_size=1", "decode.batch_tokens=0"]
+    given, overrides = dict(decode_flags or {}), list(set_ or [])
+    flags = _decode_flags(given, _set_keys(overrides), stream)
     prefixes = read_lines(prefix_file) if prefix_file else None
     constraints = read_lines(constraints_file) if constraints_file else None
     for side in (prefix_file, constraints_file):
@@ -89,13 +99,13 @@ def translate(
 
     weights = _parse_weights(ensemble_weights)
     if len(model) == 1 and engine_of(model[0]) == CTRANSLATE2:
-        _warn_unmatched(_keys(given) | _keys(list(set_ or [])))
+        _warn_unmatched(set(given) | _set_keys(overrides))
     else:
         start_tensorflow()
     from mt_cli.app.translate import translate_lines
     from mt_cli.engines.choice import open_translator
 
-    translator = open_translator(model, overrides, threads, weights)
+    translator = open_translator(model, overrides, threads, weights, flags)
     lines = translate_lines(translator, iter_lines(input_ or "-"), prefixes=prefixes, constraints=constraints,
                             fmt=fmt, with_scores=with_scores, stream=stream,
                             names=(str(input_ or "<stdin>"), str(prefix_file), str(constraints_file)))

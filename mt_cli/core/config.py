@@ -1,17 +1,20 @@
-"""Strict, typed configuration: YAML presets -> `--set` overrides -> frozen dataclasses.
+"""Strict, typed configuration: YAML presets -> `--set` overrides -> typed decode flags ->
+frozen dataclasses.
 
-Every problem is reported as one line naming the dotted key, the value, the rule and the
-file, because a config typo found after an hour of training costs an hour.
+Every problem is reported as one line naming the dotted key (or the flag, or the request
+field, that gave the value), the value, the rule and the file, because a config typo found
+after an hour of training costs an hour.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import re
 import types
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,8 +52,8 @@ class CorpusConfig:
 @dataclass(frozen=True)
 class DataConfig:
     train: tuple[CorpusConfig, ...] = _opt((), doc="training corpora")
-    dev: CorpusConfig | None = _opt(None, doc="development set for validation")
-    test: CorpusConfig | None = _opt(None, doc="test set used by recipes")
+    dev: CorpusConfig | None = _opt(None, doc="development set for validation")  # noqa: RUF009 (a field)
+    test: CorpusConfig | None = _opt(None, doc="test set used by recipes")  # noqa: RUF009 (a field)
     source_lang: str = _opt("src")
     target_lang: str = _opt("tgt")
     max_source_tokens: int = _opt(256, ge=1, doc="longer training pairs are skipped (counted)")
@@ -194,6 +197,13 @@ def decode_fields(*roles: str) -> tuple[dataclasses.Field, ...]:
     return tuple(f for f in dataclasses.fields(DecodeConfig) if not roles or f.metadata["role"] in roles)
 
 
+def decode_flag(name: str) -> str:
+    """The CLI flag of DecodeConfig field `name`: its first `flags` entry, else --name-with-dashes;
+    the flags and the errors about their values share it."""
+    field_ = next(f for f in dataclasses.fields(DecodeConfig) if f.name == name)
+    return (field_.metadata["flags"] or ("--" + name.replace("_", "-"),))[0]
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     metrics: tuple[str, ...] = _opt(("bleu", "chrf", "ter"), choices=("bleu", "chrf", "ter"))
@@ -248,6 +258,11 @@ def _unwrap_optional(tp: Any) -> tuple[Any, bool]:
     return tp, False
 
 
+def _where(origin: str) -> str:
+    """` (origin)` after a message, or nothing when the name at fault says where it came from."""
+    return f" ({origin})" if origin else ""
+
+
 def _check_scalar(key: str, value: Any, tp: Any, meta: dict[str, Any], origin: str) -> Any:
     if tp is float and isinstance(value, str) and _SCIENTIFIC.match(value):
         value = float(value)  # YAML 1.1 reads 1e-9 (no dot) as a string
@@ -258,21 +273,22 @@ def _check_scalar(key: str, value: Any, tp: Any, meta: dict[str, Any], origin: s
         str: isinstance(value, str),
     }[tp]
     if not ok:
-        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {_describe(value)} ({origin})")
+        raise ConfigError(f"{key}: expected {_type_name(tp)}, got {_describe(value)}{_where(origin)}", key)
     if tp is float:
         value = float(value)
+        if not math.isfinite(value):  # no option has a meaning at inf or nan (YAML .inf, a flag's 'inf')
+            raise ConfigError(f"{key}: must be a finite number, got {value!r}{_where(origin)}", key)
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         hint = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
         extra = f"; did you mean {hint[0]!r}?" if hint else ""
         raise ConfigError(
-            f"{key}: must be one of {', '.join(map(str, choices))}, got {value!r}{extra} ({origin})"
-        )
+            f"{key}: must be one of {', '.join(map(str, choices))}, got {value!r}{extra}{_where(origin)}", key)
     for rule, test, words in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
                               ("le", lambda v, b: v <= b, "<=")):
         bound = meta.get(rule)
         if bound is not None and not test(value, bound):
-            raise ConfigError(f"{key}: must be {words} {bound}, got {value!r} ({origin})")
+            raise ConfigError(f"{key}: must be {words} {bound}, got {value!r}{_where(origin)}", key)
     return value
 
 
@@ -315,16 +331,64 @@ def _convert(key: str, value: Any, tp: Any, meta: dict[str, Any], origin: str) -
     return _check_scalar(key, value, tp, meta, origin)
 
 
-def _cross_check(cfg: Config) -> None:
-    """Rules that involve several fields."""
-    m, d, t, tok = cfg.model, cfg.decode, cfg.train, cfg.tokenizer
+class DecodeNames:
+    """How messages name decode options: the ones given as typed values by what the user typed
+    (a flag, a request field), the others by their dotted key followed by `origin`."""
+
+    def __init__(self, given: Mapping[str, str] | None = None, origin: str = "") -> None:
+        self.given = dict(given or {})
+        self.origin = origin
+
+    def __call__(self, name: str) -> str:
+        return self.given.get(name, f"decode.{name}")
+
+    def where(self, *names: str) -> str:
+        """` (origin)` unless every option named was typed by the user (its name says where)."""
+        return "" if all(n in self.given for n in names) else _where(self.origin)
+
+
+def flag_names(values: Mapping[str, Any], origin: str = "") -> DecodeNames:
+    """Names for values given as CLI flags: each field's flag (DecodeConfig metadata)."""
+    return DecodeNames({name: decode_flag(name) for name in values}, origin)
+
+
+def _typed_decode(base: DecodeConfig, values: Mapping[str, Any], names: DecodeNames) -> DecodeConfig:
+    """`base` with typed `values` (by field name), each checked by its field's rule, no YAML
+    in between: a message names the value as `names` does."""
+    fields = {f.name: f for f in dataclasses.fields(DecodeConfig)}
+    hints = typing.get_type_hints(DecodeConfig)
+    checked: dict[str, Any] = {}
+    for name, value in values.items():
+        if name not in fields:
+            raise ConfigError(f"{names(name)}: not a decode option; valid: {', '.join(fields)}", names(name))
+        checked[name] = _convert(names(name), value, hints[name], dict(fields[name].metadata), "")
+    return dataclasses.replace(base, **checked)
+
+
+def _check_decode(d: DecodeConfig, names: DecodeNames) -> None:
+    """Rules across decode fields, for a config file and per-call options alike."""
+    if d.n_best > d.beam_size:
+        key = names("n_best")
+        raise ConfigError(f"{key}: must be <= {names('beam_size')}={d.beam_size}, got {d.n_best}"
+                          f"{names.where('n_best', 'beam_size')}", key)
+
+
+def decode_with(base: DecodeConfig, values: Mapping[str, Any], names: DecodeNames) -> DecodeConfig:
+    """`base` with typed `values` applied under DecodeConfig's rules (each field's, then those
+    across fields): per-call options get the checks a config file gets, from this one place."""
+    decode = _typed_decode(base, values, names)
+    _check_decode(decode, names)
+    return decode
+
+
+def _cross_check(cfg: Config, names: DecodeNames | None = None) -> None:
+    """Rules that involve several fields (`names` names the decode options given as flags)."""
+    m, t, tok = cfg.model, cfg.train, cfg.tokenizer
     o = cfg.origin
     if m.hidden_dim % m.num_heads:
         raise ConfigError(
             f"model.num_heads: must divide model.hidden_dim={m.hidden_dim}, got {m.num_heads} ({o})")
-    if d.n_best > d.beam_size:
-        raise ConfigError(
-            f"decode.n_best: must be <= decode.beam_size={d.beam_size}, got {d.n_best} ({o})")
+    _check_decode(cfg.decode, names or DecodeNames({}, o))
     if m.share_embeddings == "all" and not tok.joint:
         raise ConfigError(
             f"model.share_embeddings: 'all' needs tokenizer.joint=true (one vocabulary); "
@@ -546,21 +610,31 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     return raw
 
 
-def from_dict(raw: dict[str, Any], origin: str = "<dict>") -> Config:
-    """Validate a raw mapping into a Config (origin names the file in messages)."""
+def from_dict(raw: dict[str, Any], origin: str = "<dict>",
+              decode_flags: Mapping[str, Any] | None = None) -> Config:
+    """Validate a raw mapping into a Config (origin names the file in messages); typed
+    `decode_flags` (field name -> value) win over the mapping's decode section."""
     raw = dict(raw)
     raw.pop("base", None)
     cfg = _build(Config, raw, "", origin)
     cfg = dataclasses.replace(cfg, origin=origin)
-    _cross_check(cfg)
+    names = flag_names(decode_flags or {}, origin)
+    if decode_flags:
+        cfg = dataclasses.replace(cfg, decode=_typed_decode(cfg.decode, decode_flags, names))
+    _cross_check(cfg, names)
     return cfg
 
 
-def load_config(path: str | Path | None, overrides: list[str] | None = None) -> Config:
-    """Load a YAML config (with its bases) and apply `--set` overrides."""
+def load_config(path: str | Path | None, overrides: list[str] | None = None,
+                decode_flags: Mapping[str, Any] | None = None) -> Config:
+    """Load a YAML config (with its bases), apply `--set` overrides, then the decode flags.
+
+    `decode_flags` are the values Typer parsed (field name -> value), kept typed: no YAML
+    round trip, and a bad one is reported under the flag the user typed (`--beam-size: ...`).
+    """
     raw = _load_tree(Path(path)) if path is not None else {}
     raw = apply_overrides(raw, list(overrides or []))
     origin = str(path) if path is not None else "<defaults>"
     if overrides:
         origin += " + --set"
-    return from_dict(raw, origin)
+    return from_dict(raw, origin, decode_flags)

@@ -6,7 +6,12 @@ class MtError(Exception):
 
 
 class ConfigError(MtError):
-    """Invalid YAML config, override or option value."""
+    """Invalid YAML config, override or option value; `key` names the option at fault where
+    one does (a dotted key, a flag or a request field), so a server can point at it."""
+
+    def __init__(self, message: str, key: str | None = None) -> None:
+        super().__init__(message)
+        self.key = key
 
 
 class DataError(MtError):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,27 +29,33 @@ EOS_PIECE = "</s>"
 SUPPRESSED = [["<pad>"], ["<s>"]]  # as in the native search: pad and bos are never generated
 
 
+def _check_supported(decode: DecodeConfig) -> None:
+    """Options only the native engine has: an error, not a silent difference."""
+    if decode.alignments:
+        raise ConfigError("--alignments needs the native engine (translate with the model directory "
+                          "this CTranslate2 model was exported from)")
+    if decode.shortlist:
+        raise ConfigError("--shortlist (decode.shortlist) needs the native engine (translate with the "
+                          "model directory this CTranslate2 model was exported from)")
+
+
 class CT2Translator:
     """A CTranslate2 model, its tokenizers and decoding options."""
 
-    def __init__(self, directory: Path, overrides: list[str] | None = None, threads: int = 0) -> None:
+    def __init__(self, directory: Path, overrides: list[str] | None = None, threads: int = 0,
+                 decode_flags: Mapping[str, Any] | None = None) -> None:
         manifest = read_manifest(directory)
         if manifest.get("engine") != CTRANSLATE2:
             raise CheckpointError(f"{directory}: not a CTranslate2 export (use mt-cli export --format ctranslate2)")
         verify_files(directory, manifest, required=(CONFIG_FILE,))
-        config = load_config(directory / CONFIG_FILE, overrides or [])
+        config = load_config(directory / CONFIG_FILE, overrides or [], decode_flags)
         tok = manifest["tokenizer"]
         self.tokenizers = Tokenizers.load(directory / tok["source"],
                                           None if tok["target"] == tok["source"] else directory / tok["target"])
         self.decode: DecodeConfig = config.decode
         for note in self.decode.ignored_options():
             log.warning(note)
-        if self.decode.alignments:
-            raise ConfigError("--alignments needs the native engine (translate with the model directory "
-                              "this CTranslate2 model was exported from)")
-        if self.decode.shortlist:
-            raise ConfigError("--shortlist (decode.shortlist) needs the native engine (translate with the "
-                              "model directory this CTranslate2 model was exported from)")
+        _check_supported(self.decode)
         self.max_source_tokens = config.model.max_length
         self.directory = directory
         self.translator = ctranslate2.Translator(str(directory), device="cpu", inter_threads=1,
@@ -64,16 +71,14 @@ class CT2Translator:
         return truncated(self.tokenizers.target.encode_pieces(prefixes), self.max_source_tokens - 2,
                          first_line, "prefix of line")
 
-    def _limit(self, source_pieces: int, prefix_pieces: int = 0) -> int:
+    def _limit(self, d: DecodeConfig, source_pieces: int, prefix_pieces: int = 0) -> int:
         """Output tokens before eos: a * source length (with its eos) + b, as the native search."""
-        d = self.decode
         limit = math.floor(d.max_length_a * (source_pieces + 1) + d.max_length_b)
         return max(min(limit, self.max_source_tokens - 1), prefix_pieces, 1)
 
-    def _options(self, longest_source: int) -> dict[str, Any]:
+    def _options(self, d: DecodeConfig, longest_source: int) -> dict[str, Any]:
         """translate_batch options from DecodeConfig (lengths count the source's eos)."""
-        d = self.decode
-        limit = self._limit(longest_source)
+        limit = self._limit(d, longest_source)
         sampling = d.sampling
         return {"suppress_sequences": SUPPRESSED, "min_decoding_length": 0, "max_input_length": 0,
                 "beam_size": 1 if sampling else d.beam_size, "num_hypotheses": d.n_best,
@@ -83,24 +88,29 @@ class CT2Translator:
                 "sampling_topp": d.sampling_topp, "sampling_temperature": d.sampling_temperature}
 
     def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
-                        first_line: int = 1, constraints: list[str] | None = None) -> list[list[Hypothesis]]:
-        """n-best hypotheses for each line, in input order (`first_line` numbers warnings)."""
+                        first_line: int = 1, constraints: list[str] | None = None,
+                        decode: DecodeConfig | None = None) -> list[list[Hypothesis]]:
+        """n-best hypotheses for each line, in input order (`first_line` numbers warnings).
+        `decode` replaces the engine's own options for this call only (its seed excepted: the
+        random seed is CTranslate2's, process-wide, and set once at loading)."""
+        d = self.decode if decode is None else decode
+        if decode is not None:
+            _check_supported(d)
         if constraints is not None and any(line.strip() for line in constraints):
             raise ConfigError("constraints need the native engine (CTranslate2 has no lexically constrained "
                               "decoding); translate with the model directory this export came from")
         sources = self._source_pieces(lines, first_line)
         prefix_pieces = self._prefix_pieces(prefixes, first_line) if prefixes else None
         results: list[list[Hypothesis]] = [[Hypothesis()] for _ in lines]
-        for batch in longest_first_batches([len(s) for s in sources], self.decode.batch_tokens,
-                                           self.decode.batch_size):
-            options = self._options(max(len(sources[i]) for i in batch))
+        for batch in longest_first_batches([len(s) for s in sources], d.batch_tokens, d.batch_size):
+            options = self._options(d, max(len(sources[i]) for i in batch))
             if prefix_pieces is not None:
                 options["target_prefix"] = [prefix_pieces[i] or None for i in batch]
             found = self.translator.translate_batch([sources[i] for i in batch], **options)
             for i, result in zip(batch, found):
                 # CTranslate2 limits a batch by its longest source; cut each output to its own
                 # limit, where the native search forces eos (greedy outputs then match exactly)
-                own = self._limit(len(sources[i]), len(prefix_pieces[i]) if prefix_pieces else 0)
+                own = self._limit(d, len(sources[i]), len(prefix_pieces[i]) if prefix_pieces else 0)
                 hyps = [self._hypothesis(p[:own], s) for p, s in zip(result.hypotheses, result.scores)]
                 results[i] = hyps or [Hypothesis(score=float("-inf"))]
         return results

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -126,11 +127,12 @@ def check_export(directory: Path) -> tuple[dict[str, Any], Config]:
 
 
 def load_export(path: str | Path, overrides: list[str] | None = None,
-                precision: str | None = None) -> LoadedModel:
-    """Load an export (or run) directory: check it, rebuild the model, load float32 weights."""
+                precision: str | None = None, decode_flags: Mapping[str, Any] | None = None) -> LoadedModel:
+    """Load an export (or run) directory: check it, rebuild the model, load float32 weights;
+    `--set` overrides and typed decode flags (winning over both) apply to its config."""
     directory = resolve_model_dir(path)
     manifest, _ = check_export(directory)
-    cfg = load_config(directory / CONFIG_FILE, overrides or [])
+    cfg = load_config(directory / CONFIG_FILE, overrides or [], decode_flags)
     tok = manifest["tokenizer"]
     tokenizers = Tokenizers.load(directory / tok["source"],
                                  None if tok["target"] == tok["source"] else directory / tok["target"])
@@ -140,14 +142,15 @@ def load_export(path: str | Path, overrides: list[str] | None = None,
                         precision=dtype.value)
     try:
         model.load_weights(str(directory / WEIGHTS_FILE))
-    except Exception as exc:  # h5py / keras raise various types
+    except Exception as exc:  # noqa: BLE001 (h5py / keras raise various types)
         raise CheckpointError(f"{directory / WEIGHTS_FILE}: cannot load weights ({str(exc)[:200]})") from None
     return LoadedModel(directory, cfg, tokenizers, manifest, model)
 
 
-def load_translator(path: str | Path, overrides: list[str] | None = None) -> Translator:
-    """A Translator over a model directory, with `--set` style (decode) overrides applied."""
-    loaded = load_export(path, overrides)
+def load_translator(path: str | Path, overrides: list[str] | None = None,
+                    decode_flags: Mapping[str, Any] | None = None) -> Translator:
+    """A Translator over a model directory, with `--set` overrides and typed decode flags applied."""
+    loaded = load_export(path, overrides, decode_flags=decode_flags)
     return Translator(loaded.model, loaded.tokenizers, loaded.config.decode)
 
 
@@ -168,11 +171,12 @@ def _check_same_tokenizers(paths: list[str | Path]) -> None:
 
 
 def load_ensemble_translator(paths: list[str | Path], overrides: list[str] | None = None,
-                             weights: list[float] | None = None) -> Translator:
+                             weights: list[float] | None = None,
+                             decode_flags: Mapping[str, Any] | None = None) -> Translator:
     """One Translator over several model directories whose next-token log-probabilities are
     averaged (`weights`, default equal); decoding options come from the first directory."""
     _check_same_tokenizers(paths)
-    loaded = [load_export(path, overrides) for path in paths]
+    loaded = [load_export(path, overrides, decode_flags=decode_flags) for path in paths]
     ensemble = Ensemble([m.model for m in loaded], weights)
     return Translator(ensemble, loaded[0].tokenizers, loaded[0].config.decode)
 

@@ -49,18 +49,20 @@ class Translator:
         self.tokenizers = tokenizers
         self.decode = decode
         self.max_source_tokens = model.max_length
-        self._frequent: np.ndarray | None = None
+        self._frequent: dict[int, np.ndarray] = {}  # shortlist size -> its most frequent pieces
         for note in decode.ignored_options():
             log.warning(note)
 
-    def _shortlist(self, sources: list[list[int]], prefixes: list[list[int]] | None) -> np.ndarray | None:
-        """The batch's output vocabulary under `decode.shortlist` (None: all of it)."""
-        if not self.decode.shortlist:
+    def _shortlist(self, size: int, sources: list[list[int]],
+                   prefixes: list[list[int]] | None) -> np.ndarray | None:
+        """The batch's output vocabulary under a shortlist of `size` (0, None: all of it); the
+        frequent pieces are cached by size, so calls with other options never see a stale one."""
+        if not size:
             return None
-        if self._frequent is None:
+        if size not in self._frequent:
             ranking = self.tokenizers.target.frequency_ranking()
-            self._frequent = np.array(ranking[:self.decode.shortlist], np.int32)
-        return batch_shortlist(self._frequent, sources if self.tokenizers.joint else [], prefixes or [])
+            self._frequent[size] = np.array(ranking[:size], np.int32)
+        return batch_shortlist(self._frequent[size], sources if self.tokenizers.joint else [], prefixes or [])
 
     def _encode(self, lines: list[str], first_line: int) -> list[list[int]]:
         """Source ids + eos (empty stays empty), cut to the model's position limit."""
@@ -91,52 +93,55 @@ class Translator:
         return encoded
 
     def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
-                        first_line: int = 1, constraints: list[str] | None = None) -> list[list[Hypothesis]]:
+                        first_line: int = 1, constraints: list[str] | None = None,
+                        decode: DecodeConfig | None = None) -> list[list[Hypothesis]]:
         """n-best hypotheses for each line, in input order (`first_line` numbers warnings).
-        Lines with constraints (tab-separated target phrases) go through constrained search."""
+        Lines with constraints (tab-separated target phrases) go through constrained search.
+        `decode` replaces the engine's own options for this call only (its dtype excepted: the
+        weights are loaded in one), so concurrent callers never change each other's options."""
+        d = self.decode if decode is None else decode
         sources = self._encode(lines, first_line)
         prefix_ids = self._encode_prefixes(prefixes, first_line) if prefixes else None
         phrases = self._encode_constraints(constraints, first_line) if constraints else [[] for _ in lines]
         if any(phrases):
-            self._check_constrainable(prefix_ids is not None)
+            self._check_constrainable(d, prefix_ids is not None)
         for i in range(len(lines)):
             if phrases[i] and not sources[i]:
                 log.warning(f"line {first_line + i}: empty input, its constraints are not applied "
                             "(the output stays empty)")
         results: list[list[Hypothesis]] = [[Hypothesis()] for _ in lines]
         free = [i for i in range(len(lines)) if not phrases[i]]
-        for batch in self._batches(sources, free):
+        for batch in self._batches(d, sources, free):
             prefix = _padded([prefix_ids[i] for i in batch], 1) if prefix_ids is not None else None
-            shortlist = self._shortlist([sources[i] for i in batch],
+            shortlist = self._shortlist(d.shortlist, [sources[i] for i in batch],
                                         [prefix_ids[i] for i in batch] if prefix_ids is not None else None)
-            found = search(self.model, _padded([sources[i] for i in batch]), self.decode, target_prefix=prefix,
+            found = search(self.model, _padded([sources[i] for i in batch]), d, target_prefix=prefix,
                            shortlist=shortlist)
             self._store(results, batch, found.hypotheses)
-        for batch in self._batches(sources, [i for i in range(len(lines)) if phrases[i]]):
+        for batch in self._batches(d, sources, [i for i in range(len(lines)) if phrases[i]]):
             found = constrained_search(self.model, _padded([sources[i] for i in batch]),
-                                       [phrases[i] for i in batch], self.decode)
+                                       [phrases[i] for i in batch], d)
             self._store(results, batch, found)
-        if self.decode.alignments:
-            results = self._aligned(lines, sources, results)
+        if d.alignments:
+            results = self._aligned(d, lines, sources, results)
         return results
 
-    def _check_constrainable(self, with_prefixes: bool) -> None:
+    def _check_constrainable(self, d: DecodeConfig, with_prefixes: bool) -> None:
         """Constrained search is a beam search without prefixes or coverage penalty."""
         if with_prefixes:
             raise ConfigError("target prefixes and constraints cannot be combined (yet); give one of them")
-        if self.decode.sampling:
+        if d.sampling:
             raise ConfigError("constraints need beam search or greedy decoding, not sampling; "
                               "drop --sampling-topk/--sampling-topp")
-        if self.decode.coverage_penalty:
+        if d.coverage_penalty:
             log.warning("coverage_penalty is not applied to lines with constraints")
-        if self.decode.shortlist:
+        if d.shortlist:
             raise ConfigError("--shortlist (decode.shortlist) and constraints cannot be combined; "
                               "drop one of them")
 
-    def _batches(self, sources: list[list[int]], indices: list[int]) -> list[list[int]]:
+    def _batches(self, d: DecodeConfig, sources: list[list[int]], indices: list[int]) -> list[list[int]]:
         """`indices` (into sources) grouped into length-sorted batches."""
-        batches = longest_first_batches([len(sources[i]) for i in indices], self.decode.batch_tokens,
-                                        self.decode.batch_size)
+        batches = longest_first_batches([len(sources[i]) for i in indices], d.batch_tokens, d.batch_size)
         return [[indices[j] for j in batch] for batch in batches]
 
     def _store(self, results: list[list[Hypothesis]], batch: list[int], found: list[list[Hypothesis]]) -> None:
@@ -144,17 +149,17 @@ class Translator:
             hyps = [self._with_text(h) for h in found[row]]
             results[i] = hyps or [Hypothesis(score=float("-inf"))]  # never lose a line
 
-    def _aligned(self, lines: list[str], sources: list[list[int]],
+    def _aligned(self, d: DecodeConfig, lines: list[str], sources: list[list[int]],
                  results: list[list[Hypothesis]]) -> list[list[Hypothesis]]:
         """Each hypothesis with its word alignment (teacher-forced pass over its own output)."""
         pieces = self.tokenizers.source.encode_pieces(lines)
         rows = [(i, k) for i, nbest in enumerate(results) for k, h in enumerate(nbest) if sources[i] and h.ids]
         aligned = [[replace(h, alignment=[]) for h in nbest] for nbest in results]
-        for start in range(0, len(rows), self.decode.batch_size):
-            chunk = rows[start:start + self.decode.batch_size]
+        for start in range(0, len(rows), d.batch_size):
+            chunk = rows[start:start + d.batch_size]
             record = self.model.attention(_padded([sources[i] for i, _ in chunk]),
                                           _padded([[BOS_ID, *results[i][k].ids] for i, k in chunk]))
-            layer = layer_index(self.decode.alignment_layer, len(record.cross))
+            layer = layer_index(d.alignment_layer, len(record.cross))
             cross = tf.reduce_mean(record.cross[layer], axis=1).numpy()  # heads averaged: [N, T, S]
             for n, (i, k) in enumerate(chunk):
                 hyp = results[i][k]

@@ -10,11 +10,14 @@ from mt_cli.core.hypothesis import Hypothesis
 
 
 class LineTranslator(Protocol):
-    """What both engines offer: n-best hypotheses per line, in input order."""
+    """What both engines offer: n-best hypotheses per line, in input order. `decode` is the
+    engine's own options; a call may pass other ones (`decode=`), which apply to that call
+    only, so one engine can serve callers with different options at once."""
 
     decode: DecodeConfig
 
     def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
-                        first_line: int = 1, constraints: list[str] | None = None) -> list[list[Hypothesis]]: ...
+                        first_line: int = 1, constraints: list[str] | None = None,
+                        decode: DecodeConfig | None = None) -> list[list[Hypothesis]]: ...
 
     def translate(self, lines: list[str], first_line: int = 1) -> list[str]: ...

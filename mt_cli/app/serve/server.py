@@ -36,8 +36,15 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 
 from mt_cli import __version__
 from mt_cli.app.serve.microbatch import Closed, MicroBatcher, QueueFull
-from mt_cli.core.config import CONFIG_FILE, DecodeConfig, load_config
-from mt_cli.core.errors import MtError
+from mt_cli.core.config import (
+    CONFIG_FILE,
+    DecodeConfig,
+    DecodeNames,
+    decode_fields,
+    decode_with,
+    load_config,
+)
+from mt_cli.core.errors import ConfigError, MtError
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.engines.locate import NATIVE, read_manifest, resolve_model_dir
 from mt_cli.engines.protocol import LineTranslator
@@ -78,10 +85,10 @@ class ServeSettings:
 
 @dataclass(frozen=True)
 class Options:
-    """Decode options of one request: requests with equal options share a batch."""
+    """Decode options of one request, passed to the engine per call: requests with equal
+    options (a frozen DecodeConfig compares by value) share a batch."""
 
-    beam_size: int
-    n_best: int
+    decode: DecodeConfig
     prefixed: bool
 
 
@@ -100,9 +107,14 @@ class TranslateRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     text: list[StrictStr] = Field(description="Source lines; N in = N out, empty line -> empty translation.")
-    beam_size: StrictInt | None = Field(None, ge=1, description="Beam width (default: the model's).")
-    n_best: StrictInt | None = Field(None, ge=1, description="Hypotheses per line, <= beam_size.")
+    # Their rules (>= 1, n_best <= beam_size) are DecodeConfig's, checked in ModelHost.options.
+    beam_size: StrictInt | None = Field(None, description="Beam width, >= 1 (default: the model's).")
+    n_best: StrictInt | None = Field(None, description="Hypotheses per line, 1..beam_size.")
     prefix: list[StrictStr] | None = Field(None, description="One target prefix per line ('' = none).")
+
+
+REQUEST_DECODE = tuple(f.name for f in decode_fields() if f.name in TranslateRequest.model_fields)
+REQUEST_ORIGIN = "the model's decode options"
 
 
 class NbestItem(BaseModel):
@@ -188,9 +200,8 @@ class ModelHost:
             engine = self._open_engine()
             self.base = engine.decode
             self.engine = engine
-            options = Options(self.base.beam_size, self.base.n_best, False)
-            self._decode([WARMUP_LINE], None, options)  # the first decode compiles / allocates
-        except Exception as exc:  # reported by run_server as the command's error
+            self._decode([WARMUP_LINE], None, Options(self._batched(self.base), False))  # compiles / allocates
+        except Exception as exc:  # noqa: BLE001 (any failure) reported by run_server as the command's error
             self.failure = exc
             self.on_failure()
             return
@@ -201,23 +212,28 @@ class ModelHost:
                  f"{time.perf_counter() - started:.1f} s")
 
     def _decode(self, lines: list[str], prefixes: list[str] | None, options: Options) -> list[list[Hypothesis]]:
-        """Runs on the batcher's worker thread only, so setting the engine's options is safe."""
-        assert self.engine is not None and self.base is not None
-        self.engine.decode = dataclasses.replace(
-            self.base, beam_size=options.beam_size, n_best=options.n_best,
-            batch_size=self.settings.max_batch_size, batch_tokens=0)
-        return self.engine.translate_nbest(lines, prefixes)
+        """One batch with its requests' options, passed per call: the engine is never changed."""
+        assert self.engine is not None
+        return self.engine.translate_nbest(lines, prefixes, decode=options.decode)
+
+    def _batched(self, decode: DecodeConfig) -> DecodeConfig:
+        """`decode` batching as the server does: the batcher's groups, decoded as one batch."""
+        return dataclasses.replace(decode, batch_size=self.settings.max_batch_size, batch_tokens=0)
 
     def options(self, request: TranslateRequest) -> Options:
-        """The request's decode options, checked; a beam size alone asks for one best."""
+        """The request's decode options on the model's, checked by DecodeConfig's own rules (422
+        naming the request field); a beam size alone asks for one best."""
         assert self.base is not None
-        beam = self.base.beam_size if request.beam_size is None else request.beam_size
-        n_best = request.n_best or (1 if request.beam_size is not None else min(self.base.n_best, beam))
-        if beam > self.settings.max_beam_size:
-            raise ApiError(422, "beam_size", f"at most {self.settings.max_beam_size}, got {beam}")
-        if n_best > beam:
-            raise ApiError(422, "n_best", f"must be <= beam_size ({beam}), got {n_best}")
-        return Options(beam, n_best, bool(request.prefix and any(request.prefix)))
+        given = {name: getattr(request, name) for name in REQUEST_DECODE if getattr(request, name) is not None}
+        if "beam_size" in given:
+            given.setdefault("n_best", 1)
+        try:
+            decode = decode_with(self.base, given, DecodeNames({name: name for name in given}, REQUEST_ORIGIN))
+        except ConfigError as exc:
+            raise ApiError(422, exc.key if exc.key in given else "body", str(exc)) from None
+        if decode.beam_size > self.settings.max_beam_size:
+            raise ApiError(422, "beam_size", f"at most {self.settings.max_beam_size}, got {decode.beam_size}")
+        return Options(self._batched(decode), bool(request.prefix and any(request.prefix)))
 
     def stats(self) -> dict[str, Any]:
         if self.batcher is None:
@@ -303,10 +319,10 @@ def _add_routes(app: FastAPI, host: ModelHost, settings: ServeSettings) -> None:
             raise ApiError(503, None, "shutting down", retry=True) from None
         try:
             nbests = await asyncio.wrap_future(future)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 (a decoding failure is a 500, not a crash)
             log.error(f"decoding failed: {type(exc).__name__}: {exc}")
             raise ApiError(500, None, f"decoding failed: {type(exc).__name__}: {exc}") from None
-        return {"translations": [_translation(n, options.n_best) for n in nbests], "model": host.model_id}
+        return {"translations": [_translation(n, options.decode.n_best) for n in nbests], "model": host.model_id}
 
     @app.get("/health", summary="200 once the model is loaded and warmed, 503 before")
     async def health() -> JSONResponse:
