@@ -18,11 +18,11 @@ from typing import Any
 import ctranslate2
 
 from mt_cli.core.batching import longest_first_batches, truncated
-from mt_cli.core.config import DecodeConfig, load_config
+from mt_cli.core.config import CONFIG_FILE, DecodeConfig, load_config
 from mt_cli.core.errors import CheckpointError, ConfigError
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.core.tokenizer import Tokenizers
-from mt_cli.engines.locate import CONFIG_FILE, CTRANSLATE2, read_manifest, verify_files
+from mt_cli.engines.locate import CTRANSLATE2, read_manifest, verify_files
 
 log = logging.getLogger("mt_cli")
 EOS_PIECE = "</s>"

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from mt_cli.core.config import CONFIG_FILE  # noqa: F401 (re-exported: the model directory's config)
 from mt_cli.core.errors import CheckpointError
 from mt_cli.core.files import file_sha256
 

@@ -23,12 +23,11 @@ import tensorflow as tf
 import yaml
 
 from mt_cli import __version__
-from mt_cli.core.config import Config, load_config
+from mt_cli.core.config import CONFIG_FILE, Config, load_config
 from mt_cli.core.errors import CheckpointError
 from mt_cli.core.files import atomic_dir, file_sha256
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizers
 from mt_cli.engines.locate import (
-    CONFIG_FILE,
     MANIFEST_FILE,
     NATIVE,
     read_manifest,
@@ -108,8 +107,10 @@ class LoadedModel:
     model: Any
 
 
-def check_export(directory: Path) -> tuple[dict[str, Any], Config]:
-    """Validate files and hashes of an export before any heavy work."""
+def check_export(directory: Path, overrides: list[str] | None = None,
+                 decode_flags: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], Config]:
+    """Validate files and hashes of an export before any heavy work; its config is parsed once,
+    with `--set` overrides and typed decode flags applied."""
     manifest_path = directory / MANIFEST_FILE
     manifest = read_manifest(directory)
     engine = manifest.get("engine", NATIVE)
@@ -123,7 +124,7 @@ def check_export(directory: Path) -> tuple[dict[str, Any], Config]:
     if CONFIG_FILE not in manifest.get("files_sha256", {}):
         log.warning(f"{directory / CONFIG_FILE}: not covered by the manifest (an older export); "
                     "edits to it cannot be detected")
-    return manifest, load_config(directory / CONFIG_FILE)
+    return manifest, load_config(directory / CONFIG_FILE, overrides or [], decode_flags)
 
 
 def load_export(path: str | Path, overrides: list[str] | None = None,
@@ -131,8 +132,7 @@ def load_export(path: str | Path, overrides: list[str] | None = None,
     """Load an export (or run) directory: check it, rebuild the model, load float32 weights;
     `--set` overrides and typed decode flags (winning over both) apply to its config."""
     directory = resolve_model_dir(path)
-    manifest, _ = check_export(directory)
-    cfg = load_config(directory / CONFIG_FILE, overrides or [], decode_flags)
+    manifest, cfg = check_export(directory, overrides, decode_flags)
     tok = manifest["tokenizer"]
     tokenizers = Tokenizers.load(directory / tok["source"],
                                  None if tok["target"] == tok["source"] else directory / tok["target"])
