@@ -425,8 +425,9 @@ class _Block(keras.layers.Layer):
         self.residual_dropout = ByteDropout(spec.dropout, dtype=self.dtype_policy)
 
     def build(self, input_shape: object = None) -> None:
-        for name in self.PARTS:
-            getattr(self, name).build(input_shape)
+        for part in (getattr(self, name) for name in self.PARTS):
+            if not part.built:
+                part.build(input_shape)
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "spec": asdict(self.block_spec)}

@@ -173,11 +173,15 @@ class Transformer(keras.Model):
         self._positions = sinusoidal_positions(cfg.max_length, cfg.hidden_dim)
 
     def build(self, input_shape: object = None) -> None:
-        """Create every weight, in the layers' order (the order the optimizer sees them in)."""
+        """Create every weight from the layers' declarations, without data.
+
+        Built here, not on a first call: the embeddings are only ever used through their
+        methods (lookup, project), and decoding reads weights before any forward pass.
+        """
         tables = (self.source_embedding, self.target_embedding, self.output_embedding)
         norms = (self.encoder_norm, self.decoder_norm)
         for layer in (*tables, *self.encoder_layers, *self.decoder_layers, *norms):
-            if layer is not None:
+            if layer is not None and not layer.built:
                 layer.build(input_shape)
 
     def get_config(self) -> dict[str, Any]:
