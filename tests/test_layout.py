@@ -115,3 +115,17 @@ def test_tests_import_helpers_not_conftest() -> None:
     for path in (REPO / "tests").glob("*.py"):
         targets = [target for target, _ in imported(ast.parse(path.read_text()))]
         assert "conftest" not in targets, path
+
+
+def test_layers_are_called_through_keras() -> None:
+    """No `layer.call(...)` bypassing Keras's `__call__` (which builds the layer, opens its name
+    scope and passes the training flag on); only `super().call(...)` in an override."""
+    bypasses = []
+    for name, tree in modules().items():
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "call":
+                target = node.func.value
+                is_super = isinstance(target, ast.Call) and getattr(target.func, "id", None) == "super"
+                if not is_super:
+                    bypasses.append(f"{name}:{node.lineno}")
+    assert not bypasses, bypasses

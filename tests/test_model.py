@@ -174,3 +174,49 @@ def test_dropout_only_in_training() -> None:
     model = make(dropout=0.3, attention_dropout=0.3, ffn_dropout=0.3)
     np.testing.assert_array_equal(forward(model), forward(model, training=False))
     assert np.abs(forward(model, training=True) - forward(model)).max() > 1e-3
+
+
+def _structure(layer: keras.layers.Layer) -> list[tuple[str, tuple[int, ...]]]:
+    return [(w.name, tuple(w.shape)) for w in layer.weights]
+
+
+@pytest.mark.parametrize("norm,share", [("pre", "none"), ("post", "all")])
+def test_every_layer_round_trips_its_config(norm: str, share: str) -> None:
+    """from_config(get_config()) of the model and of every layer in it builds the same weights
+    (names, shapes, order) and gives the same config back."""
+    model = make(norm=norm, share_embeddings=share)
+    layers = [model, *model._flatten_layers(include_self=False, recursive=True)]
+    for layer in layers:
+        config = layer.get_config()
+        clone = type(layer).from_config(config)
+        if not clone.built:
+            clone.build(None)
+        assert _structure(clone) == _structure(layer), type(layer).__name__
+        assert clone.get_config() == config, type(layer).__name__
+    kinds = {type(layer).__name__ for layer in layers}
+    assert kinds == {"Transformer", "TokenEmbedding", "ByteDropout", "EncoderLayer", "DecoderLayer",
+                     "MultiHeadAttention", "FeedForward", "LayerNorm"}
+    revived = keras.saving.deserialize_keras_object(keras.saving.serialize_keras_object(model))
+    assert isinstance(revived, Transformer) and _structure(revived) == _structure(model)
+
+
+def test_weights_declared_once() -> None:
+    """A layer's variables, its compute copies and the exporter's view all follow its one
+    declaration; the compute copies are in the compute dtype, except LayerNorm's float32."""
+    from mt_cli.model.layers import DeclaredLayer, LayerNorm
+
+    model = make(precision="bfloat16", share_embeddings="none")
+    declared = [layer for layer in model._flatten_layers(recursive=True) if isinstance(layer, DeclaredLayer)]
+    assert len(declared) == 3 + 2 * 4 + 2 * 6 + 2  # tables, encoder and decoder parts, final norms
+    for layer in declared:
+        names = [spec.name for spec in layer.weight_specs]
+        assert [w.name for w in layer.trainable_weights] == names
+        assert list(layer.declared_weights()) == names
+        compute = layer.weights_for_compute()
+        assert list(compute) == names
+        dtype = tf.float32 if isinstance(layer, LayerNorm) else tf.bfloat16
+        assert all(t.dtype == dtype for t in compute.values()), type(layer).__name__
+    attn = model.decoder_layers[0]
+    assert [p.name for p in attn.self_attn.projections] == ["qkv", "out"]
+    assert [p.name for p in attn.cross_attn.projections] == ["q", "kv", "out"]
+    assert [p.name for p in attn.ffn.projections] == ["inner", "outer"]

@@ -6,6 +6,10 @@ cross-attention, pre- or post-norm), and our own sinusoidal table is given expli
 since CTranslate2's built-in one starts at position 1. The export carries the
 SentencePiece model(s), the source model's config (decode defaults, limits) and a
 manifest with the source model's hashes, the quantization and the versions.
+
+The weights are read through the layers' own declarations (mt_cli/model/layers.py): a
+layer's ``projections`` are CTranslate2's linears in order, and a layer's ``weight_specs``
+give the embedding table and the norm's (gamma, beta); no weight name is repeated here.
 """
 
 from __future__ import annotations
@@ -24,6 +28,15 @@ from mt_cli.core.files import atomic_dir, file_sha256
 from mt_cli.engines.locate import CTRANSLATE2, MANIFEST_FILE
 from mt_cli.engines.model_dir import CONFIG_FILE, LoadedModel, load_export
 from mt_cli.model import Transformer
+from mt_cli.model.layers import (
+    DeclaredLayer,
+    DecoderLayer,
+    EncoderLayer,
+    FeedForward,
+    LayerNorm,
+    MultiHeadAttention,
+)
+from mt_cli.model.transformer import TokenEmbedding
 
 FORMAT_VERSION = 1
 _ACTIVATIONS = {"relu": common_spec.Activation.RELU, "gelu": common_spec.Activation.GELUTanh}
@@ -33,30 +46,39 @@ def _numpy(variable: Any) -> np.ndarray:
     return np.asarray(variable.numpy(), dtype=np.float32)
 
 
-def _set_norm(spec: Any, norm: Any) -> None:
-    spec.gamma, spec.beta = _numpy(norm.gamma), _numpy(norm.beta)
+def _arrays(layer: DeclaredLayer) -> list[np.ndarray]:
+    """A layer's weights as float32 arrays, in declaration order."""
+    return [_numpy(variable) for variable in layer.declared_weights().values()]
 
 
-def _set_linear(spec: Any, kernel: Any, bias: Any) -> None:
-    """Keras kernels are [in, out]; CTranslate2 wants [out, in]."""
-    spec.weight = np.ascontiguousarray(_numpy(kernel).T)
-    spec.bias = _numpy(bias)
+def _set_norm(spec: Any, norm: LayerNorm) -> None:
+    spec.gamma, spec.beta = _arrays(norm)  # LayerNorm declares (gamma, beta)
 
 
-def _set_attention(spec: Any, attn: Any, norm: Any) -> None:
-    if attn.self_attention:
-        _set_linear(spec.linear[0], attn.qkv_kernel, attn.qkv_bias)
-    else:
-        _set_linear(spec.linear[0], attn.q_kernel, attn.q_bias)
-        _set_linear(spec.linear[1], attn.kv_kernel, attn.kv_bias)
-    _set_linear(spec.linear[-1], attn.out_kernel, attn.out_bias)
+def _set_linears(specs: list[Any], layer: MultiHeadAttention | FeedForward) -> None:
+    """`layer.projections` into CTranslate2's linears (same order, same count).
+
+    Keras kernels are [in, out]; CTranslate2 wants [out, in].
+    """
+    weights = layer.declared_weights()
+    for spec, projection in zip(specs, layer.projections, strict=True):
+        spec.weight = np.ascontiguousarray(_numpy(weights[projection.kernel]).T)
+        spec.bias = _numpy(weights[projection.bias])
+
+
+def _set_attention(spec: Any, attn: MultiHeadAttention, norm: LayerNorm) -> None:
+    _set_linears(spec.linear, attn)  # (qkv, out) or (q, kv, out)
     _set_norm(spec.layer_norm, norm)
 
 
-def _set_ffn(spec: Any, layer: Any) -> None:
-    _set_linear(spec.linear_0, layer.ffn.inner_kernel, layer.ffn.inner_bias)
-    _set_linear(spec.linear_1, layer.ffn.outer_kernel, layer.ffn.outer_bias)
+def _set_ffn(spec: Any, layer: EncoderLayer | DecoderLayer) -> None:
+    _set_linears([spec.linear_0, spec.linear_1], layer.ffn)
     _set_norm(spec.layer_norm, layer.ffn_norm)
+
+
+def _table(embedding: TokenEmbedding) -> np.ndarray:
+    (table,) = _arrays(embedding)  # TokenEmbedding declares its one table
+    return table
 
 
 def build_spec(model: Transformer, activation: str, source_vocab: list[str],
@@ -68,12 +90,12 @@ def build_spec(model: Transformer, activation: str, source_vocab: list[str],
     decoder = transformer_spec.TransformerDecoderSpec(len(model.decoder_layers), model.num_heads,
                                                       pre_norm=pre_norm, activation=act)
     positions = np.asarray(model._positions, np.float32)
-    encoder.embeddings[0].weight = _numpy(model.source_embedding.embeddings)
+    encoder.embeddings[0].weight = _table(model.source_embedding)
     encoder.position_encodings.encodings = positions
     for spec, layer in zip(encoder.layer, model.encoder_layers):
         _set_attention(spec.self_attention, layer.self_attn, layer.self_attn_norm)
         _set_ffn(spec.ffn, layer)
-    decoder.embeddings.weight = _numpy(model.target_lookup.embeddings)
+    decoder.embeddings.weight = _table(model.target_lookup)
     decoder.position_encodings.encodings = positions
     for spec, layer in zip(decoder.layer, model.decoder_layers):
         _set_attention(spec.self_attention, layer.self_attn, layer.self_attn_norm)
@@ -82,7 +104,7 @@ def build_spec(model: Transformer, activation: str, source_vocab: list[str],
     if pre_norm:
         _set_norm(encoder.layer_norm, model.encoder_norm)
         _set_norm(decoder.layer_norm, model.decoder_norm)
-    decoder.projection.weight = _numpy(model.output_projection.embeddings)
+    decoder.projection.weight = _table(model.output_projection)
     spec = transformer_spec.TransformerSpec(encoder, decoder)
     spec.config.add_source_eos = True  # our sources end with eos; the decoder starts at bos
     spec.config.layer_norm_epsilon = model.encoder_layers[0].ffn_norm.epsilon

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from dataclasses import asdict
 from typing import Any
 
 import keras
@@ -14,9 +15,11 @@ from mt_cli.model.layers import (
     AttentionRecord,
     BlockSpec,
     ByteDropout,
+    DeclaredLayer,
     DecoderLayer,
     EncoderLayer,
     LayerNorm,
+    WeightSpec,
     causal_bias,
     maybe_dropout,
     padding_bias,
@@ -38,22 +41,21 @@ def dtype_policy(precision: str) -> str | None:
     return PRECISION_POLICIES[precision]
 
 
-class TokenEmbedding(keras.layers.Layer):
+@keras.saving.register_keras_serializable(package="mt_cli")
+class TokenEmbedding(DeclaredLayer):
     """Embedding table that also serves as a (tied) output projection."""
 
     def __init__(self, vocab_size: int, dim: int, **kwargs: object) -> None:
         super().__init__(**kwargs)
-        self.vocab_size = vocab_size
+        self.vocab_size, self.dim = vocab_size, dim
         self.scale = math.sqrt(dim)
         # std dim^-0.5: unit-variance inputs after the sqrt(dim) scaling and
         # well-scaled logits when the table is tied to the output layer.
-        self.embeddings = self.add_weight(
-            shape=(vocab_size, dim),
-            initializer=keras.initializers.RandomNormal(stddev=dim**-0.5),
-            name="embeddings",
-            autocast=False,
-        )
-        self.built = True
+        init = keras.initializers.RandomNormal(stddev=dim**-0.5)
+        self.weight_specs = (WeightSpec("embeddings", (vocab_size, dim), init),)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "vocab_size": self.vocab_size, "dim": self.dim}
 
     def table(self) -> tf.Tensor:
         """The table in compute dtype (cast once per search for decoding)."""
@@ -99,8 +101,12 @@ class TokenEmbedding(keras.layers.Layer):
         return tf.matmul(h, self.table(), transpose_b=True)
 
 
+@keras.saving.register_keras_serializable(package="mt_cli")
 class Transformer(keras.Model):
-    """Pre-/post-norm Transformer; ``decode_step`` is while-loop friendly."""
+    """Pre-/post-norm Transformer; ``decode_step`` is while-loop friendly.
+
+    ``build()`` needs no data: every layer is sized by the config.
+    """
 
     def __init__(
         self,
@@ -116,6 +122,7 @@ class Transformer(keras.Model):
         if cfg.share_embeddings == "all" and source_vocab_size != target_vocab_size:
             raise ValueError("share_embeddings='all' needs one joint vocabulary (equal sizes)")
         policy = self.dtype_policy
+        self.model_config, self.precision = cfg, precision
         self.hidden_dim = cfg.hidden_dim
         self.num_heads = cfg.num_heads
         self.max_length = cfg.max_length
@@ -165,6 +172,26 @@ class Transformer(keras.Model):
         )
         self._positions = sinusoidal_positions(cfg.max_length, cfg.hidden_dim)
 
+    def build(self, input_shape: object = None) -> None:
+        """Create every weight from the layers' declarations, without data.
+
+        Built here, not on a first call: the embeddings are only ever used through their
+        methods (lookup, project), and decoding reads weights before any forward pass.
+        """
+        tables = (self.source_embedding, self.target_embedding, self.output_embedding)
+        norms = (self.encoder_norm, self.decoder_norm)
+        for layer in (*tables, *self.encoder_layers, *self.decoder_layers, *norms):
+            if layer is not None and not layer.built:
+                layer.build(input_shape)
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "cfg": asdict(self.model_config), "precision": self.precision,
+                "source_vocab_size": self.source_vocab_size, "target_vocab_size": self.target_vocab_size}
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> Transformer:
+        return cls(**{**config, "cfg": ModelConfig(**config["cfg"])})
+
     # -- embedding roles --------------------------------------------------
     @property
     def target_lookup(self) -> TokenEmbedding:
@@ -207,9 +234,9 @@ class Transformer(keras.Model):
         bias = padding_bias(mask)
         x = self._embed(self.source_embedding, source, training)
         for layer in self.encoder_layers:
-            x = layer.call(x, bias, training=training, record=record)
+            x = layer(x, bias, training=training, record=record)
         if self.encoder_norm is not None:
-            x = self.encoder_norm.call(x)
+            x = self.encoder_norm(x)
         return x, mask
 
     def decoder_states(
@@ -228,9 +255,9 @@ class Transformer(keras.Model):
         memory_bias = padding_bias(source_mask)
         x = self._embed(self.target_lookup, target_in, training)
         for layer in self.decoder_layers:
-            x = layer.call(x, memory, self_bias, memory_bias, training=training, record=record)
+            x = layer(x, memory, self_bias, memory_bias, training=training, record=record)
         if self.decoder_norm is not None:
-            x = self.decoder_norm.call(x)
+            x = self.decoder_norm(x)
         return x
 
     def attention(self, source: tf.Tensor, target_in: tf.Tensor) -> AttentionRecord:
@@ -380,11 +407,7 @@ def build_model(
     target_vocab_size: int,
     precision: str = "float32",
 ) -> Transformer:
-    """Create a Transformer and run it once so Keras marks every part built."""
+    """Create a Transformer with all its weights (built from the config, no data needed)."""
     model = Transformer(cfg, source_vocab_size, target_vocab_size, precision=precision)
-    dummy = {
-        "source": tf.constant([[EOS_ID]], tf.int32),
-        "target_in": tf.constant([[BOS_ID]], tf.int32),
-    }
-    model(dummy, training=False)
+    model.build()
     return model
