@@ -29,8 +29,7 @@ def repeat_corpus(data: Path, out: Path, lines: int) -> tuple[Path, Path]:
         source = (data / f"train.{side}").read_bytes().splitlines(keepends=True)
         target = out / f"big.{side}"
         with open(target, "wb") as handle:
-            for i in range(lines):
-                handle.write(source[i % len(source)])
+            handle.writelines(source[i % len(source)] for i in range(lines))
         pairs.append(target)
     return pairs[0], pairs[1]
 

@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     sources, refs = read_lines(args.input), read_lines(args.reference)
     greedy = ["decode.beam_size=1", "decode.n_best=1"]
     beam = [f"decode.beam_size={args.beam_size}", "decode.n_best=1"]
-    bleu = lambda hyps: round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2)  # noqa: E731
+    bleu = lambda hyps: round(sacrebleu.corpus_bleu(hyps, [refs]).score, 2)
     report: dict = {"model": str(args.model), "lines": len(sources), "beam_size": args.beam_size}
     outputs = {}
     with tempfile.TemporaryDirectory() as tmp:

@@ -23,7 +23,7 @@ MT_CLI = [sys.executable, "-m", "mt_cli"]
 def run(*args: str) -> str:
     """Run one mt-cli command, echoing it; stop the recipe on failure."""
     print("+ mt-cli " + " ".join(args), file=sys.stderr, flush=True)
-    done = subprocess.run([*MT_CLI, *args], stdout=subprocess.PIPE, text=True)
+    done = subprocess.run([*MT_CLI, *args], check=False, stdout=subprocess.PIPE, text=True)
     if done.returncode != 0:
         sys.exit(f"error: mt-cli {args[0]} failed with exit code {done.returncode}")
     return done.stdout

@@ -180,7 +180,7 @@ print(json.dumps({"step": result.step}))
 
 
 def _run_script(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", script, *args], capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-c", script, *args], check=False, capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, timeout=300)
 
 

@@ -35,7 +35,9 @@ def attention(
     file: Annotated[Path | None, typer.Argument(help="Source file (with --line).")] = None,
     text: Annotated[str | None, typer.Option("--text", help="Source sentence.")] = None,
     line: Annotated[int | None, typer.Option("--line", help="Line of FILE (1-based).")] = None,
-    output: Annotated[Path | None, typer.Option("--output", "-o", help="heat.png/.svg/.pdf (default: draw in the terminal).")] = None,
+    output: Annotated[Path | None, typer.Option(
+        "--output", "-o", help="heat.png/.svg/.pdf (default: draw in the terminal).",
+    )] = None,
     layer: Annotated[str, typer.Option("--layer", help="Layer number (0 = first, -1 = last) or all.")] = "all",
     head: Annotated[str, typer.Option("--head", help="Head number, mean (over heads) or all.")] = "mean",
     kind: Annotated[str, typer.Option("--kind", help="cross (output over source), encoder or decoder.")] = "cross",

@@ -15,10 +15,14 @@ FORMATS = ("ctranslate2", "savedmodel")
 
 
 def export(
-    model: Annotated[Path, typer.Option("--model", "-m", help="Model directory, or a run directory (uses its export/).")],
+    model: Annotated[Path, typer.Option(
+        "--model", "-m", help="Model directory, or a run directory (uses its export/).",
+    )],
     output: Annotated[Path, typer.Option("--output", "-o", help="Directory to write (must not exist).")],
     fmt: Annotated[str, typer.Option("--format", "-f", help="ctranslate2 or savedmodel.")] = "ctranslate2",
-    quantization: Annotated[str, typer.Option("--quantization", help="CTranslate2 weights: " + ", ".join(QUANTIZATIONS) + ".")] = "float32",
+    quantization: Annotated[str, typer.Option(
+        "--quantization", help="CTranslate2 weights: " + ", ".join(QUANTIZATIONS) + ".",
+    )] = "float32",
 ) -> None:
     """Export a trained model for CTranslate2 or TensorFlow Serving.
 

@@ -12,16 +12,32 @@ from mt_cli.cli.common import SetOption, start_tensorflow
 
 
 def serve(
-    model: Annotated[Path, typer.Option("--model", "-m", help="Model directory (native or CTranslate2 export), or a run directory (uses its export/).")],
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0 = every interface).")] = "127.0.0.1",
+    model: Annotated[Path, typer.Option(
+        "--model", "-m", help="Model directory (native or CTranslate2 export), or a run directory (uses its export/).",
+    )],
+    host: Annotated[str, typer.Option(
+        "--host", help="Address to listen on (0.0.0.0 = every interface).",
+    )] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="TCP port.")] = 8080,
-    max_batch_size: Annotated[int, typer.Option("--max-batch-size", help="Most lines decoded together (1 = no micro-batching).")] = 32,
-    max_wait_ms: Annotated[float, typer.Option("--max-wait-ms", help="How long the oldest queued request waits for others to batch with.")] = 10.0,
+    max_batch_size: Annotated[int, typer.Option(
+        "--max-batch-size", help="Most lines decoded together (1 = no micro-batching).",
+    )] = 32,
+    max_wait_ms: Annotated[float, typer.Option(
+        "--max-wait-ms", help="How long the oldest queued request waits for others to batch with.",
+    )] = 10.0,
     max_lines: Annotated[int, typer.Option("--max-lines", help="Most lines per request (more: 413).")] = 256,
-    max_chars: Annotated[int, typer.Option("--max-chars", help="Most characters per request, text and prefixes (more: 413).")] = 10000,
-    max_queue: Annotated[int, typer.Option("--max-queue", help="Most lines queued or decoding (more: 503 + Retry-After); 0 = 4 x --max-lines.")] = 0,
-    max_beam_size: Annotated[int, typer.Option("--max-beam-size", help="Largest beam_size a request may ask for.")] = 16,
-    threads: Annotated[int, typer.Option("--threads", help="CPU threads for decoding (0 = the engine's default: all cores).")] = 0,
+    max_chars: Annotated[int, typer.Option(
+        "--max-chars", help="Most characters per request, text and prefixes (more: 413).",
+    )] = 10000,
+    max_queue: Annotated[int, typer.Option(
+        "--max-queue", help="Most lines queued or decoding (more: 503 + Retry-After); 0 = 4 x --max-lines.",
+    )] = 0,
+    max_beam_size: Annotated[int, typer.Option(
+        "--max-beam-size", help="Largest beam_size a request may ask for.",
+    )] = 16,
+    threads: Annotated[int, typer.Option(
+        "--threads", help="CPU threads for decoding (0 = the engine's default: all cores).",
+    )] = 0,
     set_: SetOption = None,
 ) -> None:
     """Serve translations over HTTP: POST /translate, GET /health, GET /info, docs at /docs.

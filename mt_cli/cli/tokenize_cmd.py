@@ -25,13 +25,21 @@ IdsOption = Annotated[bool, typer.Option("--ids", help="Integer ids instead of p
 @app.command("train")
 def train(
     config: Annotated[Path | None, typer.Argument(help="Config whose tokenizer/data sections to use.")] = None,
-    input_: Annotated[list[Path] | None, typer.Option("--input", "-i", help="Training text (repeatable; source side when --separate).")] = None,
-    target_input: Annotated[list[Path] | None, typer.Option("--target-input", help="Target-side text for --separate.")] = None,
-    model_prefix: Annotated[Path | None, typer.Option("--model-prefix", help="Writes PREFIX.model and PREFIX.vocab.")] = None,
+    input_: Annotated[list[Path] | None, typer.Option(
+        "--input", "-i", help="Training text (repeatable; source side when --separate).",
+    )] = None,
+    target_input: Annotated[list[Path] | None, typer.Option(
+        "--target-input", help="Target-side text for --separate.",
+    )] = None,
+    model_prefix: Annotated[Path | None, typer.Option(
+        "--model-prefix", help="Writes PREFIX.model and PREFIX.vocab.",
+    )] = None,
     vocab_size: Annotated[int | None, typer.Option("--vocab-size", min=8)] = None,
     model_type: Annotated[str | None, typer.Option("--model-type", help="unigram | bpe | char | word")] = None,
     character_coverage: Annotated[float | None, typer.Option("--character-coverage", min=0.0, max=1.0)] = None,
-    input_sentence_size: Annotated[int | None, typer.Option("--input-sentence-size", min=0, help="Sample this many sentences (0 = all).")] = None,
+    input_sentence_size: Annotated[int | None, typer.Option(
+        "--input-sentence-size", min=0, help="Sample this many sentences (0 = all).",
+    )] = None,
     separate: Annotated[bool, typer.Option("--separate", help="Separate source/target vocabularies.")] = False,
     set_: SetOption = None,
 ) -> None:

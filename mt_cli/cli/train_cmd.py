@@ -17,8 +17,12 @@ def default_run_dir(config: Path, configured: str | None) -> Path:
 
 def train(
     config: ConfigArg,
-    run_dir: Annotated[Path | None, typer.Option("--run-dir", "-r", help="Run directory (default: train.run_dir or runs/<config name>).")] = None,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="Delete an existing run directory and start again.")] = False,
+    run_dir: Annotated[Path | None, typer.Option(
+        "--run-dir", "-r", help="Run directory (default: train.run_dir or runs/<config name>).",
+    )] = None,
+    overwrite: Annotated[bool, typer.Option(
+        "--overwrite", help="Delete an existing run directory and start again.",
+    )] = False,
     init_from: Annotated[Path | None, typer.Option(
         "--init-from", metavar="MODEL_DIR",
         help="Start a new run from a model directory's weights and SentencePiece model(s) "

@@ -59,16 +59,29 @@ def _parse_weights(text: str | None) -> list[float] | None:
 
 @with_decode_options
 def translate(
-    model: Annotated[list[Path], typer.Option("--model", "-m", help="Model directory (native or CTranslate2 export), or a run directory (uses its export/). Repeat for an ensemble of native models.")],
+    model: Annotated[list[Path], typer.Option(
+        "--model", "-m",
+        help="Model directory (native or CTranslate2 export), or a run directory (uses its export/). "
+             "Repeat for an ensemble of native models.",
+    )],
     input_: Annotated[Path | None, typer.Argument(help="Source text file (default: stdin).")] = None,
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Output file (default: stdout).")] = None,
-    with_scores: Annotated[bool, typer.Option("--with-scores", help="Prefix each line with its score and a tab.")] = False,
+    with_scores: Annotated[bool, typer.Option(
+        "--with-scores", help="Prefix each line with its score and a tab.",
+    )] = False,
     fmt: Annotated[str, typer.Option("--format", help="text or jsonl (text, score, tokens, n-best).")] = "text",
-    prefix_file: Annotated[Path | None, typer.Option("--prefix-file", help="Target prefixes, one per line, to continue from.")] = None,
-    constraints_file: Annotated[Path | None, typer.Option("--constraints-file", help="Target phrases each output must contain: one line per input line, tab-separated, empty for none.")] = None,
+    prefix_file: Annotated[Path | None, typer.Option(
+        "--prefix-file", help="Target prefixes, one per line, to continue from.",
+    )] = None,
+    constraints_file: Annotated[Path | None, typer.Option(
+        "--constraints-file",
+        help="Target phrases each output must contain: one line per input line, tab-separated, empty for none.",
+    )] = None,
     stream: Annotated[bool, typer.Option("--stream", help="Translate and flush line by line (for pipes).")] = False,
     threads: Annotated[int, typer.Option("--threads", help="CPU threads (0 = the engine's default: all cores).")] = 0,
-    ensemble_weights: Annotated[str | None, typer.Option("--ensemble-weights", help="Comma-separated weight per -m (default equal), e.g. 0.6,0.4.")] = None,
+    ensemble_weights: Annotated[str | None, typer.Option(
+        "--ensemble-weights", help="Comma-separated weight per -m (default equal), e.g. 0.6,0.4.",
+    )] = None,
     set_: SetOption = None,
     decode_flags: dict[str, Any] | None = None,
 ) -> None:

@@ -52,8 +52,8 @@ class CorpusConfig:
 @dataclass(frozen=True)
 class DataConfig:
     train: tuple[CorpusConfig, ...] = _opt((), doc="training corpora")
-    dev: CorpusConfig | None = _opt(None, doc="development set for validation")  # noqa: RUF009 (a field)
-    test: CorpusConfig | None = _opt(None, doc="test set used by recipes")  # noqa: RUF009 (a field)
+    dev: CorpusConfig | None = _opt(None, doc="development set for validation")
+    test: CorpusConfig | None = _opt(None, doc="test set used by recipes")
     source_lang: str = _opt("src")
     target_lang: str = _opt("tgt")
     max_source_tokens: int = _opt(256, ge=1, doc="longer training pairs are skipped (counted)")

@@ -95,7 +95,7 @@ class Parent:
                                   f"started (sha256 {self.weights_sha256[:12]}… recorded)")
         try:
             model.load_weights(str(weights))
-        except Exception as exc:  # h5py / keras raise various types
+        except Exception as exc:  # noqa: BLE001 (h5py / keras raise various types)
             raise CheckpointError(f"{weights}: cannot load weights ({str(exc)[:200]})") from None
         log.info(f"initialised the weights from {self.path} (step {self.step})")
 

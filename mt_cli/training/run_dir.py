@@ -51,7 +51,8 @@ def prepare_run_dir(cfg: Config, run_dir: Path, overwrite: bool) -> dict[str, An
                 "use a new --run-dir or --overwrite")
     elif run_dir.exists() and any(run_dir.iterdir()):
         if (run_dir / "checkpoints").exists() or (run_dir / "export").exists():
-            raise CheckpointError(f"{run_dir}: holds checkpoints but no config.yaml; use --overwrite or another --run-dir")
+            raise CheckpointError(f"{run_dir}: holds checkpoints but no config.yaml; "
+                                  "use --overwrite or another --run-dir")
     done = read_finished(run_dir)
     if done is None:
         write_run_config(cfg, run_dir)

@@ -161,7 +161,7 @@ class Session:
                       run_dir / "checkpoints" if is_chief else worker_dir / "checkpoints", worker_dir,
                       MetricsLog(run_dir if is_chief else worker_dir), dev,
                       Translator(model, tokenizers, cfg.decode), replicas, accumulate)
-        session.saved_step = state.step if state.step else -1
+        session.saved_step = state.step or -1
         session.fault_steps = _fault_steps()
         session.parent = parent
         pad_multiple = XLA_PAD_MULTIPLE if t.jit_compile else 1

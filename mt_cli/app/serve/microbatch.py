@@ -145,7 +145,7 @@ class MicroBatcher:
             results = self._decode(lines, prefixes, group[0].key) if lines else []
             if len(results) != len(lines):
                 raise RuntimeError(f"decoder returned {len(results)} results for {len(lines)} lines")
-        except Exception as exc:  # the server answers 500 and keeps serving
+        except Exception as exc:  # noqa: BLE001 (the server answers 500 and keeps serving)
             for job in live:
                 job.future.set_exception(exc)
             self._account(group, len(lines), failed=True)

@@ -300,7 +300,8 @@ class RequestLog:
 
 
 def _add_routes(app: FastAPI, host: ModelHost, settings: ServeSettings) -> None:
-    @app.post("/translate", response_model=TranslateResponse, response_model_exclude_unset=True, summary="Translate lines (N in, N out)",
+    @app.post("/translate", response_model=TranslateResponse, response_model_exclude_unset=True,
+              summary="Translate lines (N in, N out)",
               responses={400: {"description": "invalid JSON"}, 413: {"description": "too many lines/characters"},
                          422: {"description": "a field has the wrong type or value"},
                          500: {"description": "decoding failed"},
