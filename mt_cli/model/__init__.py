@@ -1,4 +1,4 @@
-"""The model layer: Transformer layers, the model, search and in-memory translation.
+"""The model layer: Transformer layers, the model, ensembles and the search over them.
 
 TensorFlow is imported here, at the package boundary; nothing in this package touches
 files (the model directory is mt_cli.engines.model_dir's job).
