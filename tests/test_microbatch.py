@@ -6,6 +6,7 @@ failure where a test needs one): the batcher is the code under test, not the mod
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Hashable
@@ -87,16 +88,64 @@ def test_full_queue_refuses_and_frees_up_after_decoding() -> None:
     batcher.close()
 
 
-def test_a_failing_batch_fails_its_requests_only() -> None:
+def test_a_failing_batch_is_retried_one_by_one_so_only_the_bad_request_fails() -> None:
     decode = Recorder()
-    batcher = MicroBatcher(decode, max_batch=8, max_wait=0.05)
-    bad, ok_other_key = batcher.submit(["boom"]), batcher.submit(["fine"], key="k")
+    decode.gate.clear()  # both requests queue up before the worker decodes: one batch
+    batcher = MicroBatcher(decode, max_batch=8, max_wait=0.5)
+    bad, good, ok_other_key = batcher.submit(["boom"]), batcher.submit(["fine"]), batcher.submit(["x"], key="k")
+    decode.gate.set()
     with pytest.raises(RuntimeError, match="decoder failed"):
         bad.result(5)
-    assert ok_other_key.result(5) == ["k:FINE"]
+    assert good.result(5) == ["None:FINE"] and ok_other_key.result(5) == ["k:X"]
+    assert decode.calls[0][0] == ["boom", "fine"]  # they did share the batch that failed
     assert batcher.submit(["again"]).result(5) == ["None:AGAIN"]
-    assert batcher.stats.failed_batches == 1 and batcher.pending_lines == 0
+    assert batcher.stats.failed_batches == 1 and batcher.stats.failed_requests == 1 and batcher.pending_lines == 0
     batcher.close()
+
+
+def test_a_dropped_request_is_never_decoded_and_frees_the_queue() -> None:
+    decode = Recorder()
+    decode.gate.clear()
+    batcher = MicroBatcher(decode, max_batch=1, max_wait=0.0, max_queued=2)
+    held = batcher.submit(["held"])
+    deadline = time.monotonic() + 5
+    while not held.running() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    gone = batcher.submit(["gone"])
+    assert batcher.drop(gone) and gone.cancelled() and batcher.pending_lines == 1
+    assert not batcher.drop(held)  # being decoded: too late to drop
+    decode.gate.set()
+    assert held.result(5) == ["None:HELD"]
+    assert batcher.submit(["next"]).result(5) == ["None:NEXT"]
+    assert [lines for lines, _, _ in decode.calls] == [["held"], ["next"]]
+    assert batcher.stats.dropped_requests == 1
+    batcher.close()
+
+
+class Fatal(BaseException):
+    """What no `except Exception` catches: the worker thread itself ends."""
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_worker_fails_its_requests_and_says_so() -> None:
+    def decode(lines: list[str], prefixes: list[str] | None, key: Hashable) -> list[str]:
+        raise Fatal("worker killed")
+
+    batcher = MicroBatcher(decode, max_batch=8, max_wait=0.0)
+    with pytest.raises(RuntimeError, match="worker stopped"):
+        batcher.submit(["a"]).result(5)  # not a future that never completes
+    deadline = time.monotonic() + 5
+    while batcher.alive and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not batcher.alive
+    with pytest.raises(Closed, match="worker stopped"):
+        batcher.submit(["b"])
+
+
+@pytest.mark.parametrize("wait", [math.inf, math.nan, -1.0])
+def test_a_non_finite_wait_is_refused(wait: float) -> None:
+    with pytest.raises(ValueError, match="max_wait"):
+        MicroBatcher(Recorder(), max_wait=wait)
 
 
 def test_empty_request_needs_no_decoding_and_close_drains_the_queue() -> None:
