@@ -7,7 +7,9 @@ port over a real CTranslate2 translator wrapped to fail or stall on cue.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
 import signal
 import socket
@@ -15,7 +17,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -123,6 +125,7 @@ def test_health_info_and_docs(native_server: Server, trained_run: Path) -> None:
     assert info["step"] == manifest["step"] and info["dev_scores"] == manifest["dev_scores"]
     assert info["hashes"]["files_sha256"] == manifest["files_sha256"]
     assert info["versions"]["tensorflow"] and set(info["languages"]) == {"source", "target"}
+    assert "path" not in info and str(trained_run.parent) not in json.dumps(info)  # no filesystem paths
     assert native_server.get("/docs").status_code == 200
     assert "/translate" in native_server.get("/openapi.json").json()["paths"]
 
@@ -139,6 +142,7 @@ def test_n_in_n_out_same_as_translate(engine: str, request: pytest.FixtureReques
     assert answer.status_code == 200, answer.text
     got = answer.json()["translations"]
     expected = [n[0] for n in open_translator(model).translate_nbest(lines)]
+    assert len(got) == len(expected) == len(lines) and any(t["text"] for t in got[:5])
     assert [t["text"] for t in got] == [h.text for h in expected]
     assert got[5] == {"text": "", "score": 0.0} and all("nbest" not in t for t in got)
     assert answer.json()["model"] == server.get("/info").json()["model"]
@@ -153,7 +157,9 @@ def test_empty_request_nbest_and_prefix(native_server: Server, toy_dir: Path) ->
     assert len(greedy) == 3 and all("nbest" not in t for t in greedy)
     prefixes = ["taco", "", "eaco euo"]
     forced = native_server.post({"text": lines, "prefix": prefixes}).json()["translations"]
-    assert all(t["text"].startswith(p) for t, p in zip(forced, prefixes))
+    plain = native_server.post({"text": lines}).json()["translations"]
+    assert len(forced) == 3 and forced[0]["text"].startswith("taco") and forced[2]["text"].startswith("eaco euo")
+    assert forced[1]["text"] == plain[1]["text"]  # no prefix: the line's own translation
 
 
 @pytest.mark.parametrize(("body", "status", "field"), [
@@ -194,6 +200,88 @@ def test_request_options_are_checked_by_the_decode_config_rules(native_server: S
     with pytest.raises(ConfigError) as rule:
         decode_with(DecodeConfig(beam_size=2), body, DecodeNames({k: k for k in body}, "the model's decode options"))
     assert str(rule.value) == answer["error"]
+
+
+def test_every_error_body_has_the_error_and_field_shape(native_server: Server) -> None:
+    """FastAPI's own 404/405 and the checks before parsing answer like the API's errors."""
+    url = native_server.url
+    answers = {
+        "404": httpx.get(url + "/nope", timeout=30),
+        "405": httpx.get(url + "/translate", timeout=30),
+        "400 json": native_server.post(b'{"text": ["a dog"'),
+        "415 text/plain": httpx.post(url + "/translate", content=b'{"text": ["a"]}', timeout=30,
+                                     headers={"Content-Type": "text/plain"}),
+        "415 none": httpx.post(url + "/translate", content=b'{"text": ["a"]}', timeout=30),
+        "400 host": httpx.get(url + "/health", headers={"Host": "rebound.example"}, timeout=30),
+    }
+    for what, answer in answers.items():
+        assert answer.status_code == int(what.split()[0]), (what, answer.text)
+        assert set(answer.json()) == {"error", "field"} and answer.json()["error"], (what, answer.text)
+    assert answers["415 text/plain"].json()["field"] == "Content-Type"
+    assert answers["400 host"].json()["field"] == "Host"
+    assert httpx.get(url + "/health", headers={"Host": f"localhost:{url.rsplit(':', 1)[1]}"}).status_code == 200
+
+
+def test_a_body_over_the_bound_is_refused_before_it_is_parsed(native_server: Server) -> None:
+    """2 MB of a million ints (seconds and a gigabyte to validate) is a 413 from its size alone,
+    declared (Content-Length) or not (chunked)."""
+    ints = b'{"text": [' + b",".join([b"1"] * 1_000_000) + b"]}"
+    declared = native_server.post(ints)
+    assert declared.status_code == 413 and declared.json()["field"] == "body", declared.text
+
+    def chunks() -> Iterator[bytes]:
+        for start in range(0, len(ints), 65536):
+            yield ints[start:start + 65536]
+
+    chunked = httpx.post(native_server.url + "/translate", content=chunks(), timeout=60,
+                         headers={"Content-Type": "application/json"})
+    assert chunked.status_code == 413 and chunked.json()["field"] == "body", chunked.text
+    assert native_server.post({"text": ["a dog"]}).status_code == 200
+
+
+def test_log_lines_escape_what_clients_send(native_server: Server) -> None:
+    httpx.get(native_server.url + "/x%0Aerror:%20forged%1b[31m", timeout=30)
+    time.sleep(0.2)
+    log = native_server.log.read_text()
+    assert "\nerror: forged" not in log and "\x1b" not in log
+    assert "/x\\nerror: forged\\x1b[31m 404" in log
+
+
+@pytest.mark.parametrize("value", ["inf", "nan", "1e300"])
+def test_a_non_finite_wait_is_one_startup_error(ct2_model: Path, value: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "mt_cli", "serve", "-m", str(ct2_model), "--port", str(free_port()),
+                             "--max-wait-ms", value], cwd=REPO, capture_output=True, text=True, timeout=60,
+                            check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert_one_line_error(result, "--max-wait-ms", "0..60000")
+
+
+def test_manifest_and_info_name_no_paths(ct2_server: Server, ct2_model: Path, trained_run: Path) -> None:
+    manifest = (ct2_model / "manifest.json").read_text()
+    info = ct2_server.get("/info").text
+    for text in (manifest, info):
+        assert str(trained_run) not in text and str(ct2_model) not in text
+    assert json.loads(manifest)["source_model"]["directory"] == trained_run.name
+
+
+def test_connections_and_host_names_are_limited(ct2_model: Path, tmp_path: Path) -> None:
+    server = start_server(ct2_model, tmp_path / "server.log", "--max-connections", "3",
+                          "--allowed-hosts", "mt.example, other.example")
+    port = server.url.rsplit(":", 1)[1]
+    with httpx.Client(timeout=30) as client:  # one connection for these
+        for name, status in (("mt.example", 200), (f"other.example:{port}", 200), ("localhost", 400),
+                             ("mt.example.evil", 400), (f"[::1]:{port}", 200)):
+            assert client.get(server.url + "/health", headers={"Host": name}).status_code == status, name
+    time.sleep(0.3)
+    idle = [socket.create_connection(("127.0.0.1", int(port))) for _ in range(3)]
+    try:
+        time.sleep(0.3)
+        assert httpx.get(server.url + "/health", timeout=30).status_code == 503
+    finally:
+        for sock in idle:
+            sock.close()
+    time.sleep(0.3)
+    assert httpx.get(server.url + "/health", timeout=30).status_code == 200
+    assert stop_server(server) == 0, server.log.read_text()
 
 
 def test_concurrent_requests_each_get_their_own_result(native_server: Server, toy_dir: Path) -> None:
@@ -256,8 +344,13 @@ def test_missing_extra_says_how_to_install(monkeypatch: pytest.MonkeyPatch, trai
 
 # ---------------------------------------------------------------- failures, in-process
 
+class Fatal(BaseException):
+    """What no `except Exception` catches: it ends the batcher's worker thread."""
+
+
 class Cued:
-    """A real CTranslate2 translator that fails on the line 'boom' and can be held at a gate."""
+    """A real CTranslate2 translator that fails on the line 'boom', ends the worker on 'die',
+    can be held at a gate, and remembers every line it was asked to decode."""
 
     def __init__(self, model: Path) -> None:
         from mt_cli.engines.choice import open_translator
@@ -266,25 +359,29 @@ class Cued:
         self.decode = self.inner.decode
         self.gate = threading.Event()
         self.gate.set()
+        self.calls: list[list[str]] = []
 
     def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
                         first_line: int = 1, constraints: list[str] | None = None,
                         decode: Any = None) -> list[list[Any]]:
         self.gate.wait(30)
+        self.calls.append(list(lines))
+        if "die" in lines:
+            raise Fatal("worker killed")
         if "boom" in lines:
             raise RuntimeError("decoder exploded")
         per_call = {} if decode is None else {"decode": decode}  # the engine's own options unless given
         return self.inner.translate_nbest(lines, prefixes, first_line, constraints, **per_call)
 
 
-@pytest.fixture()
-def in_process(ct2_model: Path) -> Iterator[tuple[str, Cued, threading.Event]]:
+@contextlib.contextmanager
+def serving(ct2_model: Path, **limits: Any) -> Iterator[tuple[str, Cued, threading.Event]]:
     """The serve app on a loopback port in a thread; loading waits for the returned event."""
     import uvicorn
 
     from mt_cli.app.serve.server import ModelHost, ServeSettings, create_app
 
-    settings = ServeSettings(port=free_port(), max_lines=2, max_queue=2, max_wait_ms=0)
+    settings = ServeSettings(port=free_port(), **{"max_lines": 2, "max_queue": 2, "max_wait_ms": 0, **limits})
     engine, loaded = Cued(ct2_model), threading.Event()
 
     def open_engine() -> Cued:
@@ -300,11 +397,40 @@ def in_process(ct2_model: Path) -> Iterator[tuple[str, Cued, threading.Event]]:
     deadline = time.monotonic() + 30
     while not server.started and time.monotonic() < deadline:
         time.sleep(0.05)
-    yield url, engine, loaded
-    engine.gate.set()
+    try:
+        yield url, engine, loaded
+    finally:
+        engine.gate.set()
+        loaded.set()
+        server.should_exit = True
+        thread.join(30)
+
+
+@pytest.fixture()
+def in_process(ct2_model: Path) -> Iterator[tuple[str, Cued, threading.Event]]:
+    with serving(ct2_model) as served:
+        yield served
+
+
+def wait_ready(url: str, loaded: threading.Event) -> None:
     loaded.set()
-    server.should_exit = True
-    thread.join(30)
+    deadline = time.monotonic() + 30
+    while httpx.get(url + "/health", timeout=10).status_code != 200 and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
+def wait_for(url: str, stat: str, at_least: int) -> None:
+    deadline = time.monotonic() + 10
+    while httpx.get(url + "/info", timeout=10).json()["stats"].get(stat, -1) < at_least:
+        assert time.monotonic() < deadline, f"stats.{stat} never reached {at_least}"
+        time.sleep(0.02)
+
+
+def in_thread(call: Callable[[], httpx.Response]) -> tuple[threading.Thread, list[httpx.Response]]:
+    answers: list[httpx.Response] = []
+    thread = threading.Thread(target=lambda: answers.append(call()))
+    thread.start()
+    return thread, answers
 
 
 def test_health_503_until_loaded_then_500_and_503_answers_keep_serving(in_process: tuple) -> None:
@@ -317,7 +443,7 @@ def test_health_503_until_loaded_then_500_and_503_answers_keep_serving(in_proces
     while httpx.get(url + "/health", timeout=10).status_code != 200 and time.monotonic() < deadline:
         time.sleep(0.05)
     failed = post(url, {"text": ["boom"]})
-    assert failed.status_code == 500 and "decoder exploded" in failed.json()["error"]
+    assert failed.status_code == 500 and "decoding failed" in failed.json()["error"]
     assert post(url, {"text": ["a dog"]}).status_code == 200  # still serving
     engine.gate.clear()  # the next request holds the decoder: 2 lines queued = the limit
     held: list[httpx.Response] = []
@@ -349,6 +475,7 @@ def test_request_options_are_passed_per_call_not_set_on_the_engine(in_process: t
     expected = open_translator(ct2_model, decode_flags={"beam_size": 3, "n_best": 3}).translate_nbest(
         ["a dog .", "the red car ."])
     got = answer.json()["translations"]
+    assert len(got) == len(expected) == 2 and all(len(t["nbest"]) == 3 for t in got)
     assert [[h["text"] for h in t["nbest"]] for t in got] == [[h.text for h in n] for n in expected]
     assert httpx.get(url + "/info", timeout=10).json()["decode"]["beam_size"] == own.beam_size
 
@@ -373,3 +500,80 @@ def test_a_busy_port_is_one_error_line(ct2_model: Path) -> None:
                                  "--port", str(busy.getsockname()[1])], cwd=REPO, capture_output=True,
                                 text=True, timeout=120, check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert_one_line_error(result, "cannot listen", "--port")
+
+
+def test_a_bad_request_fails_alone_in_a_shared_batch(ct2_model: Path) -> None:
+    """An unencodable line is a 422 naming it; a line the decoder fails on is a 500 with no
+    exception text, while the request batched with it gets its translation."""
+    records: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: records.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("mt_cli").addHandler(handler)
+    try:
+        with serving(ct2_model, max_queue=8) as (url, engine, loaded):
+            wait_ready(url, loaded)
+            engine.gate.clear()  # the first request holds the decoder; the next three queue up together
+            holder, held = in_thread(lambda: post(url, {"text": ["a dog"]}))
+            wait_for(url, "queued_lines", 1)
+            bodies = {"surrogate": {"text": ["x\udfff"]}, "boom": {"text": ["boom"]}, "good": {"text": ["a cat"]}}
+            threads = {name: in_thread(lambda body=body: post(url, body)) for name, body in bodies.items()}
+            wait_for(url, "queued_lines", 3)
+            time.sleep(0.3)
+            engine.gate.set()
+            for thread, _ in [*threads.values(), (holder, held)]:
+                thread.join(30)
+            got = {name: answers[0] for name, (_, answers) in threads.items()}
+            expected = engine.inner.translate_nbest(["a cat"])[0][0].text
+    finally:
+        logging.getLogger("mt_cli").removeHandler(handler)
+    assert (got["surrogate"].status_code, got["surrogate"].json()["field"]) == (422, "text[0]"), got["surrogate"].text
+    assert got["boom"].status_code == 500 and "exploded" not in got["boom"].text
+    assert got["good"].status_code == 200 and got["good"].json()["translations"][0]["text"] == expected
+    assert held[0].status_code == 200
+    assert {"boom", "a cat"} in [set(call) for call in engine.calls]  # the good one shared the batch that failed
+    assert any("decoder exploded" in record for record in records)  # the details are in the log
+
+
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnhandledThreadExceptionWarning")
+def test_a_dead_batcher_fails_its_requests_and_health_says_503(ct2_model: Path) -> None:
+    with serving(ct2_model) as (url, _, loaded):
+        wait_ready(url, loaded)
+        dying = post(url, {"text": ["die"]}, timeout=10)  # answered, not left hanging
+        assert dying.status_code == 500, dying.text
+        health = httpx.get(url + "/health", timeout=10)
+        assert health.status_code == 503 and health.json()["status"] == "stopped"
+        assert post(url, {"text": ["a dog"]}, timeout=10).status_code == 503
+
+
+def test_a_client_that_left_is_dropped_before_decoding(ct2_model: Path) -> None:
+    with serving(ct2_model) as (url, engine, loaded):
+        wait_ready(url, loaded)
+        engine.gate.clear()
+        holder, held = in_thread(lambda: post(url, {"text": ["a dog"]}))
+        wait_for(url, "queued_lines", 1)
+        body = json.dumps({"text": ["gone away"]}).encode()
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as client:
+            client.sendall(b"POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+            wait_for(url, "queued_lines", 2)
+        wait_for(url, "dropped_requests", 1)
+        engine.gate.set()
+        holder.join(30)
+        assert held[0].status_code == 200
+        assert post(url, {"text": ["a cat"]}).status_code == 200
+    assert ["gone away"] not in engine.calls and not any("gone away" in call for call in engine.calls)
+
+
+def test_a_slow_body_is_a_408(ct2_model: Path) -> None:
+    with serving(ct2_model, read_timeout=0.5) as (url, _, loaded):
+        wait_ready(url, loaded)
+        with socket.create_connection(("127.0.0.1", int(url.rsplit(":", 1)[1]))) as client:
+            client.settimeout(5)
+            client.sendall(b"POST /translate HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                           b"Content-Length: 50\r\n\r\n{\"text\": [")
+            answer = b""
+            while chunk := client.recv(65536):  # the server answers, then closes
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 408"), answer
+        assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["field"] == "body"
+        assert post(url, {"text": ["a dog"]}).status_code == 200

@@ -27,7 +27,8 @@ def serve(
     )] = 10.0,
     max_lines: Annotated[int, typer.Option("--max-lines", help="Most lines per request (more: 413).")] = 256,
     max_chars: Annotated[int, typer.Option(
-        "--max-chars", help="Most characters per request, text and prefixes (more: 413).",
+        "--max-chars", help="Most characters per request, text and prefixes (more: 413); bodies over "
+        "12 x --max-chars + 128 x --max-lines + 4096 bytes are refused before they are read.",
     )] = 10000,
     max_queue: Annotated[int, typer.Option(
         "--max-queue", help="Most lines queued or decoding (more: 503 + Retry-After); 0 = 4 x --max-lines.",
@@ -35,6 +36,17 @@ def serve(
     max_beam_size: Annotated[int, typer.Option(
         "--max-beam-size", help="Largest beam_size a request may ask for.",
     )] = 16,
+    allowed_hosts: Annotated[str, typer.Option(
+        "--allowed-hosts", help="Comma-separated Host header names to answer (against DNS rebinding; others: 400); "
+        "'*' = any. IP addresses always pass. Default: localhost and --host (with 0.0.0.0 or ::, this machine's "
+        "name too).",
+    )] = "",
+    read_timeout: Annotated[float, typer.Option(
+        "--read-timeout", help="Seconds a request body may take to arrive (slower: 408).",
+    )] = 10.0,
+    max_connections: Annotated[int, typer.Option(
+        "--max-connections", help="Most open connections (more: 503).",
+    )] = 64,
     threads: Annotated[int, typer.Option(
         "--threads", help="CPU threads for decoding (0 = the engine's default: all cores).",
     )] = 0,
@@ -67,5 +79,6 @@ def serve(
 
     settings = ServeSettings(host=host, port=port, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
                              max_lines=max_lines, max_chars=max_chars, max_queue=max_queue,
-                             max_beam_size=max_beam_size)
+                             max_beam_size=max_beam_size, read_timeout=read_timeout, max_connections=max_connections,
+                             allowed_hosts=tuple(name for name in allowed_hosts.split(",") if name.strip()))
     run_server(lambda: open_translator(model, list(set_ or []), threads), model, settings)

@@ -4,9 +4,11 @@ Requests arrive one sentence at a time; the MicroBatcher queues them and one wor
 decodes those with equal decode options (beam size, n-best, with or without prefixes)
 together, off the event loop, handing each request its own results in order. The model is
 loaded and warmed in the background after the port opens, so `/health` answers 503 until
-it can translate. Limits (lines, characters, queued lines) turn floods into 4xx/503
-answers instead of memory growth. SIGTERM: uvicorn stops accepting, in-flight requests
-finish, the batcher drains, exit 0.
+it can translate. Limits (lines, characters, queued lines, body bytes, connections, the
+time a body may take) turn floods and slow clients into 4xx/503 answers instead of memory
+growth; the checks made before a body is parsed are in guard.py. Answers and /info name no
+file paths and pass no exception text on (the log has it, escaped). SIGTERM: uvicorn stops
+accepting, in-flight requests finish, the batcher drains, exit 0.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,8 +36,17 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mt_cli import __version__
+from mt_cli.app.serve.guard import (
+    RETRY_AFTER_S,
+    EscapeFilter,
+    RequestGuard,
+    error_response,
+    host_names,
+    printable,
+)
 from mt_cli.app.serve.microbatch import Closed, MicroBatcher, QueueFull
 from mt_cli.core.config import (
     CONFIG_FILE,
@@ -52,7 +64,8 @@ from mt_cli.engines.protocol import LineTranslator
 __all__ = ["ModelHost", "ServeSettings", "create_app", "model_info", "run_server"]
 log = logging.getLogger("mt_cli")
 WARMUP_LINE = "Warm up ."
-RETRY_AFTER_S = 1
+MAX_WAIT_MS = 60_000.0  # longer waits would hold every request for minutes; larger numbers overflow timers
+ENDPOINTS = "POST /translate, GET /health, GET /info, GET /docs"
 
 
 @dataclass(frozen=True)
@@ -67,18 +80,32 @@ class ServeSettings:
     max_chars: int = 10000
     max_queue: int = 0  # lines queued or being decoded; 0 = 4 x max(max_lines, max_batch_size)
     max_beam_size: int = 16
+    allowed_hosts: tuple[str, ...] = ()  # Host header names; () = localhost and --host; IP literals always
+    read_timeout: float = 10.0  # seconds a request body may take to arrive
+    max_connections: int = 64  # open connections; more: 503
 
     @property
     def queue_lines(self) -> int:
         return self.max_queue or 4 * max(self.max_lines, self.max_batch_size)
 
+    @property
+    def max_body(self) -> int:
+        """The most bytes a request within --max-chars and --max-lines can take as JSON: 12
+        per character (a \\uXXXX\\uXXXX escape), 128 per line (quotes, commas, its prefix's,
+        spacing) and 4 KiB for the rest."""
+        return 12 * self.max_chars + 128 * self.max_lines + 4096
+
     def check(self) -> None:
         """One error naming the option, before anything starts."""
-        for name in ("max_batch_size", "max_lines", "max_chars", "max_beam_size"):
+        for name in ("max_batch_size", "max_lines", "max_chars", "max_beam_size", "max_connections"):
             if getattr(self, name) < 1:
                 raise MtError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(self, name)}")
-        if self.max_wait_ms < 0 or not 0 <= self.port < 65536:
-            raise MtError("--max-wait-ms must be >= 0 and --port in 0..65535")
+        if not 0 <= self.max_wait_ms <= MAX_WAIT_MS:  # False for nan too
+            raise MtError(f"--max-wait-ms: must be a number in 0..{MAX_WAIT_MS:g}, got {self.max_wait_ms}")
+        if not 0 < self.read_timeout <= 3600:
+            raise MtError(f"--read-timeout: must be a number of seconds in (0, 3600], got {self.read_timeout}")
+        if not 0 <= self.port < 65536:
+            raise MtError(f"--port: must be in 0..65535, got {self.port}")
         if self.max_queue and self.max_queue < self.max_lines:
             raise MtError(f"--max-queue: must be >= --max-lines ({self.max_lines}), got {self.max_queue}")
 
@@ -158,7 +185,6 @@ def model_info(directory: Path) -> dict[str, Any]:
     return {
         "model": f"{name}@{digest}",
         "engine": manifest.get("engine", NATIVE),
-        "path": str(directory),
         "languages": {"source": config.data.source_lang, "target": config.data.target_lang},
         "step": manifest.get("step", source.get("step")),
         "dev_scores": manifest.get("dev_scores", {}),
@@ -247,6 +273,16 @@ class ModelHost:
 
 # ---------------------------------------------------------------- the HTTP app
 
+def _check_unicode(name: str, lines: list[str]) -> None:
+    """Lines the tokenizer can take: JSON lets a lone surrogate (\\udfff) through, UTF-8 does not."""
+    for i, line in enumerate(lines):
+        try:
+            line.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ApiError(422, f"{name}[{i}]", f"{name}[{i}]: not valid Unicode: a lone surrogate "
+                                               f"U+{ord(line[exc.start]):04X} at character {exc.start + 1}") from None
+
+
 def _check_limits(request: TranslateRequest, settings: ServeSettings) -> None:
     if len(request.text) > settings.max_lines:
         raise ApiError(413, "text", f"at most {settings.max_lines} lines per request, got {len(request.text)}")
@@ -256,11 +292,8 @@ def _check_limits(request: TranslateRequest, settings: ServeSettings) -> None:
     if request.prefix is not None and len(request.prefix) != len(request.text):
         raise ApiError(422, "prefix", f"one prefix per line: {len(request.text)} lines, "
                                       f"{len(request.prefix)} prefixes")
-
-
-def _error_response(status: int, field: str | None, message: str, retry: bool = False) -> JSONResponse:
-    headers = {"Retry-After": str(RETRY_AFTER_S)} if retry else None
-    return JSONResponse({"error": message, "field": field}, status_code=status, headers=headers)
+    _check_unicode("text", request.text)
+    _check_unicode("prefix", request.prefix or [])
 
 
 def _validation_response(exc: RequestValidationError) -> JSONResponse:
@@ -268,9 +301,9 @@ def _validation_response(exc: RequestValidationError) -> JSONResponse:
     first = exc.errors()[0]
     loc = [part for part in first.get("loc", ()) if part != "body"]
     if first.get("type") == "json_invalid":
-        return _error_response(400, "body", f"invalid JSON: {first.get('ctx', {}).get('error', first['msg'])}")
+        return error_response(400, "body", f"invalid JSON: {first.get('ctx', {}).get('error', first['msg'])}")
     field = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "body"
-    return _error_response(422, field, f"{field}: {first['msg']}")
+    return error_response(422, field, f"{field}: {first['msg']}")
 
 
 class RequestLog:
@@ -295,8 +328,36 @@ class RequestLog:
         finally:
             lines = scope.get("state", {}).get("lines")
             what = f" ({lines} line{'' if lines == 1 else 's'})" if lines is not None else ""
-            log.info(f"{scope['method']} {scope['path']} {status[0]}{what} "
+            log.info(f"{printable(scope['method'])} {printable(scope['path'])} {status[0]}{what} "
                      f"{(time.perf_counter() - started) * 1000:.1f} ms")
+
+
+async def _disconnected(request: Request) -> None:
+    """Returns once the client has closed its connection (the body has been read already, so
+    the next message is the disconnect; anything else is waited past, at most 20 a second)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        await asyncio.sleep(0.05)
+
+
+async def _answer(batcher: MicroBatcher, future: Future, request: Request) -> list[list[Hypothesis]]:
+    """The request's results; a client that leaves first has its job dropped from the queue
+    (499, read by nobody), a decoding failure is a 500 whose details only the log has."""
+    waiter = asyncio.wrap_future(future)
+    watcher = asyncio.ensure_future(_disconnected(request))
+    try:
+        await asyncio.wait({waiter, watcher}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        watcher.cancel()
+    if not waiter.done():
+        dropped = batcher.drop(future)
+        waiter.cancel()
+        log.info(f"client disconnected; its request was {'dropped from the queue' if dropped else 'being decoded'}")
+        raise ApiError(499, None, "the client disconnected")
+    try:
+        return waiter.result()
+    except Exception as exc:  # noqa: BLE001 (a decoding failure is a 500, not a crash)
+        log.error(printable(f"decoding failed: {type(exc).__name__}: {exc}"))
+        raise ApiError(500, None, "decoding failed (the server's log has the details)") from None
 
 
 def _add_routes(app: FastAPI, host: ModelHost, settings: ServeSettings) -> None:
@@ -316,17 +377,15 @@ def _add_routes(app: FastAPI, host: ModelHost, settings: ServeSettings) -> None:
             future = host.batcher.submit(body.text, body.prefix if options.prefixed else None, options)
         except QueueFull as exc:
             raise ApiError(503, None, f"queue full ({exc}); retry later", retry=True) from None
-        except Closed:
-            raise ApiError(503, None, "shutting down", retry=True) from None
-        try:
-            nbests = await asyncio.wrap_future(future)
-        except Exception as exc:  # noqa: BLE001 (a decoding failure is a 500, not a crash)
-            log.error(f"decoding failed: {type(exc).__name__}: {exc}")
-            raise ApiError(500, None, f"decoding failed: {type(exc).__name__}: {exc}") from None
+        except Closed as exc:
+            raise ApiError(503, None, f"not serving: {exc}", retry=True) from None
+        nbests = await _answer(host.batcher, future, request)
         return {"translations": [_translation(n, options.decode.n_best) for n in nbests], "model": host.model_id}
 
-    @app.get("/health", summary="200 once the model is loaded and warmed, 503 before")
+    @app.get("/health", summary="200 once the model is loaded and warmed and while the batcher runs, 503 else")
     async def health() -> JSONResponse:
+        if host.ready and host.batcher is not None and not host.batcher.alive:
+            return JSONResponse({"status": "stopped", "model": host.model_id}, status_code=503)
         if host.ready:
             return JSONResponse({"status": "ok", "model": host.model_id})
         return JSONResponse({"status": "loading", "model": host.model_id}, status_code=503,
@@ -353,19 +412,31 @@ def create_app(host: ModelHost, settings: ServeSettings) -> FastAPI:
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
-        return _error_response(exc.status, exc.field, exc.message, exc.retry)
+        return error_response(exc.status, exc.field, exc.message, exc.retry)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
         return _validation_response(exc)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        """FastAPI's own 404/405/400 answers in the server's error shape."""
+        message = {404: f"no such endpoint; there are {ENDPOINTS}",
+                   405: f"method {printable(request.method)} not allowed here; there are {ENDPOINTS}"}
+        response = error_response(exc.status_code, "body" if exc.status_code == 400 else None,
+                                  message.get(exc.status_code, str(exc.detail)))
+        response.headers.update(exc.headers or {})
+        return response
+
     @app.exception_handler(Exception)
     async def unexpected(_: Request, exc: Exception) -> JSONResponse:
-        log.error(f"internal error: {type(exc).__name__}: {exc}")
-        return _error_response(500, None, f"internal error: {type(exc).__name__}")
+        log.error(printable(f"internal error: {type(exc).__name__}: {exc}"))
+        return error_response(500, None, "internal error (the server's log has the details)")
 
     _add_routes(app, host, settings)
-    app.add_middleware(RequestLog)
+    app.add_middleware(RequestGuard, names=host_names(settings.host, settings.allowed_hosts),
+                       max_body=settings.max_body, read_timeout=settings.read_timeout)
+    app.add_middleware(RequestLog)  # outermost: logs the guard's refusals too
     return app
 
 
@@ -399,8 +470,11 @@ def run_server(open_engine: Callable[[], LineTranslator], model: str | Path, set
     settings.check()
     host = ModelHost(open_engine, resolve_model_dir(model), settings)
     sock = _listen(settings.host, settings.port)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # their messages carry client paths too
+        logging.getLogger(name).addFilter(EscapeFilter())
     config = uvicorn.Config(create_app(host, settings), log_config=None, access_log=False,
-                            timeout_graceful_shutdown=60, lifespan="on", server_header=False)
+                            timeout_graceful_shutdown=60, lifespan="on", server_header=False,
+                            limit_concurrency=settings.max_connections, timeout_keep_alive=5)
     server = _Server(config)
 
     def stop() -> None:
