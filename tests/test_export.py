@@ -20,7 +20,6 @@ from mt_cli.cli.main import app
 from mt_cli.core.extras import require
 from mt_cli.engines.choice import open_translator
 
-pytest.importorskip("ctranslate2")
 GREEDY = ["decode.beam_size=1", "decode.n_best=1", "decode.batch_size=1"]
 VARIANTS = {
     "pre-joint-tied-relu": dict(norm="pre", joint=True, share="all", activation="relu"),
@@ -42,6 +41,7 @@ def ok(result: object) -> object:
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory: pytest.TempPathFactory, toy_dir: Path) -> dict[str, tuple[Path, Path]]:
     """name -> (native model dir, its CTranslate2 export)."""
+    pytest.importorskip("ctranslate2")  # here, not module-wide: the SavedModel and average tests need none
     from mt_cli.engines.ct2_convert import export_ctranslate2
 
     root = tmp_path_factory.mktemp("variants")
@@ -54,6 +54,7 @@ def variants(tmp_path_factory: pytest.TempPathFactory, toy_dir: Path) -> dict[st
 
 @pytest.fixture(scope="module")
 def trained_ct2(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    pytest.importorskip("ctranslate2")
     out = tmp_path_factory.mktemp("ct2") / "model"
     ok(cli("export", "-m", trained_run, "-o", out, "--format", "ctranslate2"))
     return out
@@ -129,12 +130,21 @@ def test_sampling_on_ct2_is_reproducible(trained_ct2: Path, toy_dir: Path) -> No
 
 
 def test_evaluate_reads_ct2(trained_ct2: Path, toy_dir: Path) -> None:
+    """evaluate -m scores the CTranslate2 model's own translations (not another engine's)."""
+    import sacrebleu
+
     result = ok(cli("evaluate", "-m", trained_ct2, "-s", toy_dir / "test.src", "-r", toy_dir / "test.tgt",
                     "--json"))
-    assert json.loads(result.stdout)["systems"][0]["scores"]["bleu"]["score"] >= 0.0
+    scores = json.loads(result.stdout)["systems"][0]["scores"]
+    hyps = open_translator(trained_ct2).translate(_sources(toy_dir))
+    refs = (toy_dir / "test.tgt").read_text(encoding="utf-8").splitlines()
+    assert scores["bleu"]["score"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
+    chrf = sacrebleu.corpus_chrf(hyps, [refs]).score
+    assert scores["chrf"]["score"] == pytest.approx(chrf) and chrf > 0  # the tiny model's BLEU may be 0
 
 
 def test_int8_export_translates(trained_run: Path, tmp_path: Path, toy_dir: Path) -> None:
+    pytest.importorskip("ctranslate2")
     ok(cli("export", "-m", trained_run, "-o", tmp_path / "int8", "--quantization", "int8"))
     out = ok(cli("translate", "-m", tmp_path / "int8", toy_dir / "test.src")).stdout
     assert len(out.splitlines()) == len(_sources(toy_dir))
@@ -264,3 +274,53 @@ def test_loading_a_model_directory_parses_its_config_once(trained_run: Path,
     loaded = model_dir.load_export(trained_run, ["decode.beam_size=3"], decode_flags={"n_best": 2})
     assert len(parsed) == 1, parsed
     assert (loaded.config.decode.beam_size, loaded.config.decode.n_best) == (3, 2)
+
+
+def test_average_refuses_a_swapped_sentencepiece_model(trained_run: Path, tmp_path: Path, toy_dir: Path) -> None:
+    """As a resume does: checkpoints trained on one vocabulary are not packaged with another."""
+    import shutil
+
+    from mt_cli.core.tokenizer import train_sentencepiece
+
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    other = train_sentencepiece([toy_dir / "train.src", toy_dir / "train.tgt"], tmp_path / "b", 48, model_type="bpe")
+    shutil.copyfile(other, run / "spm.model")
+    assert_one_line_error(cli("average", run, "--last", 1, "-o", tmp_path / "avg"),
+                          "cannot average with another SentencePiece model", str(run / "spm.model"))
+    assert not (tmp_path / "avg").exists()
+
+
+def test_average_of_a_truncated_checkpoint_or_an_edited_config_is_one_error(trained_run: Path,
+                                                                            tmp_path: Path) -> None:
+    import shutil
+
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    last = sorted((run / "checkpoints").glob("step-*"))[-1]
+    data = next(last.glob("ckpt.data-*"))
+    data.write_bytes(data.read_bytes()[:3])
+    assert_one_line_error(cli("average", run, "--last", 1, "-o", tmp_path / "a"), "cannot be read into the model",
+                          "a checkpoint is damaged")
+    edited = Path(shutil.copytree(trained_run, tmp_path / "edited"))
+    config = edited / "config.yaml"
+    config.write_text(config.read_text().replace("ffn_dim: 64", "ffn_dim: 96"))
+    assert_one_line_error(cli("average", edited, "--last", 1, "-o", tmp_path / "b"), str(config),
+                          "cannot be read into the model")
+    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+
+
+@pytest.mark.parametrize("steps", [",", " , ,"])
+def test_average_steps_without_a_number_is_one_error(trained_run: Path, tmp_path: Path, steps: str) -> None:
+    assert_one_line_error(cli("average", trained_run, "--steps", steps, "-o", tmp_path / "x"),
+                          "--steps: no step number")
+
+
+def test_export_tests_run_without_ctranslate2(tmp_path: Path) -> None:
+    """Only the CTranslate2 tests skip when it is missing (a module-wide importorskip once
+    skipped the SavedModel and average tests too)."""
+    code = ("import sys; sys.modules['ctranslate2'] = None; import pytest; "
+            f"sys.exit(pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', {str(Path(__file__))!r}]))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                            cwd=Path(__file__).parent, check=False)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "test_savedmodel_serves_without_mt_cli" in result.stdout
+    assert "test_average_of_one_is_it_and_of_two_is_the_mean" in result.stdout

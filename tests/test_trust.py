@@ -5,6 +5,7 @@ Mostly in process and on copies of the session's trained run, so they stay fast.
 
 from __future__ import annotations
 
+import ast
 import errno
 import json
 import os
@@ -174,26 +175,81 @@ def test_evaluate_takes_defaults_from_the_eval_section(runner, tmp_path) -> None
     assert doc["systems"][0]["scores"]["bleu"]["score"] == pytest.approx(100)
 
 
-def _reads_of(name: str, text: str) -> bool:
-    return re.search(rf"\.{name}\b|[\"']{name}[\"']", text) is not None
+def _section_names(function: ast.AST, section: str, class_name: str) -> set[str]:
+    """Names that hold a `section` object inside `function`: parameters or variables annotated
+    with its class, and variables assigned from `<anything>.<section>` (also in an `x if c else y`
+    or a tuple assignment `d, t = cfg.data, cfg.train`)."""
+    def holds(node: ast.AST | None) -> bool:
+        if isinstance(node, ast.IfExp):
+            return holds(node.body) or holds(node.orelse)
+        return isinstance(node, ast.Attribute) and node.attr == section
+
+    def annotated(annotation: ast.AST | None) -> bool:
+        return annotation is not None and class_name in ast.unparse(annotation)
+
+    names = set()
+    for node in ast.walk(function):
+        if isinstance(node, ast.arg) and annotated(node.annotation):
+            names.add(node.arg)
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and (
+                annotated(node.annotation) or holds(node.value)):
+            names.add(node.target.id)
+        elif isinstance(node, ast.Assign):
+            for target in node.targets:
+                pairs = (zip(target.elts, node.value.elts) if isinstance(target, ast.Tuple)
+                         and isinstance(node.value, ast.Tuple) else [(target, node.value)])
+                names.update(t.id for t, v in pairs if isinstance(t, ast.Name) and holds(v))
+    return names
+
+
+def _fields_read(trees: list[ast.Module], section: str, class_name: str) -> set[str]:
+    """Attributes read off a `section` object: `<x>.<section>.<field>`, or `<name>.<field>` where
+    the enclosing function binds `name` to that section (see `_section_names`)."""
+    read = set()
+    for tree in trees:
+        for function in ast.walk(tree):
+            if not isinstance(function, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                continue
+            names = _section_names(function, section, class_name)
+            for node in ast.walk(function):
+                if not isinstance(node, ast.Attribute) or not isinstance(node.ctx, ast.Load):
+                    continue
+                owner = node.value
+                if (isinstance(owner, ast.Attribute) and owner.attr == section) or (
+                        isinstance(owner, ast.Name) and owner.id in names):
+                    read.add(node.attr)
+    return read
 
 
 def test_every_config_key_is_read_somewhere() -> None:
     """A key that is validated but read by nothing is a silent no-op for the user: every
-    section must be read off a Config (`cfg.<section>`), every field by name, outside config.py."""
+    section must be read off a Config (`cfg.<section>`), and every field read off an object
+    of that section (`cfg.decode.beam_size`, `d.beam_size` with `d = cfg.decode` or
+    `d: DecodeConfig`), outside config.py: the field's name appearing anywhere is not enough."""
     import dataclasses
 
-    sources = "\n".join(p.read_text() for p in (REPO / "mt_cli").rglob("*.py") if p.name != "config.py")
+    files = [p for p in (REPO / "mt_cli").rglob("*.py") if p.name != "config.py"]
+    sources = "\n".join(p.read_text() for p in files)
+    trees = [ast.parse(p.read_text(), str(p)) for p in files]
     unread = []
     for section in dataclasses.fields(Config):
         if section.metadata.get("internal"):
             continue
         if not re.search(rf"\b(cfg|config|loaded\.config|self\.cfg)\.{section.name}\b", sources):
             unread.append(section.name)
-        for fld in dataclasses.fields(section.default_factory()):  # type: ignore[misc]
-            if not _reads_of(fld.name, sources):
-                unread.append(f"{section.name}.{fld.name}")
+        default = section.default_factory()  # type: ignore[misc]
+        read = _fields_read(trees, section.name, type(default).__name__)
+        unread += [f"{section.name}.{f.name}" for f in dataclasses.fields(default) if f.name not in read]
     assert unread == []
+
+
+def test_the_config_key_check_is_not_fooled_by_a_name_elsewhere() -> None:
+    """The check above must miss a field read off another object or only named in a string."""
+    tree = ast.parse("def f(cfg, other, d: DecodeConfig):\n"
+                     "    x = cfg.decode\n"
+                     "    y, z = cfg.decode, cfg.train\n"
+                     "    return other.beam_size, 'n_best', x.seed, d.batch_size, cfg.decode.dtype, y.top, z.no\n")
+    assert _fields_read([tree], "decode", "DecodeConfig") == {"seed", "batch_size", "dtype", "top"}
 
 
 # ---------------------------------------------------------------- 6: the export's config.yaml is hashed

@@ -11,13 +11,14 @@ import json
 from pathlib import Path
 
 from mt_cli.core.config import CONFIG_FILE, load_config
-from mt_cli.core.errors import CheckpointError, ConfigError
+from mt_cli.core.errors import CheckpointError, ConfigError, MtError
+from mt_cli.core.files import clean_leftovers
 from mt_cli.engines.model_dir import write_export
 from mt_cli.model import build_model
 from mt_cli.training.checkpoints import SavedStep, list_checkpoints
 from mt_cli.training.export_choice import ExportChoice, load_choice
 from mt_cli.training.init_from import read_record
-from mt_cli.training.run_dir import existing_tokenizers
+from mt_cli.training.run_dir import check_tokenizers, existing_tokenizers
 from mt_cli.training.runtime_file import RUNTIME_FILE
 
 
@@ -27,6 +28,8 @@ def select_checkpoints(saved: list[SavedStep], last: int | None, steps: list[int
     if (last is None) == (steps is None):
         raise ConfigError("give either --last K or --steps a,b,c")
     if steps is not None:
+        if not steps:
+            raise ConfigError("--steps: no step number given; give e.g. --steps 4000,5000")
         by_step = {s.step: s for s in saved}
         missing = [s for s in steps if s not in by_step]
         if missing:
@@ -47,12 +50,28 @@ def trained_precision(run_dir: Path, configured: str) -> str:
         return configured
 
 
+def _load_mean(model: object, choice: ExportChoice, config_path: Path) -> None:
+    """The checkpoints' mean into `model`; a checkpoint that cannot be read into the model the
+    config describes (truncated, or the config edited since) is one error line."""
+    try:
+        load_choice(model, choice)
+    except MtError:
+        raise
+    except Exception as exc:  # noqa: BLE001 (TensorFlow raises many types for damaged or mismatched files)
+        steps = ", ".join(str(s.step) for s in choice.steps)
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:160]
+        raise CheckpointError(f"checkpoint(s) {steps}: cannot be read into the model {config_path} describes "
+                              f"({type(exc).__name__}: {reason}); a checkpoint is damaged or the model "
+                              "section was edited since training") from None
+
+
 def average_checkpoints(run_dir: Path, output: Path, last: int | None = None,
                         steps: list[int] | None = None) -> list[int]:
     """Write the mean of the chosen checkpoints of `run_dir` to `output`; return their steps."""
     config_path = run_dir / CONFIG_FILE
     if not config_path.is_file():
         raise CheckpointError(f"{config_path}: missing; {run_dir} is not an mt-cli run directory")
+    clean_leftovers(output)  # an interrupted average's .tmp-/.old- copies beside -o
     if output.exists() and any(output.iterdir()):
         raise CheckpointError(f"{output}: exists and is not empty; choose another -o (nothing is overwritten)")
     cfg = load_config(config_path)
@@ -60,9 +79,10 @@ def average_checkpoints(run_dir: Path, output: Path, last: int | None = None,
     tokenizers = existing_tokenizers(cfg, run_dir)
     if tokenizers is None:
         raise CheckpointError(f"{run_dir}: no SentencePiece model in the run (spm*.model) or config")
+    check_tokenizers(run_dir, tokenizers, action="average")  # the vocabulary the checkpoints were trained on
     model = build_model(cfg.model, tokenizers.source.vocab_size, tokenizers.target.vocab_size)
     choice = ExportChoice("averaged", tuple(chosen))
-    load_choice(model, choice)
+    _load_mean(model, choice, config_path)
     info = {"step": chosen[-1].step, "trained_precision": trained_precision(run_dir, cfg.train.precision),
             "weights_from": choice.manifest_entry(chosen[-1].step), "dev_scores": {},
             "eval_metric": cfg.train.eval_metric, "best_score": None}

@@ -17,9 +17,12 @@ def _steps(text: str | None) -> list[int] | None:
     if text is None:
         return None
     try:
-        return [int(part) for part in text.split(",") if part.strip()]
+        steps = [int(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise ConfigError(f"--steps: expected comma-separated step numbers, got {text!r}") from None
+    if not steps:
+        raise ConfigError(f"--steps: no step number in {text!r}; give e.g. --steps 4000,5000")
+    return steps
 
 
 def average(

@@ -34,6 +34,7 @@ def export(
     """
     from mt_cli.core.errors import CheckpointError, ConfigError
     from mt_cli.core.extras import require
+    from mt_cli.core.files import clean_leftovers
 
     if fmt not in FORMATS:
         raise ConfigError(f"--format: must be one of {', '.join(FORMATS)}, got {fmt!r}")
@@ -41,6 +42,7 @@ def export(
         raise ConfigError(f"--quantization: must be one of {', '.join(QUANTIZATIONS)}, got {quantization!r}")
     if fmt == "savedmodel" and quantization != "float32":
         raise ConfigError("--quantization applies to --format ctranslate2 only")
+    clean_leftovers(output)  # an interrupted export's .tmp-/.old- copies (an .old- may be restored)
     if output.exists():
         raise CheckpointError(f"{output}: already exists; choose a new -o (nothing is overwritten)")
     if fmt == "ctranslate2":

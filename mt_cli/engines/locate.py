@@ -8,7 +8,10 @@ which a CTranslate2 model never needs.
 from __future__ import annotations
 
 import json
+import re
+import stat
 from pathlib import Path
+from typing import Any
 
 from mt_cli.core.errors import CheckpointError
 from mt_cli.core.files import file_sha256
@@ -18,6 +21,11 @@ CT2_QUANTIZATIONS = ("float32", "int8", "int8_float32", "int16", "float16", "bfl
 NATIVE = "native"
 CTRANSLATE2 = "ctranslate2"
 ENGINES = (NATIVE, CTRANSLATE2)
+# The weights file of each engine: listed in files_sha256 and so verified before loading.
+WEIGHTS_FILES = {NATIVE: "model.weights.h5", CTRANSLATE2: "model.bin"}
+MAX_MANIFEST_BYTES = 1 << 20  # real ones are a few KB
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_EXPECTED = {int: "an integer", str: "a string", dict: "an object"}
 
 
 def resolve_model_dir(path: str | Path) -> Path:
@@ -30,46 +38,138 @@ def resolve_model_dir(path: str | Path) -> Path:
     return path / "export"
 
 
-def read_manifest(directory: Path) -> dict:
-    """manifest.json of a model directory, or one error line saying what is wrong."""
+def read_manifest(directory: Path) -> dict[str, Any]:
+    """manifest.json of a model directory, validated (`check_manifest`), or one error line."""
     path = directory / MANIFEST_FILE
     if not path.is_file():
         raise CheckpointError(f"{path}: missing; {directory} is not an mt-cli model directory "
                               "(point -m at a run directory or its export/)")
     try:
+        if path.stat().st_size > MAX_MANIFEST_BYTES:
+            raise CheckpointError(f"{path}: {path.stat().st_size} bytes, more than a manifest ever holds "
+                                  f"({MAX_MANIFEST_BYTES}); re-export the model")
         manifest = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise CheckpointError(f"{path}: unreadable ({exc})") from None
+    except (OSError, ValueError, RecursionError) as exc:
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
+        raise CheckpointError(f"{path}: unreadable ({reason})") from None
+    return check_manifest(path, manifest)
+
+
+def check_manifest(path: Path, manifest: object) -> dict[str, Any]:
+    """The one validation every reader of a manifest relies on: types, hashes, and file names
+    that stay inside the directory, so that no later step indexes, copies or opens what it
+    has not checked (a `../` name once made export overwrite a file outside both directories)."""
     if not isinstance(manifest, dict):
-        raise CheckpointError(f"{path}: expected a JSON object")
+        raise CheckpointError(f"{path}: expected a JSON object, got {_kind(manifest)}")
+    engine = manifest.get("engine", NATIVE)
+    if engine not in ENGINES:
+        raise CheckpointError(f"{path}: unknown engine {_show(engine)} (this mt-cli reads {', '.join(ENGINES)})")
+    check = _Checker(path)
+    check.typed(manifest, "format_version", int, required=False)
+    check.typed(manifest, "step", int, required=False)
+    check.typed(manifest, "quantization", str, required=False)
+    for key in ("versions", "source_model", "dev_scores", "weights"):
+        check.typed(manifest, key, dict, required=False)
+    files = check.typed(manifest, "files_sha256", dict)
+    for name, digest in files.items():
+        check.name(name, "files_sha256")
+        check.digest(digest, f"files_sha256.{name}")
+    tokenizer = check.typed(manifest, "tokenizer", dict)
+    for side in ("source", "target"):
+        check.name(check.typed(tokenizer, side, str, prefix="tokenizer."), f"tokenizer.{side}")
+        check.digest(check.typed(tokenizer, f"{side}_sha256", str, prefix="tokenizer."), f"tokenizer.{side}_sha256")
+    special = check.typed(manifest, "special_ids", dict)
+    for key in ("pad", "unk", "bos", "eos"):
+        check.typed(special, key, int, prefix="special_ids.")
+    weights = WEIGHTS_FILES[engine]
+    if weights not in files:
+        raise CheckpointError(f"{path}: files_sha256 does not list {weights}, so the weights cannot be "
+                              "verified; re-export the model")
+    declared = (manifest.get("weights") or {}).get("file", weights)
+    if declared != weights:
+        raise CheckpointError(f"{path}: weights.file: expected {weights!r}, got {_show(declared)}")
     return manifest
+
+
+def _kind(value: object) -> str:
+    """What was found: the JSON type, with the value where it is a short scalar."""
+    names = {type(None): "null", bool: "boolean", int: "number", float: "number", str: "string",
+             list: "array", dict: "object"}
+    kind = names.get(type(value), type(value).__name__)
+    return kind if value is None or isinstance(value, (list, dict)) else f"{kind} {_show(value)}"
+
+
+def _show(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
+class _Checker:
+    """One-line errors naming the manifest, the key and what was found."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def typed(self, parent: dict, key: str, kind: type, required: bool = True, prefix: str = "") -> Any:
+        if key not in parent:
+            if required:
+                raise CheckpointError(f"{self.path}: {prefix}{key}: missing; re-export the model")
+            return {} if kind is dict else None
+        value = parent[key]
+        if value is None and not required and kind is not dict:  # readers `.get()` objects: no null
+            return None
+        if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+            raise CheckpointError(f"{self.path}: {prefix}{key}: expected {_EXPECTED[kind]}, got {_kind(value)}")
+        return value
+
+    def name(self, name: str, key: str) -> None:
+        if not plain_name(name):
+            raise CheckpointError(f"{self.path}: {key}: {_show(name)} is not a plain file name inside the "
+                                  "model directory (no '/', '..' or absolute paths); re-export the model")
+
+    def digest(self, value: object, key: str) -> None:
+        if not isinstance(value, str) or not _SHA256.fullmatch(value):
+            raise CheckpointError(f"{self.path}: {key}: expected a sha256 (64 hex digits), got {_show(value)}")
+
+
+def plain_name(name: object) -> bool:
+    """A file name that can only mean a file directly inside the directory."""
+    return (isinstance(name, str) and name not in ("", ".", "..") and len(name) <= 255
+            and not any(c in name for c in "/\\\x00"))
 
 
 def engine_of(path: str | Path) -> str:
     """`native` or `ctranslate2`: which engine reads the model directory at `path`."""
-    directory = resolve_model_dir(path)
-    engine = read_manifest(directory).get("engine", NATIVE)
-    if engine not in ENGINES:
-        raise CheckpointError(f"{directory / MANIFEST_FILE}: unknown engine {engine!r} "
-                              f"(this mt-cli reads {', '.join(ENGINES)})")
-    return engine
+    return str(read_manifest(resolve_model_dir(path)).get("engine", NATIVE))
 
 
-def verify_files(directory: Path, manifest: dict, required: tuple[str, ...] = ()) -> None:
-    """Every listed file present and matching its sha256, before any heavy work; the
-    tokenizer's mismatch gets its own message (the most common cause)."""
-    for name in (*required, *manifest.get("files_sha256", {})):
-        if not (directory / name).is_file():
-            raise CheckpointError(f"{directory / name}: missing from the model directory")
+def verify_files(directory: Path, manifest: dict[str, Any], required: tuple[str, ...] = ()) -> None:
+    """Every listed file present, a regular file, and matching its sha256, before any heavy
+    work; the tokenizer's mismatch gets its own message (the most common cause). `manifest`
+    comes from `read_manifest`, so every name is a plain one."""
     tok = manifest["tokenizer"]
+    for name in dict.fromkeys((*required, *manifest["files_sha256"], tok["source"], tok["target"])):
+        _regular_file(directory / name)
     for side in ("source", "target"):
         actual = file_sha256(directory / tok[side])
         if actual != tok[f"{side}_sha256"]:
             raise CheckpointError(
                 f"{directory / tok[side]}: sha256 {actual[:12]}… does not match the manifest "
                 f"({tok[f'{side}_sha256'][:12]}…): the tokenizer is not the one the model was trained with")
-    for name, expected in manifest.get("files_sha256", {}).items():
+    for name, expected in manifest["files_sha256"].items():
         if file_sha256(directory / name) != expected:
             raise CheckpointError(f"{directory / name}: sha256 does not match the manifest; "
                                   "the file was changed or damaged after export (the architecture "
                                   "and weights must match: re-export instead of editing)")
+
+
+def _regular_file(path: Path) -> None:
+    """A regular file (a symlink to one is fine): never a FIFO or device, whose read blocks
+    or never ends."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        raise CheckpointError(f"{path}: missing from the model directory") from None
+    if not stat.S_ISREG(mode):
+        raise CheckpointError(f"{path}: not a regular file (a directory, FIFO or device); "
+                              "the model directory holds regular files only")

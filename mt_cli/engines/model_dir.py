@@ -30,6 +30,7 @@ from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizers
 from mt_cli.engines.locate import (
     MANIFEST_FILE,
     NATIVE,
+    WEIGHTS_FILES,
     read_manifest,
     resolve_model_dir,
     verify_files,
@@ -41,7 +42,7 @@ from mt_cli.model.ensemble import Ensemble
 
 log = logging.getLogger("mt_cli")
 FORMAT_VERSION = 1
-WEIGHTS_FILE = "model.weights.h5"
+WEIGHTS_FILE = WEIGHTS_FILES[NATIVE]
 
 
 def export_config(cfg: Config, spm_names: tuple[str, str | None]) -> dict[str, Any]:
@@ -121,7 +122,7 @@ def check_export(directory: Path, overrides: list[str] | None = None,
         raise CheckpointError(f"{manifest_path}: format_version {manifest.get('format_version')} "
                               f"is not supported (this mt-cli reads {FORMAT_VERSION})")
     verify_files(directory, manifest, required=(CONFIG_FILE,))
-    if CONFIG_FILE not in manifest.get("files_sha256", {}):
+    if CONFIG_FILE not in manifest["files_sha256"]:
         log.warning(f"{directory / CONFIG_FILE}: not covered by the manifest (an older export); "
                     "edits to it cannot be detected")
     return manifest, load_config(directory / CONFIG_FILE, overrides or [], decode_flags)

@@ -26,6 +26,7 @@ from mt_cli.engines.locate import (
     CTRANSLATE2,
     MANIFEST_FILE,
     NATIVE,
+    plain_name,
     read_manifest,
     resolve_model_dir,
 )
@@ -155,10 +156,14 @@ def read_record(run_dir: Path) -> Parent | None:
     if not path.is_file():
         return None
     try:
-        return Parent.from_record(json.loads(path.read_text()))
-    except (OSError, ValueError, KeyError, TypeError) as exc:
+        parent = Parent.from_record(json.loads(path.read_text()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, RecursionError) as exc:
         raise CheckpointError(f"{path}: unreadable ({str(exc)[:120]}); use --overwrite to start "
                               "again") from None
+    if not all(plain_name(name) for pair in parent.spm_files.items() for name in pair):
+        raise CheckpointError(f"{path}: spm_files: names must be plain file names (no '/' or '..'); "
+                              "use --overwrite to start again")
+    return parent
 
 
 def _refuse_started_run(run_dir: Path, parent: Parent, path: Path) -> None:

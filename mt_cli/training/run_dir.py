@@ -96,11 +96,12 @@ def read_finished(run_dir: Path) -> dict[str, Any] | None:
 TOKENIZER_RECORD = "tokenizer.sha256.json"
 
 
-def check_tokenizers(run_dir: Path, tokenizers: Tokenizers) -> None:
-    """Refuse to resume with SentencePiece model(s) other than the ones the run started with.
+def check_tokenizers(run_dir: Path, tokenizers: Tokenizers, action: str = "resume") -> None:
+    """Refuse to resume (or `average`) with SentencePiece model(s) other than the ones the
+    run started with.
 
     The first start records their sha256 in the run; a resume compares before any step,
-    so checkpoints trained on another vocabulary are never touched.
+    so checkpoints trained on another vocabulary are never touched. Only a resume records.
     """
     now = {"source": (str(tokenizers.source.path), tokenizers.source.sha256()),
            "target": (str(tokenizers.target.path), tokenizers.target.sha256())}
@@ -115,9 +116,14 @@ def check_tokenizers(run_dir: Path, tokenizers: Tokenizers) -> None:
                    for side in (("source",) if tokenizers.joint else ("source", "target"))
                    if side in before and before[side].get("sha256") != now[side][1]]
         if changed:
+            fix = ("set tokenizer.model back, or use a new --run-dir or --overwrite" if action == "resume"
+                   else "put back the SentencePiece model the run trained with")
             raise CheckpointError(
-                f"{run_dir}: cannot resume with another SentencePiece model: {'; '.join(changed)}; "
-                "set tokenizer.model back, or use a new --run-dir or --overwrite")
+                f"{run_dir}: cannot {action} with another SentencePiece model: {'; '.join(changed)}; {fix}")
+        return
+    if action != "resume":
+        log.warning(f"{record}: missing (a run of an older mt-cli); the SentencePiece model cannot be "
+                    "checked against the one the run trained with")
         return
     try:
         atomic_write_text(record, json.dumps({side: {"path": p, "sha256": h} for side, (p, h) in now.items()},
