@@ -191,6 +191,8 @@ def test_savedmodel_serves_without_mt_cli(trained_run: Path, tmp_path: Path, toy
     from mt_cli.model.search import search
 
     ok(cli("export", "-m", trained_run, "-o", tmp_path / "sm", "--format", "savedmodel"))
+    source = json.loads((tmp_path / "sm" / "manifest.json").read_text())["source_model"]
+    assert source["directory"] == trained_run.name  # its name, never the path it was built from
     loaded = load_export(trained_run)
     pytest.importorskip("tensorflow_text")
     rows = [ids + [EOS_ID] for ids in loaded.tokenizers.source.encode_ids(_sources(toy_dir)[:6])]

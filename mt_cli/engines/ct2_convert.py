@@ -25,7 +25,7 @@ from ctranslate2.specs import common_spec, transformer_spec
 
 from mt_cli import __version__
 from mt_cli.core.files import atomic_dir, file_sha256
-from mt_cli.engines.locate import CTRANSLATE2, MANIFEST_FILE
+from mt_cli.engines.locate import CTRANSLATE2, MANIFEST_FILE, model_name
 from mt_cli.engines.model_dir import CONFIG_FILE, LoadedModel, load_export
 from mt_cli.model import Transformer
 from mt_cli.model.layers import (
@@ -144,11 +144,6 @@ def _copy_tokenizers(loaded: LoadedModel, tmp: Path) -> tuple[str, str]:
     return source, target
 
 
-def _name(directory: Path) -> str:
-    """The source model's name, not its path: a manifest travels, and must not tell where it was built."""
-    return directory.parent.name if directory.name == "export" else directory.name
-
-
 def _manifest(tmp: Path, loaded: LoadedModel, names: tuple[str, str], quantization: str) -> dict[str, Any]:
     files = {p.name: file_sha256(p) for p in sorted(tmp.iterdir()) if p.is_file()}
     source_manifest = loaded.manifest
@@ -157,7 +152,7 @@ def _manifest(tmp: Path, loaded: LoadedModel, names: tuple[str, str], quantizati
         "format_version": FORMAT_VERSION,
         "quantization": quantization,
         "versions": {"mt_cli": __version__, "ctranslate2": ctranslate2.__version__},
-        "source_model": {"directory": _name(loaded.directory), "files_sha256": source_manifest["files_sha256"],
+        "source_model": {"directory": model_name(loaded.directory), "files_sha256": source_manifest["files_sha256"],
                          "step": source_manifest.get("step"), "versions": source_manifest.get("versions")},
         "special_ids": source_manifest["special_ids"],
         "tokenizer": {"source": names[0], "target": names[1], "source_sha256": files[names[0]],

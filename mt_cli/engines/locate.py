@@ -28,6 +28,12 @@ _SHA256 = re.compile(r"[0-9a-f]{64}")
 _EXPECTED = {int: "an integer", str: "a string", dict: "an object"}
 
 
+def model_name(directory: Path) -> str:
+    """A model directory's name, not its path (the run's name for RUN/export): manifests and
+    /info travel, and must not tell where the model was built."""
+    return directory.parent.name if directory.name == "export" else directory.name
+
+
 def resolve_model_dir(path: str | Path) -> Path:
     """An export directory, or a run directory (then its export/)."""
     path = Path(path)

@@ -20,7 +20,7 @@ from mt_cli.core.config import DecodeConfig
 from mt_cli.core.extras import installed
 from mt_cli.core.files import atomic_dir
 from mt_cli.core.tokenizer import EOS_ID, PAD_ID
-from mt_cli.engines.locate import MANIFEST_FILE
+from mt_cli.engines.locate import MANIFEST_FILE, model_name
 from mt_cli.engines.model_dir import load_export
 from mt_cli.model import Transformer
 from mt_cli.model.search import bound_search
@@ -89,7 +89,7 @@ def export_savedmodel(model_dir: str | Path, output: Path) -> dict[str, Any]:
     manifest = {"engine": "savedmodel", "format_version": 1, "signatures": sorted(signatures),
                 "decode": loaded.config.to_dict()["decode"], "versions": {"mt_cli": __version__,
                                                                         "tensorflow": tf.__version__},
-                "source_model": {"directory": str(loaded.directory),
+                "source_model": {"directory": model_name(loaded.directory),
                                  "files_sha256": loaded.manifest["files_sha256"]}}
 
     def build(tmp: Path) -> None:

@@ -58,7 +58,7 @@ from mt_cli.core.config import (
 )
 from mt_cli.core.errors import ConfigError, MtError
 from mt_cli.core.hypothesis import Hypothesis
-from mt_cli.engines.locate import NATIVE, read_manifest, resolve_model_dir
+from mt_cli.engines.locate import NATIVE, model_name, read_manifest, resolve_model_dir
 from mt_cli.engines.protocol import LineTranslator
 
 __all__ = ["ModelHost", "ServeSettings", "create_app", "model_info", "run_server"]
@@ -181,7 +181,7 @@ def model_info(directory: Path) -> dict[str, Any]:
     source = manifest.get("source_model", {})
     files = manifest.get("files_sha256", {})
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
-    name = directory.parent.name if directory.name == "export" else directory.name
+    name = model_name(directory)
     return {
         "model": f"{name}@{digest}",
         "engine": manifest.get("engine", NATIVE),
