@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from mt_cli.cli.main import app
 from mt_cli.core.alignment import hard_alignment, layer_index, moses, word_ids
 from mt_cli.core.config import from_dict
+from mt_cli.core.errors import ConfigError
 from mt_cli.engines.choice import open_translator
 from mt_cli.training.loop import train
 
@@ -101,4 +102,23 @@ def test_word_ids_and_links() -> None:
     links = hard_alignment(np.array(cross), ["\u2581a", "\u2581b"], ["\u2581x", "\u2581y", "\u2581z"])
     assert links == [(0, 0), (0, 1), (1, 2)] and moses(links) == "0-0 0-1 1-2"
     assert hard_alignment(np.zeros((2, 2)), [], ["\u2581x"]) == []
-    assert layer_index(-1, 3) == 2 and layer_index(-5, 3) == 0 and layer_index(7, 3) == 2
+    assert layer_index(-1, 3, "--layer") == 2 and layer_index(-3, 3, "--layer") == 0
+    for wrong in (7, 3, -4):
+        with pytest.raises(ConfigError, match=rf"^--layer: the model has 3 layers .*got {wrong}$"):
+            layer_index(wrong, 3, "--layer")
+
+
+@pytest.mark.parametrize("layer", ["1", "-3", "7"])
+def test_alignment_layer_out_of_range_is_an_error(tasks: dict[str, Path], tmp_path: Path, layer: str) -> None:
+    """A one-layer decoder has layers 0 and -1 only: another --alignment-layer is refused, naming
+    the flag and the range, instead of silently aligning with the last layer."""
+    src = tmp_path / "in.txt"
+    src.write_text("ka lo mi\n")
+    run = tasks["copy"] / "run"
+    result = CliRunner().invoke(app, ["translate", "-m", str(run), str(src), "--alignments",
+                                      "--alignment-layer", layer])
+    assert result.exit_code == 1, result.stdout
+    assert "--alignment-layer: the model has 1 layer (0..0, or -1..-1 from the end), got " + layer in result.stderr
+    assert "Traceback" not in result.stderr and result.stdout == ""
+    default = CliRunner().invoke(app, ["translate", "-m", str(run), str(src), "--alignments"])
+    assert default.exit_code == 0 and default.stdout.endswith(" ||| 0-0 1-1 2-2\n")

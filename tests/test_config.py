@@ -10,8 +10,10 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO
+from helpers import REPO, assert_one_line_error
+from typer.testing import CliRunner
 
+from mt_cli.cli.main import app
 from mt_cli.core.config import Config, from_dict, load_config, parse_override
 from mt_cli.core.errors import ConfigError
 
@@ -479,6 +481,17 @@ def test_invalid_utf8_config(work: Path) -> None:
     path = work / "latin1.yaml"
     path.write_bytes(b"data:\n  source_lang: caf\xe9\n")
     assert error_of(path).startswith(f"{path}: cannot read config (")
+
+
+@pytest.mark.parametrize("body", ["data: " + "[" * 3000 + "]" * 3000 + "\n", "data: " + "{a: " * 3000 + "}" * 3000])
+def test_deeply_nested_yaml_is_one_line_error(work: Path, body: str) -> None:
+    """PyYAML composes nesting recursively: 3,000 levels were a RecursionError traceback."""
+    path = write(work / "deep.yaml", body)
+    assert error_of(path) == (f"{path}: nested too deeply to read (thousands of levels of brackets or "
+                              "indentation); a config is a few levels of sections")
+    assert_one_line_error(CliRunner().invoke(app, ["config", "validate", str(path)]), str(path), "nested too deeply")
+    with pytest.raises(ConfigError, match="^--set decode.beam_size: the value is nested too deeply"):
+        load_config(None, ["decode.beam_size=" + "[" * 3000])
 
 
 @pytest.mark.parametrize("text", ["", "# only a comment\n", "\n\n"])

@@ -155,3 +155,13 @@ def test_constraint_warnings(runner: object, trained_run: Path, tmp_path: Path) 
     assert result.stdout.split("\n")[:-1][0] == ""
     assert "line 1: empty input, its constraints are not applied" in result.stderr
     assert "line 2: constraint 'ЖЖ' has characters the target vocabulary lacks" in result.stderr
+    # ... and still produced: the output holds the phrase's pieces (unknown ones included) in order
+    from mt_cli.core.tokenizer import UNK_ID
+    from mt_cli.engines.choice import open_translator
+
+    translator = open_translator(trained_run)
+    phrase = translator.tokenizers.target.encode_ids(["ЖЖ"])[0]
+    assert UNK_ID in phrase
+    ids = translator.translate_nbest(["the dog runs ."], constraints=["ЖЖ"])[0][0].ids
+    assert any(ids[i:i + len(phrase)] == phrase for i in range(len(ids))), (phrase, ids)
+    assert "\u2047" in result.stdout.split("\n")[1]  # SentencePiece's surface of an unknown piece

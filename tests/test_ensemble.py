@@ -19,6 +19,8 @@ from helpers import (
 
 from mt_cli.cli.main import app
 from mt_cli.core.config import DecodeConfig
+from mt_cli.core.errors import ConfigError
+from mt_cli.engines.choice import open_translator
 from mt_cli.model import Transformer
 from mt_cli.model.ensemble import Ensemble
 from mt_cli.model.search import search
@@ -102,7 +104,13 @@ def test_translate_ensemble_of_a_model_with_itself(runner: object, trained_run: 
 def test_translate_ensemble_errors(runner: object, trained_run: Path, toy_dir: Path, tmp_path: Path) -> None:
     source = toy_dir / "test.src"
     assert_one_line_error(_translate(runner, "-m", trained_run, "-m", trained_run, "--ensemble-weights",
-                                     "0.5", source), "--ensemble-weights", "need 2 positive numbers")
+                                     "0.5", source), "--ensemble-weights", "need 2 positive finite numbers")
+    for weights in ("inf,1", "1,nan", "-inf,1", "1e999,1"):  # float() reads them all: not weights
+        assert_one_line_error(_translate(runner, "-m", trained_run, "-m", trained_run, "--ensemble-weights",
+                                         weights, source), "--ensemble-weights", f"{weights!r}", "finite numbers")
+    for weights in ([math.inf, 1.0], [1.0, math.nan]):  # the API checks them too
+        with pytest.raises(ConfigError, match="^--ensemble-weights: need 2 positive finite numbers"):
+            open_translator([trained_run, trained_run], ensemble_weights=weights)
     assert_one_line_error(_translate(runner, "-m", trained_run, "-m", trained_run, "--ensemble-weights",
                                      "a,b", source), "--ensemble-weights", "'a,b'")
     assert_one_line_error(_translate(runner, "-m", trained_run, "--ensemble-weights", "1", source),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -229,3 +230,55 @@ def test_written_file_has_normal_permissions(tmp_path: Path) -> None:
         assert target.stat().st_mode & 0o777 == 0o644
     finally:
         os.umask(umask)
+
+
+# ---------------------------------------------------------------- bounded lines
+
+def test_max_chars_cuts_long_lines_and_names_them(caplog: pytest.LogCaptureFixture) -> None:
+    """Each line is cut to max_chars (a warning names it); the next line is intact, a character
+    split by the byte bound is dropped, not called invalid UTF-8, and short lines pass as they are."""
+    raw = b"short\n" + "é".encode() * 50 + b"\r\n" + b"x" * 1000 + b"\nlast \xe2\x82\xac"
+    with caplog.at_level("WARNING", logger="mt_cli"):
+        lines = list(iter_stream(io.BytesIO(raw), "in.txt", max_chars=10))
+    assert lines == ["short", "é" * 10, "x" * 10, "last €"]
+    warnings = [r.getMessage() for r in caplog.records]
+    assert len(warnings) == 2 and warnings[0].startswith("in.txt:2: longer than ")
+    assert warnings[1].startswith("in.txt:3: longer than ") and "cut to 10" in warnings[1]
+    # the byte bound (4 * 3 = 12) splits the fourth 3-byte character: dropped, no UTF-8 error
+    assert list(iter_stream(io.BytesIO(("a" + "€" * 10 + "\n").encode()), "x", max_chars=3)) == ["a€€"]
+    with pytest.raises(DataError, match="^in.txt:1: invalid UTF-8"):  # real invalid bytes still are
+        list(iter_stream(io.BytesIO(b"\xff" * 100 + b"\n"), "in.txt", max_chars=10))
+    assert list(iter_stream(io.BytesIO(b"\xff" * 30), "x", lenient=True, max_chars=5)) == ["\ufffd" * 5]
+
+
+READER = """
+import sys
+from mt_cli.core.textio import iter_lines
+lines = [len(line) for line in iter_lines("-", max_chars=32768)]
+print(lines)
+"""
+WRAPPER = """
+import resource, subprocess, sys
+reader = subprocess.Popen([sys.executable, "-c", sys.argv[1]], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+block = b"a" * (1 << 20)
+for _ in range(int(sys.argv[2])):
+    reader.stdin.write(block)
+reader.stdin.write(b"\\nnext line\\n")
+reader.stdin.close()
+print(reader.stdout.read().decode().strip())
+reader.wait()
+print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024)
+"""
+
+
+def test_a_huge_line_is_never_held_whole() -> None:
+    """A 300 MB line without a newline, read through the bounded reader: peak RSS of the
+    reading process stays far below the line (it held the whole line, twice, before)."""
+    size_mb = 300
+    done = subprocess.run([sys.executable, "-c", WRAPPER, READER, str(size_mb)], capture_output=True,
+                          text=True, timeout=120, check=False, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    assert done.returncode == 0, done.stderr
+    lengths, peak_mb = done.stdout.split("\n")[:2]
+    assert lengths == "[32768, 9]"
+    assert int(peak_mb) < 100, f"peak RSS {peak_mb} MB for a {size_mb} MB line"
+    assert "<stdin>:1: longer than 131072 characters, cut to 32768" in done.stderr

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import math
 import os
 import queue
@@ -379,6 +380,21 @@ def test_prefix_file_line_count_mismatch(runner: CliRunner, trained_run: Path, t
     assert not out.exists()
 
 
+def test_dash_input_with_prefix_file_reads_stdin(runner: CliRunner, trained_run: Path, tmp_path: Path) -> None:
+    """`translate - --prefix-file p` reads the source from stdin ('-' was taken as a file name
+    when a prefix file asked for the line counts), and still checks the counts while reading."""
+    lines = source_lines(3, seed=5)
+    prefix_file = write_lines(tmp_path / "prefix.txt", ["taco", "", "neergo"])
+    result = ok(translate(runner, "-m", trained_run, "-", "--prefix-file", prefix_file, "--beam-size", "1",
+                          input="".join(line + "\n" for line in lines)))
+    got = out_lines(result.stdout)
+    assert len(got) == 3 and got[0].startswith("taco") and got[2].startswith("neergo")
+    short = translate(runner, "-m", trained_run, "-", "--prefix-file", prefix_file, input=lines[0] + "\n")
+    assert_one_line_error(short, str(prefix_file), "has 3 lines but <stdin> has 1")
+    both = translate(runner, "-m", trained_run, "-", "--prefix-file", "-", input=lines[0] + "\n")
+    assert_one_line_error(both, "--prefix-file: give a file")
+
+
 @pytest.mark.parametrize("beam", [
     "1",
     "2",
@@ -626,3 +642,35 @@ def test_shortlist_through_the_cli(runner: CliRunner, trained_run: Path, sources
     constraints = write_lines(tmp_path / "c.tsv", ["taco"] + [""] * 7)
     outcome = translate(runner, "-m", trained_run, src, "--shortlist", "20", "--constraints-file", constraints)
     assert_one_line_error(outcome, "--shortlist", "constraints")
+
+
+# ---------------------------------------------------------------- huge lines
+
+def test_a_huge_line_is_cut_before_sentencepiece(runner: CliRunner, trained_run: Path, tmp_path: Path) -> None:
+    """The tiny model reads 128 positions: a line is cut to 128 * 64 characters (a warning names
+    it) before SentencePiece, whose memory grows ~55 bytes per character, sees it. Through
+    translate and evaluate (the reader) and the engine's API (requests never pass a reader)."""
+    lines = ["the cat .", "a dog " * 50000, "the dog ."]
+    src = write_lines(tmp_path / "in.txt", lines)
+    result = ok(translate(runner, "-m", trained_run, src, "--beam-size", "1"))
+    assert len(out_lines(result.stdout)) == 3
+    assert f"{src}:2: longer than 32768 characters, cut to 8192 (more than the model can read)" in result.stderr
+    assert re.search(r"line 2: \d+ tokens, truncated to 127", result.stderr), result.stderr
+    piped = ok(translate(runner, "-m", trained_run, "-", "--beam-size", "1", input="".join(x + "\n" for x in lines)))
+    assert piped.stdout == result.stdout and "<stdin>:2: longer than 32768 characters" in piped.stderr
+    evaluated = runner.invoke(app, ["evaluate", "-m", str(trained_run), "-s", str(src), "-r", str(src)])
+    assert evaluated.exit_code == 0, evaluated.stderr
+    assert f"{src}:2: longer than 32768 characters, cut to 8192" in evaluated.stderr
+    from mt_cli.engines.choice import open_translator
+
+    translator = open_translator(trained_run, ["decode.beam_size=1", "decode.n_best=1"])
+    handler = logging.Handler()
+    messages: list[str] = []
+    handler.emit = lambda record: messages.append(record.getMessage())  # type: ignore[method-assign]
+    logging.getLogger("mt_cli").addHandler(handler)  # the CLI's set-up stops propagation to caplog
+    try:
+        api = translator.translate(["a dog " * 2000], first_line=5)
+    finally:
+        logging.getLogger("mt_cli").removeHandler(handler)
+    assert len(api) == 1
+    assert "line 5: 12000 characters, cut to 8192 (more than the model can read)" in messages

@@ -37,7 +37,7 @@ class AttentionView:
 
 def _select(maps: list[tf.Tensor], layer: str, head: str) -> list[tuple[str, np.ndarray]]:
     """Panels for `layer` (a number or all) and `head` (a number, mean or all)."""
-    layers = range(len(maps)) if layer == "all" else [layer_index(_number("--layer", layer), len(maps))]
+    layers = range(len(maps)) if layer == "all" else [layer_index(_number("--layer", layer), len(maps), "--layer")]
     panels = []
     for index in layers:
         probs = maps[index].numpy()[0]  # [H, Tq, Tk]

@@ -113,9 +113,10 @@ def display_name(path: str | Path) -> str:
     return STDIN_NAME if str(path) == "-" else str(path)
 
 
-def read_text(path: str | Path, strip: bool = True) -> list[str]:
-    """Lines of a non-empty file; trailing whitespace dropped as the `sacrebleu` command does."""
-    lines = read_lines(path)
+def read_text(path: str | Path, strip: bool = True, max_chars: int | None = None) -> list[str]:
+    """Lines of a non-empty file; trailing whitespace dropped as the `sacrebleu` command does;
+    each cut to `max_chars` if given (a source a model reads)."""
+    lines = read_lines(path, max_chars=max_chars)
     require_nonempty(display_name(path), lines)
     return [line.rstrip() for line in lines] if strip else lines
 

@@ -8,11 +8,14 @@ point of each run marked (highest BLEU/chrF, lowest loss).
 from __future__ import annotations
 
 import json
+import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from mt_cli.core.errors import DataError
 
+log = logging.getLogger("mt_cli")
 PANELS = (("train", "loss", "training loss"), ("train", "learning_rate", "learning rate"),
           ("train", "tokens_per_s", "tokens/s"), ("dev", "bleu", "dev BLEU"),
           ("dev", "chrf", "dev chrF"), ("dev", "loss", "dev loss"))
@@ -26,26 +29,67 @@ class RunMetrics:
     events: dict[str, list[tuple[int, float, dict]]] = field(default_factory=dict)
 
     def series(self, kind: str, key: str, minutes: bool) -> tuple[list[float], list[float]]:
-        points = [(m if minutes else s, v[key]) for s, m, v in self.events.get(kind, [])
-                  if isinstance(v.get(key), (int, float))]
-        return [x for x, _ in points], [y for _, y in points]
+        points = [(m if minutes else s, _finite(v.get(key))) for s, m, v in self.events.get(kind, [])]
+        return [x for x, y in points if y is not None], [y for _, y in points if y is not None]
+
+
+def _finite(value: object) -> float | None:
+    """A plottable value: a finite number (not a bool, not an integer too big for a float)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        number = float(value)
+    except OverflowError:
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _record(line: str) -> tuple[str, int, float, dict]:
+    """(kind, step, time, event) of one metrics line; ValueError when it is not a record."""
+    event = json.loads(line)
+    if not isinstance(event, dict):
+        raise ValueError("not an object")
+    kind, step, when = event.get("event"), event.get("step"), event.get("time")
+    if not isinstance(kind, str) or isinstance(step, bool) or not isinstance(step, int):
+        raise ValueError("event must be a string and step an integer")
+    if _finite(when) is None:
+        raise ValueError("time must be a finite number")
+    return kind, step, float(when), event
+
+
+def _lines(path: Path) -> list[tuple[int, str, bool]]:
+    """(number, text, complete) of each line: the last is incomplete without its newline."""
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = path.read_bytes()[:exc.start].count(b"\n") + 1
+        raise DataError(f"{path}:{line}: invalid UTF-8; metrics.jsonl is written as UTF-8 JSON lines "
+                        "(was the file replaced?)") from None
+    except OSError as exc:
+        raise DataError(f"{path}: cannot read ({exc.strerror})") from None
+    lines = text.split("\n")
+    return [(n, line, n < len(lines)) for n, line in enumerate(lines, start=1)]
 
 
 def read_metrics(run: Path) -> RunMetrics:
-    """A run's metrics.jsonl, or one error line naming the file and what is wrong."""
+    """A run's metrics.jsonl, or one error line naming the file and what is wrong. A partial
+    last line (a run killed while writing it) is skipped with a warning: the rest is intact."""
     path = run if run.suffix == ".jsonl" else run / "metrics.jsonl"
     if not path.is_file():
         raise DataError(f"{path}: not found; give a run directory written by mt-cli train")
     metrics = RunMetrics(path.parent.name)
     start = None
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for lineno, line, complete in _lines(path):
         if not line.strip():
             continue
         try:
-            event = json.loads(line)
-            kind, step, when = event["event"], int(event["step"]), float(event["time"])
-        except (ValueError, KeyError, TypeError):
-            raise DataError(f"{path}:{lineno}: not a metrics record (expected JSON with event, "
+            kind, step, when, event = _record(line)
+        except (ValueError, RecursionError) as exc:
+            if not complete:
+                log.warning(f"{path}:{lineno}: skipped a partial last line (the run was stopped while "
+                            "writing it)")
+                continue
+            raise DataError(f"{path}:{lineno}: not a metrics record ({exc}; expected JSON with event, "
                             "step and time)") from None
         start = when if start is None else start
         metrics.events.setdefault(kind, []).append((step, (when - start) / 60.0, event))

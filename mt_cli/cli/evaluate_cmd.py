@@ -208,13 +208,16 @@ def _translate(model: Path, source: Path | None, save_hyp: Path | None, override
     from mt_cli.core.textio import atomic_write_lines, check_line_counts
 
     start_tensorflow()
-    from mt_cli.app.translate import translate_file_lines
+    from mt_cli.core.tokenizer import line_char_limit
+    from mt_cli.engines.choice import open_translator
 
     assert source is not None
-    src_lines = ev.read_text(source, strip=False)
+    translator = open_translator(model, list(overrides) if overrides else None)
+    bound = line_char_limit(translator.max_source_tokens)  # a source line is never held beyond it
+    src_lines = ev.read_text(source, strip=False, max_chars=bound)
     check_line_counts(ev.display_name(source), len(src_lines), ev.display_name(ref_paths[0]), len(refs[0]),
                       ev.ALIGNED_HINT)
-    hyps = translate_file_lines(model, src_lines, overrides=list(overrides) if overrides else None)
+    hyps = translator.translate(src_lines)
     if len(hyps) != len(src_lines):
         raise DataError(f"{model}: returned {len(hyps)} translations for {len(src_lines)} source lines")
     if save_hyp is not None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,6 +45,19 @@ def _decode_flags(given: dict[str, Any], set_keys: set[str], stream: bool) -> di
     return flags
 
 
+def _check_side_files(source: Path | None, prefix_file: Path | None, constraints_file: Path | None) -> None:
+    """Side files must be files, line-aligned with a source file (stdin, `source` None, is
+    checked while reading): fail before loading the model or translating anything."""
+    from mt_cli.core.errors import ConfigError
+    from mt_cli.core.textio import check_same_length
+
+    for flag, side in (("--prefix-file", prefix_file), ("--constraints-file", constraints_file)):
+        if side is not None and str(side) == "-":
+            raise ConfigError(f"{flag}: give a file; stdin ('-') is where the source text comes from")
+        if side is not None and source is not None:
+            check_same_length(source, side)
+
+
 def _parse_weights(text: str | None) -> list[float] | None:
     """`0.6,0.4` -> [0.6, 0.4]; a clear error for anything else."""
     if text is None:
@@ -51,10 +65,13 @@ def _parse_weights(text: str | None) -> list[float] | None:
     from mt_cli.core.errors import ConfigError
 
     try:
-        return [float(part) for part in text.split(",")]
+        weights = [float(part) for part in text.split(",")]
     except ValueError:
-        raise ConfigError(f"--ensemble-weights: {text!r} is not a comma-separated list of numbers "
-                          "(e.g. 0.5,0.5)") from None
+        weights = []
+    if not weights or not all(math.isfinite(w) for w in weights):  # float() reads inf and nan too
+        raise ConfigError(f"--ensemble-weights: {text!r} is not a comma-separated list of finite numbers "
+                          "(e.g. 0.5,0.5)")
+    return weights
 
 
 @with_decode_options
@@ -96,17 +113,15 @@ def translate(
       mt-cli translate -m runs/demo test.en --constraints-file terms.tsv
     """
     from mt_cli.core.errors import ConfigError
-    from mt_cli.core.textio import atomic_write_lines, check_same_length, iter_lines, read_lines
+    from mt_cli.core.textio import atomic_write_lines, iter_lines, read_lines
+    from mt_cli.core.tokenizer import line_char_limit
 
     if fmt not in OUTPUT_FORMATS:
         raise ConfigError(f"--format: must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
     given, overrides = dict(decode_flags or {}), list(set_ or [])
     flags = _decode_flags(given, _set_keys(overrides), stream)
-    prefixes = read_lines(prefix_file) if prefix_file else None
-    constraints = read_lines(constraints_file) if constraints_file else None
-    for side in (prefix_file, constraints_file):
-        if side is not None and input_ is not None:
-            check_same_length(input_, side)  # fail before translating anything
+    source = None if input_ is None or str(input_) == "-" else input_  # None: stdin
+    _check_side_files(source, prefix_file, constraints_file)
 
     from mt_cli.engines.locate import CTRANSLATE2, engine_of
 
@@ -119,9 +134,13 @@ def translate(
     from mt_cli.engines.choice import open_translator
 
     translator = open_translator(model, overrides, threads, weights, flags)
-    lines = translate_lines(translator, iter_lines(input_ or "-"), prefixes=prefixes, constraints=constraints,
+    bound = line_char_limit(translator.max_source_tokens)  # a line is never held (nor tokenized) beyond it
+    prefixes = read_lines(prefix_file, max_chars=bound) if prefix_file else None
+    constraints = read_lines(constraints_file, max_chars=bound) if constraints_file else None
+    lines = translate_lines(translator, iter_lines(source or "-", max_chars=bound), prefixes=prefixes,
+                            constraints=constraints,
                             fmt=fmt, with_scores=with_scores, stream=stream,
-                            names=(str(input_ or "<stdin>"), str(prefix_file), str(constraints_file)))
+                            names=(str(source or "<stdin>"), str(prefix_file), str(constraints_file)))
     if output is not None:
         atomic_write_lines(output, lines)
         return

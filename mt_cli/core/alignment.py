@@ -12,6 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mt_cli.core.errors import ConfigError
+
 WORD_START = "\u2581"
 
 
@@ -39,10 +41,13 @@ def hard_alignment(cross: np.ndarray, source_pieces: Sequence[str],
     return sorted({(src_words[int(i)], tgt_words[t]) for t, i in enumerate(best)})
 
 
-def layer_index(layer: int, layers: int) -> int:
-    """A layer number that may count from the end (-1 = last), clamped into range."""
-    index = layer if layer >= 0 else layers + layer
-    return min(max(index, 0), layers - 1)
+def layer_index(layer: int, layers: int, flag: str) -> int:
+    """A layer number that may count from the end (-1 = last). Out of range is an error naming
+    `flag` and the valid numbers: silently using another layer would show the wrong attention."""
+    if not -layers <= layer < layers:
+        raise ConfigError(f"{flag}: the model has {layers} layer{'s' if layers != 1 else ''} "
+                          f"(0..{layers - 1}, or -{layers}..-1 from the end), got {layer}")
+    return layer if layer >= 0 else layers + layer
 
 
 def moses(links: Sequence[tuple[int, int]]) -> str:

@@ -126,6 +126,10 @@ class TrainConfig:
                             "directory holds weights only")
 
 
+INT32_MAX = 2**31 - 1  # integer decode options reach the search (and CTranslate2) as int32
+MAX_BEAM = 1024  # a wider beam only costs memory (B x beam x length tensors); quality peaks far below
+
+
 # How each decode option reaches the search (the `role` of a DecodeConfig field):
 #   graph   its value shapes the compiled search graph (part of the graph key);
 #   switch  a number passed as a tensor, whose being off (== default) or on changes the graph;
@@ -144,26 +148,30 @@ class DecodeConfig:
     """Every decoding option, defined once: CLI flags, `--set`, the search's graph key and
     the model directory's decode section all derive from these fields."""
 
-    beam_size: int = _decode_opt(4, "graph", "Beam width; 1 = greedy.", ("--beam-size", "-b"), ge=1)
+    beam_size: int = _decode_opt(4, "graph", "Beam width; 1 = greedy.", ("--beam-size", "-b"), ge=1,
+                                 le=MAX_BEAM)
     n_best: int = _decode_opt(1, "tensor", "Hypotheses per line (text format: 'i ||| text ||| score').",
-                              ge=1)
+                              ge=1, le=MAX_BEAM)
     length_penalty: float = _decode_opt(
         0.6, "tensor", "GNMT length penalty alpha (CTranslate2 models: its own formula).", ge=0)
     coverage_penalty: float = _decode_opt(
         0.0, "switch", "GNMT coverage penalty beta, beam search (CTranslate2: its own).", ge=0)
     max_length_a: float = _decode_opt(
         1.5, "tensor", "Max output tokens = a * source length + b (CTranslate2: per batch).", ge=0)
-    max_length_b: int = _decode_opt(10, "tensor", "See --max-length-a.", ge=0)
-    batch_size: int = _decode_opt(32, "host", "Sentences per batch.", ge=1)
-    batch_tokens: int = _decode_opt(0, "host", "Source tokens per batch (0 = use --batch-size).", ge=0)
-    sampling_topk: int = _decode_opt(0, "graph", "Sample from the k best tokens (0 = search).", ge=0)
+    max_length_b: int = _decode_opt(10, "tensor", "See --max-length-a.", ge=0, le=INT32_MAX)
+    batch_size: int = _decode_opt(32, "host", "Sentences per batch.", ge=1, le=INT32_MAX)
+    batch_tokens: int = _decode_opt(0, "host", "Source tokens per batch (0 = use --batch-size).", ge=0,
+                                    le=INT32_MAX)
+    sampling_topk: int = _decode_opt(0, "graph", "Sample from the k best tokens (0 = search).", ge=0,
+                                     le=INT32_MAX)
     sampling_topp: float = _decode_opt(1.0, "switch", "Nucleus sampling mass (1 = off).", gt=0, le=1)
     sampling_temperature: float = _decode_opt(1.0, "tensor", "Sampling temperature.",
                                               ("--temperature",), gt=0)
-    seed: int | None = _decode_opt(None, "host", "Seed for sampling (default: random).")
+    seed: int | None = _decode_opt(None, "host", "Seed for sampling (default: random).", ge=0, le=INT32_MAX)
     shortlist: int = _decode_opt(
         0, "switch", "Output vocabulary shortlist (native engine): score only the N most frequent "
-        "target pieces plus each batch's source pieces (joint vocabulary) and prefixes; 0 = all.", ge=0)
+        "target pieces plus each batch's source pieces (joint vocabulary) and prefixes; 0 = all.", ge=0,
+        le=INT32_MAX)
     dtype: str = _decode_opt("auto", "host", "Compute dtype of the native engine: auto (bfloat16 "
                              "where the hardware has bf16 units, else float32), float32 or bfloat16.",
                              choices=("auto", "float32", "bfloat16"))
@@ -172,7 +180,8 @@ class DecodeConfig:
         "jsonl 'alignment' (native engine).")
     alignment_layer: int = _decode_opt(
         -2, "host", "Decoder layer whose head-averaged cross-attention gives alignments "
-        "(0 = first, -1 = last; default -2, the one before last, aligned best on Multi30k).")
+        "(0 = first, -1 = last; default -2, the one before last (a one-layer decoder: its layer), "
+        "aligned best on Multi30k); out of range is an error.", ge=-INT32_MAX, le=INT32_MAX)
 
     @property
     def sampling(self) -> bool:
@@ -450,6 +459,9 @@ def _load_yaml(path: Path) -> dict[str, Any]:
         where = f"{path}:{mark.line + 1}" if mark else str(path)
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{where}: {problem}") from None
+    except RecursionError:  # PyYAML composes nested collections recursively
+        raise ConfigError(f"{path}: nested too deeply to read (thousands of levels of brackets or "
+                          "indentation); a config is a few levels of sections") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
@@ -553,6 +565,8 @@ def parse_override(text: str) -> tuple[list[str], Any]:
         parsed = yaml.safe_load(value) if value.strip() else ""
     except yaml.YAMLError:
         parsed = value
+    except RecursionError:
+        raise ConfigError(f"--set {key.strip()}: the value is nested too deeply to read") from None
     return parts, parsed
 
 

@@ -8,6 +8,8 @@ So N lines counted here are N lines read, tokenized, translated and scored.
 
 from __future__ import annotations
 
+import codecs
+import logging
 import os
 import sys
 import tempfile
@@ -19,17 +21,21 @@ from typing import BinaryIO, TypeVar
 from mt_cli.core.errors import DataError
 
 STDIN_NAME = "<stdin>"
+READ_CHUNK = 1 << 16  # bytes read at a time while skipping the rest of an over-long line
+MAX_UTF8_BYTES = 4  # a character takes at most 4 bytes: max_chars characters fit in 4 * max_chars
+log = logging.getLogger("mt_cli")
 T = TypeVar("T")
 
 
-def _decode(raw: bytes, name: str, lineno: int, lenient: bool) -> str:
-    """Decode one raw line, naming the file and line on invalid UTF-8."""
+def _decode(raw: bytes, name: str, lineno: int, lenient: bool, final: bool = True) -> str:
+    """Decode one raw line, naming the file and line on invalid UTF-8; `final=False` (a line cut
+    at a byte bound) drops a character split by the cut instead of calling it invalid."""
     if raw.endswith(b"\n"):
         raw = raw[:-1]
     if raw.endswith(b"\r"):
         raw = raw[:-1]
     try:
-        return raw.decode("utf-8")
+        return codecs.getincrementaldecoder("utf-8")().decode(raw, final=final)
     except UnicodeDecodeError as exc:
         if lenient:
             return raw.decode("utf-8", errors="replace")
@@ -39,10 +45,33 @@ def _decode(raw: bytes, name: str, lineno: int, lenient: bool) -> str:
         ) from None
 
 
-def iter_stream(stream: BinaryIO, name: str, lenient: bool = False) -> Iterator[str]:
-    """Yield decoded lines of a binary stream, one per b"\\n"-terminated record."""
-    for lineno, raw in enumerate(stream, start=1):
-        yield _decode(raw, name, lineno, lenient)
+def _records(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[bytes, bool]]:
+    """(raw record, cut) per b"\\n"-terminated record, holding at most `max_bytes` of one: the
+    rest of a longer record is read in bounded chunks and dropped (a 1 GB line without a
+    newline costs READ_CHUNK, not 1 GB)."""
+    while raw := stream.readline(max_bytes + 1):
+        if raw.endswith(b"\n") or len(raw) <= max_bytes:
+            yield raw, False
+            continue
+        while (rest := stream.readline(READ_CHUNK)) and not rest.endswith(b"\n"):
+            pass
+        yield raw[:max_bytes], True
+
+
+def iter_stream(stream: BinaryIO, name: str, lenient: bool = False, max_chars: int | None = None) -> Iterator[str]:
+    """Yield decoded lines of a binary stream, one per b"\\n"-terminated record; with `max_chars`
+    each line is cut to that many characters (with a warning naming it) and never held whole."""
+    if max_chars is None:
+        for lineno, raw in enumerate(stream, start=1):
+            yield _decode(raw, name, lineno, lenient)
+        return
+    for lineno, (raw, cut) in enumerate(_records(stream, MAX_UTF8_BYTES * max_chars), start=1):
+        line = _decode(raw, name, lineno, lenient, final=not cut)
+        if cut or len(line) > max_chars:
+            log.warning(f"{name}:{lineno}: {'longer than ' if cut else ''}{len(line)} characters, cut to "
+                        f"{max_chars} (more than the model can read)")
+            line = line[:max_chars]
+        yield line
 
 
 def _open_binary(path: str | Path) -> BinaryIO:
@@ -56,18 +85,19 @@ def _open_binary(path: str | Path) -> BinaryIO:
         raise DataError(f"{path}: permission denied") from None
 
 
-def iter_lines(path: str | Path, lenient: bool = False) -> Iterator[str]:
-    """Stream the lines of a file (or stdin for "-") without loading it whole."""
+def iter_lines(path: str | Path, lenient: bool = False, max_chars: int | None = None) -> Iterator[str]:
+    """Stream the lines of a file (or stdin for "-") without loading it whole; `max_chars`
+    bounds each line (see `iter_stream`)."""
     if str(path) == "-":
-        yield from iter_stream(sys.stdin.buffer, STDIN_NAME, lenient)
+        yield from iter_stream(sys.stdin.buffer, STDIN_NAME, lenient, max_chars)
         return
     with _open_binary(path) as handle:
-        yield from iter_stream(handle, str(path), lenient)
+        yield from iter_stream(handle, str(path), lenient, max_chars)
 
 
-def read_lines(path: str | Path, lenient: bool = False) -> list[str]:
-    """All lines of a file (or stdin for "-")."""
-    return list(iter_lines(path, lenient))
+def read_lines(path: str | Path, lenient: bool = False, max_chars: int | None = None) -> list[str]:
+    """All lines of a file (or stdin for "-"), each cut to `max_chars` if given."""
+    return list(iter_lines(path, lenient, max_chars))
 
 
 def count_lines(path: str | Path) -> int:

@@ -8,6 +8,7 @@ exactly as by every other command.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -20,6 +21,29 @@ from mt_cli.core.textio import chunked, iter_lines
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 MODEL_TYPES = ("unigram", "bpe", "char", "word")
+# A piece covers at most 16 characters (SentencePiece's max_sentencepiece_length); 64 leaves room
+# for the whitespace normalisation drops. A line longer than max_length * this has more pieces
+# than the model can read, and SentencePiece's memory grows ~55 bytes per character of a line.
+CHARS_PER_PIECE = 64
+log = logging.getLogger("mt_cli")
+
+
+def line_char_limit(max_length: int) -> int:
+    """Characters of a line worth tokenizing for a model of `max_length` positions."""
+    return max_length * CHARS_PER_PIECE
+
+
+def cut_lines(lines: list[str], max_chars: int, first_line: int, label: str = "line") -> list[str]:
+    """`lines` cut to `max_chars` characters before SentencePiece sees them, each cut announced
+    with its number (lines from the reader already are; requests and API callers are not)."""
+    out = []
+    for number, line in enumerate(lines, first_line):
+        if len(line) > max_chars:
+            log.warning(f"{label} {number}: {len(line)} characters, cut to {max_chars} (more than the "
+                        "model can read)")
+            line = line[:max_chars]
+        out.append(line)
+    return out
 
 
 def _spm():  # imported lazily: keeps `mt-cli --help` instant

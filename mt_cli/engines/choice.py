@@ -4,6 +4,7 @@ CTranslate2 model never pays for TensorFlow's import."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -47,8 +48,9 @@ def _open_ensemble(models: list[str | Path], overrides: list[str] | None, thread
         if engine_of(path) == CTRANSLATE2:
             raise ConfigError(f"-m {path}: a CTranslate2 export cannot be part of an ensemble; "
                               "give the native model directories it was exported from")
-    if weights is not None and (len(weights) != len(models) or min(weights) <= 0):
-        raise ConfigError(f"--ensemble-weights: need {len(models)} positive numbers (one per -m), "
+    if weights is not None and (len(weights) != len(models)
+                                or not all(math.isfinite(w) and w > 0 for w in weights)):
+        raise ConfigError(f"--ensemble-weights: need {len(models)} positive finite numbers (one per -m), "
                           f"got {','.join(map(str, weights))}")
     from mt_cli.engines.model_dir import load_ensemble_translator, set_threads
 

@@ -21,7 +21,7 @@ from mt_cli.core.batching import longest_first_batches, truncated
 from mt_cli.core.config import CONFIG_FILE, DecodeConfig, load_config
 from mt_cli.core.errors import CheckpointError, ConfigError
 from mt_cli.core.hypothesis import Hypothesis
-from mt_cli.core.tokenizer import Tokenizers
+from mt_cli.core.tokenizer import Tokenizers, cut_lines, line_char_limit
 from mt_cli.engines.locate import CTRANSLATE2, read_manifest, verify_files
 
 log = logging.getLogger("mt_cli")
@@ -73,16 +73,21 @@ class CT2Translator:
 
     def _limit(self, d: DecodeConfig, source_pieces: int, prefix_pieces: int = 0) -> int:
         """Output tokens before eos: a * source length (with its eos) + b, as the native search."""
-        limit = math.floor(d.max_length_a * (source_pieces + 1) + d.max_length_b)
-        return max(min(limit, self.max_source_tokens - 1), prefix_pieces, 1)
+        cap = self.max_source_tokens - 1  # capped before floor: a * length may overflow to inf
+        limit = math.floor(min(d.max_length_a * (source_pieces + 1) + d.max_length_b, cap))
+        return max(limit, prefix_pieces, 1)
 
     def _options(self, d: DecodeConfig, longest_source: int) -> dict[str, Any]:
         """translate_batch options from DecodeConfig (lengths count the source's eos)."""
         limit = self._limit(d, longest_source)
         sampling = d.sampling
+        beam = 1 if sampling else d.beam_size
+        # coverage only applies to beam search (ignored_options says so); CTranslate2 4.x crashes
+        # the process (SIGSEGV) on a coverage penalty with beam_size 1, greedy or sampling
+        coverage = d.coverage_penalty if beam > 1 else 0.0
         return {"suppress_sequences": SUPPRESSED, "min_decoding_length": 0, "max_input_length": 0,
-                "beam_size": 1 if sampling else d.beam_size, "num_hypotheses": d.n_best,
-                "length_penalty": d.length_penalty, "coverage_penalty": d.coverage_penalty,
+                "beam_size": beam, "num_hypotheses": d.n_best,
+                "length_penalty": d.length_penalty, "coverage_penalty": coverage,
                 "max_decoding_length": limit, "return_scores": True,
                 "sampling_topk": (d.sampling_topk or 0) if sampling else 1,
                 "sampling_topp": d.sampling_topp, "sampling_temperature": d.sampling_temperature}
@@ -99,8 +104,10 @@ class CT2Translator:
         if constraints is not None and any(line.strip() for line in constraints):
             raise ConfigError("constraints need the native engine (CTranslate2 has no lexically constrained "
                               "decoding); translate with the model directory this export came from")
-        sources = self._source_pieces(lines, first_line)
-        prefix_pieces = self._prefix_pieces(prefixes, first_line) if prefixes else None
+        bound = line_char_limit(self.max_source_tokens)  # before SentencePiece, whose memory grows with a line
+        sources = self._source_pieces(cut_lines(lines, bound, first_line), first_line)
+        prefix_pieces = (self._prefix_pieces(cut_lines(prefixes, bound, first_line, "prefix of line"), first_line)
+                         if prefixes else None)
         results: list[list[Hypothesis]] = [[Hypothesis()] for _ in lines]
         for batch in longest_first_batches([len(s) for s in sources], d.batch_tokens, d.batch_size):
             options = self._options(d, max(len(sources[i]) for i in batch))

@@ -6,6 +6,7 @@ the model, an over-long line is truncated to the model's limit with a warning na
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import replace
 
@@ -14,11 +15,11 @@ import tensorflow as tf
 
 from mt_cli.core.alignment import hard_alignment, layer_index
 from mt_cli.core.batching import longest_first_batches, truncated
-from mt_cli.core.config import DecodeConfig
+from mt_cli.core.config import DecodeConfig, decode_flag
 from mt_cli.core.constraints import distinct_pieces, parse_constraint_line
 from mt_cli.core.errors import ConfigError, ConstraintError
 from mt_cli.core.hypothesis import Hypothesis
-from mt_cli.core.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizers
+from mt_cli.core.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizers, cut_lines, line_char_limit
 from mt_cli.model.search import SearchModel, constrained_search, search
 
 log = logging.getLogger("mt_cli")
@@ -39,6 +40,15 @@ def batch_shortlist(frequent: np.ndarray, sources: list[list[int]], prefixes: li
     parts = [np.arange(EOS_ID + 1, dtype=np.int32), np.asarray(frequent, np.int32)]
     parts += [np.asarray(row, np.int32) for row in [*sources, *prefixes]]
     return np.unique(np.concatenate(parts))
+
+
+def _alignment_layer(layer: int, layers: int) -> int:
+    """The decoder layer alignments come from; the default (-2, the one before last) means the
+    only layer of a one-layer decoder, any other value out of range is an error."""
+    default = next(f.default for f in dataclasses.fields(DecodeConfig) if f.name == "alignment_layer")
+    if layer == default and layers == 1:
+        return 0
+    return layer_index(layer, layers, decode_flag("alignment_layer"))
 
 
 class Translator:
@@ -100,6 +110,10 @@ class Translator:
         `decode` replaces the engine's own options for this call only (its dtype excepted: the
         weights are loaded in one), so concurrent callers never change each other's options."""
         d = self.decode if decode is None else decode
+        bound = line_char_limit(self.max_source_tokens)  # before SentencePiece, whose memory grows with a line
+        lines = cut_lines(lines, bound, first_line)
+        prefixes = cut_lines(prefixes, bound, first_line, "prefix of line") if prefixes else prefixes
+        constraints = cut_lines(constraints, bound, first_line, "constraints of line") if constraints else constraints
         sources = self._encode(lines, first_line)
         prefix_ids = self._encode_prefixes(prefixes, first_line) if prefixes else None
         phrases = self._encode_constraints(constraints, first_line) if constraints else [[] for _ in lines]
@@ -159,7 +173,7 @@ class Translator:
             chunk = rows[start:start + d.batch_size]
             record = self.model.attention(_padded([sources[i] for i, _ in chunk]),
                                           _padded([[BOS_ID, *results[i][k].ids] for i, k in chunk]))
-            layer = layer_index(d.alignment_layer, len(record.cross))
+            layer = _alignment_layer(d.alignment_layer, len(record.cross))
             cross = tf.reduce_mean(record.cross[layer], axis=1).numpy()  # heads averaged: [N, T, S]
             for n, (i, k) in enumerate(chunk):
                 hyp = results[i][k]

@@ -15,6 +15,7 @@ class LineTranslator(Protocol):
     only, so one engine can serve callers with different options at once."""
 
     decode: DecodeConfig
+    max_source_tokens: int  # positions of the model: what bounds a line worth reading
 
     def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
                         first_line: int = 1, constraints: list[str] | None = None,

@@ -27,6 +27,7 @@ from mt_cli.model.search.graph import (
 from mt_cli.model.search.options import SearchParams
 
 ACTIVE_BUCKET = 8  # beam search keeps a multiple of this many sentences in its cache
+SCORE_FLOOR = VALID / 2  # normalised scores saturate here, above VALID (extreme penalties stay valid)
 
 
 class BeamState(NamedTuple):
@@ -207,6 +208,7 @@ class Beam:
             capped = tf.maximum(tf.minimum(cand_cov, 1.0), 1e-6)  # [B, 2k, S]
             fin += self.params.coverage_penalty * tf.reduce_sum(
                 tf.math.log(capped) * self.src_mask[:, tf.newaxis], axis=-1)
+        fin = tf.maximum(fin, SCORE_FLOOR)  # a huge coverage penalty gives -inf: that is not "impossible"
         return tf.where(tf.equal(cand.token, EOS_ID) & (cand.score > VALID), fin, NEG_INF)
 
     def keep_active(self, s: BeamState, done: tf.Tensor, parent: tf.Tensor, cache: dict[str, Any]

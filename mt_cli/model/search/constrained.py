@@ -256,5 +256,6 @@ def _next_rows(sentences: list[_Sentence], k: int) -> tuple[np.ndarray, np.ndarr
 
 def _max_len(model: SearchModel, options: DecodeConfig, src_len: int, phrases: list[list[int]]) -> int:
     """The usual a * source + b limit, raised to fit the constraints, capped by the model."""
-    natural = math.floor(options.max_length_a * src_len + options.max_length_b)
-    return min(max(natural, sum(map(len, phrases))), model.max_length - 1)
+    cap = model.max_length - 1
+    natural = math.floor(min(options.max_length_a * src_len + options.max_length_b, cap))  # inf-safe: cap first
+    return min(max(natural, sum(map(len, phrases))), cap)

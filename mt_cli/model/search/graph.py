@@ -87,6 +87,15 @@ class Setup:
     steps: tf.Tensor  # scalar: loop bound (max_len + 1 for eos)
 
 
+def _length_limit(params: SearchParams, src_len: tf.Tensor, cap: int) -> tf.Tensor:
+    """floor(a * source length + b) [B], at most `cap`, capped in float before the int32 cast: a
+    huge a (1e10) made a product beyond int32, which the cast turned negative, so every output was
+    empty. Capping a and b first keeps the sum finite (no inf * 0 = nan for an empty row)."""
+    a = tf.minimum(params.max_length_a, float(cap))
+    b = tf.minimum(params.max_length_b, float(cap))
+    return tf.cast(tf.minimum(tf.floor(a * src_len + b), float(cap)), tf.int32)
+
+
 def setup(model: SearchModel, source: tf.Tensor, prefix: tf.Tensor, params: SearchParams, rows: int,
           shortlist: tf.Tensor | None = None) -> Setup:
     """Encode, derive per-sentence limits, and build a cache for ``rows`` hypotheses per sentence.
@@ -101,8 +110,7 @@ def setup(model: SearchModel, source: tf.Tensor, prefix: tf.Tensor, params: Sear
                             tf.shape(prefix))
     prefix = tf.pad(prefix, [[0, 0], [0, 1]])  # never empty, gathers stay in range
     prefix_len = tf.reduce_sum(tf.cast(tf.not_equal(prefix, PAD_ID), tf.int32), axis=1)
-    max_len = tf.maximum(tf.cast(tf.floor(params.max_length_a * src_len + params.max_length_b), tf.int32),
-                         prefix_len)
+    max_len = tf.maximum(_length_limit(params, src_len, model.max_length - 1), prefix_len)
     max_len = tf.clip_by_value(max_len, 0, model.max_length - 1)
     return Setup(
         batch=tf.shape(source)[0],

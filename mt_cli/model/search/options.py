@@ -9,6 +9,7 @@ checks that the search code uses each option the way its role says.
 
 from __future__ import annotations
 
+import math
 import weakref
 from collections.abc import Callable
 from typing import TYPE_CHECKING, NamedTuple
@@ -25,6 +26,18 @@ GRAPH_ROLES = ("graph", "switch")  # roles whose value (or being on) shapes the 
 VALUE_ROLES = ("tensor", "switch")  # roles whose value is an input of the compiled graph
 # Options passed to the compiled search as one float vector, in field order.
 TENSOR_OPTIONS = tuple(f.name for f in decode_fields(*VALUE_ROLES))
+
+
+FLOAT32_MAX = float(np.finfo(np.float32).max)
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)
+
+
+def _float32(value: float) -> float:
+    """An option value as a float32 can hold it: the rules bound most only below (a huge
+    max_length_a is valid, and capped by the model inside the search), so saturate, never inf;
+    and a positive value stays positive (a top-p of 1e-300 is not 0)."""
+    value = max(min(float(value), FLOAT32_MAX), -FLOAT32_MAX)
+    return math.copysign(FLOAT32_TINY, value) if 0 < abs(value) < FLOAT32_TINY else value
 
 
 class SearchParams(NamedTuple):
@@ -47,7 +60,7 @@ class SearchParams(NamedTuple):
     @staticmethod
     def pack(options: DecodeConfig) -> tuple[tf.Tensor, tf.Tensor]:
         """The compiled search's tensor inputs: option vector [len(TENSOR_OPTIONS)] and seed [2]."""
-        values = tf.constant([float(getattr(options, name)) for name in TENSOR_OPTIONS], tf.float32)
+        values = tf.constant([_float32(getattr(options, name)) for name in TENSOR_OPTIONS], tf.float32)
         seed = options.seed if options.seed is not None else int(np.random.randint(0, 2**31 - 1))
         return values, tf.constant([seed, 0], tf.int32)
 

@@ -21,11 +21,14 @@ from mt_cli.model.search.graph import (
 )
 from mt_cli.model.search.options import SearchParams
 
+MIN_TEMPERATURE = 1e-6
+
 
 def sample_tokens(logits: tf.Tensor, seed: tf.Tensor, topk: int, use_topp: bool, params: SearchParams
                   ) -> tf.Tensor:
     """Draw one token per row [n] from the (top-k / nucleus truncated) tempered distribution."""
-    scaled = logits / params.sampling_temperature  # [n, V]
+    # below MIN_TEMPERATURE the logits would overflow to inf (nan probabilities); it already is argmax
+    scaled = logits / tf.maximum(params.sampling_temperature, MIN_TEMPERATURE)  # [n, V]
     if topk <= 0 and not use_topp:
         return tf.random.stateless_categorical(scaled, 1, seed, dtype=tf.int32)[:, 0]
     k = tf.minimum(topk, tf.shape(scaled)[-1]) if topk > 0 else tf.shape(scaled)[-1]
