@@ -305,9 +305,18 @@ def test_average_of_a_truncated_checkpoint_or_an_edited_config_is_one_error(trai
     edited = Path(shutil.copytree(trained_run, tmp_path / "edited"))
     config = edited / "config.yaml"
     config.write_text(config.read_text().replace("ffn_dim: 64", "ffn_dim: 96"))
+    assert_one_line_error(cli("average", edited, "--last", 1, "-o", tmp_path / "b"),
+                          "model.ffn_dim is 96 but the run was trained with 64")
+    shutil.rmtree(edited / "export")  # no export to compare with: the checkpoints themselves refuse
     assert_one_line_error(cli("average", edited, "--last", 1, "-o", tmp_path / "b"), str(config),
                           "cannot be read into the model")
-    assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
+    same_shapes = Path(shutil.copytree(trained_run, tmp_path / "same-shapes"))
+    config = same_shapes / "config.yaml"
+    assert "activation: relu" in config.read_text()
+    config.write_text(config.read_text().replace("activation: relu", "activation: gelu"))
+    assert_one_line_error(cli("average", same_shapes, "--last", 1, "-o", tmp_path / "c"),
+                          "model.activation is 'gelu' but the run was trained with 'relu'")
+    assert not any((tmp_path / name).exists() for name in ("a", "b", "c"))
 
 
 @pytest.mark.parametrize("steps", [",", " , ,"])

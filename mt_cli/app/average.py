@@ -7,10 +7,11 @@ made before it (train.average_last).
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
-from mt_cli.core.config import CONFIG_FILE, load_config
+from mt_cli.core.config import CONFIG_FILE, ModelConfig, load_config
 from mt_cli.core.errors import CheckpointError, ConfigError, MtError
 from mt_cli.core.files import clean_leftovers
 from mt_cli.engines.model_dir import write_export
@@ -65,6 +66,24 @@ def _load_mean(model: object, choice: ExportChoice, config_path: Path) -> None:
                               "section was edited since training") from None
 
 
+def _check_model_unchanged(config_path: Path, model: ModelConfig) -> None:
+    """An edit of the run's model section that keeps every weight's shape (an activation, the
+    norm position) would load and average without complaint: compare it with the section the
+    run exported (RUN/export/config.yaml) when there is one."""
+    exported = config_path.parent / "export" / CONFIG_FILE
+    if not exported.is_file():
+        return
+    try:
+        trained = load_config(exported).model
+    except MtError:
+        return  # a damaged export is reported by whatever reads it; the checkpoints are what counts here
+    for fld in dataclasses.fields(ModelConfig):
+        now, then = getattr(model, fld.name), getattr(trained, fld.name)
+        if now != then:
+            raise CheckpointError(f"{config_path}: model.{fld.name} is {now!r} but the run was trained with "
+                                  f"{then!r} ({exported}); restore it to average these checkpoints")
+
+
 def average_checkpoints(run_dir: Path, output: Path, last: int | None = None,
                         steps: list[int] | None = None) -> list[int]:
     """Write the mean of the chosen checkpoints of `run_dir` to `output`; return their steps."""
@@ -75,6 +94,7 @@ def average_checkpoints(run_dir: Path, output: Path, last: int | None = None,
     if output.exists() and any(output.iterdir()):
         raise CheckpointError(f"{output}: exists and is not empty; choose another -o (nothing is overwritten)")
     cfg = load_config(config_path)
+    _check_model_unchanged(config_path, cfg.model)
     chosen = select_checkpoints(list_checkpoints(run_dir / "checkpoints"), last, steps)
     tokenizers = existing_tokenizers(cfg, run_dir)
     if tokenizers is None:
