@@ -13,6 +13,7 @@ from typing import TypeVar
 
 log = logging.getLogger("mt_cli")
 T = TypeVar("T")
+R = TypeVar("R", bound=Sequence)  # a row: a list of ids, or a line of text
 
 
 def round_up(n: int, multiple: int) -> int:
@@ -51,13 +52,18 @@ def longest_first_batches(lengths: Sequence[int], batch_tokens: int, batch_size:
     return list(cut_batches(order, lengths, max_sentences=batch_size))
 
 
-def truncated(rows: list[list[T]], limit: int, first_line: int, label: str = "line") -> list[list[T]]:
-    """Rows cut to `limit` tokens, each cut announced with its line number (never dropped)."""
+def cut_rows(rows: list[R], limit: int, first_line: int, label: str, unit: str, outcome: str) -> list[R]:
+    """Rows (id lists or strings) cut to `limit` items, each cut announced as
+    "{label} N: {len} {unit}, {outcome}" with its line number (never dropped)."""
     out = []
     for offset, row in enumerate(rows):
         if len(row) > limit:
-            log.warning(f"{label} {first_line + offset}: {len(row)} tokens, truncated to {limit} "
-                        "(the model's limit)")
+            log.warning(f"{label} {first_line + offset}: {len(row)} {unit}, {outcome}")
             row = row[:limit]
         out.append(row)
     return out
+
+
+def truncated(rows: list[list[T]], limit: int, first_line: int, label: str = "line") -> list[list[T]]:
+    """Rows cut to `limit` tokens, each cut announced with its line number (never dropped)."""
+    return cut_rows(rows, limit, first_line, label, "tokens", f"truncated to {limit} (the model's limit)")

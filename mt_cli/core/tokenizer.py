@@ -14,6 +14,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from mt_cli.core.batching import cut_rows
 from mt_cli.core.errors import CheckpointError, DataError
 from mt_cli.core.files import file_sha256
 from mt_cli.core.quiet import native_stderr_captured
@@ -36,14 +37,8 @@ def line_char_limit(max_length: int) -> int:
 def cut_lines(lines: list[str], max_chars: int, first_line: int, label: str = "line") -> list[str]:
     """`lines` cut to `max_chars` characters before SentencePiece sees them, each cut announced
     with its number (lines from the reader already are; requests and API callers are not)."""
-    out = []
-    for number, line in enumerate(lines, first_line):
-        if len(line) > max_chars:
-            log.warning(f"{label} {number}: {len(line)} characters, cut to {max_chars} (more than the "
-                        "model can read)")
-            line = line[:max_chars]
-        out.append(line)
-    return out
+    return cut_rows(lines, max_chars, first_line, label, "characters",
+                    f"cut to {max_chars} (more than the model can read)")
 
 
 def _spm():  # imported lazily: keeps `mt-cli --help` instant
