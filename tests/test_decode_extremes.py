@@ -156,7 +156,6 @@ def test_constrained_search_takes_a_huge_max_length_a(translator: LineTranslator
 
 def test_ctranslate2_takes_a_huge_max_length_a(trained_run: Path, tmp_path: Path) -> None:
     """The CTranslate2 engine's limit overflowed the same way (OverflowError from math.floor)."""
-    pytest.importorskip("ctranslate2")
     out = tmp_path / "ct2"
     exported = CliRunner().invoke(app, ["export", "-m", str(trained_run), "-o", str(out), "--format", "ctranslate2"])
     assert exported.exit_code == 0, exported.stderr

@@ -41,7 +41,6 @@ def ok(result: object) -> object:
 @pytest.fixture(scope="module")
 def variants(tmp_path_factory: pytest.TempPathFactory, toy_dir: Path) -> dict[str, tuple[Path, Path]]:
     """name -> (native model dir, its CTranslate2 export)."""
-    pytest.importorskip("ctranslate2")  # here, not module-wide: the SavedModel and average tests need none
     from mt_cli.engines.ct2_convert import export_ctranslate2
 
     root = tmp_path_factory.mktemp("variants")
@@ -54,7 +53,6 @@ def variants(tmp_path_factory: pytest.TempPathFactory, toy_dir: Path) -> dict[st
 
 @pytest.fixture(scope="module")
 def trained_ct2(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    pytest.importorskip("ctranslate2")
     out = tmp_path_factory.mktemp("ct2") / "model"
     ok(cli("export", "-m", trained_run, "-o", out, "--format", "ctranslate2"))
     return out
@@ -144,7 +142,6 @@ def test_evaluate_reads_ct2(trained_ct2: Path, toy_dir: Path) -> None:
 
 
 def test_int8_export_translates(trained_run: Path, tmp_path: Path, toy_dir: Path) -> None:
-    pytest.importorskip("ctranslate2")
     ok(cli("export", "-m", trained_run, "-o", tmp_path / "int8", "--quantization", "int8"))
     out = ok(cli("translate", "-m", tmp_path / "int8", toy_dir / "test.src")).stdout
     assert len(out.splitlines()) == len(_sources(toy_dir))
@@ -323,15 +320,3 @@ def test_average_of_a_truncated_checkpoint_or_an_edited_config_is_one_error(trai
 def test_average_steps_without_a_number_is_one_error(trained_run: Path, tmp_path: Path, steps: str) -> None:
     assert_one_line_error(cli("average", trained_run, "--steps", steps, "-o", tmp_path / "x"),
                           "--steps: no step number")
-
-
-def test_export_tests_run_without_ctranslate2(tmp_path: Path) -> None:
-    """Only the CTranslate2 tests skip when it is missing (a module-wide importorskip once
-    skipped the SavedModel and average tests too)."""
-    code = ("import sys; sys.modules['ctranslate2'] = None; import pytest; "
-            f"sys.exit(pytest.main(['--collect-only', '-q', '-p', 'no:cacheprovider', {str(Path(__file__))!r}]))")
-    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                            cwd=Path(__file__).parent, check=False)
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    assert "test_savedmodel_serves_without_mt_cli" in result.stdout
-    assert "test_average_of_one_is_it_and_of_two_is_the_mean" in result.stdout

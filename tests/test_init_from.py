@@ -200,7 +200,6 @@ def test_missing_or_non_model_directories_are_refused(parent, shifted, tmp_path)
 
 
 def test_a_ctranslate2_export_is_refused(parent, shifted, tmp_path) -> None:
-    pytest.importorskip("ctranslate2")
     _ok(_cli("export", "-m", parent, "-o", tmp_path / "ct2", "--format", "ctranslate2"))
     config = _config(tmp_path / "c.yaml", shifted)
     result = _cli("train", config, "--run-dir", tmp_path / "run", "--init-from", tmp_path / "ct2")

@@ -40,8 +40,8 @@ def _edit(directory: Path, change: Callable[[dict[str, Any]], object]) -> Path:
     return directory
 
 
-def _translate(runner, model: Path):
-    return runner.invoke(app, ["translate", "-m", str(model)], input="the cat .\n")
+def _translate(runner, model: Path, *flags: str):
+    return runner.invoke(app, ["translate", "-m", str(model), *flags], input="the cat .\n")
 
 
 def _set_tokenizer(name: str) -> Callable[[dict[str, Any]], None]:
@@ -55,7 +55,6 @@ def _set_tokenizer(name: str) -> Callable[[dict[str, Any]], None]:
 def test_export_never_writes_outside_through_a_manifest_name(runner, trained_run, tmp_path) -> None:
     """`tokenizer.source: ../../spm.model` (hash matching) made export overwrite a file
     outside both directories."""
-    pytest.importorskip("ctranslate2")
     work = tmp_path / "work"
     model = _model(trained_run, work / "model")
     shutil.copyfile(model / "spm.model", tmp_path / "spm.model")  # what ../../spm.model reads
@@ -126,11 +125,14 @@ def test_weights_missing_from_files_sha256_are_refused(runner, trained_run, toy_
     assert_one_line_error(result, "--init-from", "files_sha256 does not list model.weights.h5")  # was KeyError
 
 
-def test_modified_weights_are_refused(runner, trained_run, tmp_path) -> None:
+@pytest.mark.parametrize(("engine", "weights"), [("native", "model.weights.h5"), ("auto", "model.bin"),
+                                                 ("ctranslate2", "config.json")])
+def test_modified_weights_are_refused(runner, trained_run, tmp_path, engine: str, weights: str) -> None:
+    """Each engine verifies the files it reads: the native weights, or the CTranslate2 conversion."""
     model = _model(trained_run, tmp_path / "model")
-    with open(model / "model.weights.h5", "ab") as handle:
+    with open(model / weights, "ab") as handle:
         handle.write(b"\0")
-    assert_one_line_error(_translate(runner, model), str(model / "model.weights.h5"), "sha256 does not match")
+    assert_one_line_error(_translate(runner, model, "--engine", engine), str(model / weights), "sha256 does not match")
 
 
 # ---------------------------------------------------------------- 10: malformed manifests

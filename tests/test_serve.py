@@ -29,7 +29,6 @@ from typer.testing import CliRunner
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 pytest.importorskip("uvicorn")
-pytest.importorskip("ctranslate2")
 
 from mt_cli.cli.main import app
 

@@ -9,7 +9,7 @@ from pathlib import Path
 from mt_cli.core.config import PRESET_DIR, load_config
 from mt_cli.core.errors import ConfigError
 from mt_cli.core.textio import atomic_write_lines, read_lines
-from mt_cli.engines.model_dir import load_translator
+from mt_cli.engines.choice import AUTO, check_engine_option, choose_engine, open_translator
 from mt_cli.training.evaluation import dev_metric
 from mt_cli.training.loop import Reporter, TrainResult, train
 
@@ -26,20 +26,25 @@ class QuickstartResult:
     bleu_signature: str
     lines: int
     scores: dict[str, float]
+    engine: str
+    engine_reason: str
 
 
 def run_quickstart(run_dir: Path, config: Path = DEMO_CONFIG, overrides: list[str] | None = None,
-                   overwrite: bool = False, reporter: Reporter | None = None) -> QuickstartResult:
+                   overwrite: bool = False, reporter: Reporter | None = None, engine: str = AUTO) -> QuickstartResult:
     """Train (or resume) the demo model, translate the test split and score it with sacreBLEU
     as the config's `eval:` section says (metrics, tokenize, lowercase, chrF word order)."""
     cfg = load_config(config, overrides or [])
     if cfg.data.test is None:
         raise ConfigError(f"data.test: the quickstart needs a test set ({cfg.origin})")
+    check_engine_option(engine)  # a bad --engine fails before training, not after
     result = train(cfg, run_dir, overwrite=overwrite, reporter=reporter)
     sources = read_lines(cfg.data.test.source)
     references = read_lines(cfg.data.test.target)
     log.info(f"translating the test split, {cfg.data.test.source} ({len(sources)} lines)")
-    hypotheses = load_translator(result.export_dir).translate(sources)
+    choice = choose_engine([result.export_dir], engine)
+    log.info(choice.describe())
+    hypotheses = open_translator(result.export_dir, engine=choice.engine).translate(sources)
     hyp_path = run_dir / f"test.hyp.{cfg.data.target_lang}"
     atomic_write_lines(hyp_path, hypotheses)
     refs = [[line.rstrip() for line in references]]
@@ -48,4 +53,4 @@ def run_quickstart(run_dir: Path, config: Path = DEMO_CONFIG, overrides: list[st
     scores = {name: float(metric.corpus_score(hyps, refs).score) for name, metric in metrics.items()}
     return QuickstartResult(result, hyp_path, scores["bleu"], scores["chrf"],
                             str(metrics["bleu"].get_signature()), len(hypotheses),
-                            {k: v for k, v in scores.items() if k in cfg.eval.metrics})
+                            {k: v for k, v in scores.items() if k in cfg.eval.metrics}, choice.engine, choice.reason)

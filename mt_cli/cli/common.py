@@ -18,6 +18,11 @@ ConfigArg = Annotated[Path, typer.Argument(help="YAML config file (presets live 
 SetOption = Annotated[list[str] | None, typer.Option(
     "--set", "-s", metavar="KEY=VALUE",
     help="Override a config value, e.g. --set train.max_steps=1000 (repeatable).")]
+EngineOption = Annotated[str, typer.Option(
+    "--engine", metavar="auto|native|ctranslate2",
+    help="auto: CTranslate2 where the model directory holds its conversion and the request needs nothing "
+         "only the native engine has (alignments, constraints, ensembles, shortlist, coverage penalty, a GPU); "
+         "else native. The choice and its reason go to stderr.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")]
 
 
@@ -25,6 +30,22 @@ def load(config: Path | None, overrides: list[str] | None):  # -> Config, lazily
     from mt_cli.core.config import load_config
 
     return load_config(config, overrides or [])
+
+
+def open_chosen_engine(model: list[Path], engine: str, overrides: list[str] | None, threads: int = 0,
+                       weights: list[float] | None = None, decode_flags: dict | None = None,
+                       constraints: bool = False):  # -> (LineTranslator, EngineChoice), lazily imported
+    """The engine `--engine` asks for (auto: chosen here), said on stderr in one line once it
+    opened, with TensorFlow started only when the native engine is the one."""
+    from mt_cli.engines.choice import choose_engine, open_translator
+    from mt_cli.engines.locate import NATIVE
+
+    choice = choose_engine(list(model), engine, overrides, decode_flags, constraints)
+    if choice.engine == NATIVE:
+        start_tensorflow()
+    translator = open_translator(list(model), overrides, threads, weights, decode_flags, engine=choice.engine)
+    console.info(choice.describe())  # once it opened: a model that fails to load gets its one error line only
+    return translator, choice
 
 
 def start_tensorflow() -> None:

@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mt_cli.cli import console
+from mt_cli.cli.common import EngineOption
 from mt_cli.core.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -103,6 +104,7 @@ def evaluate(
     source: SourceOption = None,
     save_hyp: SaveHypOption = None,
     set_: ModelSetOption = None,
+    engine: EngineOption = "auto",
     config: ConfigOption = None,
 ) -> None:
     """Score hypotheses against references with sacreBLEU's BLEU, chrF and TER.
@@ -126,7 +128,7 @@ def evaluate(
     refs = ev.load_references(ref or [])
     ref_names = [ev.display_name(path) for path in ref or []]
     if model is not None:
-        systems = [(str(model), _translate(model, source, save_hyp, set_, ref or [], refs))]
+        systems = [(str(model), _translate(model, source, save_hyp, set_, ref or [], refs, engine))]
         files: list[str | None] = [str(save_hyp) if save_hyp else None]
     else:
         hyp_paths = list(hypotheses or [Path("-")])
@@ -201,18 +203,15 @@ def _check_usage(hypotheses: list[Path], ref: list[Path], significance: str | No
 
 
 def _translate(model: Path, source: Path | None, save_hyp: Path | None, overrides: list[str] | None,
-               ref_paths: list[Path], refs: list[list[str]]) -> list[str]:
+               ref_paths: list[Path], refs: list[list[str]], engine: str) -> list[str]:
     """Translate the source with the model (after checking alignment, to fail before decoding)."""
     from mt_cli.app import evaluate as ev
-    from mt_cli.cli.common import start_tensorflow
+    from mt_cli.cli.common import open_chosen_engine
     from mt_cli.core.textio import atomic_write_lines, check_line_counts
-
-    start_tensorflow()
     from mt_cli.core.tokenizer import line_char_limit
-    from mt_cli.engines.choice import open_translator
 
     assert source is not None
-    translator = open_translator(model, list(overrides) if overrides else None)
+    translator, _ = open_chosen_engine([model], engine, list(overrides) if overrides else None)
     bound = line_char_limit(translator.max_source_tokens)  # a source line is never held beyond it
     src_lines = ev.read_text(source, strip=False, max_chars=bound)
     check_line_counts(ev.display_name(source), len(src_lines), ev.display_name(ref_paths[0]), len(refs[0]),

@@ -33,7 +33,6 @@ def export(
       mt-cli export -m runs/demo -o runs/demo-savedmodel --format savedmodel
     """
     from mt_cli.core.errors import CheckpointError, ConfigError
-    from mt_cli.core.extras import require
     from mt_cli.core.files import clean_leftovers
 
     if fmt not in FORMATS:
@@ -45,8 +44,6 @@ def export(
     clean_leftovers(output)  # an interrupted export's .tmp-/.old- copies (an .old- may be restored)
     if output.exists():
         raise CheckpointError(f"{output}: already exists; choose a new -o (nothing is overwritten)")
-    if fmt == "ctranslate2":
-        require("ctranslate2", "ctranslate2", "mt-cli export --format ctranslate2")
     start_tensorflow()
     if fmt == "ctranslate2":
         from mt_cli.engines.ct2_convert import export_ctranslate2

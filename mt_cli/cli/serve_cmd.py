@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mt_cli.cli import console
-from mt_cli.cli.common import SetOption, start_tensorflow
+from mt_cli.cli.common import EngineOption, SetOption, start_tensorflow
 
 
 def serve(
@@ -50,6 +50,7 @@ def serve(
     threads: Annotated[int, typer.Option(
         "--threads", help="CPU threads for decoding (0 = the engine's default: all cores).",
     )] = 0,
+    engine: EngineOption = "auto",
     set_: SetOption = None,
 ) -> None:
     """Serve translations over HTTP: POST /translate, GET /health, GET /info, docs at /docs.
@@ -69,16 +70,20 @@ def serve(
 
     require("fastapi", "serve", "mt-cli serve")
     require("uvicorn", "serve", "mt-cli serve")
-    from mt_cli.engines.locate import CTRANSLATE2, engine_of
+    from mt_cli.engines.choice import choose_engine, open_translator
+    from mt_cli.engines.locate import NATIVE
 
-    if engine_of(model) != CTRANSLATE2:
+    overrides = list(set_ or [])
+    choice = choose_engine([model], engine, overrides)
+    console.info(choice.describe())
+    if choice.engine == NATIVE:
         start_tensorflow()
     console.adopt_logger("uvicorn")
     from mt_cli.app.serve.server import ServeSettings, run_server
-    from mt_cli.engines.choice import open_translator
 
     settings = ServeSettings(host=host, port=port, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
                              max_lines=max_lines, max_chars=max_chars, max_queue=max_queue,
                              max_beam_size=max_beam_size, read_timeout=read_timeout, max_connections=max_connections,
                              allowed_hosts=tuple(name for name in allowed_hosts.split(",") if name.strip()))
-    run_server(lambda: open_translator(model, list(set_ or []), threads), model, settings)
+    run_server(lambda: open_translator(model, overrides, threads, engine=choice.engine), model, settings,
+               engine=(choice.engine, choice.reason))

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from mt_cli.cli import console
-from mt_cli.cli.common import SetOption, start_tensorflow
+from mt_cli.cli.common import EngineOption, SetOption, open_chosen_engine
 from mt_cli.cli.decode_options import with_decode_options
 
 OUTPUT_FORMATS = ("text", "jsonl")
@@ -99,6 +99,7 @@ def translate(
     ensemble_weights: Annotated[str | None, typer.Option(
         "--ensemble-weights", help="Comma-separated weight per -m (default equal), e.g. 0.6,0.4.",
     )] = None,
+    engine: EngineOption = "auto",
     set_: SetOption = None,
     decode_flags: dict[str, Any] | None = None,
 ) -> None:
@@ -111,6 +112,7 @@ def translate(
       mt-cli translate -m runs/demo test.en --n-best 4 --beam-size 4 --format jsonl
       mt-cli translate -m runs/a -m runs/b --ensemble-weights 0.6,0.4 test.en
       mt-cli translate -m runs/demo test.en --constraints-file terms.tsv
+      mt-cli translate -m runs/demo test.en --engine native
     """
     from mt_cli.core.errors import ConfigError
     from mt_cli.core.textio import atomic_write_lines, iter_lines, read_lines
@@ -123,23 +125,22 @@ def translate(
     source = None if input_ is None or str(input_) == "-" else input_  # None: stdin
     _check_side_files(source, prefix_file, constraints_file)
 
-    from mt_cli.engines.locate import CTRANSLATE2, engine_of
+    from mt_cli.engines.locate import CTRANSLATE2
 
     weights = _parse_weights(ensemble_weights)
-    if len(model) == 1 and engine_of(model[0]) == CTRANSLATE2:
+    translator, choice = open_chosen_engine(model, engine, overrides, threads, weights, flags,
+                                            constraints=constraints_file is not None)
+    if choice.engine == CTRANSLATE2:
         _warn_unmatched(set(given) | _set_keys(overrides))
-    else:
-        start_tensorflow()
     from mt_cli.app.translate import translate_lines
-    from mt_cli.engines.choice import open_translator
 
-    translator = open_translator(model, overrides, threads, weights, flags)
     bound = line_char_limit(translator.max_source_tokens)  # a line is never held (nor tokenized) beyond it
     prefixes = read_lines(prefix_file, max_chars=bound) if prefix_file else None
     constraints = read_lines(constraints_file, max_chars=bound) if constraints_file else None
     lines = translate_lines(translator, iter_lines(source or "-", max_chars=bound), prefixes=prefixes,
                             constraints=constraints,
                             fmt=fmt, with_scores=with_scores, stream=stream,
+                            record={"engine": choice.engine, "engine_reason": choice.reason},
                             names=(str(source or "<stdin>"), str(prefix_file), str(constraints_file)))
     if output is not None:
         atomic_write_lines(output, lines)

@@ -154,3 +154,20 @@ def parse_compute_capability(value: object) -> tuple[int, int]:
         return int(value[0]), int(value[1])
     match = _CAPABILITY.match(str(value))
     return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+
+NVIDIA_DRIVER_GPUS = Path("/proc/driver/nvidia/gpus")
+
+
+def nvidia_gpus_visible(driver_gpus: Path = NVIDIA_DRIVER_GPUS) -> int:
+    """NVIDIA GPUs the driver lists and CUDA_VISIBLE_DEVICES leaves to this process, read
+    without TensorFlow (which `auto` engine choice must not import to learn this)."""
+    try:
+        count = sum(1 for _ in driver_gpus.iterdir())
+    except OSError:
+        return 0
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is None:
+        return count
+    ids = [part for part in visible.split(",") if part.strip()]
+    return 0 if not ids or ids[0].strip().startswith("-") else min(count, len(ids))

@@ -1,10 +1,15 @@
-"""Translate with a CTranslate2 export, under the same contract as the native engine:
-N lines in, N results out in input order, empty in -> empty out, over-long lines truncated
-with a warning naming them. Imports no TensorFlow (a CTranslate2 model never needs it).
+"""Translate with CTranslate2 (a model directory's conversion, or a CTranslate2 export), under
+the same contract as the native engine: N lines in, N results out in input order, empty in ->
+empty out, over-long lines truncated with a warning naming them. Imports no TensorFlow (a
+CTranslate2 model never needs it).
 
-What CTranslate2 does differently: its length penalty is its own (not GNMT's
-((5 + len) / 6) ** alpha), its coverage penalty is its own, and the output limit
-a * source length + b is applied per batch (from the batch's longest source).
+What CTranslate2 does differently, and how this engine makes it agree: CTranslate2 divides a
+finished hypothesis's log-probability by len ** alpha (len without the eos), the native
+search by GNMT's ((5 + len) / 6) ** alpha (len with it); so the beam's finished hypotheses are
+asked for and re-scored with GNMT's formula (`gnmt_rescored`), which gives the native scores
+and mostly the native choice (search paths may still differ). Its coverage penalty is its own
+(`auto` takes the native engine for one), and the output limit a * source length + b applies
+per batch, so each output is cut to its own limit.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from mt_cli.core.config import CONFIG_FILE, DecodeConfig, load_config
 from mt_cli.core.errors import CheckpointError, ConfigError
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.core.tokenizer import Tokenizers, cut_lines, line_char_limit
-from mt_cli.engines.locate import CTRANSLATE2, read_manifest, verify_files
+from mt_cli.engines.locate import CTRANSLATE2, conversion_files, read_manifest, verify_files
 
 log = logging.getLogger("mt_cli")
 EOS_PIECE = "</s>"
@@ -39,15 +44,35 @@ def _check_supported(decode: DecodeConfig) -> None:
                           "model directory this CTranslate2 model was exported from)")
 
 
+def _rescored(d: DecodeConfig) -> bool:
+    """Beam search with a length penalty: CTranslate2's finished hypotheses get GNMT's scores."""
+    return d.length_penalty != 0 and not d.sampling and d.beam_size > 1
+
+
+def gnmt_rescored(found: list[tuple[list[str], float]], alpha: float) -> list[tuple[list[str], float]]:
+    """(pieces, CTranslate2 score) best first under GNMT's length penalty, as the native search
+    ranks them: CTranslate2's score is logp / len ** alpha (len without the eos), GNMT's is
+    logp / ((5 + len + 1) / 6) ** alpha. An empty hypothesis has no recoverable logp (-inf)."""
+    rescored = []
+    for pieces, score in found:
+        length = len([p for p in pieces if p != EOS_PIECE])
+        logp = score * length ** alpha if length else float("-inf")
+        rescored.append((pieces, logp / ((6.0 + length) / 6.0) ** alpha))
+    return sorted(rescored, key=lambda pair: -pair[1])
+
+
 class CT2Translator:
     """A CTranslate2 model, its tokenizers and decoding options."""
 
     def __init__(self, directory: Path, overrides: list[str] | None = None, threads: int = 0,
                  decode_flags: Mapping[str, Any] | None = None) -> None:
         manifest = read_manifest(directory)
-        if manifest.get("engine") != CTRANSLATE2:
-            raise CheckpointError(f"{directory}: not a CTranslate2 export (use mt-cli export --format ctranslate2)")
-        verify_files(directory, manifest, required=(CONFIG_FILE,))
+        files = conversion_files(manifest)
+        if files is None:
+            raise CheckpointError(f"{directory}: holds no CTranslate2 conversion (an older model directory); "
+                                  "use --engine native, or mt-cli export --format ctranslate2")
+        only = None if manifest.get("engine") == CTRANSLATE2 else [*files, CONFIG_FILE]
+        verify_files(directory, manifest, required=(CONFIG_FILE,), only=only)
         config = load_config(directory / CONFIG_FILE, overrides or [], decode_flags)
         tok = manifest["tokenizer"]
         self.tokenizers = Tokenizers.load(directory / tok["source"],
@@ -86,7 +111,7 @@ class CT2Translator:
         # the process (SIGSEGV) on a coverage penalty with beam_size 1, greedy or sampling
         coverage = d.coverage_penalty if beam > 1 else 0.0
         return {"suppress_sequences": SUPPRESSED, "min_decoding_length": 0, "max_input_length": 0,
-                "beam_size": beam, "num_hypotheses": d.n_best,
+                "beam_size": beam, "num_hypotheses": beam if _rescored(d) else d.n_best,
                 "length_penalty": d.length_penalty, "coverage_penalty": coverage,
                 "max_decoding_length": limit, "return_scores": True,
                 "sampling_topk": (d.sampling_topk or 0) if sampling else 1,
@@ -118,7 +143,10 @@ class CT2Translator:
                 # CTranslate2 limits a batch by its longest source; cut each output to its own
                 # limit, where the native search forces eos (greedy outputs then match exactly)
                 own = self._limit(d, len(sources[i]), len(prefix_pieces[i]) if prefix_pieces else 0)
-                hyps = [self._hypothesis(p[:own], s) for p, s in zip(result.hypotheses, result.scores)]
+                found_pairs = list(zip(result.hypotheses, result.scores))
+                if _rescored(d):
+                    found_pairs = gnmt_rescored(found_pairs, d.length_penalty)[:d.n_best]
+                hyps = [self._hypothesis(p[:own], s) for p, s in found_pairs]
                 results[i] = hyps or [Hypothesis(score=float("-inf"))]
         return results
 

@@ -87,6 +87,8 @@ def check_manifest(path: Path, manifest: object) -> dict[str, Any]:
     special = check.typed(manifest, "special_ids", dict)
     for key in ("pad", "unk", "bos", "eos"):
         check.typed(special, key, int, prefix="special_ids.")
+    if engine == NATIVE and CTRANSLATE2 in manifest:
+        _check_conversion(check, manifest, files)
     weights = WEIGHTS_FILES[engine]
     if weights not in files:
         raise CheckpointError(f"{path}: files_sha256 does not list {weights}, so the weights cannot be "
@@ -95,6 +97,32 @@ def check_manifest(path: Path, manifest: object) -> dict[str, Any]:
     if declared != weights:
         raise CheckpointError(f"{path}: weights.file: expected {weights!r}, got {_show(declared)}")
     return manifest
+
+
+def _check_conversion(check: _Checker, manifest: dict[str, Any], files: dict[str, Any]) -> None:
+    """A native directory's `ctranslate2` section: plain names, each hashed in files_sha256,
+    CTranslate2's weights among them."""
+    section = check.typed(manifest, CTRANSLATE2, dict)
+    check.typed(section, "quantization", str, prefix=f"{CTRANSLATE2}.")
+    names = section.get("files")
+    if not isinstance(names, list) or not names:
+        raise CheckpointError(f"{check.path}: {CTRANSLATE2}.files: expected a list of file names, got {_kind(names)}")
+    for name in names:
+        check.name(name, f"{CTRANSLATE2}.files")
+        if name not in files:
+            raise CheckpointError(f"{check.path}: {CTRANSLATE2}.files: {_show(name)} is not listed in files_sha256, "
+                                  "so it cannot be verified; re-export the model")
+    if WEIGHTS_FILES[CTRANSLATE2] not in names:
+        raise CheckpointError(f"{check.path}: {CTRANSLATE2}.files: does not name {WEIGHTS_FILES[CTRANSLATE2]}")
+
+
+def conversion_files(manifest: dict[str, Any]) -> list[str] | None:
+    """The files of a native directory's CTranslate2 conversion (None: it has none, an older
+    directory), or all of a CTranslate2 export's; `manifest` comes from `read_manifest`."""
+    if manifest.get("engine", NATIVE) == CTRANSLATE2:
+        return list(manifest["files_sha256"])
+    section = manifest.get(CTRANSLATE2)
+    return list(section["files"]) if section else None
 
 
 def _kind(value: object) -> str:
@@ -149,12 +177,17 @@ def engine_of(path: str | Path) -> str:
     return str(read_manifest(resolve_model_dir(path)).get("engine", NATIVE))
 
 
-def verify_files(directory: Path, manifest: dict[str, Any], required: tuple[str, ...] = ()) -> None:
-    """Every listed file present, a regular file, and matching its sha256, before any heavy
-    work; the tokenizer's mismatch gets its own message (the most common cause). `manifest`
-    comes from `read_manifest`, so every name is a plain one."""
+def verify_files(directory: Path, manifest: dict[str, Any], required: tuple[str, ...] = (),
+                 only: list[str] | None = None) -> None:
+    """Every listed file (or the `only` ones an engine reads, plus the tokenizers) present, a
+    regular file, and matching its sha256, before any heavy work; the tokenizer's mismatch
+    gets its own message (the most common cause). `manifest` comes from `read_manifest`, so
+    every name is a plain one."""
     tok = manifest["tokenizer"]
-    for name in dict.fromkeys((*required, *manifest["files_sha256"], tok["source"], tok["target"])):
+    listed = manifest["files_sha256"]
+    if only is not None:
+        listed = {name: listed[name] for name in only if name in listed}
+    for name in dict.fromkeys((*required, *listed, tok["source"], tok["target"])):
         _regular_file(directory / name)
     for side in ("source", "target"):
         actual = file_sha256(directory / tok[side])
@@ -162,7 +195,7 @@ def verify_files(directory: Path, manifest: dict[str, Any], required: tuple[str,
             raise CheckpointError(
                 f"{directory / tok[side]}: sha256 {actual[:12]}… does not match the manifest "
                 f"({tok[f'{side}_sha256'][:12]}…): the tokenizer is not the one the model was trained with")
-    for name, expected in manifest["files_sha256"].items():
+    for name, expected in listed.items():
         if file_sha256(directory / name) != expected:
             raise CheckpointError(f"{directory / name}: sha256 does not match the manifest; "
                                   "the file was changed or damaged after export (the architecture "

@@ -1,9 +1,10 @@
 """The model directory: the contract between training and every consumer.
 
-It holds only what translation needs (config, SentencePiece model(s), float32 weights and
-a manifest with versions, special ids and sha256 of every file), written atomically and
-verified before loading. Loading rebuilds the model from our own code, then reads weights:
-never an architecture or code from the directory.
+It holds only what translation needs (config, SentencePiece model(s), float32 weights, their
+CTranslate2 conversion, and a manifest with versions, special ids and sha256 of every file),
+written atomically and verified before loading; one directory serves both engines. Loading
+rebuilds the model from our own code, then reads weights: never an architecture or code from
+the directory.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import logging
 import shutil
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,7 +29,9 @@ from mt_cli.core.config import CONFIG_FILE, Config, load_config
 from mt_cli.core.errors import CheckpointError
 from mt_cli.core.files import atomic_dir, file_sha256
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizers
+from mt_cli.engines.ct2_spec import write_conversion
 from mt_cli.engines.locate import (
+    CTRANSLATE2,
     MANIFEST_FILE,
     NATIVE,
     WEIGHTS_FILES,
@@ -58,7 +62,8 @@ def export_config(cfg: Config, spm_names: tuple[str, str | None]) -> dict[str, A
 
 def write_export(directory: Path, model: Any, cfg: Config, tokenizers: Tokenizers,
                  info: dict[str, Any]) -> None:
-    """Write `directory` (config, spm, float32 weights, manifest) atomically."""
+    """Write `directory` (config, spm, float32 weights, their CTranslate2 conversion, manifest)
+    atomically."""
     names = ("spm.model", None) if tokenizers.joint else ("spm.src.model", "spm.tgt.model")
 
     def build(tmp: Path) -> None:
@@ -67,10 +72,21 @@ def write_export(directory: Path, model: Any, cfg: Config, tokenizers: Tokenizer
             shutil.copyfile(tokenizers.target.path, tmp / names[1])
         model.save_weights(str(tmp / WEIGHTS_FILE))
         (tmp / CONFIG_FILE).write_text(yaml.safe_dump(export_config(cfg, names), sort_keys=False))
-        manifest = _manifest(tmp, names, tokenizers, info)
+        conversion = _convert(tmp, model, cfg, tokenizers)
+        manifest = _manifest(tmp, names, tokenizers, {**info, CTRANSLATE2: conversion})
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
 
     atomic_dir(directory, build)  # OSError (h5py's too) = cannot write; anything else keeps its cause
+
+
+def _convert(tmp: Path, model: Any, cfg: Config, tokenizers: Tokenizers) -> dict[str, Any]:
+    """The CTranslate2 conversion beside the native weights, timed in the log."""
+    started = time.perf_counter()
+    section = write_conversion(tmp, model, cfg.model.activation, tokenizers)
+    size = sum((tmp / name).stat().st_size for name in section["files"])
+    log.debug(f"CTranslate2 {section['quantization']} conversion: {time.perf_counter() - started:.2f} s, "
+              f"{size / 2**20:.1f} MiB")
+    return section
 
 
 def _versions() -> dict[str, str]:
@@ -82,6 +98,7 @@ def _manifest(tmp: Path, names: tuple[str, str | None], tokenizers: Tokenizers,
               info: dict[str, Any]) -> dict[str, Any]:
     files = {WEIGHTS_FILE: file_sha256(tmp / WEIGHTS_FILE), names[0]: file_sha256(tmp / names[0]),
              CONFIG_FILE: file_sha256(tmp / CONFIG_FILE)}
+    files.update({name: file_sha256(tmp / name) for name in info.get(CTRANSLATE2, {}).get("files", [])})
     if names[1]:
         files[names[1]] = file_sha256(tmp / names[1])
     return {

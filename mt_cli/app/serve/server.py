@@ -174,8 +174,9 @@ def _translation(nbest: list[Hypothesis], n_best: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------- the model
 
-def model_info(directory: Path) -> dict[str, Any]:
-    """What /info says about a model directory, read without loading the model."""
+def model_info(directory: Path, engine: tuple[str, str] | None = None) -> dict[str, Any]:
+    """What /info says about a model directory, read without loading the model; `engine` is
+    the engine chosen for it and why (default: the manifest's)."""
     manifest = read_manifest(directory)
     config = load_config(directory / CONFIG_FILE, [])
     source = manifest.get("source_model", {})
@@ -184,7 +185,8 @@ def model_info(directory: Path) -> dict[str, Any]:
     name = model_name(directory)
     return {
         "model": f"{name}@{digest}",
-        "engine": manifest.get("engine", NATIVE),
+        "engine": engine[0] if engine else manifest.get("engine", NATIVE),
+        "engine_reason": engine[1] if engine else "the model directory's own engine",
         "languages": {"source": config.data.source_lang, "target": config.data.target_lang},
         "step": manifest.get("step", source.get("step")),
         "dev_scores": manifest.get("dev_scores", {}),
@@ -201,9 +203,10 @@ class ModelHost:
     """The one model in memory, loaded and warmed in a background thread so that the port
     opens at once and /health can answer 503 until the first translation has run."""
 
-    def __init__(self, open_engine: Callable[[], LineTranslator], directory: Path, settings: ServeSettings) -> None:
+    def __init__(self, open_engine: Callable[[], LineTranslator], directory: Path, settings: ServeSettings,
+                 engine: tuple[str, str] | None = None) -> None:
         self.settings = settings
-        self.info = model_info(directory)
+        self.info = model_info(directory, engine)
         self.model_id: str = self.info["model"]
         self.engine: LineTranslator | None = None
         self.base: DecodeConfig | None = None
@@ -465,10 +468,12 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_server(open_engine: Callable[[], LineTranslator], model: str | Path, settings: ServeSettings) -> None:
-    """Serve until SIGTERM/SIGINT; a model that fails to load ends the server with its error."""
+def run_server(open_engine: Callable[[], LineTranslator], model: str | Path, settings: ServeSettings,
+               engine: tuple[str, str] | None = None) -> None:
+    """Serve until SIGTERM/SIGINT; a model that fails to load ends the server with its error.
+    `engine`: the engine `open_engine` opens and why, for /info."""
     settings.check()
-    host = ModelHost(open_engine, resolve_model_dir(model), settings)
+    host = ModelHost(open_engine, resolve_model_dir(model), settings, engine)
     sock = _listen(settings.host, settings.port)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # their messages carry client paths too
         logging.getLogger(name).addFilter(EscapeFilter())
