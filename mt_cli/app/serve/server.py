@@ -34,7 +34,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -48,6 +48,7 @@ from mt_cli.app.serve.guard import (
     printable,
 )
 from mt_cli.app.serve.microbatch import Closed, MicroBatcher, QueueFull
+from mt_cli.app.serve.page import PAGE_HEADERS, PageError, PageView, read_form, render_page
 from mt_cli.core.config import (
     CONFIG_FILE,
     DecodeConfig,
@@ -65,7 +66,7 @@ __all__ = ["ModelHost", "ServeSettings", "create_app", "model_info", "run_server
 log = logging.getLogger("mt_cli")
 WARMUP_LINE = "Warm up ."
 MAX_WAIT_MS = 60_000.0  # longer waits would hold every request for minutes; larger numbers overflow timers
-ENDPOINTS = "POST /translate, GET /health, GET /info, GET /docs"
+ENDPOINTS = "GET / (the web page), POST /translate, GET /health, GET /info, GET /docs"
 
 
 @dataclass(frozen=True)
@@ -363,6 +364,44 @@ async def _answer(batcher: MicroBatcher, future: Future, request: Request) -> li
         raise ApiError(500, None, "decoding failed (the server's log has the details)") from None
 
 
+async def _translate(host: ModelHost, settings: ServeSettings, body: TranslateRequest,
+                     request: Request) -> tuple[list[list[Hypothesis]], Options]:
+    """What POST /translate and the web page share: the limits, the options, the batcher."""
+    if not host.ready or host.batcher is None:
+        raise ApiError(503, None, "the model is loading", retry=True)
+    _check_limits(body, settings)
+    options = host.options(body)
+    try:
+        future = host.batcher.submit(body.text, body.prefix if options.prefixed else None, options)
+    except QueueFull as exc:
+        raise ApiError(503, None, f"queue full ({exc}); retry later", retry=True) from None
+    except Closed as exc:
+        raise ApiError(503, None, f"not serving: {exc}", retry=True) from None
+    return await _answer(host.batcher, future, request), options
+
+
+async def _page(host: ModelHost, settings: ServeSettings, request: Request) -> HTMLResponse:
+    """GET /: the page; with ?text=, its translation by the same path as POST /translate (the beam
+    widened to the n-best asked for), or the page with the request's one-line error and status."""
+    view = PageView(host.info, settings.max_beam_size)
+    headers = dict(PAGE_HEADERS)
+    try:
+        view = dataclasses.replace(view, form=read_form(request.scope.get("query_string", b""),
+                                                        settings.max_body, settings.max_beam_size))
+        if view.form.lines:
+            request.state.lines = len(view.form.lines)
+            n_best = view.form.n_best
+            wider = host.base is not None and n_best > host.base.beam_size
+            body = TranslateRequest(text=view.form.lines, n_best=n_best, beam_size=n_best if wider else None)
+            nbests, _ = await _translate(host, settings, body, request)
+            view = dataclasses.replace(view, results=[_translation(n, n_best) for n in nbests])
+    except (ApiError, PageError) as exc:
+        if getattr(exc, "retry", False):
+            headers["Retry-After"] = str(RETRY_AFTER_S)
+        return HTMLResponse(render_page(dataclasses.replace(view, error=exc.message)), exc.status, headers)
+    return HTMLResponse(render_page(view), headers=headers)
+
+
 def _add_routes(app: FastAPI, host: ModelHost, settings: ServeSettings) -> None:
     @app.post("/translate", response_model=TranslateResponse, response_model_exclude_unset=True,
               summary="Translate lines (N in, N out)",
@@ -372,18 +411,12 @@ def _add_routes(app: FastAPI, host: ModelHost, settings: ServeSettings) -> None:
                          503: {"description": "loading, queue full or shutting down (Retry-After)"}})
     async def translate(body: TranslateRequest, request: Request) -> dict[str, Any]:
         request.state.lines = len(body.text)
-        if not host.ready or host.batcher is None:
-            raise ApiError(503, None, "the model is loading", retry=True)
-        _check_limits(body, settings)
-        options = host.options(body)
-        try:
-            future = host.batcher.submit(body.text, body.prefix if options.prefixed else None, options)
-        except QueueFull as exc:
-            raise ApiError(503, None, f"queue full ({exc}); retry later", retry=True) from None
-        except Closed as exc:
-            raise ApiError(503, None, f"not serving: {exc}", retry=True) from None
-        nbests = await _answer(host.batcher, future, request)
+        nbests, options = await _translate(host, settings, body, request)
         return {"translations": [_translation(n, options.decode.n_best) for n in nbests], "model": host.model_id}
+
+    @app.get("/", response_class=HTMLResponse, include_in_schema=False)
+    async def page(request: Request) -> HTMLResponse:
+        return await _page(host, settings, request)
 
     @app.get("/health", summary="200 once the model is loaded and warmed and while the batcher runs, 503 else")
     async def health() -> JSONResponse:
@@ -479,7 +512,8 @@ def run_server(open_engine: Callable[[], LineTranslator], model: str | Path, set
         logging.getLogger(name).addFilter(EscapeFilter())
     config = uvicorn.Config(create_app(host, settings), log_config=None, access_log=False,
                             timeout_graceful_shutdown=60, lifespan="on", server_header=False,
-                            limit_concurrency=settings.max_connections, timeout_keep_alive=5)
+                            limit_concurrency=settings.max_connections, timeout_keep_alive=5,
+                            h11_max_incomplete_event_size=settings.max_body + 16384)  # the page's GET query
     server = _Server(config)
 
     def stop() -> None:
