@@ -104,14 +104,23 @@ def test_a_shard_without_lines_writes_an_empty_file(trained_run: Path, tmp_path:
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
 
 
-def test_shards_keep_the_rounds_of_one_run(trained_run: Path, source: Path) -> None:
+@pytest.fixture(scope="module")
+def ct2_model(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("ct2") / "model"
+    result = CliRunner().invoke(app, ["export", "-m", str(trained_run), "-o", str(out), "--format", "ctranslate2"])
+    assert result.exit_code == 0, result.stderr
+    return out
+
+
+@pytest.mark.parametrize("engine", ["native", "ctranslate2"])
+def test_shards_keep_the_rounds_of_one_run(engine: str, request: pytest.FixtureRequest, source: Path) -> None:
     """With rounds of 4 lines (as a progress bar's small rounds would be, but cheaper to test):
     a shard reads its lines widened to whole rounds, so each line is batched as in one run and
     even jsonl's full-precision scores agree; `on_lines_done` counts only the shard's lines."""
     from mt_cli.app.translate import plan_source, translate_lines
     from mt_cli.engines.choice import open_translator
 
-    translator = open_translator(trained_run)
+    translator = open_translator(request.getfixturevalue("trained_run" if engine == "native" else "ct2_model"))
 
     def run(shard: tuple[int, int] | None, done: list[int]) -> list[str]:
         plan = plan_source(source, None, None, max_chars=10_000, shard=shard, chunk=4, count=True)
