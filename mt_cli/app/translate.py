@@ -9,25 +9,22 @@ read from the directory's manifest, and only the native one loads TensorFlow.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from itertools import islice
 from pathlib import Path
 
 from mt_cli.core.alignment import moses
 from mt_cli.core.errors import ConstraintError, DataError
 from mt_cli.core.hypothesis import Hypothesis
-from mt_cli.core.textio import chunked
-from mt_cli.engines.choice import open_translator
-from mt_cli.engines.locate import NATIVE
+from mt_cli.core.shard import shard_range
+from mt_cli.core.textio import chunked, count_lines, iter_lines
 from mt_cli.engines.protocol import LineTranslator
 
-__all__ = ["format_nbest", "translate_file_lines", "translate_lines"]
+__all__ = ["SourcePlan", "chunk_size", "format_nbest", "plan_source", "translate_lines"]
 CHUNK_LINES = 8192  # lines read ahead (and sorted by length) per translation round
-
-
-def translate_file_lines(model: str | Path, lines: list[str], overrides: list[str] | None = None,
-                         engine: str = NATIVE) -> list[str]:
-    """Translate a list of lines with a model directory and engine (`auto` chooses)."""
-    return open_translator(model, overrides, engine=engine).translate(lines)
+PROGRESS_CHUNK_LINES = 256  # a smaller round when a progress bar shows lines done
 
 
 def _json_fields(hyp: Hypothesis) -> dict[str, object]:
@@ -47,10 +44,10 @@ def format_nbest(index: int, nbest: list[Hypothesis], fmt: str, with_scores: boo
     Alignments, when computed, follow as ` ||| 0-0 1-2` (text) or `"alignment"` (jsonl);
     `record` adds fields to every jsonl record (the engine and why)."""
     if fmt == "jsonl":
-        record = {"index": index, **_json_fields(nbest[0]), **(record or {})}
+        fields = {"index": index, **_json_fields(nbest[0]), **(record or {})}
         if n_best > 1:
-            record["nbest"] = [_json_fields(h) for h in nbest]
-        return [json.dumps(record, ensure_ascii=False)]
+            fields["nbest"] = [_json_fields(h) for h in nbest]
+        return [json.dumps(fields, ensure_ascii=False)]
     if n_best > 1:
         return [_aligned_text(h, f"{index} ||| {h.text} ||| {h.score:.4f}") for h in nbest]
     best = nbest[0]
@@ -69,23 +66,83 @@ def _aligned_slice(side: list[str] | None, start: int, count: int, names: tuple[
     return part
 
 
+def chunk_size(stream: bool, chunk_lines: int | None = None) -> int:
+    """Lines per translation round: one with `stream`, else `chunk_lines` or CHUNK_LINES."""
+    return 1 if stream else (chunk_lines or CHUNK_LINES)
+
+
 def translate_lines(translator: LineTranslator, lines: Iterable[str], *, prefixes: list[str] | None = None,
                     constraints: list[str] | None = None, fmt: str = "text", with_scores: bool = False,
                     stream: bool = False, names: tuple[str, ...] = ("<input>", "<prefixes>", "<constraints>"),
+                    start: int = 0, keep: tuple[int, int] | None = None, chunk_lines: int | None = None,
+                    on_lines_done: Callable[[int], None] | None = None,
                     record: Mapping[str, object] | None = None) -> Iterator[str]:
     """Formatted output lines (`fmt` text or jsonl) for `lines`, lazily; `names` (input,
-    prefix file, constraints file) name them in messages; `record`: fields every jsonl record has."""
-    index = 0
-    for chunk in chunked(lines, 1 if stream else CHUNK_LINES):
-        chunk_prefixes = _aligned_slice(prefixes, index, len(chunk), (names[0], names[1]))
-        chunk_constraints = _aligned_slice(constraints, index, len(chunk), (names[0], names[2]))
+    prefix file, constraints file) name them in messages. `start` is the index of the first
+    line in the whole input (n-best and jsonl indices and line numbers stay global); only lines
+    whose index is in `keep` [start, stop) are output (a shard reading its window, see
+    `plan_source`); `on_lines_done(k)` after each round with its k output lines' inputs."""
+    low, high = keep if keep is not None else (start, math.inf)
+    done = 0  # lines read so far
+    for chunk in chunked(lines, chunk_size(stream, chunk_lines)):
+        chunk_prefixes = _aligned_slice(prefixes, done, len(chunk), (names[0], names[1]))
+        chunk_constraints = _aligned_slice(constraints, done, len(chunk), (names[0], names[2]))
+        index = start + done
         try:
             found = translator.translate_nbest(chunk, chunk_prefixes, index + 1, constraints=chunk_constraints)
         except ConstraintError as exc:
             raise ConstraintError(f"{names[2]}: {exc}") from None
-        for offset, nbest in enumerate(found):
-            yield from format_nbest(index + offset, nbest, fmt, with_scores, translator.decode.n_best, record)
-        index += len(chunk)
+        kept = [(index + offset, nbest) for offset, nbest in enumerate(found) if low <= index + offset < high]
+        for position, nbest in kept:
+            yield from format_nbest(position, nbest, fmt, with_scores, translator.decode.n_best, record)
+        done += len(chunk)
+        if on_lines_done is not None and kept:
+            on_lines_done(len(kept))
     for side, name in ((prefixes, names[1]), (constraints, names[2])):
-        if side is not None and index != len(side):
-            raise DataError(f"{name} has {len(side)} lines but {names[0]} has {index}")
+        if side is not None and done != len(side):
+            raise DataError(f"{name} has {len(side)} lines but {names[0]} has {done}")
+
+
+@dataclass(frozen=True)
+class SourcePlan:
+    """What `translate_lines` reads: the lines of [start, stop) of the input (and of its side
+    files), the part of them to output, and how many lines that is (None: stdin, not counted)."""
+
+    lines: Iterator[str]
+    prefixes: list[str] | None
+    constraints: list[str] | None
+    start: int
+    keep: tuple[int, int] | None
+    total: int | None
+
+
+def _window(span: tuple[int, int], lines: int, chunk: int) -> tuple[int, int]:
+    """A shard's lines widened to the rounds of one unsharded run (multiples of `chunk`): every
+    line is then batched with the same neighbours as in that run, since a batch's make-up moves
+    scores in their last bits. The cost: at most one round of extra lines at each end."""
+    start, stop = span
+    if start >= stop:
+        return start, start
+    return start - start % chunk, min(lines, -(-stop // chunk) * chunk)
+
+
+def plan_source(source: Path | None, prefix_file: Path | None, constraints_file: Path | None, *,
+                max_chars: int, shard: tuple[int, int] | None = None, chunk: int = CHUNK_LINES,
+                count: bool = False) -> SourcePlan:
+    """The input of one translate run: all of `source` (None: stdin), or with `shard` (K, N)
+    its K-th of N contiguous parts. Files are counted (streaming) only for a shard or `count`."""
+    total = count_lines(source) if source is not None and (shard is not None or count) else None
+    start, stop, keep = 0, None, None
+    if shard is not None and source is not None and total is not None:
+        keep = shard_range(total, *shard)
+        start, stop = _window(keep, total, chunk)
+        total = keep[1] - keep[0]
+
+    def side(path: Path | None) -> list[str] | None:
+        return None if path is None else list(islice(iter_lines(path, max_chars=max_chars, start=start),
+                                                     None if stop is None else stop - start))
+
+    lines = iter_lines(source or "-", max_chars=max_chars, start=start)
+    if stop is not None:
+        lines = islice(lines, stop - start)
+    return SourcePlan(lines, side(prefix_file), side(constraints_file), start, keep, total)

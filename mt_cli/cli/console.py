@@ -128,3 +128,40 @@ class TrainProgress:
         if self._progress is not None:
             self._progress.stop()
             self._progress = None
+
+
+class LineProgress:
+    """Lines translated of a long job: a rich bar (done / total, lines/s, ETA) on a terminal,
+    nothing on a pipe or with --quiet (logs and files stay clean). `total` None: not counted."""
+
+    def __init__(self) -> None:
+        self._progress: Any = None
+        self._task: Any = None
+
+    @property
+    def shown(self) -> bool:
+        return self._progress is not None
+
+    def start(self, total: int | None) -> None:
+        if not interactive():
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self._progress = Progress(
+            TextColumn("lines"), MofNCompleteColumn(), BarColumn(),
+            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=stderr, transient=False)
+        self._task = self._progress.add_task("translate", total=total, rate="")
+        self._progress.start()
+
+    def advance(self, lines: int) -> None:
+        if self._progress is None:
+            return
+        self._progress.advance(self._task, lines)
+        task = self._progress.tasks[0]
+        speed = task.speed or (task.completed / task.elapsed if task.elapsed else None)  # one round: no speed yet
+        self._progress.update(self._task, rate="" if speed is None else f"{speed:,.1f} lines/s")
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+            self._progress = None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -74,6 +75,51 @@ def _parse_weights(text: str | None) -> list[float] | None:
     return weights
 
 
+def _parse_shard_option(text: str | None, source: Path | None) -> tuple[int, int] | None:
+    """`--shard K/N` as (K, N), checked before the model loads; a shard needs a file to count."""
+    if text is None:
+        return None
+    from mt_cli.core.errors import ConfigError
+    from mt_cli.core.shard import parse_shard
+
+    shard = parse_shard(text)
+    if source is None:
+        raise ConfigError("--shard: give an input file; stdin cannot be split (its lines are not known "
+                          "before it ends)", key="--shard")
+    return shard
+
+
+def _output_lines(translator: Any, files: tuple[Path | None, Path | None, Path | None],
+                  shard: tuple[int, int] | None, progress: Any, **formatting: Any) -> tuple[Iterator[str], int | None]:
+    """The output lines (lazy) of the input `files` (source or None for stdin, prefix file,
+    constraints file), or of their shard, and how many input lines they cover (None: not counted).
+    A progress bar gets smaller rounds, to move often."""
+    from mt_cli.app.translate import PROGRESS_CHUNK_LINES, chunk_size, plan_source, translate_lines
+    from mt_cli.core.tokenizer import line_char_limit
+
+    bound = line_char_limit(translator.max_source_tokens)  # a line is never held (nor tokenized) beyond it
+    chunk = chunk_size(formatting["stream"], PROGRESS_CHUNK_LINES if progress else None)
+    plan = plan_source(*files, max_chars=bound, shard=shard, chunk=chunk, count=progress is not None)
+    lines = translate_lines(translator, plan.lines, prefixes=plan.prefixes, constraints=plan.constraints,
+                            names=(str(files[0] or "<stdin>"), str(files[1]), str(files[2])),
+                            start=plan.start, keep=plan.keep, chunk_lines=chunk,
+                            on_lines_done=progress.advance if progress else None, **formatting)
+    return lines, plan.total
+
+
+def _write_with_progress(output: Path, lines: Iterable[str], progress: Any, total: int | None) -> None:
+    """`-o FILE` written atomically, with the progress bar (if any) shown while it fills."""
+    from mt_cli.core.textio import atomic_write_lines
+
+    if progress is not None:
+        progress.start(total)
+    try:
+        atomic_write_lines(output, lines)
+    finally:
+        if progress is not None:
+            progress.close()
+
+
 @with_decode_options
 def translate(
     model: Annotated[list[Path], typer.Option(
@@ -100,6 +146,11 @@ def translate(
         "--ensemble-weights", help="Comma-separated weight per -m (default equal), e.g. 0.6,0.4.",
     )] = None,
     engine: EngineOption = "auto",
+    shard: Annotated[str | None, typer.Option(
+        "--shard", metavar="K/N",
+        help="Translate only the K-th of N contiguous parts of the input file (1 <= K <= N); "
+             "the outputs of parts 1..N concatenated equal one whole run.",
+    )] = None,
     set_: SetOption = None,
     decode_flags: dict[str, Any] | None = None,
 ) -> None:
@@ -113,10 +164,9 @@ def translate(
       mt-cli translate -m runs/a -m runs/b --ensemble-weights 0.6,0.4 test.en
       mt-cli translate -m runs/demo test.en --constraints-file terms.tsv
       mt-cli translate -m runs/demo test.en --engine native
+      mt-cli translate -m runs/demo big.en --shard 2/4 -o big.de.2
     """
     from mt_cli.core.errors import ConfigError
-    from mt_cli.core.textio import atomic_write_lines, iter_lines, read_lines
-    from mt_cli.core.tokenizer import line_char_limit
 
     if fmt not in OUTPUT_FORMATS:
         raise ConfigError(f"--format: must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
@@ -124,6 +174,7 @@ def translate(
     flags = _decode_flags(given, _set_keys(overrides), stream)
     source = None if input_ is None or str(input_) == "-" else input_  # None: stdin
     _check_side_files(source, prefix_file, constraints_file)
+    parts = _parse_shard_option(shard, source)
 
     from mt_cli.engines.locate import CTRANSLATE2
 
@@ -132,18 +183,12 @@ def translate(
                                             constraints=constraints_file is not None)
     if choice.engine == CTRANSLATE2:
         _warn_unmatched(set(given) | _set_keys(overrides))
-    from mt_cli.app.translate import translate_lines
-
-    bound = line_char_limit(translator.max_source_tokens)  # a line is never held (nor tokenized) beyond it
-    prefixes = read_lines(prefix_file, max_chars=bound) if prefix_file else None
-    constraints = read_lines(constraints_file, max_chars=bound) if constraints_file else None
-    lines = translate_lines(translator, iter_lines(source or "-", max_chars=bound), prefixes=prefixes,
-                            constraints=constraints,
-                            fmt=fmt, with_scores=with_scores, stream=stream,
-                            record={"engine": choice.engine, "engine_reason": choice.reason},
-                            names=(str(source or "<stdin>"), str(prefix_file), str(constraints_file)))
+    progress = console.LineProgress() if output is not None and console.interactive() else None
+    lines, total = _output_lines(translator, (source, prefix_file, constraints_file), parts, progress,
+                                 fmt=fmt, with_scores=with_scores, stream=stream,
+                                 record={"engine": choice.engine, "engine_reason": choice.reason})
     if output is not None:
-        atomic_write_lines(output, lines)
+        _write_with_progress(output, lines, progress, total)
         return
     for line in lines:
         sys.stdout.write(line + "\n")

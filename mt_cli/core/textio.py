@@ -58,14 +58,16 @@ def _records(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[bytes, bool]]:
         yield raw[:max_bytes], True
 
 
-def iter_stream(stream: BinaryIO, name: str, lenient: bool = False, max_chars: int | None = None) -> Iterator[str]:
+def iter_stream(stream: BinaryIO, name: str, lenient: bool = False, max_chars: int | None = None,
+                first_lineno: int = 1) -> Iterator[str]:
     """Yield decoded lines of a binary stream, one per b"\\n"-terminated record; with `max_chars`
-    each line is cut to that many characters (with a warning naming it) and never held whole."""
+    each line is cut to that many characters (with a warning naming it) and never held whole.
+    `first_lineno` numbers messages when the stream starts past a file's first line."""
     if max_chars is None:
-        for lineno, raw in enumerate(stream, start=1):
+        for lineno, raw in enumerate(stream, start=first_lineno):
             yield _decode(raw, name, lineno, lenient)
         return
-    for lineno, (raw, cut) in enumerate(_records(stream, MAX_UTF8_BYTES * max_chars), start=1):
+    for lineno, (raw, cut) in enumerate(_records(stream, MAX_UTF8_BYTES * max_chars), start=first_lineno):
         line = _decode(raw, name, lineno, lenient, final=not cut)
         if cut or len(line) > max_chars:
             log.warning(f"{name}:{lineno}: {'longer than ' if cut else ''}{len(line)} characters, cut to "
@@ -85,14 +87,26 @@ def _open_binary(path: str | Path) -> BinaryIO:
         raise DataError(f"{path}: permission denied") from None
 
 
-def iter_lines(path: str | Path, lenient: bool = False, max_chars: int | None = None) -> Iterator[str]:
+def iter_lines(path: str | Path, lenient: bool = False, max_chars: int | None = None,
+               start: int = 0) -> Iterator[str]:
     """Stream the lines of a file (or stdin for "-") without loading it whole; `max_chars`
-    bounds each line (see `iter_stream`)."""
+    bounds each line (see `iter_stream`); `start` lines are skipped first, undecoded."""
     if str(path) == "-":
         yield from iter_stream(sys.stdin.buffer, STDIN_NAME, lenient, max_chars)
         return
     with _open_binary(path) as handle:
-        yield from iter_stream(handle, str(path), lenient, max_chars)
+        _skip_records(handle, start)
+        yield from iter_stream(handle, str(path), lenient, max_chars, first_lineno=start + 1)
+
+
+def _skip_records(stream: BinaryIO, count: int) -> None:
+    """Pass over `count` b"\\n"-terminated records in bounded reads (a shard's lines before its
+    own are neither decoded nor held: a bad or huge line there is another shard's concern)."""
+    for _ in range(count):
+        while (raw := stream.readline(READ_CHUNK)) and not raw.endswith(b"\n"):
+            pass
+        if not raw:
+            return
 
 
 def read_lines(path: str | Path, lenient: bool = False, max_chars: int | None = None) -> list[str]:
