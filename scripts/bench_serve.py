@@ -3,10 +3,10 @@
 
 Why: a server's clients send one sentence per request; what matters is sentences/s and the
 latency each client sees as concurrency grows, and how much micro-batching buys over
-decoding requests one by one (`--max-batch-size 1`). For each engine (native, CTranslate2)
-and each batch size, one `mt-cli -q serve` process on 127.0.0.1 (a free port; all started
-first, then measured back to back per C so that load drift hits them alike); for each C
-in --clients, C clients (asyncio, keep-alive HTTP/1.1 connections, so the client
+decoding requests one by one (`--max-batch-size 1`). For each engine (native, `auto` = the
+default, CTranslate2 exports) and each batch size, one `mt-cli -q serve` process on
+127.0.0.1 (a free port; all started first, then measured back to back per C so that load
+drift hits them alike); for each C in --clients, C clients (asyncio, keep-alive HTTP/1.1 connections, so the client
 costs little CPU beside the server) send single sentences of --source, in order, for
 --seconds: requests/s, sentences/s, p50/p95/p99 latency (ms) and errors (non-200 answers
 or broken connections). A short warm-up precedes each measurement. Loopback only; every
@@ -53,11 +53,14 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start_server(model: str, port: int, batch_size: int, args: argparse.Namespace) -> subprocess.Popen:
-    """`mt-cli -q serve` in its own process; returns once /health says 200."""
+ENGINE_FLAG = {"native": "native", "auto": "auto", "ctranslate2": "auto"}  # a CT2 export is read by CT2
+
+
+def start_server(engine: str, model: str, port: int, batch_size: int, args: argparse.Namespace) -> subprocess.Popen:
+    """`mt-cli -q serve --engine ...` in its own process; returns once /health says 200."""
     command = [sys.executable, "-m", "mt_cli", "-q", "serve", "-m", model, "--port", str(port),
                "--max-batch-size", str(batch_size), "--max-wait-ms", str(args.max_wait_ms),
-               "--threads", str(args.threads)]
+               "--threads", str(args.threads), "--engine", ENGINE_FLAG[engine]]
     process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -165,7 +168,7 @@ def bench_engine(engine: str, model: str, sentences: list[str], args: argparse.N
     try:
         for batch_size in args.batch_sizes:
             port = free_port()
-            servers[batch_size] = (port, start_server(model, port, batch_size, args))
+            servers[batch_size] = (port, start_server(engine, model, port, batch_size, args))
         for clients in args.clients:
             for batch_size, (port, _) in servers.items():
                 row = {"engine": engine, "max_batch_size": batch_size,
@@ -194,10 +197,19 @@ def speedups(rows: list[dict[str, Any]], batch: int) -> dict[str, dict[str, floa
     return out
 
 
+def engine_ratio(rows: list[dict[str, Any]], batch: int, engine: str, base: str) -> dict[str, float]:
+    """sentences/s of `engine` over `base` per client count, at --max-batch-size `batch`."""
+    rate = {(r["engine"], r["clients"]): r["sentences_per_s"] for r in rows if r["max_batch_size"] == batch}
+    return {str(c): round(rate[(engine, c)] / rate[(base, c)], 2) for (e, c) in rate
+            if e == engine and rate.get((base, c))}
+
+
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--native", default="", help="native model or run directory ('' = skip)")
     parser.add_argument("--ct2", default="", help="CTranslate2 export ('' = skip)")
+    parser.add_argument("--auto", default="", help="model directory served with --engine auto, the default "
+                        "('' = skip); give the --native one to compare the two on the same weights")
     parser.add_argument("--source", required=True, help="source sentences, one per line")
     parser.add_argument("--clients", default="1,4,16,64")
     parser.add_argument("--batch-sizes", default="32,1", help="--max-batch-size values (include 1 for the baseline)")
@@ -216,12 +228,13 @@ def main() -> None:
     args = parse_args()
     sentences = [s for s in Path(args.source).read_text(encoding="utf-8").splitlines() if s.strip()]
     rows = []
-    for engine, model in (("native", args.native), ("ctranslate2", args.ct2)):
+    for engine, model in (("native", args.native), ("auto", args.auto), ("ctranslate2", args.ct2)):
         if model:
             rows += bench_engine(engine, model, sentences, args)
     batched = max(args.batch_sizes)
     document = {"settings": {k: v for k, v in vars(args).items() if k != "out"} | {"source_lines": len(sentences)},
-                "rows": rows, f"speedup_batch{batched}_over_batch1": speedups(rows, batched)}
+                "rows": rows, f"speedup_batch{batched}_over_batch1": speedups(rows, batched),
+                f"auto_over_native_batch{batched}": engine_ratio(rows, batched, "auto", "native")}
     emit(document, args.out)
 
 

@@ -6,7 +6,8 @@ and, in pipes, the time to the first line; decoding changes are judged on the wa
 alone. Engines, all on the same weights in one sitting: the native engine per compute dtype
 (float32, bfloat16), and CTranslate2 exports of the same model made by `mt-cli export` per
 quantization (float32, int8), plus raw CTranslate2 (a minimal Python process: SentencePiece +
-ctranslate2.Translator, no mt-cli) as the bar. For each, on the same input and settings
+ctranslate2.Translator, no mt-cli) as the bar, and `auto` (no --engine: what a user gets, the
+model directory's own CTranslate2 conversion when it has one). For each, on the same input and settings
 (beam 4, batch 32 by default):
 
   cli          the real `mt-cli translate` in its own process: wall time, peak RSS (the
@@ -192,6 +193,7 @@ class Engine:
     model: Path
     flags: tuple[str, ...] = ()
     overrides: tuple[str, ...] = ()
+    engine: str = "native"  # what decode_only opens (the CLI row passes its flags instead)
 
 
 def cli_args(cfg: BenchConfig, engine: Engine, stream: bool) -> list[str]:
@@ -216,16 +218,26 @@ sys.stdout.write("".join(line + "\\n" for line in out))
 """
 
 
+def has_ct2_weights(engine: Engine) -> bool:
+    """A CTranslate2 export, or `auto` on a model directory holding its conversion."""
+    from mt_cli.engines.locate import resolve_model_dir
+
+    return engine.engine != "native" and (resolve_model_dir(engine.model) / "model.bin").is_file()
+
+
 def raw_ct2_args(cfg: BenchConfig, engine: Engine) -> list[str]:
     """A minimal CTranslate2 process (no mt-cli): the bar for the whole-command time, with
     the model's own length penalty and output limit so both decode the same way."""
     import yaml
 
-    manifest = json.loads((engine.model / "manifest.json").read_text(encoding="utf-8"))
-    decode = yaml.safe_load((engine.model / "config.yaml").read_text(encoding="utf-8"))["decode"]
+    from mt_cli.engines.locate import resolve_model_dir
+
+    model = resolve_model_dir(engine.model)
+    manifest = json.loads((model / "manifest.json").read_text(encoding="utf-8"))
+    decode = yaml.safe_load((model / "config.yaml").read_text(encoding="utf-8"))["decode"]
     tok = manifest["tokenizer"]
-    return [sys.executable, "-c", RAW_CT2, str(engine.model), str(engine.model / tok["source"]),
-            str(engine.model / tok["target"]), str(cfg.beam_size), str(cfg.batch_size), str(cfg.threads),
+    return [sys.executable, "-c", RAW_CT2, str(model), str(model / tok["source"]),
+            str(model / tok["target"]), str(cfg.beam_size), str(cfg.batch_size), str(cfg.threads),
             str(decode["length_penalty"]), str(decode["max_length_a"]), str(decode["max_length_b"])]
 
 
@@ -278,6 +290,22 @@ def bench_cli(cfg: BenchConfig, command: list[str], source: Path, n_lines: int, 
             "hypotheses": hyps}
 
 
+def bench_defaults(cfg: BenchConfig, source: Path, n_lines: int, spm: Path) -> dict[str, Any]:
+    """`mt-cli translate -m MODEL FILE` with no flag at all (the model's own beam, batch and
+    threads; `auto` engine), and its `--stream` first line: what a new user gets."""
+    command = [*mt_cli_command(), "translate", "-m", str(cfg.model), str(source)]
+    run = run_measured(command, Path(os.devnull))
+    if run.returncode != 0:
+        return {"cli": {"error": f"exit {run.returncode}: {run.stderr_tail}"}}
+    hyps = _decode_lines(run.stdout)
+    cli = {"wall_s": round(run.wall_s, 3), "peak_rss_mib": run.peak_rss_mib, **rates(n_lines, count_tokens(spm, hyps),
+                                                                                       run.wall_s),
+           "bleu": bleu(hyps, cfg.reference, cfg.max_lines)}
+    stream = run_measured([*command[:-1], "--stream"], source)
+    return {"cli": cli, "stream": {"first_line_s": stream.first_line_s, "wall_s": stream.wall_s,
+                                   "peak_rss_mib": stream.peak_rss_mib}}
+
+
 def bench_stream(cfg: BenchConfig, engine: Engine, source: Path) -> dict[str, Any]:
     """--stream (one line at a time, flushed): when does the first line come out?"""
     run = run_measured(cli_args(cfg, engine, stream=True), source)
@@ -295,7 +323,7 @@ def bench_decode_only(cfg: BenchConfig, engine: Engine, lines: list[str], spm: P
     overrides = [f"decode.beam_size={cfg.beam_size}", "decode.n_best=1",
                  f"decode.batch_size={cfg.batch_size}", "decode.batch_tokens=0", *engine.overrides]
     started = time.perf_counter()
-    translator = open_translator(engine.model, overrides, cfg.threads)
+    translator = open_translator(engine.model, overrides, cfg.threads, engine=engine.engine)
     load_s = time.perf_counter() - started
     started = time.perf_counter()
     translator.translate(lines[: cfg.warmup_lines])
@@ -328,15 +356,19 @@ def environment() -> dict[str, Any]:
 
 
 def make_engines(cfg: BenchConfig, tmp: Path) -> list[Engine]:
-    """Native engines per dtype, then a CTranslate2 export of the same model per quantization."""
-    engines = [Engine(f"native-{d}", cfg.model, ("--dtype", d), (f"decode.dtype={d}",)) for d in cfg.dtypes]
-    engines += [Engine(f"native-{d}-shortlist{n}", cfg.model, ("--dtype", d, "--shortlist", str(n)),
+    """Native engines per dtype, `auto` (what `mt-cli translate -m MODEL` does: the directory's
+    own CTranslate2 conversion when it has one), then a CTranslate2 export of the same model
+    per quantization."""
+    native = ("--engine", "native")
+    engines = [Engine(f"native-{d}", cfg.model, (*native, "--dtype", d), (f"decode.dtype={d}",)) for d in cfg.dtypes]
+    engines += [Engine(f"native-{d}-shortlist{n}", cfg.model, (*native, "--dtype", d, "--shortlist", str(n)),
                        (f"decode.dtype={d}", f"decode.shortlist={n}")) for n in cfg.shortlists for d in cfg.dtypes]
+    engines.append(Engine("auto", cfg.model, ("--engine", "auto"), engine="auto"))
     for quantization in cfg.ct2:
         out = tmp / f"ct2-{quantization}"
         subprocess.run([*mt_cli_command(), "-q", "export", "-m", str(cfg.model), "-o", str(out),
                         "--format", "ctranslate2", "--quantization", quantization], check=True)
-        engines.append(Engine(f"ctranslate2-{quantization}", out))
+        engines.append(Engine(f"ctranslate2-{quantization}", out, engine="ctranslate2"))
     return engines
 
 
@@ -351,14 +383,15 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
         for engine in engines:  # child processes first: this process has no TF yet
             results[engine.name] = {"cli": bench_cli(cfg, cli_args(cfg, engine, False), source, len(lines), spm),
                                     "stream": bench_stream(cfg, engine, source)}
-            if engine.name.startswith("ctranslate2"):
+            if has_ct2_weights(engine):  # raw CTranslate2 on the very weights this row decodes with
                 raw = bench_cli(cfg, raw_ct2_args(cfg, engine), source, len(lines), spm)
                 raw.pop("hypotheses", None)
                 results[engine.name]["raw_ctranslate2"] = raw
-        ordered = sorted(engines, key=lambda e: not e.name.startswith("ctranslate2"))  # CT2 before TF
+        results["defaults"] = bench_defaults(cfg, source, len(lines), spm)
+        ordered = sorted(engines, key=lambda e: e.engine == "native")  # CT2 before TF
         runtime: dict[str, Any] = {}
         for engine in ordered:
-            if engine.name.startswith("native") and not runtime:
+            if engine.engine == "native" and not runtime:
                 runtime = start_tensorflow()
             cli_hyps = results[engine.name]["cli"].pop("hypotheses", None)
             results[engine.name]["decode_only"] = bench_decode_only(cfg, engine, lines, spm, cli_hyps)

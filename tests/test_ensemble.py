@@ -90,7 +90,7 @@ def _translate(runner: object, *args: object) -> object:
 
 def test_translate_ensemble_of_a_model_with_itself(runner: object, trained_run: Path, toy_dir: Path) -> None:
     source = toy_dir / "test.src"
-    single = _translate(runner, "-m", trained_run, source, "--format", "jsonl", "--n-best", "2")
+    single = _translate(runner, "-m", trained_run, source, "--format", "jsonl", "--n-best", "2", "--engine", "native")
     double = _translate(runner, "-m", trained_run, "-m", trained_run, "--ensemble-weights", "1,3",
                         source, "--format", "jsonl", "--n-best", "2")
     assert single.exit_code == 0 and double.exit_code == 0, (single.stderr, double.stderr)

@@ -87,6 +87,25 @@ def stop_server(server: Server) -> int:
     return server.process.wait(60)
 
 
+def test_auto_serves_the_directorys_ctranslate2_conversion(trained_run: Path, toy_dir: Path, tmp_path: Path) -> None:
+    """The default engine on a model directory: its CTranslate2 conversion, said in /info and
+    on stderr, with the translations the CTranslate2 engine gives in-process."""
+    from mt_cli.engines.choice import open_translator
+
+    server = start_server(trained_run, tmp_path / "server.log", *LIMITS)
+    try:
+        info = server.get("/info").json()
+        assert info["engine"] == "ctranslate2" and "CTranslate2 float32 conversion" in info["engine_reason"]
+        lines = sources(toy_dir)[:6]
+        answer = post(server.url, {"text": lines})
+        assert answer.status_code == 200, answer.text
+        expected = [n[0].text for n in open_translator(trained_run, engine="ctranslate2").translate_nbest(lines)]
+        assert [t["text"] for t in answer.json()["translations"]] == expected
+    finally:
+        assert stop_server(server) == 0
+    assert "engine: ctranslate2 (" in server.log.read_text()
+
+
 @pytest.fixture(scope="module")
 def ct2_model(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("serve-ct2") / "model"
@@ -97,7 +116,8 @@ def ct2_model(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
 
 @pytest.fixture(scope="module")
 def native_server(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    server = start_server(trained_run, tmp_path_factory.mktemp("serve-native") / "server.log", *LIMITS)
+    server = start_server(trained_run, tmp_path_factory.mktemp("serve-native") / "server.log", *LIMITS,
+                          "--engine", "native")
     yield server
     assert stop_server(server) == 0, server.log.read_text()
 
@@ -121,6 +141,7 @@ def test_health_info_and_docs(native_server: Server, trained_run: Path) -> None:
     info = native_server.get("/info").json()
     manifest = json.loads((trained_run / "export" / "manifest.json").read_text())
     assert info["model"] == health.json()["model"] and info["engine"] == "native"
+    assert info["engine_reason"] == "--engine native"
     assert info["step"] == manifest["step"] and info["dev_scores"] == manifest["dev_scores"]
     assert info["hashes"]["files_sha256"] == manifest["files_sha256"]
     assert info["versions"]["tensorflow"] and set(info["languages"]) == {"source", "target"}

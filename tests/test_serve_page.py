@@ -65,7 +65,7 @@ def test_the_page_is_one_self_contained_document(server: Server) -> None:
     body = answer.text
     assert "http://" not in body and "https://" not in body and "<script" not in body and "<link" not in body
     assert re.search(r"\bsrc=|url\(|@import", body) is None  # nothing to fetch
-    assert shown(body, "model") == info["model"] and shown(body, "engine") == info["engine"] == "native"
+    assert shown(body, "model") == info["model"] and shown(body, "engine") == info["engine"] == "ctranslate2"
     assert shown(body, "languages") == f"{info['languages']['source']} \u2192 {info['languages']['target']}"
     assert '<form method="get">' in body and 'name="text"' in body
     assert f'name="n_best" type="number" min="1" max="{info["limits"]["max_beam_size"]}" value="1"' in body
@@ -235,7 +235,7 @@ def test_browser_types_a_sentence_and_reads_the_translation(browser: Any, server
     submit_in_browser(browser, server, line)
     assert text_of(browser, "translation") == expected and expected
     assert text_of(browser, "model") == server.get("/info").json()["model"]
-    assert text_of(browser, "engine") == "native"
+    assert text_of(browser, "engine") == "ctranslate2"  # the default engine on a model directory
     from selenium.webdriver.common.by import By
 
     assert browser.find_element(By.ID, "text").get_property("value") == line  # kept for the next edit

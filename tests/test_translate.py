@@ -28,6 +28,9 @@ from typer.testing import CliRunner
 
 from mt_cli.cli.main import app
 
+ENGINE_LINE = (b"engine: ctranslate2 (the model directory holds a CTranslate2 float32 conversion and nothing "
+               b"asked for needs the native engine)\n")
+
 MT_CLI = Path(sys.executable).parent / "mt-cli"
 PIPE_TIMEOUT_S = 120.0  # first line includes TensorFlow start-up on a shared CPU
 
@@ -122,7 +125,7 @@ def test_odd_lines_one_output_line_each(runner: CliRunner, trained_run: Path) ->
             assert output == by_text[text], text
 
     # Only the over-long line warns, naming its line number.
-    warnings = [line for line in result.stderr.splitlines() if line.strip()]
+    warnings = [line for line in result.stderr.splitlines() if line.strip() and not line.startswith("engine: ")]
     assert len(warnings) == 1, result.stderr
     assert re.search(rf"\bline {LONG_LINE_NUMBER}\b", warnings[0]), warnings[0]
     assert "truncated" in warnings[0]
@@ -231,7 +234,7 @@ def test_beam_one_is_greedy(runner: CliRunner, trained_run: Path, sources: Path,
     from mt_cli.engines.model_dir import load_export
 
     lines = sources.read_text(encoding="utf-8").splitlines()[:3]
-    records = jsonl(translate(runner, "-m", trained_run, "--beam-size", "1", "--format", "jsonl",
+    records = jsonl(translate(runner, "-m", trained_run, "--beam-size", "1", "--format", "jsonl", "--engine", "native",
                               input="".join(line + "\n" for line in lines)))
     loaded = load_export(trained_run)
     for line, record, from_file in zip(lines, records, greedy_file_output):
@@ -390,7 +393,7 @@ def test_dash_input_with_prefix_file_reads_stdin(runner: CliRunner, trained_run:
     got = out_lines(result.stdout)
     assert len(got) == 3 and got[0].startswith("taco") and got[2].startswith("neergo")
     short = translate(runner, "-m", trained_run, "-", "--prefix-file", prefix_file, input=lines[0] + "\n")
-    assert_one_line_error(short, str(prefix_file), "has 3 lines but <stdin> has 1")
+    assert_one_line_error(short, str(prefix_file), "has 3 lines but <stdin> has 1", after_log=True)  # after output
     both = translate(runner, "-m", trained_run, "-", "--prefix-file", "-", input=lines[0] + "\n")
     assert_one_line_error(both, "--prefix-file: give a file")
 
@@ -457,7 +460,7 @@ def test_threads_and_real_pipe(trained_run: Path, sources: Path) -> None:
         [str(MT_CLI), "translate", "-m", str(trained_run), "--threads", "1", "--beam-size", "1"],
         input=sources.read_bytes(), capture_output=True, timeout=300, env=_env(), check=False)
     assert result.returncode == 0, result.stderr.decode()
-    assert result.stderr == b""
+    assert result.stderr == ENGINE_LINE  # the one info line: which engine and why
     assert result.stdout.decode() == ok(translate(CliRunner(), "-m", trained_run, sources,
                                                   "--beam-size", "1")).stdout
 
@@ -509,8 +512,9 @@ def test_broken_model_directory(runner: CliRunner, trained_run: Path, toy_dir: P
         weights = export / "model.weights.h5"
         weights.write_bytes(weights.read_bytes()[:1000])
         needles = ["model.weights.h5"]
+    engine = ["--engine", "native"] if "weights" in case else []  # the CTranslate2 path never reads the .h5
     for model in (run, export):
-        assert_one_line_error(translate(runner, "-m", model, input="the cat .\n"), *needles)
+        assert_one_line_error(translate(runner, "-m", model, *engine, input="the cat .\n"), *needles)
 
 
 def test_nonexistent_model_directory(runner: CliRunner, tmp_path: Path) -> None:

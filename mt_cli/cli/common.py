@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -35,8 +36,9 @@ def load(config: Path | None, overrides: list[str] | None):  # -> Config, lazily
 def open_chosen_engine(model: list[Path], engine: str, overrides: list[str] | None, threads: int = 0,
                        weights: list[float] | None = None, decode_flags: dict | None = None,
                        constraints: bool = False):  # -> (LineTranslator, EngineChoice), lazily imported
-    """The engine `--engine` asks for (auto: chosen here), said on stderr in one line once it
-    opened, with TensorFlow started only when the native engine is the one."""
+    """The engine `--engine` asks for (auto: chosen here) and the choice, with TensorFlow started
+    only when the native engine is the one. Callers say the choice (`say_engine`) once the
+    input proved good, so bad input still gets its one error line alone."""
     from mt_cli.engines.choice import choose_engine, open_translator
     from mt_cli.engines.locate import NATIVE
 
@@ -44,8 +46,20 @@ def open_chosen_engine(model: list[Path], engine: str, overrides: list[str] | No
     if choice.engine == NATIVE:
         start_tensorflow()
     translator = open_translator(list(model), overrides, threads, weights, decode_flags, engine=choice.engine)
-    console.info(choice.describe())  # once it opened: a model that fails to load gets its one error line only
     return translator, choice
+
+
+def say_engine(lines: Iterable[str], choice: Any) -> Iterator[str]:
+    """`lines`, with the engine choice said on stderr once the first of them is out (or at the
+    end, for no lines): one info line, none with -q."""
+    said = False
+    for line in lines:
+        if not said:
+            console.info(choice.describe())
+            said = True
+        yield line
+    if not said:
+        console.info(choice.describe())
 
 
 def start_tensorflow() -> None:

@@ -211,12 +211,13 @@ def _translate(model: Path, source: Path | None, save_hyp: Path | None, override
     from mt_cli.core.tokenizer import line_char_limit
 
     assert source is not None
-    translator, _ = open_chosen_engine([model], engine, list(overrides) if overrides else None)
+    translator, choice = open_chosen_engine([model], engine, list(overrides) if overrides else None)
     bound = line_char_limit(translator.max_source_tokens)  # a source line is never held beyond it
     src_lines = ev.read_text(source, strip=False, max_chars=bound)
     check_line_counts(ev.display_name(source), len(src_lines), ev.display_name(ref_paths[0]), len(refs[0]),
                       ev.ALIGNED_HINT)
     hyps = translator.translate(src_lines)
+    console.info(choice.describe())
     if len(hyps) != len(src_lines):
         raise DataError(f"{model}: returned {len(hyps)} translations for {len(src_lines)} source lines")
     if save_hyp is not None:

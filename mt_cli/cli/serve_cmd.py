@@ -74,8 +74,7 @@ def serve(
     from mt_cli.engines.locate import NATIVE
 
     overrides = list(set_ or [])
-    choice = choose_engine([model], engine, overrides)
-    console.info(choice.describe())
+    choice = choose_engine([model], engine, overrides)  # said by the server once it listens
     if choice.engine == NATIVE:
         start_tensorflow()
     console.adopt_logger("uvicorn")

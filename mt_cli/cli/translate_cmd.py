@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from mt_cli.cli import console
-from mt_cli.cli.common import EngineOption, SetOption, open_chosen_engine
+from mt_cli.cli.common import EngineOption, SetOption, open_chosen_engine, say_engine
 from mt_cli.cli.decode_options import with_decode_options
 
 OUTPUT_FORMATS = ("text", "jsonl")
@@ -27,8 +27,7 @@ def _set_keys(overrides: list[str]) -> set[str]:
 
 def _warn_unmatched(given: set[str]) -> None:
     """Options CTranslate2 applies its own way: say so rather than differ silently."""
-    unmatched = {"length_penalty": "--length-penalty uses CTranslate2's own length penalty, not the GNMT formula",
-                 "coverage_penalty": "--coverage-penalty uses CTranslate2's own coverage penalty",
+    unmatched = {"coverage_penalty": "--coverage-penalty uses CTranslate2's own coverage penalty",
                  "max_length_a": "--max-length-a/-b apply per batch (its longest source) in CTranslate2"}
     for name, message in unmatched.items():
         if name in given:
@@ -187,6 +186,7 @@ def translate(
     lines, total = _output_lines(translator, (source, prefix_file, constraints_file), parts, progress,
                                  fmt=fmt, with_scores=with_scores, stream=stream,
                                  record={"engine": choice.engine, "engine_reason": choice.reason})
+    lines = say_engine(lines, choice)
     if output is not None:
         _write_with_progress(output, lines, progress, total)
         return

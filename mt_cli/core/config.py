@@ -153,7 +153,7 @@ class DecodeConfig:
     n_best: int = _decode_opt(1, "tensor", "Hypotheses per line (text format: 'i ||| text ||| score').",
                               ge=1, le=MAX_BEAM)
     length_penalty: float = _decode_opt(
-        0.6, "tensor", "GNMT length penalty alpha (CTranslate2 models: its own formula).", ge=0)
+        0.6, "tensor", "GNMT length penalty alpha (CTranslate2's hypotheses are re-scored with it).", ge=0)
     coverage_penalty: float = _decode_opt(
         0.0, "switch", "GNMT coverage penalty beta, beam search (CTranslate2: its own).", ge=0)
     max_length_a: float = _decode_opt(

@@ -4,12 +4,13 @@ empty out, over-long lines truncated with a warning naming them. Imports no Tens
 CTranslate2 model never needs it).
 
 What CTranslate2 does differently, and how this engine makes it agree: CTranslate2 divides a
-finished hypothesis's log-probability by len ** alpha (len without the eos), the native
-search by GNMT's ((5 + len) / 6) ** alpha (len with it); so the beam's finished hypotheses are
+finished hypothesis's log-probability by len ** alpha, the native search by GNMT's
+((5 + len) / 6) ** alpha (len counting the eos in both); so the beam's finished hypotheses are
 asked for and re-scored with GNMT's formula (`gnmt_rescored`), which gives the native scores
-and mostly the native choice (search paths may still differ). Its coverage penalty is its own
-(`auto` takes the native engine for one), and the output limit a * source length + b applies
-per batch, so each output is cut to its own limit.
+and mostly the native choice (search paths may still differ). A hypothesis cut at its output
+limit keeps CTranslate2's log-probability without the eos the native search forces there.
+Its coverage penalty is its own (`auto` takes the native engine for one), and the output
+limit a * source length + b applies per batch, so each output is cut to its own limit.
 """
 
 from __future__ import annotations
@@ -45,20 +46,27 @@ def _check_supported(decode: DecodeConfig) -> None:
 
 
 def _rescored(d: DecodeConfig) -> bool:
-    """Beam search with a length penalty: CTranslate2's finished hypotheses get GNMT's scores."""
-    return d.length_penalty != 0 and not d.sampling and d.beam_size > 1
+    """With a length penalty, CTranslate2's hypotheses get GNMT's scores (greedy and sampling too:
+    the native engine normalises every hypothesis with GNMT's formula)."""
+    return d.length_penalty != 0
 
 
 def gnmt_rescored(found: list[tuple[list[str], float]], alpha: float) -> list[tuple[list[str], float]]:
     """(pieces, CTranslate2 score) best first under GNMT's length penalty, as the native search
-    ranks them: CTranslate2's score is logp / len ** alpha (len without the eos), GNMT's is
-    logp / ((5 + len + 1) / 6) ** alpha. An empty hypothesis has no recoverable logp (-inf)."""
-    rescored = []
-    for pieces, score in found:
-        length = len([p for p in pieces if p != EOS_PIECE])
-        logp = score * length ** alpha if length else float("-inf")
-        rescored.append((pieces, logp / ((6.0 + length) / 6.0) ** alpha))
+    ranks them: CTranslate2's score is logp / n ** alpha, GNMT's logp / ((5 + n) / 6) ** alpha,
+    n counting the eos in both (measured: CTranslate2 4.8 divides by the length with it)."""
+    rescored = [(pieces, _gnmt(score, len([p for p in pieces if p != EOS_PIECE]), alpha)) for pieces, score in found]
     return sorted(rescored, key=lambda pair: -pair[1])
+
+
+def _gnmt(score: float, length: int, alpha: float) -> float:
+    """score * n ** a / ((5 + n) / 6) ** a with n = pieces + eos, as one power (an alpha of 1e300
+    must not overflow into an exception: its score is -inf, as the native engine's)."""
+    steps = length + 1
+    try:
+        return score * (6.0 * steps / (5.0 + steps)) ** alpha
+    except OverflowError:
+        return float("-inf") if score < 0 else score
 
 
 class CT2Translator:
@@ -111,7 +119,7 @@ class CT2Translator:
         # the process (SIGSEGV) on a coverage penalty with beam_size 1, greedy or sampling
         coverage = d.coverage_penalty if beam > 1 else 0.0
         return {"suppress_sequences": SUPPRESSED, "min_decoding_length": 0, "max_input_length": 0,
-                "beam_size": beam, "num_hypotheses": beam if _rescored(d) else d.n_best,
+                "beam_size": beam, "num_hypotheses": beam if _rescored(d) and beam > 1 else d.n_best,
                 "length_penalty": d.length_penalty, "coverage_penalty": coverage,
                 "max_decoding_length": limit, "return_scores": True,
                 "sampling_topk": (d.sampling_topk or 0) if sampling else 1,

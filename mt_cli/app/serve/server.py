@@ -522,6 +522,7 @@ def run_server(open_engine: Callable[[], LineTranslator], model: str | Path, set
     host.on_failure = stop
     log.info(f"serving {host.model_id} on http://{settings.host}:{sock.getsockname()[1]} "
              "(loading the model; /health says 503 until ready)")
+    log.info(f"engine: {host.info['engine']} ({host.info['engine_reason']})")
     server.run(sockets=[sock])
     if host.failure is not None:
         if isinstance(host.failure, MtError):
