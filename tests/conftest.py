@@ -46,6 +46,17 @@ def trained_run(toy_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path
     return work / "run"
 
 
+@pytest.fixture(scope="session")
+def ct2_model(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The trained run exported with `--format ctranslate2` (read-only, shared)."""
+    from mt_cli.cli.main import app
+
+    out = tmp_path_factory.mktemp("ct2") / "model"
+    result = CliRunner().invoke(app, ["export", "-m", str(trained_run), "-o", str(out), "--format", "ctranslate2"])
+    assert result.exit_code == 0, result.output
+    return out
+
+
 @pytest.fixture()
 def runner() -> CliRunner:
     return CliRunner()

@@ -14,6 +14,10 @@ _WORDS = ["cat", "dog", "man", "woman", "red", "blue", "big", "small", "runs", "
 _DICT = {w: w[::-1] + "o" for w in _WORDS}
 
 
+# What `translate` says on stderr on the trained run with the default engine.
+ENGINE_LINE = (b"engine: ctranslate2 (the model directory holds a CTranslate2 float32 conversion and nothing "
+               b"asked for needs the native engine)\n")
+
 
 def toy_pairs(n: int, seed: int = 7) -> list[tuple[str, str]]:
     """A learnable toy 'language pair': each word maps to a made-up word, order kept."""

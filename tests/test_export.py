@@ -51,13 +51,6 @@ def variants(tmp_path_factory: pytest.TempPathFactory, toy_dir: Path) -> dict[st
     return made
 
 
-@pytest.fixture(scope="module")
-def trained_ct2(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("ct2") / "model"
-    ok(cli("export", "-m", trained_run, "-o", out, "--format", "ctranslate2"))
-    return out
-
-
 def _sources(toy_dir: Path) -> list[str]:
     return (toy_dir / "test.src").read_text(encoding="utf-8").splitlines()
 
@@ -72,16 +65,16 @@ def test_greedy_parity_on_random_models(variants: dict, toy_dir: Path, name: str
     assert [n[0].text for n in ct2] == [n[0].text for n in native]
 
 
-def test_greedy_parity_on_trained_model_with_batches(trained_run: Path, trained_ct2: Path,
+def test_greedy_parity_on_trained_model_with_batches(trained_run: Path, ct2_model: Path,
                                                      toy_dir: Path) -> None:
     lines = _sources(toy_dir)
     greedy = ["decode.beam_size=1", "decode.n_best=1"]
     native = open_translator(trained_run, greedy).translate(lines)
-    assert open_translator(trained_ct2, greedy).translate(lines) == native
+    assert open_translator(ct2_model, greedy).translate(lines) == native
 
 
-def test_manifest_and_files(trained_run: Path, trained_ct2: Path) -> None:
-    manifest = json.loads((trained_ct2 / "manifest.json").read_text())
+def test_manifest_and_files(trained_run: Path, ct2_model: Path) -> None:
+    manifest = json.loads((ct2_model / "manifest.json").read_text())
     source = json.loads((trained_run / "export" / "manifest.json").read_text())
     assert manifest["engine"] == "ctranslate2" and manifest["quantization"] == "float32"
     assert manifest["source_model"]["files_sha256"] == source["files_sha256"]
@@ -89,54 +82,54 @@ def test_manifest_and_files(trained_run: Path, trained_ct2: Path) -> None:
     assert manifest["versions"]["ctranslate2"]
 
 
-def test_translate_contract_on_ct2(trained_ct2: Path, tmp_path: Path, toy_dir: Path) -> None:
+def test_translate_contract_on_ct2(ct2_model: Path, tmp_path: Path, toy_dir: Path) -> None:
     lines = _sources(toy_dir)[:5]
     lines[2] = ""
     src = tmp_path / "in.txt"
     src.write_text("\n".join(lines) + "\n")
-    text = ok(cli("translate", "-m", trained_ct2, src)).stdout.split("\n")[:-1]
+    text = ok(cli("translate", "-m", ct2_model, src)).stdout.split("\n")[:-1]
     assert len(text) == 5 and text[2] == ""
-    records = [json.loads(x) for x in ok(cli("translate", "-m", trained_ct2, src, "--format", "jsonl",
+    records = [json.loads(x) for x in ok(cli("translate", "-m", ct2_model, src, "--format", "jsonl",
                                              "--n-best", "2", "--beam-size", "2")).stdout.splitlines()]
     assert [r["index"] for r in records] == list(range(5))
     assert all(len(r["nbest"]) == 2 for i, r in enumerate(records) if i != 2)
-    nbest = ok(cli("translate", "-m", trained_ct2, src, "--n-best", "2", "--beam-size", "2")).stdout
+    nbest = ok(cli("translate", "-m", ct2_model, src, "--n-best", "2", "--beam-size", "2")).stdout
     assert [line.split(" ||| ")[0] for line in nbest.splitlines()] == list("001123344")  # empty: one
     prefixes = tmp_path / "prefix.txt"
     prefixes.write_text("".join((toy_dir / "test.tgt").read_text().splitlines()[i].split()[0] + "\n"
                                 for i in range(5)))
-    forced = ok(cli("translate", "-m", trained_ct2, src, "--prefix-file", prefixes)).stdout.splitlines()
+    forced = ok(cli("translate", "-m", ct2_model, src, "--prefix-file", prefixes)).stdout.splitlines()
     wanted = prefixes.read_text().splitlines()
     assert all(out.startswith(p) for i, (out, p) in enumerate(zip(forced, wanted)) if i != 2)
-    scored = ok(cli("translate", "-m", trained_ct2, src, "--with-scores")).stdout.splitlines()
+    scored = ok(cli("translate", "-m", ct2_model, src, "--with-scores")).stdout.splitlines()
     assert all("\t" in line for line in scored)
 
 
-def test_ct2_warns_for_unmatched_options(trained_ct2: Path, toy_dir: Path) -> None:
-    result = ok(cli("translate", "-m", trained_ct2, toy_dir / "test.src", "--coverage-penalty", "0.2"))
+def test_ct2_warns_for_unmatched_options(ct2_model: Path, toy_dir: Path) -> None:
+    result = ok(cli("translate", "-m", ct2_model, toy_dir / "test.src", "--coverage-penalty", "0.2"))
     assert "CTranslate2's own coverage penalty" in result.stderr
-    agreed = ok(cli("translate", "-m", trained_ct2, toy_dir / "test.src", "--length-penalty", "1.0"))
+    agreed = ok(cli("translate", "-m", ct2_model, toy_dir / "test.src", "--length-penalty", "1.0"))
     assert "warning" not in agreed.stderr  # GNMT's length penalty on both engines now: nothing to warn of
 
 
-def test_ct2_refuses_native_only_options(trained_ct2: Path, toy_dir: Path) -> None:
-    assert_one_line_error(cli("translate", "-m", trained_ct2, toy_dir / "test.src", "--shortlist", "50"),
+def test_ct2_refuses_native_only_options(ct2_model: Path, toy_dir: Path) -> None:
+    assert_one_line_error(cli("translate", "-m", ct2_model, toy_dir / "test.src", "--shortlist", "50"),
                           "--shortlist", "native engine")
 
 
-def test_sampling_on_ct2_is_reproducible(trained_ct2: Path, toy_dir: Path) -> None:
-    args = ("translate", "-m", trained_ct2, toy_dir / "test.src", "--sampling-topk", "5", "--seed", "3")
+def test_sampling_on_ct2_is_reproducible(ct2_model: Path, toy_dir: Path) -> None:
+    args = ("translate", "-m", ct2_model, toy_dir / "test.src", "--sampling-topk", "5", "--seed", "3")
     assert ok(cli(*args)).stdout == ok(cli(*args)).stdout
 
 
-def test_evaluate_reads_ct2(trained_ct2: Path, toy_dir: Path) -> None:
+def test_evaluate_reads_ct2(ct2_model: Path, toy_dir: Path) -> None:
     """evaluate -m scores the CTranslate2 model's own translations (not another engine's)."""
     import sacrebleu
 
-    result = ok(cli("evaluate", "-m", trained_ct2, "-s", toy_dir / "test.src", "-r", toy_dir / "test.tgt",
+    result = ok(cli("evaluate", "-m", ct2_model, "-s", toy_dir / "test.src", "-r", toy_dir / "test.tgt",
                     "--json"))
     scores = json.loads(result.stdout)["systems"][0]["scores"]
-    hyps = open_translator(trained_ct2).translate(_sources(toy_dir))
+    hyps = open_translator(ct2_model).translate(_sources(toy_dir))
     refs = (toy_dir / "test.tgt").read_text(encoding="utf-8").splitlines()
     assert scores["bleu"]["score"] == pytest.approx(sacrebleu.corpus_bleu(hyps, [refs]).score)
     chrf = sacrebleu.corpus_chrf(hyps, [refs]).score
@@ -163,8 +156,8 @@ def test_missing_extra_names_it() -> None:
         require("no_such_module_for_mt_cli", "ctranslate2", "mt-cli export --format ctranslate2")
 
 
-def test_ct2_export_is_not_a_native_model_dir(trained_ct2: Path, tmp_path: Path) -> None:
-    assert_one_line_error(cli("export", "-m", trained_ct2, "-o", tmp_path / "again"), "ctranslate2 export")
+def test_ct2_export_is_not_a_native_model_dir(ct2_model: Path, tmp_path: Path) -> None:
+    assert_one_line_error(cli("export", "-m", ct2_model, "-o", tmp_path / "again"), "ctranslate2 export")
 
 
 # ---------------------------------------------------------------- SavedModel

@@ -153,6 +153,15 @@ MALFORMED = {
     "no special ids": (lambda m: m.pop("special_ids"), "special_ids: missing"),
     "engine list": (lambda m: m.update(engine=["native"]), "unknown engine ['native']"),
     "weights file": (lambda m: m.update(weights={"file": "../w.h5"}), "weights.file: expected 'model.weights.h5'"),
+    "conversion list": (lambda m: m.update(ctranslate2=["model.bin"]), "ctranslate2: expected an object, got array"),
+    "conversion files": (lambda m: m["ctranslate2"].update(files="model.bin"),
+                         "ctranslate2.files: expected a list of file names"),
+    "conversion name": (lambda m: m["ctranslate2"]["files"].append("../model.bin"),
+                        "ctranslate2.files: '../model.bin' is not a plain file name"),
+    "conversion unhashed": (lambda m: m["ctranslate2"]["files"].append("extra.bin"),
+                            "ctranslate2.files: 'extra.bin' is not listed in files_sha256"),
+    "conversion weights": (lambda m: m["ctranslate2"].update(files=["config.json"]),
+                           "ctranslate2.files: does not name model.bin"),
 }
 
 

@@ -107,14 +107,6 @@ def test_auto_serves_the_directorys_ctranslate2_conversion(trained_run: Path, to
 
 
 @pytest.fixture(scope="module")
-def ct2_model(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("serve-ct2") / "model"
-    result = CliRunner().invoke(app, ["export", "-m", str(trained_run), "-o", str(out), "--format", "ctranslate2"])
-    assert result.exit_code == 0, result.output
-    return out
-
-
-@pytest.fixture(scope="module")
 def native_server(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server = start_server(trained_run, tmp_path_factory.mktemp("serve-native") / "server.log", *LIMITS,
                           "--engine", "native")

@@ -15,13 +15,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import assert_one_line_error, toy_pairs
+from helpers import ENGINE_LINE, assert_one_line_error, toy_pairs
 from typer.testing import CliRunner
 
 from mt_cli.cli.main import app
-
-ENGINE_LINE = (b"engine: ctranslate2 (the model directory holds a CTranslate2 float32 conversion and nothing "
-               b"asked for needs the native engine)\n")
 
 MT_CLI = Path(sys.executable).parent / "mt-cli"
 FORMATS = {
@@ -105,14 +102,6 @@ def test_a_shard_without_lines_writes_an_empty_file(trained_run: Path, tmp_path:
     assert result.exit_code == 0, result.stderr
     assert out.read_bytes() == b""
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no temp file left
-
-
-@pytest.fixture(scope="module")
-def ct2_model(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("ct2") / "model"
-    result = CliRunner().invoke(app, ["export", "-m", str(trained_run), "-o", str(out), "--format", "ctranslate2"])
-    assert result.exit_code == 0, result.stderr
-    return out
 
 
 @pytest.mark.parametrize("engine", ["native", "ctranslate2"])

@@ -23,13 +23,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import assert_one_line_error, copy_run, toy_pairs
+from helpers import ENGINE_LINE, assert_one_line_error, copy_run, toy_pairs
 from typer.testing import CliRunner
 
 from mt_cli.cli.main import app
-
-ENGINE_LINE = (b"engine: ctranslate2 (the model directory holds a CTranslate2 float32 conversion and nothing "
-               b"asked for needs the native engine)\n")
 
 MT_CLI = Path(sys.executable).parent / "mt-cli"
 PIPE_TIMEOUT_S = 120.0  # first line includes TensorFlow start-up on a shared CPU

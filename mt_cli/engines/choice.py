@@ -19,6 +19,7 @@ from mt_cli.engines.locate import (
     CTRANSLATE2,
     NATIVE,
     conversion_files,
+    engine_of,
     read_manifest,
     resolve_model_dir,
     verify_files,
@@ -127,7 +128,7 @@ def open_translator(model: str | Path | list[str | Path], overrides: list[str] |
     if ensemble_weights is not None:
         raise ConfigError("--ensemble-weights: give two or more models (-m A -m B) to ensemble")
     directory = resolve_model_dir(models[0])
-    if engine == CTRANSLATE2 or read_manifest(directory).get("engine", NATIVE) == CTRANSLATE2:
+    if engine == CTRANSLATE2 or engine_of(directory) == CTRANSLATE2:
         from mt_cli.engines.ctranslate2 import CT2Translator
 
         return CT2Translator(directory, overrides, threads, decode_flags)
@@ -141,7 +142,7 @@ def _open_ensemble(models: list[str | Path], overrides: list[str] | None, thread
                    weights: list[float] | None, decode_flags: Mapping[str, Any] | None) -> LineTranslator:
     """Native model directories decoded as one; CTranslate2 exports cannot join."""
     for path in models:
-        if read_manifest(resolve_model_dir(path)).get("engine", NATIVE) == CTRANSLATE2:
+        if engine_of(path) == CTRANSLATE2:
             raise ConfigError(f"-m {path}: a CTranslate2 export cannot be part of an ensemble; "
                               "give the native model directories it was exported from")
     if weights is not None and (len(weights) != len(models)
