@@ -17,7 +17,7 @@ from urllib.parse import urlencode
 import pytest
 
 httpx = pytest.importorskip("httpx")
-from test_serve import LIMITS, Server, ct2_model, serving, sources, start_server, stop_server  # noqa: F401
+from test_serve import LIMITS, Server, serving, sources, start_server, stop_server
 
 from mt_cli.app.serve.page import CSP, PageForm, PageView, read_form, render_page
 
@@ -163,7 +163,7 @@ def test_read_form_lines_and_bounds() -> None:
         read_form(b"x" * 101, 100, 4)
 
 
-def test_while_loading_the_page_shows_the_form_and_a_503_for_a_query(ct2_model: Path) -> None:  # noqa: F811
+def test_while_loading_the_page_shows_the_form_and_a_503_for_a_query(ct2_model: Path) -> None:
     with serving(ct2_model) as (url, _, loaded):
         empty = httpx.get(url + "/", timeout=10)
         assert empty.status_code == 200 and '<form method="get">' in empty.text
