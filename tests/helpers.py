@@ -138,7 +138,9 @@ def random_model_dir(root: Path, toy_dir: Path, name: str, norm: str = "pre", jo
     overrides = [f"model.norm={norm}", f"model.share_embeddings={share}", f"model.activation={activation}",
                  "model.encoder_layers=2", "model.decoder_layers=2", "model.hidden_dim=32",
                  "model.num_heads=4", "model.ffn_dim=64", "model.max_length=48",
-                 f"tokenizer.joint={str(joint).lower()}", "decode.max_length_b=6", "decode.max_length_a=1.0"]
+                 f"tokenizer.joint={str(joint).lower()}", "decode.max_length_b=6", "decode.max_length_a=1.0",
+                 # Exact parity with the float32 conversion needs float32 on both sides, whatever the CPU.
+                 "decode.dtype=float32"]
     cfg = load_config(None, overrides)
     keras.utils.set_random_seed(len(name))
     model = build_model(cfg.model, tokenizers.source.vocab_size, tokenizers.target.vocab_size)

@@ -5,6 +5,7 @@ engine (said on stderr, in jsonl records), with GNMT's length penalty on both.""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -34,6 +35,15 @@ def _without_conversion(model: Path) -> Path:
         del manifest["files_sha256"][name]
     (model / "manifest.json").write_text(json.dumps(manifest))
     return model
+
+
+def _rehash(model: Path, name: str) -> None:
+    """The manifest re-hashed after an edit of `name` (the directory stays verifiable)."""
+    from mt_cli.core.files import file_sha256
+
+    manifest = json.loads((model / "manifest.json").read_text())
+    manifest["files_sha256"][name] = file_sha256(model / name)
+    (model / "manifest.json").write_text(json.dumps(manifest))
 
 
 def test_training_writes_the_conversion_hashed_in_the_manifest(trained_run: Path) -> None:
@@ -104,7 +114,8 @@ def test_the_choice_is_one_stderr_line_and_in_jsonl_records(runner, trained_run:
     native = runner.invoke(app, ["translate", "-m", str(trained_run), "--alignments", "--format", "jsonl"],
                            input="the cat .\n")
     assert native.exit_code == 0, native.output
-    assert native.stderr.strip() == "engine: native (--alignments (attention alignments) needs the native engine)"
+    assert native.stderr.strip() == ("engine: native (--alignments (attention alignments) needs the native engine); "
+                                     "decode dtype: float32 (set in the config)")
     assert json.loads(native.stdout)["engine"] == "native"
     quiet = runner.invoke(app, ["-q", "translate", "-m", str(trained_run)], input="the cat .\n")
     assert quiet.exit_code == 0 and quiet.stderr == ""
@@ -140,6 +151,45 @@ def test_the_ctranslate2_path_never_imports_tensorflow(trained_run: Path) -> Non
     assert result.stderr.strip().splitlines()[-1] == "no-tf", result.stderr
 
 
+def test_auto_decodes_native_in_float32_on_every_cpu_kind(trained_run: Path, tmp_path: Path) -> None:
+    """`decode.dtype: auto` is float32 as a CPU with bf16 units decides it and as one without
+    (MT_CLI_CPU_FLAGS), in a real process, and the engine line says why."""
+    model = _copy_export(trained_run, tmp_path / "auto")
+    config = model / "config.yaml"
+    config.write_text(config.read_text().replace("dtype: float32", "dtype: auto"))
+    _rehash(model, "config.yaml")
+    for flags, units in (("avx2,fma", "no bf16 units"), ("avx512f,avx512_bf16,amx_bf16,amx_tile", "bf16 units")):
+        done = subprocess.run([sys.executable, "-m", "mt_cli", "translate", "-m", str(model), "--engine", "native"],
+                              input="the cat .\n", capture_output=True, text=True, timeout=300, check=False,
+                              env={**os.environ, "MT_CLI_CPU_FLAGS": flags})
+        assert done.returncode == 0, done.stderr
+        line = done.stderr.strip().splitlines()[-1]
+        assert line.startswith("engine: native (--engine native); decode dtype: float32 (auto: "), line
+        assert units in line and "independent of the lines batched with it" in line, line
+
+
+def test_bfloat16_decoding_when_asked_is_said_repeatable_and_close_to_float32(runner, trained_run: Path,
+                                                                             toy_dir: Path) -> None:
+    """What bfloat16 promises (on any CPU: TensorFlow emulates it without bf16 units): N lines,
+    the same output for the same input and batching, the engine line naming the cost, and
+    translations close to float32's; never that a line is independent of its batch."""
+    source = toy_dir / "test.src"
+    base = ["translate", "-m", str(trained_run), "--engine", "native", str(source), "--format", "jsonl"]
+    first = runner.invoke(app, [*base, "--dtype", "bfloat16"])
+    assert first.exit_code == 0, first.output
+    assert first.stderr.strip().endswith("decode dtype: bfloat16 (set in the config; translations may depend on "
+                                         "the lines batched together)")
+    again = runner.invoke(app, [*base, "--dtype", "bfloat16"])
+    assert again.stdout == first.stdout
+    float32 = runner.invoke(app, base)
+    assert float32.exit_code == 0, float32.output
+    bf16_texts = [json.loads(line)["text"] for line in first.stdout.splitlines()]
+    f32_texts = [json.loads(line)["text"] for line in float32.stdout.splitlines()]
+    assert len(bf16_texts) == len(f32_texts) == len(source.read_text().splitlines())
+    same = sum(a == b for a, b in zip(bf16_texts, f32_texts))
+    assert same >= 0.7 * len(f32_texts), (same, len(f32_texts))
+
+
 @pytest.mark.parametrize("variant", ["pre-joint", "post-separate-untied-gelu"])
 def test_greedy_auto_equals_native_on_every_line(tmp_path: Path, toy_dir: Path, variant: str) -> None:
     """The directory's own conversion decodes greedily exactly as the native engine does."""
@@ -148,7 +198,7 @@ def test_greedy_auto_equals_native_on_every_line(tmp_path: Path, toy_dir: Path, 
                              share="target" if "untied" in rest else "all",
                              activation="gelu" if "gelu" in rest else "relu")
     sources = (toy_dir / "test.src").read_text().splitlines() + LINES
-    flags = {"beam_size": 1, "n_best": 1}
+    flags = {"beam_size": 1, "n_best": 1, "dtype": "float32"}  # the same precision as the conversion
     native = open_translator(model, decode_flags=flags, engine="native").translate_nbest(sources)
     ct2 = open_translator(model, decode_flags=flags, engine="ctranslate2").translate_nbest(sources)
     assert [n[0].text for n in ct2] == [n[0].text for n in native]

@@ -20,7 +20,8 @@ from mt_cli.cli.main import app
 from mt_cli.core.extras import require
 from mt_cli.engines.choice import open_translator
 
-GREEDY = ["decode.beam_size=1", "decode.n_best=1", "decode.batch_size=1"]
+# float32: the engines agree token for token only in the same precision (the conversion is float32).
+GREEDY = ["decode.beam_size=1", "decode.n_best=1", "decode.batch_size=1", "decode.dtype=float32"]
 VARIANTS = {
     "pre-joint-tied-relu": dict(norm="pre", joint=True, share="all", activation="relu"),
     "post-joint-untied-gelu": dict(norm="post", joint=True, share="none", activation="gelu"),

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 from helpers import tiny_config_text
 
-from mt_cli.core.hardware import Cpu, Gpu, cpu_from_cpuinfo, parse_compute_capability, this_cpu
+from mt_cli.core.errors import ConfigError
+from mt_cli.core.hardware import Cpu, Gpu, cpu_from_cpuinfo, override_flags, parse_compute_capability, this_cpu
 from mt_cli.core.runtime import (
     allocator_name,
     configure_environment,
@@ -78,17 +79,21 @@ def test_auto_precision_follows_the_cpu_flags(
         resolve_precision("auto", cpu(*flags)),
         resolve_decode_dtype("auto", cpu(*flags)),
     )
-    assert train.value == decode.value == expected
+    assert train.value == expected
     assert train.reason.startswith(reason)
     assert train.describe("precision").startswith(f"precision: {expected} (auto: ")
+    # Decoding keeps float32 whatever the units: bfloat16 makes a line depend on its batch.
+    assert decode.value == "float32"
+    assert "independent of the lines batched with it" in decode.reason
+    assert ("bf16 units (" in decode.reason) == (expected == "bfloat16")
 
 
 @pytest.mark.parametrize(
     "capability, train, decode",
     [
-        ((9, 0), "bfloat16", "bfloat16"),
-        ((8, 0), "bfloat16", "bfloat16"),
-        ((8, 6), "bfloat16", "bfloat16"),
+        ((9, 0), "bfloat16", "float32"),
+        ((8, 0), "bfloat16", "float32"),
+        ((8, 6), "bfloat16", "float32"),
         ((7, 5), "float16", "float32"),
         ((7, 0), "float16", "float32"),
         ((6, 1), "float32", "float32"),
@@ -113,6 +118,43 @@ def test_an_explicit_precision_wins(explicit: str) -> None:
     for machine, gpus in ((cpu("avx2"), []), (cpu("amx_bf16"), [Gpu("A100", (8, 0))])):
         choice = resolve_precision(explicit, machine, gpus)
         assert (choice.value, choice.reason) == (explicit, "set in the config")
+        if explicit != "float16":
+            decode = resolve_decode_dtype(explicit, machine, gpus)
+            assert decode.value == explicit and decode.reason.startswith("set in the config")
+    assert "may depend on the lines batched" in resolve_decode_dtype("bfloat16", cpu("avx2")).reason
+
+
+@pytest.mark.parametrize(
+    "text, expected",
+    [
+        ("avx2,fma", {"avx2", "fma"}),  # names replace what was detected
+        ("avx2 avx512_bf16", {"avx2", "avx512_bf16"}),
+        ("+amx_bf16,-avx512_bf16", {"avx2", "amx_bf16"}),  # +/- edit it
+        ("-avx512_bf16", {"avx2"}),
+        ("", set()),
+    ],
+)
+def test_cpu_flags_can_be_set_as_another_cpu_has_them(text: str, expected: set[str]) -> None:
+    assert override_flags(frozenset({"avx2", "avx512_bf16"}), text) == expected
+
+
+def test_a_malformed_cpu_flags_override_is_one_error_naming_the_variable() -> None:
+    with pytest.raises(ConfigError, match=r"^MT_CLI_CPU_FLAGS: 'avx2;rm' is not a CPU flag name"):
+        override_flags(frozenset(), "fma,avx2;rm")
+
+
+@pytest.mark.parametrize("flags, expected", [("avx2,fma", "float32"), ("+avx512_bf16", "bfloat16")])
+def test_auto_decisions_follow_the_override(monkeypatch: pytest.MonkeyPatch, flags: str, expected: str) -> None:
+    monkeypatch.setenv("MT_CLI_CPU_FLAGS", flags)
+    this_cpu.cache_clear()
+    try:
+        machine = this_cpu()
+        choice = resolve_precision("auto", machine)
+        assert machine.flags_set_by == "MT_CLI_CPU_FLAGS" and choice.value == expected
+        assert "as MT_CLI_CPU_FLAGS sets its flags" in choice.reason
+        assert machine_record(probe=False)["cpu"]["flags_set_by"] == "MT_CLI_CPU_FLAGS"
+    finally:
+        this_cpu.cache_clear()
 
 
 def test_compute_capability_is_parsed_from_tensorflow_and_nvidia_smi_forms() -> None:
@@ -158,7 +200,7 @@ def _train(tmp_path: Path, toy_dir: Path, precision: str, **env: str) -> tuple[s
     )
     run = tmp_path / f"run-{precision}"
     clean = {
-        k: v for k, v in os.environ.items() if not k.startswith(("TF_CPU_ALLOCATOR", "TF_NUM_"))
+        k: v for k, v in os.environ.items() if not k.startswith(("TF_CPU_ALLOCATOR", "TF_NUM_", "MT_CLI_CPU_FLAGS"))
     }
     done = subprocess.run(
         [sys.executable, "-m", "mt_cli", "train", str(config), "--run-dir", str(run)],
@@ -172,11 +214,21 @@ def _train(tmp_path: Path, toy_dir: Path, precision: str, **env: str) -> tuple[s
     return done.stderr, run
 
 
+@pytest.mark.parametrize("flags", [None, "avx2,fma", "avx2,fma,avx512f,avx512_bf16"],
+                         ids=["detected", "as-avx2-only", "as-avx512-bf16"])
 def test_train_says_its_precision_first_and_writes_runtime_json(
-    tmp_path: Path, toy_dir: Path
+    tmp_path: Path, toy_dir: Path, flags: str | None, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    stderr, run = _train(tmp_path, toy_dir, "auto")
+    """The auto choice in a real run, on this CPU and as CPUs with and without bf16 units decide."""
+    env = {} if flags is None else {"MT_CLI_CPU_FLAGS": flags}
+    stderr, run = _train(tmp_path, toy_dir, "auto", **env)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    this_cpu.cache_clear()
     expected = resolve_precision("auto", this_cpu())  # no GPU is visible to the tests
+    this_cpu.cache_clear()
+    if flags is not None:
+        assert expected.value == ("bfloat16" if "bf16" in flags else "float32")
     lines = stderr.splitlines()
     assert lines[0].startswith("training the SentencePiece model")  # then, before any data or step:
     assert lines[1] == expected.describe("precision")

@@ -43,8 +43,9 @@ def run_quickstart(run_dir: Path, config: Path = DEMO_CONFIG, overrides: list[st
     references = read_lines(cfg.data.test.target)
     log.info(f"translating the test split, {cfg.data.test.source} ({len(sources)} lines)")
     choice = choose_engine([result.export_dir], engine)
-    log.info(choice.describe())
-    hypotheses = open_translator(result.export_dir, engine=choice.engine).translate(sources)
+    translator = open_translator(result.export_dir, engine=choice.engine)
+    log.info(choice.opened(translator).describe())
+    hypotheses = translator.translate(sources)
     hyp_path = run_dir / f"test.hyp.{cfg.data.target_lang}"
     atomic_write_lines(hyp_path, hypotheses)
     refs = [[line.rstrip() for line in references]]

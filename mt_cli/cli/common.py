@@ -46,7 +46,7 @@ def open_chosen_engine(model: list[Path], engine: str, overrides: list[str] | No
     if choice.engine == NATIVE:
         start_tensorflow()
     translator = open_translator(list(model), overrides, threads, weights, decode_flags, engine=choice.engine)
-    return translator, choice
+    return translator, choice.opened(translator)
 
 
 def say_engine(lines: Iterable[str], choice: Any) -> Iterator[str]:

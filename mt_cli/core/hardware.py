@@ -11,9 +11,11 @@ import os
 import platform
 import re
 import subprocess
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import lru_cache
 from pathlib import Path
+
+from mt_cli.core.errors import ConfigError
 
 # The CPU flags a decision or a benchmark reader needs (x86 names as /proc/cpuinfo spells them;
 # aarch64's `bf16` is kept for the record).
@@ -30,6 +32,11 @@ RELEVANT_FLAGS = (
     "sve",
 )
 BF16_UNIT_FLAGS = ("amx_bf16", "avx512_bf16")
+# Decide as another CPU would: the auto precision choices read these flags instead of the
+# detected ones (CI on an AVX2 machine can take the bf16 path, and back). Only decisions follow
+# it; oneDNN and CTranslate2 still dispatch to what the CPU really has.
+CPU_FLAGS_ENV = "MT_CLI_CPU_FLAGS"
+_FLAG = re.compile(r"[+-]?[a-z0-9_]+")
 
 
 @dataclass(frozen=True)
@@ -58,6 +65,7 @@ class Cpu:
     flags: frozenset[str] = field(default_factory=frozenset)
     family: str = ""
     model_number: str = ""
+    flags_set_by: str = "detected"  # or CPU_FLAGS_ENV when overridden
 
     @property
     def bf16_units(self) -> list[str]:
@@ -129,9 +137,25 @@ def _macos_cpu(cores: int, architecture: str) -> Cpu:
     )
 
 
-@lru_cache(maxsize=1)
-def this_cpu() -> Cpu:
-    """This machine's CPU (read once per process)."""
+def override_flags(detected: frozenset[str], text: str) -> frozenset[str]:
+    """The flags `MT_CLI_CPU_FLAGS` asks for: comma- or space-separated names replace the
+    detected set (`avx2,fma`: a CPU without bf16 units), `+name`/`-name` add to or remove from it
+    (`-avx512_bf16,-amx_bf16`); an empty value means no flags at all."""
+    items = text.replace(",", " ").split()
+    bad = [item for item in items if not _FLAG.fullmatch(item)]
+    if bad:
+        raise ConfigError(f"{CPU_FLAGS_ENV}: {bad[0][:40]!r} is not a CPU flag name; give names as "
+                          "/proc/cpuinfo spells them, e.g. avx2,fma or +avx512_bf16 or -amx_bf16")
+    flags = set() if any(item[0] not in "+-" for item in items) or not items else set(detected)
+    for item in items:
+        if item.startswith("-"):
+            flags.discard(item[1:])
+        else:
+            flags.add(item.lstrip("+"))
+    return frozenset(flags)
+
+
+def _detected_cpu() -> Cpu:
     architecture, cores = platform.machine() or "unknown", usable_cores()
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.is_file():
@@ -139,6 +163,17 @@ def this_cpu() -> Cpu:
     if platform.system() == "Darwin":
         return _macos_cpu(cores, architecture)
     return Cpu(model=platform.processor() or "unknown", architecture=architecture, cores=cores)
+
+
+@lru_cache(maxsize=1)
+def this_cpu() -> Cpu:
+    """This machine's CPU (read once per process), its flags as `MT_CLI_CPU_FLAGS` sets them
+    if it is set."""
+    cpu = _detected_cpu()
+    text = os.environ.get(CPU_FLAGS_ENV)
+    if text is None:
+        return cpu
+    return replace(cpu, flags=override_flags(cpu.flags, text), flags_set_by=CPU_FLAGS_ENV)
 
 
 _CAPABILITY = re.compile(r"^\s*(\d+)\.(\d+)\s*$")

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-from mt_cli.core.hardware import Cpu, Gpu, this_cpu
+from mt_cli.core.hardware import CPU_FLAGS_ENV, Cpu, Gpu, this_cpu
 
 AUTO = "auto"
 
@@ -58,13 +58,18 @@ def _gpu_precision(gpus: Sequence[Gpu], allow_float16: bool) -> Choice | None:
     return Choice("float32", f"auto: GPU {names} has no bf16 tensor cores")
 
 
+def _flags_source(cpu: Cpu) -> str:
+    """Where the flags came from, when not from the CPU itself (said in every auto reason)."""
+    return f", as {CPU_FLAGS_ENV} sets its flags" if cpu.flags_set_by == CPU_FLAGS_ENV else ""
+
+
 def _cpu_precision(cpu: Cpu) -> Choice:
     units = cpu.bf16_units
     if units:
-        return Choice("bfloat16", f"auto: this CPU has bf16 units ({', '.join(units)})")
+        return Choice("bfloat16", f"auto: this CPU has bf16 units ({', '.join(units)}{_flags_source(cpu)})")
     return Choice(
         "float32",
-        "auto: this CPU has no bf16 units; bfloat16 would be emulated, slower than float32",
+        f"auto: this CPU has no bf16 units{_flags_source(cpu)}; bfloat16 would be emulated, slower than float32",
     )
 
 
@@ -76,12 +81,29 @@ def resolve_precision(requested: str, cpu: Cpu, gpus: Sequence[Gpu] = ()) -> Cho
     return _gpu_precision(gpus, allow_float16=True) or _cpu_precision(cpu)
 
 
+# Why decoding stays float32 where training takes bfloat16: in bfloat16 every product is rounded
+# to 8 bits of mantissa, so the last-bit differences that a batch's make-up causes (padding,
+# oneDNN's blocking for other shapes) change which token wins: a line's translation then depends
+# on the lines batched with it (measured: --batch-size 1 against 32 changed lines on an Intel Xeon
+# with AMX). Files, shards, jsonl scores and a server's answers must not.
+BATCH_INDEPENDENT = "float32 keeps each line's translation independent of the lines batched with it"
+
+
 def resolve_decode_dtype(requested: str, cpu: Cpu, gpus: Sequence[Gpu] = ()) -> Choice:
-    """Native decoding dtype: bfloat16 on bf16 hardware, else float32 (float16 is not a decode
-    dtype: the search's log-probabilities need the range)."""
+    """Native decoding dtype: float32 unless asked (bfloat16 translations depend on the batching,
+    see BATCH_INDEPENDENT; float16 is not a decode dtype: the search's log-probabilities need the
+    range). The reason says what bfloat16 would have offered on this hardware."""
     if requested != AUTO:
+        if requested == "bfloat16":
+            return Choice(requested, "set in the config; translations may depend on the lines batched together")
         return Choice(requested, "set in the config")
-    return _gpu_precision(gpus, allow_float16=False) or _cpu_precision(cpu)
+    units = [g.name for g in gpus if g.has_bf16_units] if gpus else cpu.bf16_units
+    device = "GPU" if gpus else "CPU"
+    source = "" if gpus else _flags_source(cpu)
+    if not units:
+        return Choice("float32", f"auto: this {device} has no bf16 units{source}; {BATCH_INDEPENDENT}")
+    return Choice("float32", f"auto: {BATCH_INDEPENDENT}; decode.dtype: bfloat16 would use this {device}'s "
+                             f"bf16 units ({', '.join(units)}{source}) at that cost")
 
 
 @dataclass(frozen=True)
@@ -224,6 +246,7 @@ def machine_record(
             "model_number": cpu.model_number,
             "cores": cpu.cores,
             "flags": cpu.relevant_flags(),
+            "flags_set_by": cpu.flags_set_by,
         },
         "gpus": [
             {"name": g.name, "compute_capability": ".".join(map(str, g.compute_capability))}

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from mt_cli.core.config import CONFIG_FILE, DecodeConfig, decode_flag, load_config
 from mt_cli.core.errors import ConfigError
 from mt_cli.core.hardware import nvidia_gpus_visible
+from mt_cli.core.runtime import Choice
 from mt_cli.engines.locate import (
     CTRANSLATE2,
     NATIVE,
@@ -37,9 +38,15 @@ class EngineChoice:
 
     engine: str
     reason: str
+    precision: Choice | None = None  # the native engine's compute dtype and why, once it is open
 
     def describe(self) -> str:
-        return f"engine: {self.engine} ({self.reason})"
+        said = f"engine: {self.engine} ({self.reason})"
+        return said if self.precision is None else f"{said}; {self.precision.describe('decode dtype')}"
+
+    def opened(self, translator: LineTranslator) -> EngineChoice:
+        """This choice with what the opened engine computes in (the native engine's dtype)."""
+        return replace(self, precision=getattr(translator, "precision", None))
 
 
 def native_only_use(decode: DecodeConfig, constraints: bool = False) -> str | None:

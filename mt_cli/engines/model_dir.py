@@ -28,6 +28,7 @@ from mt_cli import __version__
 from mt_cli.core.config import CONFIG_FILE, Config, load_config
 from mt_cli.core.errors import CheckpointError
 from mt_cli.core.files import atomic_dir, file_sha256
+from mt_cli.core.runtime import Choice
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizers
 from mt_cli.engines.ct2_spec import write_conversion
 from mt_cli.engines.locate import (
@@ -123,6 +124,7 @@ class LoadedModel:
     tokenizers: Tokenizers
     manifest: dict[str, Any]
     model: Any
+    precision: Choice  # the compute dtype the model was built in, and why
 
 
 def check_export(directory: Path, overrides: list[str] | None = None,
@@ -162,14 +164,14 @@ def load_export(path: str | Path, overrides: list[str] | None = None,
         model.load_weights(str(directory / WEIGHTS_FILE))
     except Exception as exc:  # noqa: BLE001 (h5py / keras raise various types)
         raise CheckpointError(f"{directory / WEIGHTS_FILE}: cannot load weights ({str(exc)[:200]})") from None
-    return LoadedModel(directory, cfg, tokenizers, manifest, model)
+    return LoadedModel(directory, cfg, tokenizers, manifest, model, dtype)
 
 
 def load_translator(path: str | Path, overrides: list[str] | None = None,
                     decode_flags: Mapping[str, Any] | None = None) -> Translator:
     """A Translator over a model directory, with `--set` overrides and typed decode flags applied."""
     loaded = load_export(path, overrides, decode_flags=decode_flags)
-    return Translator(loaded.model, loaded.tokenizers, loaded.config.decode)
+    return Translator(loaded.model, loaded.tokenizers, loaded.config.decode, loaded.precision)
 
 
 def _check_same_tokenizers(paths: list[str | Path]) -> None:
@@ -196,7 +198,7 @@ def load_ensemble_translator(paths: list[str | Path], overrides: list[str] | Non
     _check_same_tokenizers(paths)
     loaded = [load_export(path, overrides, decode_flags=decode_flags) for path in paths]
     ensemble = Ensemble([m.model for m in loaded], weights)
-    return Translator(ensemble, loaded[0].tokenizers, loaded[0].config.decode)
+    return Translator(ensemble, loaded[0].tokenizers, loaded[0].config.decode, loaded[0].precision)
 
 
 def set_threads(threads: int) -> None:

@@ -19,6 +19,7 @@ from mt_cli.core.config import DecodeConfig, decode_flag
 from mt_cli.core.constraints import distinct_pieces, parse_constraint_line
 from mt_cli.core.errors import ConfigError, ConstraintError
 from mt_cli.core.hypothesis import Hypothesis
+from mt_cli.core.runtime import Choice
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizers, cut_lines, line_char_limit
 from mt_cli.model.search import SearchModel, constrained_search, search
 
@@ -54,8 +55,10 @@ def _alignment_layer(layer: int, layers: int) -> int:
 class Translator:
     """A model, its tokenizers and decoding options, ready to translate batches of lines."""
 
-    def __init__(self, model: SearchModel, tokenizers: Tokenizers, decode: DecodeConfig) -> None:
+    def __init__(self, model: SearchModel, tokenizers: Tokenizers, decode: DecodeConfig,
+                 precision: Choice | None = None) -> None:
         self.model = model
+        self.precision = precision  # the dtype the model computes in and why (said with the engine)
         self.tokenizers = tokenizers
         self.decode = decode
         self.max_source_tokens = model.max_length

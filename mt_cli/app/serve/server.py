@@ -228,6 +228,9 @@ class ModelHost:
         started = time.perf_counter()
         try:
             engine = self._open_engine()
+            precision = getattr(engine, "precision", None)  # the native engine's dtype and why
+            if precision is not None:
+                self.info["decode_dtype"] = {"value": precision.value, "reason": precision.reason}
             self.base = engine.decode
             self.engine = engine
             self._decode([WARMUP_LINE], None, Options(self._batched(self.base), False))  # compiles / allocates
@@ -238,7 +241,8 @@ class ModelHost:
         self.batcher = MicroBatcher(self._decode, self.settings.max_batch_size,
                                     self.settings.max_wait_ms / 1000, self.settings.queue_lines)
         self._ready.set()
-        log.info(f"ready: {self.model_id} ({self.info['engine']}), loaded and warmed in "
+        dtype = f", decode dtype {precision.value} ({precision.reason})" if precision is not None else ""
+        log.info(f"ready: {self.model_id} ({self.info['engine']}{dtype}), loaded and warmed in "
                  f"{time.perf_counter() - started:.1f} s")
 
     def _decode(self, lines: list[str], prefixes: list[str] | None, options: Options) -> list[list[Hypothesis]]:
