@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import random
 import shutil
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -192,3 +195,24 @@ def greedy_by_recomputation(next_scores, max_len: int) -> list[int]:
             break
         out.append(token)
     return out
+
+
+@contextmanager
+def small_tmpfs(directory: Path, size_kb: int) -> Iterator[Path]:
+    """A tmpfs of `size_kb` KB mounted at `directory`: a real full disk. Skips the test (saying
+    why) where mounting is not permitted (not root, a container without CAP_SYS_ADMIN);
+    always unmounted afterwards."""
+    import pytest
+
+    directory.mkdir(parents=True, exist_ok=True)
+    try:
+        mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size_kb}k", "tmpfs", str(directory)],
+                                 capture_output=True, text=True, check=False)
+    except OSError as exc:
+        pytest.skip(f"cannot run mount to make a small tmpfs ({exc})")
+    if mounted.returncode != 0:
+        pytest.skip(f"mounting a small tmpfs is not permitted here ({mounted.stderr.strip() or mounted.returncode})")
+    try:
+        yield directory
+    finally:
+        subprocess.run(["umount", str(directory)], capture_output=True, check=False)

@@ -622,3 +622,47 @@ def test_every_path_field_resolves_in_yaml_and_in_set(work: Path, monkeypatch: p
                                 ("/abs/file.txt", "/abs/file.txt")):
             overrides = [f"{k}={v}" for k, v in _with_sibling(key, given).items()]
             assert _value_at(load_config(None, overrides), key) == expected, key
+
+
+# ---------------------------------------------------------------- issue 33 (7): model sizes have bounds
+
+@pytest.mark.parametrize("key, value, limit", [
+    ("model.max_length", 1000000000, 65536),
+    ("model.hidden_dim", 2147483648, 65536),
+    ("model.ffn_dim", 10**12, 262144),
+    ("model.encoder_layers", 100000, 1000),
+    ("model.decoder_layers", 100000, 1000),
+    ("model.num_heads", 2**31, 1024),
+    ("tokenizer.vocab_size", 10**10, 1 << 20),
+])
+def test_model_size_fields_have_upper_bounds(key: str, value: int, limit: int) -> None:
+    """`--set model.max_length=1000000000` allocated 8.4 GB and ended in a 62-line traceback."""
+    preset = REPO / "configs" / "transformer-tiny.yaml"
+    assert error_of(preset, [f"{key}={value}"]) == f"{key}: must be <= {limit}, got {value} ({preset} + --set)"
+
+
+def test_a_model_larger_than_the_machine_memory_is_refused_before_allocation() -> None:
+    """Every field within its bound, the product far beyond any machine (~400 TB of weights)."""
+    preset = REPO / "configs" / "transformer-tiny.yaml"
+    message = error_of(preset, ["model.encoder_layers=1000", "model.decoder_layers=1000",
+                                "model.hidden_dim=65536", "model.ffn_dim=262144"])
+    assert message.startswith("model.ffn_dim: the model needs about "), message
+    assert "layers of model.hidden_dim=65536, model.ffn_dim=262144" in message
+    assert "of memory available (" in message
+    assert message.endswith(f"; lower model.ffn_dim or model.hidden_dim ({preset} + --set)")
+
+
+def test_size_estimate_matches_the_built_model() -> None:
+    """The estimate the memory check uses counts the weights the model really has."""
+    from mt_cli.core.model_size import size_terms
+    from mt_cli.model import build_model
+
+    for share in ("all", "target", "none"):
+        cfg = load_config(REPO / "configs" / "transformer-tiny.yaml",
+                          [f"model.share_embeddings={share}", "tokenizer.joint=true", "model.encoder_layers=2"])
+        m = cfg.model
+        terms = size_terms(m.encoder_layers, m.decoder_layers, m.hidden_dim, m.ffn_dim, m.max_length, 40,
+                           m.share_embeddings)
+        weights = sum(t.nbytes for t in terms[:2]) // 4
+        model = build_model(m, 40, 40)
+        assert abs(weights - model.count_params()) <= 0.02 * model.count_params(), (share, weights)

@@ -306,3 +306,34 @@ def test_mutated_real_manifest_loads_or_is_one_error(pristine: Path, real_manife
         parent[path[-1]] = value
     (pristine / MANIFEST).write_text(json.dumps(document))
     _load_or_one_error(pristine)
+
+
+# ---------------------------------------------------------------- issue 33 (7): absurd sizes in config.yaml
+
+@pytest.mark.parametrize("key, value, expected", [
+    ("max_length", 1000000000, "model.max_length: must be <= 65536, got 1000000000"),
+    ("ffn_dim", 262144, None),  # within its bound; with the three below, ~400 TB of weights
+])
+def test_translate_refuses_a_model_directory_asking_for_an_absurd_size(runner, trained_run, tmp_path, key,
+                                                                      value, expected) -> None:
+    """A model directory's config.yaml (re-hashed in its manifest, as a hand-made directory
+    would be) is input too: the size is refused in one line, before anything is allocated."""
+    import time
+
+    import yaml
+
+    from mt_cli.core.files import file_sha256
+
+    model = _model(trained_run, tmp_path / "model")
+    config = yaml.safe_load((model / "config.yaml").read_text())
+    config["model"][key] = value
+    if expected is None:
+        config["model"].update(encoder_layers=1000, decoder_layers=1000, hidden_dim=65536)
+        expected = "model.ffn_dim: the model needs about "
+    (model / "config.yaml").write_text(yaml.safe_dump(config))
+    _edit(model, lambda m: m["files_sha256"].update({"config.yaml": file_sha256(model / "config.yaml")}))
+    started = time.perf_counter()
+    result = _translate(runner, model, "--engine", "native")
+    assert time.perf_counter() - started < 20
+    line = assert_one_line_error(result, expected)
+    assert line.endswith(f"({model / 'config.yaml'})"), line

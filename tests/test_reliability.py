@@ -19,6 +19,7 @@ from helpers import (
     REPO,
     assert_one_line_error,
     assert_same_checkpoint_state,
+    small_tmpfs,
     tiny_config_text,
     toy_pairs,
     write_pairs,
@@ -296,9 +297,57 @@ def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, toy_dir)
                             check=False, capture_output=True, text=True, preexec_fn=limit)
     assert result.returncode == 1, result.stderr
     line = assert_one_line_error(result.stderr, after_log=True)
-    assert "step-00000010: cannot write" in line and "previous one is intact" in line
+    assert "step-00000010: cannot write" in line
+    assert "previous one is intact" not in line  # there was no step-00000010 before
     assert _steps_of(run) == [5]
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
+
+
+def test_full_disk_while_writing_weights_is_one_line_naming_the_file_and_free_space(tmp_path, trained_run) -> None:
+    """h5py writing model.weights.h5 to a full disk crashed (116-144 lines of "Exception
+    ignored ... errno = 28", then a segfault, exit 139). A real 300 KB tmpfs: the SentencePiece
+    copy fits, the weights do not."""
+    with small_tmpfs(tmp_path / "small", 300) as small:
+        result = subprocess.run([*MT_CLI, "average", str(trained_run), "--last", "1", "-o", str(small / "avg")],
+                                check=False, capture_output=True, text=True, timeout=300)
+        line = assert_one_line_error(result)
+        assert line.startswith(f"error: {small / 'avg' / 'model.weights.h5'}: cannot write (No space left on "
+                               "device, "), line
+        assert re.search(r"\d+(\.\d)? KB free there\); free some space or write elsewhere$", line), line
+        assert "previous one is intact" not in line  # there was none
+        assert not list(small.iterdir())  # nothing half-written left
+
+
+_REPLACE_EXPORT = """
+import sys
+from pathlib import Path
+from mt_cli.core.errors import CheckpointError
+from mt_cli.engines.model_dir import load_export, write_export
+loaded = load_export(sys.argv[1])
+try:
+    write_export(Path(sys.argv[2]), loaded.model, loaded.config, loaded.tokenizers, {"step": 1})
+except CheckpointError as exc:
+    print(exc)
+    sys.exit(3)
+"""
+
+
+def test_full_disk_while_replacing_a_model_directory_leaves_the_previous_one(tmp_path, trained_run) -> None:
+    """`train` rewrites RUN/export when a run continues: on a full disk the previous model
+    directory stays as it was, byte for byte, and the message says so."""
+    with small_tmpfs(tmp_path / "small", 300) as small:
+        previous = small / "export"
+        previous.mkdir()
+        (previous / "manifest.json").write_text('{"step": 60}')
+        result = subprocess.run([sys.executable, "-c", _REPLACE_EXPORT, str(trained_run), str(previous)],
+                                check=False, capture_output=True, text=True, timeout=300)
+        assert result.returncode == 3, (result.returncode, result.stderr[-2000:])
+        assert "Exception ignored" not in result.stderr and "errno = 28" not in result.stderr
+        assert result.stdout.startswith(f"{previous / 'model.weights.h5'}: cannot write (No space left on device")
+        assert result.stdout.rstrip().endswith("; the previous one is intact")
+        assert sorted(p.name for p in small.iterdir()) == ["export"]
+        assert [p.name for p in previous.iterdir()] == ["manifest.json"]
+        assert (previous / "manifest.json").read_text() == '{"step": 60}'
 
 
 def test_unwritable_run_directory_is_a_clear_error(runner, tmp_path, toy_dir) -> None:

@@ -88,13 +88,32 @@ def test_atomic_dir_reports_io_errors_as_such_and_other_errors_with_their_cause(
     def bug(tmp: Path) -> None:
         raise ValueError("weights have the wrong shape")
 
-    with pytest.raises(CheckpointError, match=r"out: cannot write \(No space left on device\)"):
+    with pytest.raises(CheckpointError, match=r"out: cannot write \(No space left on device, .* free there\)"):
         atomic_dir(tmp_path / "out", full_disk)
     with pytest.raises(CheckpointError, match=r"ValueError: weights have the wrong shape") as caught:
         atomic_dir(tmp_path / "out", bug)
     assert "cannot write" not in str(caught.value)
     assert isinstance(caught.value.__cause__, ValueError)
     assert not list(tmp_path.iterdir())
+
+
+def test_atomic_dir_says_the_previous_one_is_intact_only_when_there_was_one(tmp_path) -> None:
+    """Issue 33 (12): "the previous one is intact" was said of a directory that never existed."""
+    def failing(tmp: Path) -> None:
+        (tmp / "weights").write_text("half")
+        raise OSError(errno.EACCES, "Permission denied")
+
+    with pytest.raises(CheckpointError) as first:
+        atomic_dir(tmp_path / "out", failing)
+    assert str(first.value) == f"{tmp_path / 'out' / 'weights'}: cannot write (Permission denied)"
+    assert not (tmp_path / "out").exists()
+    atomic_dir(tmp_path / "out", lambda tmp: (tmp / "weights").write_text("whole"))
+    with pytest.raises(CheckpointError) as second:
+        atomic_dir(tmp_path / "out", failing)
+    assert str(second.value).endswith("cannot write (Permission denied); the previous one is intact")
+    assert (tmp_path / "out" / "weights").read_text() == "whole"
+    with pytest.raises(CheckpointError, match=r"ValueError: bug\)$"):
+        atomic_dir(tmp_path / "new", lambda tmp: (_ for _ in ()).throw(ValueError("bug")))
 
 
 # ---------------------------------------------------------------- 4: lengths vs model.max_length

@@ -22,6 +22,8 @@ from typing import Any
 import yaml
 
 from mt_cli.core.errors import ConfigError
+from mt_cli.core.files import human_size
+from mt_cli.core.model_size import available_memory, size_terms
 
 CONFIG_FILE = "config.yaml"  # a resolved config, in run directories and model directories alike
 PRESET_DIR = Path(__file__).resolve().parents[2] / "configs"
@@ -61,12 +63,24 @@ class DataConfig:
     lenient_utf8: bool = _opt(False, doc="replace invalid UTF-8 instead of failing")
 
 
+# Upper bounds of the model-size fields: far beyond any translation model (the largest
+# Transformers have ~100 layers, hidden 12288, ffn 49152, vocabularies of 256k), low enough
+# that a typo is refused in one line instead of allocating gigabytes (core/model_size.py
+# checks their products against the machine's memory).
+MAX_LAYERS = 1000
+MAX_HIDDEN_DIM = 65536
+MAX_HEADS = 1024
+MAX_FFN_DIM = 262144
+MAX_LENGTH = 65536
+MAX_VOCAB = 1 << 20
+
+
 @dataclass(frozen=True)
 class TokenizerConfig:
     model: str | None = _opt(None, path=True, doc="existing SentencePiece model; trained into the run if null")
     target_model: str | None = _opt(None, path=True, doc="target-side model when joint is false")
     joint: bool = _opt(True, doc="one vocabulary for both sides")
-    vocab_size: int = _opt(8000, ge=8)
+    vocab_size: int = _opt(8000, ge=8, le=MAX_VOCAB)
     model_type: str = _opt("unigram", choices=("unigram", "bpe", "char", "word"))
     character_coverage: float = _opt(1.0, gt=0, le=1)
     input_sentence_size: int = _opt(0, ge=0, doc="sample this many sentences (0 = all)")
@@ -74,17 +88,17 @@ class TokenizerConfig:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    encoder_layers: int = _opt(6, ge=1)
-    decoder_layers: int = _opt(6, ge=1)
-    hidden_dim: int = _opt(512, ge=1)
-    num_heads: int = _opt(8, ge=1)
-    ffn_dim: int = _opt(2048, ge=1)
+    encoder_layers: int = _opt(6, ge=1, le=MAX_LAYERS)
+    decoder_layers: int = _opt(6, ge=1, le=MAX_LAYERS)
+    hidden_dim: int = _opt(512, ge=1, le=MAX_HIDDEN_DIM)
+    num_heads: int = _opt(8, ge=1, le=MAX_HEADS)
+    ffn_dim: int = _opt(2048, ge=1, le=MAX_FFN_DIM)
     dropout: float = _opt(0.1, ge=0, le=0.9)
     attention_dropout: float = _opt(0.1, ge=0, le=0.9)
     ffn_dropout: float = _opt(0.1, ge=0, le=0.9)
     norm: str = _opt("pre", choices=("pre", "post"))
     share_embeddings: str = _opt("all", choices=("all", "target", "none"))
-    max_length: int = _opt(512, ge=8, doc="maximum positions per sequence")
+    max_length: int = _opt(512, ge=8, le=MAX_LENGTH, doc="maximum positions per sequence")
     activation: str = _opt("relu", choices=("relu", "gelu"))
 
 
@@ -398,6 +412,7 @@ def _cross_check(cfg: Config, names: DecodeNames | None = None) -> None:
         raise ConfigError(
             f"model.num_heads: must divide model.hidden_dim={m.hidden_dim}, got {m.num_heads} ({o})")
     _check_decode(cfg.decode, names or DecodeNames({}, o))
+    _check_memory(cfg)
     if m.share_embeddings == "all" and not tok.joint:
         raise ConfigError(
             f"model.share_embeddings: 'all' needs tokenizer.joint=true (one vocabulary); "
@@ -420,6 +435,24 @@ def _cross_check(cfg: Config, names: DecodeNames | None = None) -> None:
     for key, corpus in named:
         if not corpus.source or not corpus.target:
             raise ConfigError(f"{key}: needs both 'source' and 'target' files ({o})")
+
+
+def _check_memory(cfg: Config) -> None:
+    """The model's weights and position table must fit in this machine's memory (checked
+    before anything is allocated; the vocabulary is the configured size)."""
+    m = cfg.model
+    terms = size_terms(m.encoder_layers, m.decoder_layers, m.hidden_dim, m.ffn_dim, m.max_length,
+                       cfg.tokenizer.vocab_size, m.share_embeddings)
+    needed = sum(t.nbytes for t in terms)
+    available, source = available_memory()
+    if not available or needed <= available:
+        return
+    largest = max(terms, key=lambda t: t.nbytes)
+    key = largest.keys[0]
+    raise ConfigError(f"{key}: the model needs about {human_size(needed)} for its weights and position table "
+                      f"(mostly {largest.what}: {human_size(largest.nbytes)}), more than the "
+                      f"{human_size(available)} of memory available ({source}); lower {' or '.join(largest.keys)}"
+                      f"{_where(cfg.origin)}", key)
 
 
 def check_for_training(cfg: Config) -> None:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mt_cli.core.batching import cut_rows
 from mt_cli.core.errors import CheckpointError, DataError
-from mt_cli.core.files import file_sha256
+from mt_cli.core.files import file_sha256, free_space
 from mt_cli.core.quiet import native_stderr_captured
 from mt_cli.core.textio import chunked, iter_lines
 
@@ -100,7 +100,21 @@ def train_sentencepiece(
             if "Vocabulary size is too high" in message or "vocab_size" in message:
                 message += "; lower --vocab-size (tokenizer.vocab_size) or add more text"
             raise DataError(f"SentencePiece training failed: {message}") from None
-    return prefix.with_name(prefix.name + ".model")
+    model = prefix.with_name(prefix.name + ".model")
+    _check_written(model, spm)
+    return model
+
+
+def _check_written(model: Path, spm: object) -> None:
+    """SentencePiece does not report a failed write (a full disk leaves a truncated file and
+    no error): read the model back at once, so the error names the file and the free space."""
+    try:
+        spm.SentencePieceProcessor().LoadFromSerializedProto(model.read_bytes())  # type: ignore[attr-defined]
+    except (OSError, RuntimeError):
+        for written in (model, model.with_suffix(".vocab")):  # nothing half-written is left to be found
+            written.unlink(missing_ok=True)
+        raise DataError(f"{model}: SentencePiece could not write a readable model ({free_space(model)} free "
+                        "there; a full disk?); free some space or write elsewhere") from None
 
 
 @dataclass

@@ -9,6 +9,7 @@ the directory.
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import shutil
@@ -23,11 +24,12 @@ import sacrebleu
 import sentencepiece
 import tensorflow as tf
 import yaml
+from keras.src.saving import saving_lib
 
 from mt_cli import __version__
 from mt_cli.core.config import CONFIG_FILE, Config, load_config
 from mt_cli.core.errors import CheckpointError
-from mt_cli.core.files import atomic_dir, file_sha256
+from mt_cli.core.files import atomic_dir, file_sha256, write_bytes
 from mt_cli.core.runtime import Choice
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizers
 from mt_cli.engines.ct2_spec import write_conversion
@@ -71,13 +73,32 @@ def write_export(directory: Path, model: Any, cfg: Config, tokenizers: Tokenizer
         shutil.copyfile(tokenizers.source.path, tmp / names[0])
         if names[1]:
             shutil.copyfile(tokenizers.target.path, tmp / names[1])
-        model.save_weights(str(tmp / WEIGHTS_FILE))
+        write_weights(model, tmp / WEIGHTS_FILE)
         (tmp / CONFIG_FILE).write_text(yaml.safe_dump(export_config(cfg, names), sort_keys=False))
         conversion = _convert(tmp, model, cfg, tokenizers)
         manifest = _manifest(tmp, names, tokenizers, {**info, CTRANSLATE2: conversion})
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
 
-    atomic_dir(directory, build)  # OSError (h5py's too) = cannot write; anything else keeps its cause
+    atomic_dir(directory, build)  # OSError = cannot write; anything else keeps its cause
+
+
+def write_weights(model: Any, path: Path) -> None:
+    """`model.save_weights(path)`, but HDF5 is built in memory and written with plain file I/O.
+
+    h5py writing to a full disk fails in its object destructors, where the error cannot be
+    caught: a hundred lines of "Exception ignored" and a segfault (checked with h5py 3.14 on a
+    small tmpfs). Built in memory, the only disk write is ours, and ENOSPC is an OSError
+    naming the file. Keras's own saver is used on an in-memory store (its H5IOStore takes a
+    BytesIO), so the bytes are those `save_weights` writes.
+    """
+    buffer = io.BytesIO()
+    store = saving_lib.H5IOStore(buffer, mode="w")
+    try:
+        saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="",
+                               visited_saveables=set())
+    finally:
+        store.close()
+    write_bytes(path, buffer.getvalue())
 
 
 def _convert(tmp: Path, model: Any, cfg: Config, tokenizers: Tokenizers) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -17,6 +18,7 @@ from typing import Protocol
 from mt_cli.core.config import Config, check_for_training
 from mt_cli.core.errors import ConfigError
 from mt_cli.training.evaluation import EarlyStopping, evaluation_due
+from mt_cli.training.init_from import Parent
 from mt_cli.training.init_from import plan as init_plan
 from mt_cli.training.nonfinite import NonFinitePolicy
 from mt_cli.training.run_dir import (
@@ -25,6 +27,7 @@ from mt_cli.training.run_dir import (
     prepare_run_dir,
     write_run_config,
 )
+from mt_cli.training.run_lock import locks_run_dir, run_lock
 from mt_cli.training.session import Session, fed_tokens
 from mt_cli.training.signals import Interrupted, SignalFlag
 from mt_cli.training.throughput import ThroughputWindow
@@ -69,8 +72,16 @@ def train(cfg: Config, run_dir: Path, overwrite: bool = False,
     if not cfg.data.train:
         raise ConfigError(f"data.train: no training corpus given ({cfg.origin})")
     check_for_training(cfg)
-    run_dir, reporter, t = Path(run_dir), reporter or _NullReporter(), cfg.train
-    cfg, parent = init_plan(cfg, run_dir, init_from, overwrite)
+    run_dir = Path(run_dir)
+    cfg, parent = init_plan(cfg, run_dir, init_from, overwrite)  # only reads: a refusal writes nothing
+    with run_lock(run_dir) if locks_run_dir(cfg.train.strategy) else nullcontext():
+        return _train_locked(cfg, run_dir, overwrite, reporter or _NullReporter(), parent)
+
+
+def _train_locked(cfg: Config, run_dir: Path, overwrite: bool, reporter: Reporter,
+                  parent: Parent | None) -> TrainResult:
+    """`train` once this process holds the run directory (RUN/.lock)."""
+    t = cfg.train
     done = _already_finished(cfg, run_dir, overwrite)
     if done is not None:
         return done

@@ -14,6 +14,7 @@ from typing import Any
 from mt_cli.core.config import CONFIG_FILE, Config, load_config
 from mt_cli.core.errors import CheckpointError
 from mt_cli.core.tokenizer import Tokenizers, train_tokenizers
+from mt_cli.training.run_lock import LOCK_FILE
 
 log = logging.getLogger("mt_cli")
 FINISHED_FILE = "finished.json"
@@ -41,7 +42,7 @@ def prepare_run_dir(cfg: Config, run_dir: Path, overwrite: bool) -> dict[str, An
     """
     saved = run_dir / CONFIG_FILE
     if overwrite and run_dir.exists():
-        shutil.rmtree(run_dir)
+        clear_run_dir(run_dir)
     if saved.is_file():
         old = load_config(saved)
         diffs = _compare_sections(old, cfg)
@@ -57,6 +58,15 @@ def prepare_run_dir(cfg: Config, run_dir: Path, overwrite: bool) -> dict[str, An
     if done is None:
         write_run_config(cfg, run_dir)
     return done
+
+
+def clear_run_dir(run_dir: Path) -> None:
+    """--overwrite: empty the run directory but keep its lock file, which this process holds
+    (a new file would let another `train` lock it alongside)."""
+    for entry in run_dir.iterdir():
+        if entry.name == LOCK_FILE:
+            continue
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
 
 def write_run_config(cfg: Config, run_dir: Path) -> None:
