@@ -92,7 +92,12 @@ def write_weights(model: Any, path: Path) -> None:
     BytesIO), so the bytes are those `save_weights` writes.
     """
     buffer = io.BytesIO()
-    store = saving_lib.H5IOStore(buffer, mode="w")
+    try:
+        store = saving_lib.H5IOStore(buffer, mode="w")
+    except (AttributeError, TypeError):  # a Keras whose private saver changed: its public one
+        log.debug("keras.saving_lib.H5IOStore unavailable; weights written by save_weights")
+        model.save_weights(str(path))
+        return
     try:
         saving_lib._save_state(model, weights_store=store, assets_store=None, inner_path="",
                                visited_saveables=set())
