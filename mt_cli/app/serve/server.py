@@ -5,8 +5,9 @@ decodes those with equal decode options (beam size, n-best, with or without pref
 together, off the event loop, handing each request its own results in order. The model is
 loaded and warmed in the background after the port opens, so `/health` answers 503 until
 it can translate. Limits (lines, characters, queued lines, body bytes, connections, the
-time a body may take) turn floods and slow clients into 4xx/503 answers instead of memory
-growth; the checks made before a body is parsed are in guard.py. Answers and /info name no
+time headers and a body may take) turn floods and slow clients into 4xx/503 answers or
+closed connections instead of memory growth; the checks made before a body is parsed are in
+guard.py, the header deadline and connection count in connection.py. Answers and /info name no
 file paths and pass no exception text on (the log has it, escaped). SIGTERM: uvicorn stops
 accepting, in-flight requests finish, the batcher drains, exit 0.
 """
@@ -39,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mt_cli import __version__
+from mt_cli.app.serve.connection import connection_protocol
 from mt_cli.app.serve.guard import (
     RETRY_AFTER_S,
     EscapeFilter,
@@ -83,7 +85,8 @@ class ServeSettings:
     max_beam_size: int = 16
     allowed_hosts: tuple[str, ...] = ()  # Host header names; () = localhost and --host; IP literals always
     read_timeout: float = 10.0  # seconds a request body may take to arrive
-    max_connections: int = 64  # open connections; more: 503
+    header_timeout: float = 10.0  # seconds a connection may take to send a request's headers
+    max_connections: int = 64  # open connections; requests on more: 503
 
     @property
     def queue_lines(self) -> int:
@@ -103,8 +106,10 @@ class ServeSettings:
                 raise MtError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.max_wait_ms <= MAX_WAIT_MS:  # False for nan too
             raise MtError(f"--max-wait-ms: must be a number in 0..{MAX_WAIT_MS:g}, got {self.max_wait_ms}")
-        if not 0 < self.read_timeout <= 3600:
-            raise MtError(f"--read-timeout: must be a number of seconds in (0, 3600], got {self.read_timeout}")
+        for name in ("read_timeout", "header_timeout"):
+            if not 0 < getattr(self, name) <= 3600:
+                raise MtError(f"--{name.replace('_', '-')}: must be a number of seconds in (0, 3600], "
+                              f"got {getattr(self, name)}")
         if not 0 <= self.port < 65536:
             raise MtError(f"--port: must be in 0..65535, got {self.port}")
         if self.max_queue and self.max_queue < self.max_lines:
@@ -434,8 +439,10 @@ def _add_routes(app: FastAPI, host: ModelHost, settings: ServeSettings) -> None:
         return {**host.info, "ready": host.ready, "decode": decode, "limits": limits, "stats": host.stats()}
 
 
-def create_app(host: ModelHost, settings: ServeSettings) -> FastAPI:
-    """The FastAPI app over a ModelHost; its lifespan loads the model and drains the batcher."""
+def create_app(host: ModelHost, settings: ServeSettings,
+               open_connections: Callable[[], int] | None = None) -> FastAPI:
+    """The FastAPI app over a ModelHost; its lifespan loads the model and drains the batcher.
+    `open_connections` counts the server's connections for --max-connections (None: no limit)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> Any:
@@ -471,7 +478,8 @@ def create_app(host: ModelHost, settings: ServeSettings) -> FastAPI:
 
     _add_routes(app, host, settings)
     app.add_middleware(RequestGuard, names=host_names(settings.host, settings.allowed_hosts),
-                       max_body=settings.max_body, read_timeout=settings.read_timeout)
+                       max_body=settings.max_body, read_timeout=settings.read_timeout,
+                       max_connections=settings.max_connections, open_connections=open_connections)
     app.add_middleware(RequestLog)  # outermost: logs the guard's refusals too
     return app
 
@@ -510,9 +518,11 @@ def run_server(open_engine: Callable[[], LineTranslator], model: str | Path, set
     sock = _listen(settings.host, settings.port)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # their messages carry client paths too
         logging.getLogger(name).addFilter(EscapeFilter())
-    config = uvicorn.Config(create_app(host, settings), log_config=None, access_log=False,
+    protocol = connection_protocol(settings.header_timeout)
+    app = create_app(host, settings, lambda: len(protocol.open_connections))
+    config = uvicorn.Config(app, http=protocol, log_config=None, access_log=False,
                             timeout_graceful_shutdown=60, lifespan="on", server_header=False,
-                            limit_concurrency=settings.max_connections, timeout_keep_alive=5,
+                            timeout_keep_alive=5,  # the header deadline closes idle ones sooner if shorter
                             h11_max_incomplete_event_size=settings.max_body + 16384)  # the page's GET query
     server = _Server(config)
 
