@@ -268,6 +268,7 @@ def test_a_non_finite_wait_is_one_startup_error(ct2_model: Path, value: str) -> 
 
 
 @pytest.mark.parametrize(("option", "value", "says"), [
+    ("--max-beam-size", "2000", "must be <= 1024"),
     ("--header-timeout", "0", "(0, 3600]"),
     ("--header-timeout", "nan", "(0, 3600]"),
 ])
@@ -277,6 +278,14 @@ def test_serve_limits_out_of_range_are_one_startup_error(ct2_model: Path, option
                              option, value], cwd=REPO, capture_output=True, text=True, timeout=60,
                             check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert_one_line_error(result, option, says)
+
+
+def test_a_beam_over_the_servers_limit_names_that_limit(native_server: Server) -> None:
+    """Over --max-beam-size (16 here), even past the decoder's own bound (1024): the server's limit."""
+    for field in ("beam_size", "n_best"):
+        got = native_server.post({"text": ["a dog"], field: 2000})
+        assert (got.status_code, got.json()) == (422, {
+            "error": f"{field}: must be <= 16 (the server's --max-beam-size), got 2000", "field": field})
 
 
 def test_manifest_and_info_name_no_paths(ct2_server: Server, ct2_model: Path, trained_run: Path) -> None:

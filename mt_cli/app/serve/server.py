@@ -53,6 +53,7 @@ from mt_cli.app.serve.microbatch import Closed, MicroBatcher, QueueFull
 from mt_cli.app.serve.page import PAGE_HEADERS, PageError, PageView, read_form, render_page
 from mt_cli.core.config import (
     CONFIG_FILE,
+    MAX_BEAM,
     DecodeConfig,
     DecodeNames,
     decode_fields,
@@ -110,6 +111,9 @@ class ServeSettings:
             if not 0 < getattr(self, name) <= 3600:
                 raise MtError(f"--{name.replace('_', '-')}: must be a number of seconds in (0, 3600], "
                               f"got {getattr(self, name)}")
+        if self.max_beam_size > MAX_BEAM:
+            raise MtError(f"--max-beam-size: must be <= {MAX_BEAM} (the widest beam decoding takes), "
+                          f"got {self.max_beam_size}")
         if not 0 <= self.port < 65536:
             raise MtError(f"--port: must be in 0..65535, got {self.port}")
         if self.max_queue and self.max_queue < self.max_lines:
@@ -257,9 +261,13 @@ class ModelHost:
 
     def options(self, request: TranslateRequest) -> Options:
         """The request's decode options on the model's, checked by DecodeConfig's own rules (422
-        naming the request field); a beam size alone asks for one best."""
+        naming the request field); a beam size alone asks for one best. The server's beam limit
+        comes first: DecodeConfig's own bound (1024) is not what this server takes."""
         assert self.base is not None
         given = {name: getattr(request, name) for name in REQUEST_DECODE if getattr(request, name) is not None}
+        for name in ("beam_size", "n_best"):
+            if given.get(name, 0) > self.settings.max_beam_size:
+                raise ApiError(422, name, self._over_beam_limit(name, given[name]))
         if "beam_size" in given:
             given.setdefault("n_best", 1)
         try:
@@ -267,8 +275,11 @@ class ModelHost:
         except ConfigError as exc:
             raise ApiError(422, exc.key if exc.key in given else "body", str(exc)) from None
         if decode.beam_size > self.settings.max_beam_size:
-            raise ApiError(422, "beam_size", f"at most {self.settings.max_beam_size}, got {decode.beam_size}")
+            raise ApiError(422, "beam_size", self._over_beam_limit("beam_size", decode.beam_size))
         return Options(self._batched(decode), bool(request.prefix and any(request.prefix)))
+
+    def _over_beam_limit(self, name: str, value: int) -> str:
+        return f"{name}: must be <= {self.settings.max_beam_size} (the server's --max-beam-size), got {value}"
 
     def stats(self) -> dict[str, Any]:
         if self.batcher is None:
