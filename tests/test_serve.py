@@ -267,6 +267,27 @@ def test_a_non_finite_wait_is_one_startup_error(ct2_model: Path, value: str) -> 
     assert_one_line_error(result, "--max-wait-ms", "0..60000")
 
 
+@pytest.mark.parametrize(("option", "value", "says"), [
+    ("--max-beam-size", "2000", "must be <= 1024"),
+    ("--header-timeout", "0", "(0, 3600]"),
+    ("--header-timeout", "nan", "(0, 3600]"),
+])
+def test_serve_limits_out_of_range_are_one_startup_error(ct2_model: Path, option: str, value: str,
+                                                         says: str) -> None:
+    result = subprocess.run([sys.executable, "-m", "mt_cli", "serve", "-m", str(ct2_model), "--port", str(free_port()),
+                             option, value], cwd=REPO, capture_output=True, text=True, timeout=60,
+                            check=False, env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert_one_line_error(result, option, says)
+
+
+def test_a_beam_over_the_servers_limit_names_that_limit(native_server: Server) -> None:
+    """Over --max-beam-size (16 here), even past the decoder's own bound (1024): the server's limit."""
+    for field in ("beam_size", "n_best"):
+        got = native_server.post({"text": ["a dog"], field: 2000})
+        assert (got.status_code, got.json()) == (422, {
+            "error": f"{field}: must be <= 16 (the server's --max-beam-size), got 2000", "field": field})
+
+
 def test_manifest_and_info_name_no_paths(ct2_server: Server, ct2_model: Path, trained_run: Path) -> None:
     manifest = (ct2_model / "manifest.json").read_text()
     info = ct2_server.get("/info").text
@@ -294,6 +315,89 @@ def test_connections_and_host_names_are_limited(ct2_model: Path, tmp_path: Path)
     time.sleep(0.3)
     assert httpx.get(server.url + "/health", timeout=30).status_code == 200
     assert stop_server(server) == 0, server.log.read_text()
+
+
+@pytest.fixture(scope="module")
+def guarded_server(ct2_model: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    """A server with 3 connections at most and 1 s for a request's headers."""
+    server = start_server(ct2_model, tmp_path_factory.mktemp("serve-guarded") / "server.log",
+                          "--max-connections", "3", "--header-timeout", "1")
+    yield server
+    assert stop_server(server) == 0, server.log.read_text()
+
+
+def connect(server: Server) -> socket.socket:
+    sock = socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=10)
+    sock.settimeout(0.1)
+    return sock
+
+
+def until_closed(sock: socket.socket, seconds: float, trickle: bytes = b"") -> tuple[bytes, float | None]:
+    """What the server sends before closing `sock`, and after how many seconds it closed (None:
+    still open after `seconds`); `trickle` is sent a byte every 0.2 s meanwhile (slowloris)."""
+    started = time.monotonic()
+    received, sent = b"", 0
+    while time.monotonic() - started < seconds:
+        if sent < len(trickle) and time.monotonic() - started >= 0.2 * sent:
+            with contextlib.suppress(OSError):
+                sock.sendall(trickle[sent:sent + 1])
+            sent += 1
+        try:
+            chunk = sock.recv(65536)
+        except TimeoutError:
+            continue
+        except ConnectionResetError:
+            return received, time.monotonic() - started
+        if not chunk:
+            return received, time.monotonic() - started
+        received += chunk
+    return received, None
+
+
+def test_idle_connections_over_the_limit_lock_out_no_longer_than_the_header_timeout(
+        guarded_server: Server) -> None:
+    """Connections that send nothing count against --max-connections only until the header
+    timeout closes them; meanwhile a request beyond the limit gets the JSON error shape with
+    Retry-After (was a plain-text 503 for as long as they stayed open)."""
+    idle = [connect(guarded_server) for _ in range(5)]
+    opened = time.monotonic()
+    try:
+        time.sleep(0.2)
+        over = guarded_server.get("/health")
+        assert over.status_code == 503 and over.headers["Retry-After"] == "1", over.text
+        assert over.json()["field"] is None and "--max-connections (3)" in over.json()["error"]
+        while guarded_server.get("/health").status_code != 200:
+            assert time.monotonic() - opened < 1 + 2, "locked out past the header timeout"
+            time.sleep(0.1)
+        for sock in idle:
+            received, closed_after = until_closed(sock, 2)
+            assert received == b"" and closed_after is not None  # closed, without a word
+    finally:
+        for sock in idle:
+            sock.close()
+
+
+def test_slowloris_headers_are_cut_off_by_the_header_timeout(guarded_server: Server) -> None:
+    """Headers sent a byte every 0.2 s (each byte in time, the whole never done): a 408 in the
+    JSON error shape and the connection closed about 1 s after it opened, the same on a
+    kept-alive connection after its first answer."""
+    headers = b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n" + b"X-Slow: " + b"a" * 100
+    with connect(guarded_server) as sock:
+        answer, closed_after = until_closed(sock, 5, trickle=headers)
+    assert closed_after is not None and closed_after < 1 + 1, closed_after
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1]) == {
+        "error": "the request headers did not arrive within 1 s", "field": "headers"}
+    with connect(guarded_server) as sock:
+        sock.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+        time.sleep(0.3)
+        first = sock.recv(65536)
+        assert first.startswith(b"HTTP/1.1 200 ") and b"connection: close" not in first.lower(), first
+        answer, closed_after = until_closed(sock, 5, trickle=headers)
+    assert closed_after is not None and closed_after < 1 + 1, closed_after
+    assert answer.startswith(b"HTTP/1.1 408 "), answer
+    assert guarded_server.get("/health").status_code == 200
+    assert "request headers incomplete after 1 s; connection closed" in guarded_server.log.read_text()
 
 
 def test_concurrent_requests_each_get_their_own_result(native_server: Server, toy_dir: Path) -> None:

@@ -44,8 +44,12 @@ def serve(
     read_timeout: Annotated[float, typer.Option(
         "--read-timeout", help="Seconds a request body may take to arrive (slower: 408).",
     )] = 10.0,
+    header_timeout: Annotated[float, typer.Option(
+        "--header-timeout", help="Seconds a connection may take to send a request's headers, counted from its "
+        "opening or its previous answer (slower: closed, with a 408 if part of a request came).",
+    )] = 10.0,
     max_connections: Annotated[int, typer.Option(
-        "--max-connections", help="Most open connections (more: 503).",
+        "--max-connections", help="Most open connections (requests beyond: 503 + Retry-After).",
     )] = 64,
     threads: Annotated[int, typer.Option(
         "--threads", help="CPU threads for decoding (0 = the engine's default: all cores).",
@@ -82,7 +86,8 @@ def serve(
 
     settings = ServeSettings(host=host, port=port, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
                              max_lines=max_lines, max_chars=max_chars, max_queue=max_queue,
-                             max_beam_size=max_beam_size, read_timeout=read_timeout, max_connections=max_connections,
+                             max_beam_size=max_beam_size, read_timeout=read_timeout, header_timeout=header_timeout,
+                             max_connections=max_connections,
                              allowed_hosts=tuple(name for name in allowed_hosts.split(",") if name.strip()))
     run_server(lambda: open_translator(model, overrides, threads, engine=choice.engine), model, settings,
                engine=(choice.engine, choice.reason))

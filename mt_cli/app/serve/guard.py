@@ -1,5 +1,6 @@
-"""What the server checks before a request reaches FastAPI: the Host header, the content type
-and the body's size and arrival time; and the escaping of client text in log lines.
+"""What the server checks before a request reaches FastAPI: the open connections, the Host
+header, the content type and the body's size and arrival time; and the escaping of client
+text in log lines.
 
 Why here, in front of the app: FastAPI parses a body before any route code runs, so a limit
 checked in the route comes after the cost (a 2 MB body of a million ints took seconds and a
@@ -7,6 +8,8 @@ gigabyte to refuse). Reading the body ourselves, with a byte bound derived from 
 limits and a deadline, refuses floods and slow senders before anything is parsed; checking
 the Host header refuses pages that reach a local server through DNS rebinding, and
 requiring `application/json` refuses the bodies a browser sends cross-site without asking.
+Refusing a request over --max-connections here (not in uvicorn's `limit_concurrency`) gives
+it the server's JSON error shape and `Retry-After` instead of a plain-text 503.
 """
 
 from __future__ import annotations
@@ -91,12 +94,15 @@ def _media_type(headers: dict[bytes, bytes]) -> str:
 
 
 class RequestGuard:
-    """Pure ASGI middleware: Host allow-list (400), `application/json` bodies only (415), a
+    """Pure ASGI middleware: at most `max_connections` open connections (503 + Retry-After,
+    counted by `open_connections`), Host allow-list (400), `application/json` bodies only (415), a
     body of at most `max_body` bytes (413, before parsing) that arrives within `read_timeout`
     seconds (408); the body read here is handed on to the app as one message."""
 
-    def __init__(self, app: Any, names: frozenset[str], max_body: int, read_timeout: float) -> None:
+    def __init__(self, app: Any, names: frozenset[str], max_body: int, read_timeout: float,
+                 max_connections: int = 0, open_connections: Callable[[], int] | None = None) -> None:
         self.app, self.names, self.max_body, self.read_timeout = app, names, max_body, read_timeout
+        self.max_connections, self.open_connections = max_connections, open_connections
 
     async def __call__(self, scope: dict, receive: Receive, send: Any) -> None:
         if scope["type"] != "http":
@@ -131,6 +137,9 @@ class RequestGuard:
                     return
 
     def _refusal(self, scope: dict, headers: dict[bytes, bytes]) -> JSONResponse | None:
+        if self.open_connections is not None and (count := self.open_connections()) > self.max_connections:
+            return error_response(503, None, f"{count} connections open, over --max-connections "
+                                             f"({self.max_connections}); retry later", retry=True, close=True)
         host = headers.get(b"host")
         if host is not None and not host_allowed(host.decode("latin-1"), self.names):
             return error_response(400, "Host", "Host header not allowed (see mt-cli serve --allowed-hosts)")

@@ -5,8 +5,9 @@ decodes those with equal decode options (beam size, n-best, with or without pref
 together, off the event loop, handing each request its own results in order. The model is
 loaded and warmed in the background after the port opens, so `/health` answers 503 until
 it can translate. Limits (lines, characters, queued lines, body bytes, connections, the
-time a body may take) turn floods and slow clients into 4xx/503 answers instead of memory
-growth; the checks made before a body is parsed are in guard.py. Answers and /info name no
+time headers and a body may take) turn floods and slow clients into 4xx/503 answers or
+closed connections instead of memory growth; the checks made before a body is parsed are in
+guard.py, the header deadline and connection count in connection.py. Answers and /info name no
 file paths and pass no exception text on (the log has it, escaped). SIGTERM: uvicorn stops
 accepting, in-flight requests finish, the batcher drains, exit 0.
 """
@@ -39,6 +40,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mt_cli import __version__
+from mt_cli.app.serve.connection import connection_protocol
 from mt_cli.app.serve.guard import (
     RETRY_AFTER_S,
     EscapeFilter,
@@ -51,6 +53,7 @@ from mt_cli.app.serve.microbatch import Closed, MicroBatcher, QueueFull
 from mt_cli.app.serve.page import PAGE_HEADERS, PageError, PageView, read_form, render_page
 from mt_cli.core.config import (
     CONFIG_FILE,
+    MAX_BEAM,
     DecodeConfig,
     DecodeNames,
     decode_fields,
@@ -83,7 +86,8 @@ class ServeSettings:
     max_beam_size: int = 16
     allowed_hosts: tuple[str, ...] = ()  # Host header names; () = localhost and --host; IP literals always
     read_timeout: float = 10.0  # seconds a request body may take to arrive
-    max_connections: int = 64  # open connections; more: 503
+    header_timeout: float = 10.0  # seconds a connection may take to send a request's headers
+    max_connections: int = 64  # open connections; requests on more: 503
 
     @property
     def queue_lines(self) -> int:
@@ -103,8 +107,13 @@ class ServeSettings:
                 raise MtError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(self, name)}")
         if not 0 <= self.max_wait_ms <= MAX_WAIT_MS:  # False for nan too
             raise MtError(f"--max-wait-ms: must be a number in 0..{MAX_WAIT_MS:g}, got {self.max_wait_ms}")
-        if not 0 < self.read_timeout <= 3600:
-            raise MtError(f"--read-timeout: must be a number of seconds in (0, 3600], got {self.read_timeout}")
+        for name in ("read_timeout", "header_timeout"):
+            if not 0 < getattr(self, name) <= 3600:
+                raise MtError(f"--{name.replace('_', '-')}: must be a number of seconds in (0, 3600], "
+                              f"got {getattr(self, name)}")
+        if self.max_beam_size > MAX_BEAM:
+            raise MtError(f"--max-beam-size: must be <= {MAX_BEAM} (the widest beam decoding takes), "
+                          f"got {self.max_beam_size}")
         if not 0 <= self.port < 65536:
             raise MtError(f"--port: must be in 0..65535, got {self.port}")
         if self.max_queue and self.max_queue < self.max_lines:
@@ -256,9 +265,13 @@ class ModelHost:
 
     def options(self, request: TranslateRequest) -> Options:
         """The request's decode options on the model's, checked by DecodeConfig's own rules (422
-        naming the request field); a beam size alone asks for one best."""
+        naming the request field); a beam size alone asks for one best. The server's beam limit
+        comes first: DecodeConfig's own bound (1024) is not what this server takes."""
         assert self.base is not None
         given = {name: getattr(request, name) for name in REQUEST_DECODE if getattr(request, name) is not None}
+        for name in ("beam_size", "n_best"):
+            if given.get(name, 0) > self.settings.max_beam_size:
+                raise ApiError(422, name, self._over_beam_limit(name, given[name]))
         if "beam_size" in given:
             given.setdefault("n_best", 1)
         try:
@@ -266,8 +279,11 @@ class ModelHost:
         except ConfigError as exc:
             raise ApiError(422, exc.key if exc.key in given else "body", str(exc)) from None
         if decode.beam_size > self.settings.max_beam_size:
-            raise ApiError(422, "beam_size", f"at most {self.settings.max_beam_size}, got {decode.beam_size}")
+            raise ApiError(422, "beam_size", self._over_beam_limit("beam_size", decode.beam_size))
         return Options(self._batched(decode), bool(request.prefix and any(request.prefix)))
+
+    def _over_beam_limit(self, name: str, value: int) -> str:
+        return f"{name}: must be <= {self.settings.max_beam_size} (the server's --max-beam-size), got {value}"
 
     def stats(self) -> dict[str, Any]:
         if self.batcher is None:
@@ -438,8 +454,10 @@ def _add_routes(app: FastAPI, host: ModelHost, settings: ServeSettings) -> None:
         return {**host.info, "ready": host.ready, "decode": decode, "limits": limits, "stats": host.stats()}
 
 
-def create_app(host: ModelHost, settings: ServeSettings) -> FastAPI:
-    """The FastAPI app over a ModelHost; its lifespan loads the model and drains the batcher."""
+def create_app(host: ModelHost, settings: ServeSettings,
+               open_connections: Callable[[], int] | None = None) -> FastAPI:
+    """The FastAPI app over a ModelHost; its lifespan loads the model and drains the batcher.
+    `open_connections` counts the server's connections for --max-connections (None: no limit)."""
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> Any:
@@ -475,7 +493,8 @@ def create_app(host: ModelHost, settings: ServeSettings) -> FastAPI:
 
     _add_routes(app, host, settings)
     app.add_middleware(RequestGuard, names=host_names(settings.host, settings.allowed_hosts),
-                       max_body=settings.max_body, read_timeout=settings.read_timeout)
+                       max_body=settings.max_body, read_timeout=settings.read_timeout,
+                       max_connections=settings.max_connections, open_connections=open_connections)
     app.add_middleware(RequestLog)  # outermost: logs the guard's refusals too
     return app
 
@@ -514,9 +533,11 @@ def run_server(open_engine: Callable[[], LineTranslator], model: str | Path, set
     sock = _listen(settings.host, settings.port)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # their messages carry client paths too
         logging.getLogger(name).addFilter(EscapeFilter())
-    config = uvicorn.Config(create_app(host, settings), log_config=None, access_log=False,
+    protocol = connection_protocol(settings.header_timeout)
+    app = create_app(host, settings, lambda: len(protocol.open_connections))
+    config = uvicorn.Config(app, http=protocol, log_config=None, access_log=False,
                             timeout_graceful_shutdown=60, lifespan="on", server_header=False,
-                            limit_concurrency=settings.max_connections, timeout_keep_alive=5,
+                            timeout_keep_alive=5,  # the header deadline closes idle ones sooner if shorter
                             h11_max_incomplete_event_size=settings.max_body + 16384)  # the page's GET query
     server = _Server(config)
 
