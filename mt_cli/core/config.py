@@ -56,10 +56,10 @@ class DataConfig:
     train: tuple[CorpusConfig, ...] = _opt((), doc="training corpora")
     dev: CorpusConfig | None = _opt(None, doc="development set for validation")
     test: CorpusConfig | None = _opt(None, doc="test set used by recipes")
-    source_lang: str = _opt("src")
-    target_lang: str = _opt("tgt")
+    source_lang: str = _opt("src", doc="source language code, used in file names (test.hyp.<lang>) and reports")
+    target_lang: str = _opt("tgt", doc="target language code, used in file names and reports")
     max_source_tokens: int = _opt(256, ge=1, doc="longer training pairs are skipped (counted)")
-    max_target_tokens: int = _opt(256, ge=1)
+    max_target_tokens: int = _opt(256, ge=1, doc="longer training pairs are skipped (counted)")
     lenient_utf8: bool = _opt(False, doc="replace invalid UTF-8 instead of failing")
 
 
@@ -80,26 +80,34 @@ class TokenizerConfig:
     model: str | None = _opt(None, path=True, doc="existing SentencePiece model; trained into the run if null")
     target_model: str | None = _opt(None, path=True, doc="target-side model when joint is false")
     joint: bool = _opt(True, doc="one vocabulary for both sides")
-    vocab_size: int = _opt(8000, ge=8, le=MAX_VOCAB)
-    model_type: str = _opt("unigram", choices=("unigram", "bpe", "char", "word"))
-    character_coverage: float = _opt(1.0, gt=0, le=1)
+    vocab_size: int = _opt(8000, ge=8, le=MAX_VOCAB,
+        doc="pieces in a trained SentencePiece model (each, when not joint)")
+    model_type: str = _opt("unigram", choices=("unigram", "bpe", "char", "word"), doc="SentencePiece algorithm")
+    character_coverage: float = _opt(1.0, gt=0, le=1,
+        doc="share of characters the vocabulary covers; the rest map to unk (0.9995 for scripts with many "
+        "characters, such as Chinese or Japanese)")
     input_sentence_size: int = _opt(0, ge=0, doc="sample this many sentences (0 = all)")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    encoder_layers: int = _opt(6, ge=1, le=MAX_LAYERS)
-    decoder_layers: int = _opt(6, ge=1, le=MAX_LAYERS)
-    hidden_dim: int = _opt(512, ge=1, le=MAX_HIDDEN_DIM)
-    num_heads: int = _opt(8, ge=1, le=MAX_HEADS)
-    ffn_dim: int = _opt(2048, ge=1, le=MAX_FFN_DIM)
-    dropout: float = _opt(0.1, ge=0, le=0.9)
-    attention_dropout: float = _opt(0.1, ge=0, le=0.9)
-    ffn_dropout: float = _opt(0.1, ge=0, le=0.9)
-    norm: str = _opt("pre", choices=("pre", "post"))
-    share_embeddings: str = _opt("all", choices=("all", "target", "none"))
+    encoder_layers: int = _opt(6, ge=1, le=MAX_LAYERS, doc="encoder blocks")
+    decoder_layers: int = _opt(6, ge=1, le=MAX_LAYERS, doc="decoder blocks")
+    hidden_dim: int = _opt(512, ge=1, le=MAX_HIDDEN_DIM,
+        doc="model width d (embeddings and every block); a multiple of num_heads")
+    num_heads: int = _opt(8, ge=1, le=MAX_HEADS, doc="attention heads per attention layer")
+    ffn_dim: int = _opt(2048, ge=1, le=MAX_FFN_DIM, doc="inner width of the feed-forward layers")
+    dropout: float = _opt(0.1, ge=0, le=0.9, doc="dropout on embeddings and block outputs")
+    attention_dropout: float = _opt(0.1, ge=0, le=0.9, doc="dropout on attention weights")
+    ffn_dropout: float = _opt(0.1, ge=0, le=0.9, doc="dropout inside the feed-forward layers")
+    norm: str = _opt("pre", choices=("pre", "post"),
+        doc="layer norm before each sub-layer (pre, trains stably without long warmup) or after it (post, as in "
+        "Vaswani et al. 2017)")
+    share_embeddings: str = _opt("all", choices=("all", "target", "none"),
+        doc="all: source, target and output embeddings tied (needs a joint vocabulary); target: target and output "
+        "tied; none: untied")
     max_length: int = _opt(512, ge=8, le=MAX_LENGTH, doc="maximum positions per sequence")
-    activation: str = _opt("relu", choices=("relu", "gelu"))
+    activation: str = _opt("relu", choices=("relu", "gelu"), doc="feed-forward activation")
 
 
 @dataclass(frozen=True)
@@ -107,32 +115,36 @@ class TrainConfig:
     run_dir: str | None = _opt(None, path=True, doc="default: runs/<config name>")
     batch_tokens: int = _opt(4096, ge=16, doc="source+target tokens per batch (padded, max side)")
     effective_batch_tokens: int = _opt(0, ge=0, doc="accumulate gradients up to this (0 = off)")
-    max_steps: int = _opt(100000, ge=1)
+    max_steps: int = _opt(100000, ge=1, doc="training stops at this step (a larger value continues a finished run)")
     max_minutes: float = _opt(0.0, ge=0, doc="stop after this wall time (0 = no limit)")
-    schedule: str = _opt("noam", choices=("noam", "constant"))
+    schedule: str = _opt("noam", choices=("noam", "constant"),
+        doc="noam: linear warmup, then inverse square root decay scaled by hidden_dim^-0.5 (Vaswani et al. 2017); "
+        "constant: learning_rate throughout")
     learning_rate: float = _opt(2.0, gt=0, doc="Noam scale, or the constant rate")
-    warmup_steps: int = _opt(4000, ge=0)
-    adam_beta1: float = _opt(0.9, ge=0, le=1)
-    adam_beta2: float = _opt(0.998, ge=0, le=1)
-    adam_epsilon: float = _opt(1e-9, gt=0)
-    label_smoothing: float = _opt(0.1, ge=0, le=0.99)
+    warmup_steps: int = _opt(4000, ge=0, doc="steps of linear warmup (noam)")
+    adam_beta1: float = _opt(0.9, ge=0, le=1, doc="Adam first-moment decay")
+    adam_beta2: float = _opt(0.998, ge=0, le=1, doc="Adam second-moment decay")
+    adam_epsilon: float = _opt(1e-9, gt=0, doc="Adam epsilon")
+    label_smoothing: float = _opt(0.1, ge=0, le=0.99, doc="probability mass spread over the vocabulary in the loss")
     clip_norm: float = _opt(0.0, ge=0, doc="global gradient norm clip (0 = off)")
     precision: str = _opt("auto", choices=("auto", "float32", "bfloat16", "float16"),
                           doc="auto: bfloat16 on bf16 hardware (AMX, AVX512-BF16, GPUs >= 8.0), float16 "
                           "on older tensor-core GPUs, else float32 (mt_cli/core/runtime.py)")
     jit_compile: bool = _opt(False, doc="XLA-compile the train step")
-    strategy: str = _opt("default", choices=("default", "mirrored", "multi_worker"))
-    seed: int = _opt(1234)
+    strategy: str = _opt("default", choices=("default", "mirrored", "multi_worker"),
+        doc="default: one device; mirrored: every visible GPU; multi_worker: several machines, through TF_CONFIG")
+    seed: int = _opt(1234, doc="seeds weights, data order and dropout")
     deterministic: bool = _opt(False, doc="TF op determinism (exact resume on CPU)")
     shuffle_buffer: int = _opt(200000, ge=1, doc="examples held for shuffling")
-    save_every: int = _opt(1000, ge=1)
-    keep_last: int = _opt(5, ge=1)
-    eval_every: int = _opt(1000, ge=1)
+    save_every: int = _opt(1000, ge=1, doc="steps between checkpoints")
+    keep_last: int = _opt(5, ge=1, doc="step checkpoints kept (plus the best one)")
+    eval_every: int = _opt(1000, ge=1, doc="steps between dev evaluations (with data.dev)")
     eval_max_sentences: int = _opt(0, ge=0, doc="translate only this many dev lines (0 = all)")
-    eval_metric: str = _opt("bleu", choices=("bleu", "chrf", "loss"))
+    eval_metric: str = _opt("bleu", choices=("bleu", "chrf", "loss"),
+        doc="dev score that picks the best checkpoint and drives early stopping")
     early_stopping_patience: int = _opt(0, ge=0, doc="evaluations without improvement (0 = off)")
     average_last: int = _opt(0, ge=0, doc="average the last K checkpoints into the export")
-    log_every: int = _opt(100, ge=1)
+    log_every: int = _opt(100, ge=1, doc="steps between training log lines and metrics.jsonl records")
     max_nonfinite_steps: int = _opt(10, ge=1, doc="stop after this many non-finite steps in a row")
     init_reset: bool = _opt(True, doc="with --init-from: restart the learning-rate schedule at step 0 "
                             "(warmup again); false continues it from the parent's step (its manifest's "
@@ -186,8 +198,9 @@ class DecodeConfig:
         0, "switch", "Output vocabulary shortlist (native engine): score only the N most frequent "
         "target pieces plus each batch's source pieces (joint vocabulary) and prefixes; 0 = all.", ge=0,
         le=INT32_MAX)
-    dtype: str = _decode_opt("auto", "host", "Compute dtype of the native engine: auto (bfloat16 "
-                             "where the hardware has bf16 units, else float32), float32 or bfloat16.",
+    dtype: str = _decode_opt("auto", "host", "Compute dtype of the native engine: auto (float32 on every machine: "
+                             "a line's translation then never depends on its batch), float32, or bfloat16 "
+                             "(faster on some bf16 CPUs; output may depend on the batching).",
                              choices=("auto", "float32", "bfloat16"))
     alignments: bool = _decode_opt(
         False, "host", "Append word alignments from cross-attention: text ' ||| 0-0 1-2', "
@@ -229,9 +242,11 @@ def decode_flag(name: str) -> str:
 
 @dataclass(frozen=True)
 class EvalConfig:
-    metrics: tuple[str, ...] = _opt(("bleu", "chrf", "ter"), choices=("bleu", "chrf", "ter"))
-    tokenize: str = _opt("13a", choices=SACREBLEU_TOKENIZERS)
-    lowercase: bool = _opt(False)
+    metrics: tuple[str, ...] = _opt(("bleu", "chrf", "ter"), choices=("bleu", "chrf", "ter"),
+        doc="sacreBLEU metrics reported")
+    tokenize: str = _opt("13a", choices=SACREBLEU_TOKENIZERS,
+        doc="sacreBLEU tokenizer of BLEU (13a: WMT's; zh, ja-mecab, ko-mecab for those languages)")
+    lowercase: bool = _opt(False, doc="case-insensitive BLEU and chrF")
     chrf_word_order: int = _opt(0, ge=0, le=2, doc="2 = chrF++")
 
 
