@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Generate the synthetic English -> German demo corpus (data/demo/).
+"""Generate the synthetic English -> German demo corpus (mt_cli/core/demo_data/, shipped in the wheel).
 
 Why: tests, tutorials and smoke benchmarks need a parallel corpus that we own, that is
 small enough to commit, that a small Transformer learns in minutes on a CPU, and that
@@ -9,7 +9,7 @@ numbers, dates, clock times and questions. Every sentence comes from the hand-wr
 grammar below; no corpus text is copied. Output is deterministic for a seed and counts
 (stdlib only), and test/dev are drawn before train so they do not change with --train.
 
-    python scripts/make_demo_data.py [--out data/demo] [--seed 13] [--train N] [--dev N] [--test N]
+    python scripts/make_demo_data.py [--out mt_cli/core/demo_data] [--seed 13] [--train N] [--dev N] [--test N]
 """
 
 from __future__ import annotations
@@ -641,7 +641,7 @@ def write(splits: dict[str, list[Pair]], out: Path) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description="Generate the synthetic En-De demo corpus.")
-    ap.add_argument("--out", type=Path, default=Path("data/demo"))
+    ap.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "mt_cli" / "core" / "demo_data")
     ap.add_argument("--seed", type=int, default=13)
     ap.add_argument("--train", type=int, default=20000)
     ap.add_argument("--dev", type=int, default=500)

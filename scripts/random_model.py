@@ -6,7 +6,7 @@ training one on this machine takes days. Random weights decode at full cost; the
 length is fixed by the decode section written into the directory (max_length_a=0,
 max_length_b=N), so both engines decode about N tokens per sentence.
 
-  python scripts/random_model.py --config configs/transformer-base.yaml --spm runs/x/spm.model \\
+  python scripts/random_model.py --config transformer-base --spm runs/x/spm.model \\
       --out bench/base-random --length 32
 """
 

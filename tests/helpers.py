@@ -11,6 +11,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_MULTI30K = REPO.parent / "shared" / "data" / "multi30k"
+# Package data (shipped in the wheel, found by mt_cli.core.packaged); configs/ keeps the examples.
+PRESET_DIR = REPO / "mt_cli" / "core" / "presets"
+DEMO_DIR = REPO / "mt_cli" / "core" / "demo_data"
 
 _WORDS = ["cat", "dog", "man", "woman", "red", "blue", "big", "small", "runs", "eats",
           "sees", "the", "a", "house", "tree", "car", "green", "old", "young", "ball"]
@@ -44,7 +47,7 @@ def tiny_config_text(toy: Path, **sections: dict) -> str:
     import yaml
 
     raw = {
-        "base": str(REPO / "configs" / "transformer-tiny.yaml"),
+        "base": str(PRESET_DIR / "transformer-tiny.yaml"),
         "data": {"train": [{"source": str(toy / "train.src"), "target": str(toy / "train.tgt")}],
                  "dev": {"source": str(toy / "dev.src"), "target": str(toy / "dev.tgt")}},
         "tokenizer": {"vocab_size": 48},

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, assert_one_line_error
+from helpers import PRESET_DIR, REPO, assert_one_line_error
 from typer.testing import CliRunner
 
 from mt_cli import __version__
@@ -32,7 +32,8 @@ EXAMPLES = {
     ("translate",): "mt-cli translate -m runs/demo test.en -o test.hyp",
     ("evaluate",): "mt-cli evaluate -r test.de hyp.de",
     ("config", "show"): "mt-cli config show configs/multi30k-en-de.yaml --set train.max_steps=500",
-    ("config", "validate"): "mt-cli config validate configs/transformer-small.yaml",
+    ("config", "validate"): "mt-cli config validate transformer-small",
+    ("config", "presets"): "mt-cli config presets",
 }
 
 
@@ -87,7 +88,7 @@ def test_subcommand_help_shows_an_example(runner: CliRunner, path: tuple[str, ..
 
 @pytest.mark.parametrize("group, subcommands", [
     ("tokenize", ["train", "encode", "decode"]),
-    ("config", ["show", "validate"]),
+    ("config", ["show", "validate", "presets"]),
 ])
 def test_group_help_lists_subcommands(runner: CliRunner, group: str, subcommands: list[str]) -> None:
     result = runner.invoke(app, [group, "--help"], env=ENV)
@@ -184,14 +185,14 @@ def test_config_show_prints_resolved_yaml_with_overrides(runner: CliRunner) -> N
 
 
 def test_config_show_short_set_flag(runner: CliRunner) -> None:
-    result = runner.invoke(app, ["config", "show", str(REPO / "configs" / "transformer-tiny.yaml"),
+    result = runner.invoke(app, ["config", "show", str(PRESET_DIR / "transformer-tiny.yaml"),
                                  "-s", "decode.beam_size=3"])
     assert result.exit_code == 0, result.output
     assert yaml.safe_load(result.stdout)["decode"]["beam_size"] == 3
 
 
 def test_config_validate_ok(runner: CliRunner) -> None:
-    path = REPO / "configs" / "transformer-small.yaml"
+    path = PRESET_DIR / "transformer-small.yaml"
     result = runner.invoke(app, ["config", "validate", str(path)])
     assert result.exit_code == 0, result.output
     assert result.stdout == ""
@@ -255,7 +256,7 @@ def test_console_script_good_config_and_debug(bad_config: Path) -> None:
     script = console_script()
     if script is None:
         pytest.skip("mt-cli console script is not installed")
-    good = REPO / "configs" / "transformer-tiny.yaml"
+    good = PRESET_DIR / "transformer-tiny.yaml"
     ok = subprocess.run(check=False, args=[str(script), "config", "validate", str(good)], capture_output=True,
                         text=True, timeout=60)
     assert (ok.returncode, ok.stdout, ok.stderr) == (0, "", f"{good}: ok\n")

@@ -10,14 +10,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, assert_one_line_error
+from helpers import PRESET_DIR, REPO, assert_one_line_error
 from typer.testing import CliRunner
 
 from mt_cli.cli.main import app
 from mt_cli.core.config import Config, from_dict, load_config, parse_override
 from mt_cli.core.errors import ConfigError
 
-PRESETS = sorted((REPO / "configs").glob("*.yaml"))
+# The presets shipped in the package, and the example configs kept in the repository.
+PRESETS = sorted([*PRESET_DIR.glob("*.yaml"), *(REPO / "configs").glob("*.yaml")])
 
 
 def write(path: Path, text: str) -> Path:
@@ -44,7 +45,7 @@ def work(tmp_path: Path) -> Path:
 def test_presets_exist() -> None:
     names = {p.name for p in PRESETS}
     assert {"transformer-tiny.yaml", "transformer-small.yaml", "transformer-base.yaml",
-            "transformer-big.yaml", "multi30k-en-de.yaml"} <= names
+            "transformer-big.yaml", "demo.yaml", "multi30k-en-de.yaml"} <= names
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=lambda p: p.stem)
@@ -57,7 +58,7 @@ def test_every_preset_loads_and_validates(preset: Path) -> None:
 
 
 def test_big_preset_inherits_from_base() -> None:
-    cfg = load_config(REPO / "configs" / "transformer-big.yaml")
+    cfg = load_config(PRESET_DIR / "transformer-big.yaml")
     assert (cfg.model.hidden_dim, cfg.model.num_heads, cfg.model.ffn_dim) == (1024, 16, 4096)
     assert cfg.model.dropout == 0.3
     assert cfg.model.encoder_layers == 6  # from transformer-base.yaml
@@ -122,6 +123,55 @@ def test_base_falls_back_to_preset_name(work: Path, name: str) -> None:
     child = write(work / "child.yaml", f"base: {name}\ntrain:\n  max_steps: 3\n")
     cfg = load_config(child)
     assert (cfg.model.hidden_dim, cfg.train.max_steps) == (32, 3)
+
+
+# ---------------------------------------------------------------- issue 10: presets are package data
+
+
+def test_presets_are_found_inside_the_package() -> None:
+    """An installed wheel has no checkout around it: the presets and the demo corpus are package
+    data, found through importlib.resources (tests/test_wheel.py installs the wheel)."""
+    from mt_cli.core.packaged import DEMO_DATA_DIR, preset_names
+    from mt_cli.core.packaged import PRESET_DIR as SHIPPED
+
+    assert SHIPPED.resolve() == PRESET_DIR.resolve()
+    assert preset_names() == ["demo", "transformer-base", "transformer-big", "transformer-small", "transformer-tiny"]
+    demo = load_config(SHIPPED / "demo.yaml")
+    corpora = [demo.data.train[0].source, demo.data.train[0].target, demo.data.dev.source, demo.data.test.target]
+    assert [Path(p).parent for p in corpora] == [DEMO_DATA_DIR.resolve()] * 4
+    assert all(Path(p).is_file() for p in corpora)
+
+
+@pytest.mark.parametrize("given", ["transformer-small", "transformer-small.yaml"])
+def test_a_preset_name_loads_from_any_directory(work: Path, monkeypatch: pytest.MonkeyPatch, given: str) -> None:
+    """`mt-cli config show transformer-small` from a folder that holds no such file."""
+    monkeypatch.chdir(work)
+    cfg = load_config(given)
+    assert (cfg.model.hidden_dim, cfg.origin) == (256, str(PRESET_DIR / "transformer-small.yaml"))
+
+
+@pytest.mark.parametrize("name", ["transformer-small", "configs/transformer-small.yaml"])
+def test_base_names_a_preset_from_any_folder(work: Path, name: str) -> None:
+    """`configs/transformer-small.yaml` is the checkout path README gave before the presets moved
+    into the package: configs written for it keep working where no such file exists."""
+    child = write(work / "mine" / "child.yaml", f"base: {name}\ntrain:\n  max_steps: 3\n")
+    cfg = load_config(child)
+    assert (cfg.model.hidden_dim, cfg.model.num_heads, cfg.train.max_steps) == (256, 4, 3)
+
+
+def test_a_file_beside_the_config_wins_over_the_preset(work: Path) -> None:
+    write(work / "transformer-small.yaml", "model:\n  hidden_dim: 64\n  num_heads: 2\n")
+    child = write(work / "child.yaml", "base: transformer-small.yaml\n")
+    assert load_config(child).model.hidden_dim == 64
+
+
+def test_an_unknown_preset_name_lists_the_presets(work: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(work)
+    assert error_of(Path("transformer-huge")) == (
+        f"{work / 'transformer-huge'}: config file not found, and 'transformer-huge' is not a preset "
+        "(demo, transformer-base, transformer-big, transformer-small, transformer-tiny)")
+    assert error_of(Path("elsewhere/transformer-small.yaml")) == (
+        f"{work / 'elsewhere' / 'transformer-small.yaml'}: config file not found")
 
 
 def test_base_loop_is_an_error(work: Path) -> None:
@@ -224,7 +274,7 @@ train:
 
 
 def test_set_parses_yaml_scalars_and_nested_keys() -> None:
-    cfg = load_config(REPO / "configs" / "transformer-tiny.yaml", [
+    cfg = load_config(PRESET_DIR / "transformer-tiny.yaml", [
         "train.max_steps=500", "model.dropout=0.25", "train.jit_compile=true",
         "decode.beam_size=5", "decode.seed=7", "eval.metrics=[bleu, chrf]", "data.source_lang=en"])
     assert cfg.train.max_steps == 500 and isinstance(cfg.train.max_steps, int)
@@ -234,7 +284,7 @@ def test_set_parses_yaml_scalars_and_nested_keys() -> None:
     assert cfg.eval.metrics == ("bleu", "chrf")
     assert cfg.data.source_lang == "en"
     assert cfg.model.hidden_dim == 32  # the file's value is kept
-    assert cfg.origin == f"{REPO / 'configs' / 'transformer-tiny.yaml'} + --set"
+    assert cfg.origin == f"{PRESET_DIR / 'transformer-tiny.yaml'} + --set"
 
 
 def test_set_null_and_later_override_wins() -> None:
@@ -290,7 +340,7 @@ def test_set_value_keeps_text_after_first_equals() -> None:
 
 
 def test_set_errors_name_key_value_and_origin() -> None:
-    preset = REPO / "configs" / "transformer-tiny.yaml"
+    preset = PRESET_DIR / "transformer-tiny.yaml"
     assert error_of(preset, ["train.max_steps=abc"]) == (
         f"train.max_steps: expected an integer, got 'abc' (str) ({preset} + --set)")
     assert error_of(None, ["model.hiden_dim=3"]) == (
@@ -545,7 +595,7 @@ def test_to_yaml_round_trips_a_custom_config(work: Path) -> None:
 
 def test_demo_recipe_is_bounded_by_steps_and_picks_its_precision() -> None:
     """The quickstart trains the same model on every machine: no wall-clock budget."""
-    cfg = load_config(REPO / "configs" / "demo.yaml")
+    cfg = load_config(PRESET_DIR / "demo.yaml")
     assert cfg.train.max_minutes == 0 and cfg.train.max_steps <= 1000
     assert (cfg.train.precision, cfg.decode.dtype) == ("auto", "auto")
 
@@ -637,13 +687,13 @@ def test_every_path_field_resolves_in_yaml_and_in_set(work: Path, monkeypatch: p
 ])
 def test_model_size_fields_have_upper_bounds(key: str, value: int, limit: int) -> None:
     """`--set model.max_length=1000000000` allocated 8.4 GB and ended in a 62-line traceback."""
-    preset = REPO / "configs" / "transformer-tiny.yaml"
+    preset = PRESET_DIR / "transformer-tiny.yaml"
     assert error_of(preset, [f"{key}={value}"]) == f"{key}: must be <= {limit}, got {value} ({preset} + --set)"
 
 
 def test_a_model_larger_than_the_machine_memory_is_refused_before_allocation() -> None:
     """Every field within its bound, the product far beyond any machine (~400 TB of weights)."""
-    preset = REPO / "configs" / "transformer-tiny.yaml"
+    preset = PRESET_DIR / "transformer-tiny.yaml"
     message = error_of(preset, ["model.encoder_layers=1000", "model.decoder_layers=1000",
                                 "model.hidden_dim=65536", "model.ffn_dim=262144"])
     assert message.startswith("model.ffn_dim: the model needs about "), message
@@ -658,7 +708,7 @@ def test_size_estimate_matches_the_built_model() -> None:
     from mt_cli.model import build_model
 
     for share in ("all", "target", "none"):
-        cfg = load_config(REPO / "configs" / "transformer-tiny.yaml",
+        cfg = load_config(PRESET_DIR / "transformer-tiny.yaml",
                           [f"model.share_embeddings={share}", "tokenizer.joint=true", "model.encoder_layers=2"])
         m = cfg.model
         terms = size_terms(m.encoder_layers, m.decoder_layers, m.hidden_dim, m.ffn_dim, m.max_length, 40,

@@ -1,4 +1,4 @@
-"""The synthetic demo corpus (scripts/make_demo_data.py, data/demo/) and the Multi30k recipe
+"""The synthetic demo corpus (scripts/make_demo_data.py, mt_cli/core/demo_data/) and the Multi30k recipe
 (scripts/get_multi30k.py)."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 MAKE_DEMO = REPO / "scripts" / "make_demo_data.py"
 GET_MULTI30K = REPO / "scripts" / "get_multi30k.py"
-DEMO = REPO / "data" / "demo"
+DEMO = REPO / "mt_cli" / "core" / "demo_data"
 MULTI30K = Path(__file__).resolve().parents[2] / "shared/data/multi30k"
 FILES = [f"{split}.{lang}" for split in ("train", "dev", "test") for lang in ("en", "de")]
 
@@ -66,11 +66,11 @@ def test_small_generation_is_deterministic_and_clean(tmp_path: Path) -> None:
 
 
 def test_committed_demo_data_matches_generator(tmp_path: Path) -> None:
-    """Fails when the grammar changed but data/demo was not regenerated (or was hand-edited)."""
+    """Fails when the grammar changed but the demo corpus was not regenerated (or was hand-edited)."""
     fresh = generate(tmp_path / "demo")
     for name in FILES:
         assert (DEMO / name).read_bytes() == fresh[name], (
-            f"data/demo/{name} is stale: run python scripts/make_demo_data.py")
+            f"mt_cli/core/demo_data/{name} is stale: run python scripts/make_demo_data.py")
 
 
 def test_committed_demo_data_shape() -> None:

@@ -1,5 +1,5 @@
 """End to end on the demo corpus that ships with mt-cli: tokenize -> train -> translate ->
-evaluate through the real CLI, on the quickstart's own recipe (configs/demo.yaml) cut to
+evaluate through the real CLI, on the quickstart's own recipe (mt_cli/core/presets/demo.yaml) cut to
 half its steps; the model must clearly learn. The whole recipe's floor is a slow test.
 
 Bounded by steps (the recipe has train.max_minutes=0), never by wall clock: a slower or
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO
+from helpers import DEMO_DIR, PRESET_DIR
 
 MT_CLI = [sys.executable, "-m", "mt_cli"]
 # The recipe itself (model, learning rate, batch) with half its steps and greedy decoding;
@@ -25,7 +25,7 @@ SHORT_FLOOR = 40.0  # measured 61.8 at 300 steps (AMD EPYC, 2 cores, flags: avx2
 
 
 def _bleu(run_dir: Path, hyp: Path) -> float:
-    report = subprocess.run([*MT_CLI, "evaluate", "-r", str(REPO / "data/demo/test.de"), str(hyp),
+    report = subprocess.run([*MT_CLI, "evaluate", "-r", str(DEMO_DIR / "test.de"), str(hyp),
                              "--json", "--metrics", "bleu"], capture_output=True, text=True, check=True)
     return json.loads(report.stdout)["systems"][0]["scores"]["bleu"]["score"]
 
@@ -60,8 +60,8 @@ def test_quickstart_pipeline_learns_the_demo_corpus(tmp_path: Path) -> None:
     assert summary["test_bleu"] >= SHORT_FLOOR > untrained + 10.0, (summary, untrained)
 
     # Terminology: one reference noun per line as a constraint, met on every line.
-    sources = (REPO / "data/demo/test.en").read_text(encoding="utf-8").splitlines()[:60]
-    references = (REPO / "data/demo/test.de").read_text(encoding="utf-8").splitlines()[:60]
+    sources = (DEMO_DIR / "test.en").read_text(encoding="utf-8").splitlines()[:60]
+    references = (DEMO_DIR / "test.de").read_text(encoding="utf-8").splitlines()[:60]
     nouns = [next((w.strip(".,?!") for w in ref.split()[1:] if w[:1].isupper()), "") for ref in references]
     (tmp_path / "test.en").write_text("".join(s + "\n" for s in sources), encoding="utf-8")
     (tmp_path / "terms.tsv").write_text("".join(n + "\n" for n in nouns), encoding="utf-8")
@@ -78,7 +78,7 @@ def test_quickstart_pipeline_learns_the_demo_corpus(tmp_path: Path) -> None:
 def test_the_quickstart_recipe_reaches_its_floor(tmp_path: Path) -> None:
     """`mt-cli quickstart` exactly as README command 1 runs it: the demo recipe, bounded by
     steps, must reach test BLEU >= 80 on any machine (measured: TBD)."""
-    recipe = yaml.safe_load((REPO / "configs" / "demo.yaml").read_text())["train"]
+    recipe = yaml.safe_load((PRESET_DIR / "demo.yaml").read_text())["train"]
     assert recipe["max_minutes"] == 0  # bounded by steps only
     done = subprocess.run([*MT_CLI, "quickstart", "--run-dir", str(tmp_path / "qs"), "--json"],
                           capture_output=True, text=True, timeout=3600, check=False)  # a hang guard only

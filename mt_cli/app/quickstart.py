@@ -1,4 +1,7 @@
-"""The one-command main job: train on the demo corpus, translate its test split, score it."""
+"""The one-command main job: train on the demo corpus, translate its test split, score it.
+
+The demo preset and its corpus are package data (mt_cli/core/packaged.py): the quickstart
+runs from any folder of an installed wheel; the run goes under the working directory."""
 
 from __future__ import annotations
 
@@ -6,8 +9,9 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from mt_cli.core.config import PRESET_DIR, load_config
+from mt_cli.core.config import load_config
 from mt_cli.core.errors import ConfigError
+from mt_cli.core.packaged import PRESET_DIR
 from mt_cli.core.textio import atomic_write_lines, read_lines
 from mt_cli.engines.choice import AUTO, check_engine_option, choose_engine, open_translator
 from mt_cli.training.evaluation import dev_metric

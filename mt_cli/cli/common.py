@@ -14,7 +14,7 @@ from mt_cli.cli import console
 from mt_cli.core.quiet import native_stderr_captured
 from mt_cli.core.runtime import configure_environment
 
-ConfigArg = Annotated[Path, typer.Argument(help="YAML config file (presets live in configs/).",
+ConfigArg = Annotated[Path, typer.Argument(help="YAML config file, or a preset's name (mt-cli config presets).",
                                            show_default=False)]
 SetOption = Annotated[list[str] | None, typer.Option(
     "--set", "-s", metavar="KEY=VALUE",

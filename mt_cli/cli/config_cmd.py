@@ -24,9 +24,24 @@ def show(config: ConfigArg, set_: SetOption = None) -> None:
 def validate(config: ConfigArg, set_: SetOption = None) -> None:
     """Exit 0 if the config is valid, 1 with one line naming the problem otherwise.
 
-    Example: mt-cli config validate configs/transformer-small.yaml
+    Example: mt-cli config validate transformer-small
     """
     from mt_cli.core.config import check_for_training
 
     check_for_training(load(config, set_))
     console.info(f"{config}: ok")
+
+
+@app.command("presets")
+def presets() -> None:
+    """List the presets that ship with mt-cli: a config names one by name (`base: transformer-small`,
+    `mt-cli train demo`) from any folder; copy its file to start your own.
+
+    Example: mt-cli config presets
+    """
+    from mt_cli.core.packaged import PRESET_DIR, preset_names
+
+    names = preset_names()
+    width = max(map(len, names))
+    for name in names:
+        typer.echo(f"{name:<{width}}  {PRESET_DIR / f'{name}.yaml'}")

@@ -24,9 +24,9 @@ import yaml
 from mt_cli.core.errors import ConfigError
 from mt_cli.core.files import human_size
 from mt_cli.core.model_size import available_memory, size_terms
+from mt_cli.core.packaged import find_preset, preset_names
 
 CONFIG_FILE = "config.yaml"  # a resolved config, in run directories and model directories alike
-PRESET_DIR = Path(__file__).resolve().parents[2] / "configs"
 _SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
 SACREBLEU_TOKENIZERS = ("none", "13a", "intl", "zh", "ja-mecab", "ko-mecab", "char", "flores101", "flores200")
 
@@ -575,13 +575,19 @@ def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _find_base(name: str, relative_to: Path) -> Path:
-    candidate = Path(_absolute(relative_to, name, "base"))
+def find_config(given: str, relative_to: Path, where: str) -> Path:
+    """The file a config name stands for: a path (relative to `relative_to`) where one exists,
+    else the preset of that name shipped in the package; a missing preset-like name (no
+    directory, no suffix) is one line listing the presets."""
+    candidate = Path(_absolute(relative_to, given, where))
     if candidate.exists():
         return candidate
-    for preset in (PRESET_DIR / name, PRESET_DIR / f"{name}.yaml"):
-        if preset.exists():
-            return preset
+    preset = find_preset(given)
+    if preset is not None:
+        return preset
+    if len(Path(given).parts) == 1 and not Path(given).suffix:
+        raise ConfigError(f"{candidate}: config file not found, and {given!r} is not a preset "
+                          f"({', '.join(preset_names())})")
     return candidate
 
 
@@ -596,7 +602,7 @@ def _load_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
         return raw
     if not isinstance(base, str):
         raise ConfigError(f"base: expected a file name, got {_describe(base)} ({path})")
-    return _merge(_load_tree(_find_base(base, path.parent), (*seen, path)), raw)
+    return _merge(_load_tree(find_config(base, path.parent, "base"), (*seen, path)), raw)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -694,9 +700,12 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None,
     `decode_flags` are the values Typer parsed (field name -> value), kept typed: no YAML
     round trip, and a bad one is reported under the flag the user typed (`--beam-size: ...`).
     """
-    raw = _load_tree(Path(path)) if path is not None else {}
+    raw: dict[str, Any] = {}
+    origin = "<defaults>"
+    if path is not None:
+        found = find_config(str(path), Path.cwd(), "config")  # a file, or a preset's name
+        raw, origin = _load_tree(found), str(path) if Path(path).exists() else str(found)
     raw = apply_overrides(raw, list(overrides or []))
-    origin = str(path) if path is not None else "<defaults>"
     if overrides:
         origin += " + --set"
     return from_dict(raw, origin, decode_flags)

@@ -35,8 +35,11 @@ quickstart's test scores and `mt-cli evaluate`'s defaults.
 
 Presets shipped with mt-cli: `transformer-tiny` (tests), `transformer-small` (3+3 layers,
 d=256, 4 heads, FFN 1024; Multi30k scale), `transformer-base` and `transformer-big`
-(Vaswani et al. 2017), and `demo` (the quickstart's recipe). `mt-cli config show NAME`
-prints one resolved.
+(Vaswani et al. 2017), and `demo` (the quickstart's recipe). They ship inside the package, so
+an installed mt-cli finds them from any folder: `mt-cli config presets` lists them and
+`mt-cli config show NAME` prints one resolved. A file at the path given wins over a preset of
+the same name; `configs/transformer-small.yaml`, the path older configs give, still finds the
+preset. The repository's `configs/multi30k-en-de.yaml` is an example recipe for a checkout.
 """
 
 SECTION_NOTES = {
