@@ -86,13 +86,6 @@ def test_bad_shard_values_are_one_line_errors(trained_run: Path, source: Path, v
     assert_one_line_error(result, "--shard", "K/N", "1 <= K <= N")
 
 
-@pytest.mark.parametrize("stdin_args", [[], ["-"]])
-def test_stdin_cannot_be_sharded(trained_run: Path, stdin_args: list[str]) -> None:
-    result = CliRunner().invoke(app, ["translate", "-m", str(trained_run), *stdin_args, "--shard", "1/2"],
-                                input="the cat .\n")
-    assert_one_line_error(result, "--shard", "input file", "stdin")
-
-
 def test_a_shard_without_lines_writes_an_empty_file(trained_run: Path, tmp_path: Path) -> None:
     two = _write(tmp_path / "two.txt", ["the cat .", "a dog ."])
     out = tmp_path / "out.txt"

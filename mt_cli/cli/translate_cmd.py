@@ -46,15 +46,16 @@ def _decode_flags(given: dict[str, Any], set_keys: set[str], stream: bool) -> di
 
 
 def _check_side_files(source: Path | None, prefix_file: Path | None, constraints_file: Path | None) -> None:
-    """Side files must be files, line-aligned with a source file (stdin, `source` None, is
-    checked while reading): fail before loading the model or translating anything."""
+    """Side files must be files, line-aligned with the source: two files are counted here, to
+    fail before loading the model; an input that reads once (stdin, a pipe) is checked while it
+    is read instead (counting it here would leave nothing to translate)."""
     from mt_cli.core.errors import ConfigError
-    from mt_cli.core.textio import check_same_length
+    from mt_cli.core.textio import check_same_length, reads_once
 
     for flag, side in (("--prefix-file", prefix_file), ("--constraints-file", constraints_file)):
         if side is not None and str(side) == "-":
             raise ConfigError(f"{flag}: give a file; stdin ('-') is where the source text comes from")
-        if side is not None and source is not None:
+        if side is not None and source is not None and not reads_once(source) and not reads_once(side):
             check_same_length(source, side)
 
 
@@ -74,18 +75,13 @@ def _parse_weights(text: str | None) -> list[float] | None:
     return weights
 
 
-def _parse_shard_option(text: str | None, source: Path | None) -> tuple[int, int] | None:
-    """`--shard K/N` as (K, N), checked before the model loads; a shard needs a file to count."""
+def _parse_shard_option(text: str | None) -> tuple[int, int] | None:
+    """`--shard K/N` as (K, N), checked before the model loads."""
     if text is None:
         return None
-    from mt_cli.core.errors import ConfigError
     from mt_cli.core.shard import parse_shard
 
-    shard = parse_shard(text)
-    if source is None:
-        raise ConfigError("--shard: give an input file; stdin cannot be split (its lines are not known "
-                          "before it ends)", key="--shard")
-    return shard
+    return parse_shard(text)
 
 
 def _output_lines(translator: Any, files: tuple[Path | None, Path | None, Path | None],
@@ -147,8 +143,8 @@ def translate(
     engine: EngineOption = "auto",
     shard: Annotated[str | None, typer.Option(
         "--shard", metavar="K/N",
-        help="Translate only the K-th of N contiguous parts of the input file (1 <= K <= N); "
-             "the outputs of parts 1..N concatenated equal one whole run.",
+        help="Translate only the K-th of N contiguous parts of the input (1 <= K <= N; stdin or a pipe is "
+             "first copied to a temporary file); the outputs of parts 1..N concatenated equal one whole run.",
     )] = None,
     set_: SetOption = None,
     decode_flags: dict[str, Any] | None = None,
@@ -173,7 +169,7 @@ def translate(
     flags = _decode_flags(given, _set_keys(overrides), stream)
     source = None if input_ is None or str(input_) == "-" else input_  # None: stdin
     _check_side_files(source, prefix_file, constraints_file)
-    parts = _parse_shard_option(shard, source)
+    parts = _parse_shard_option(shard)
 
     from mt_cli.engines.locate import CTRANSLATE2
 
