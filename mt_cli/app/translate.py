@@ -34,8 +34,10 @@ from mt_cli.core.textio import (
 from mt_cli.engines.protocol import LineTranslator
 
 __all__ = ["SourcePlan", "chunk_size", "format_nbest", "plan_source", "translate_lines"]
-CHUNK_LINES = 8192  # lines read ahead (and sorted by length) per translation round
-PROGRESS_CHUNK_LINES = 256  # a smaller round when a progress bar shows lines done
+# Lines read ahead (and sorted by length) per translation round. The same with or without a
+# progress bar: a round's make-up moves scores in their last bits, so output never depends on
+# whether stderr is a terminal.
+CHUNK_LINES = 8192
 SIDE_HINT = "give one line per input line (empty for none)"
 
 

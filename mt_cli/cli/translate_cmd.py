@@ -88,12 +88,12 @@ def _output_lines(translator: Any, files: tuple[Path | None, Path | None, Path |
                   shard: tuple[int, int] | None, progress: Any, **formatting: Any) -> tuple[Iterator[str], int | None]:
     """The output lines (lazy) of the input `files` (source or None for stdin, prefix file,
     constraints file), or of their shard, and how many input lines they cover (None: not counted).
-    A progress bar gets smaller rounds, to move often."""
-    from mt_cli.app.translate import PROGRESS_CHUNK_LINES, chunk_size, plan_source, translate_lines
+    The rounds are the same with or without a progress bar (it moves once per round)."""
+    from mt_cli.app.translate import chunk_size, plan_source, translate_lines
     from mt_cli.core.tokenizer import line_char_limit
 
     bound = line_char_limit(translator.max_source_tokens)  # a line is never held (nor tokenized) beyond it
-    chunk = chunk_size(formatting["stream"], PROGRESS_CHUNK_LINES if progress else None)
+    chunk = chunk_size(formatting["stream"])
     plan = plan_source(*files, max_chars=bound, shard=shard, chunk=chunk, count=progress is not None)
     lines = translate_lines(translator, plan.lines, prefixes=plan.prefixes, constraints=plan.constraints,
                             names=(str(files[0] or "<stdin>"), str(files[1]), str(files[2])),
