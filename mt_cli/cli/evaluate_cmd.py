@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mt_cli.cli import console
-from mt_cli.cli.common import EngineOption
+from mt_cli.cli.common import EngineOption, check_output_path
 from mt_cli.core.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -118,7 +118,7 @@ def evaluate(
     """
     from mt_cli.app import evaluate as ev
 
-    _check_usage(hypotheses or [], ref or [], significance, worst, model, source, save_hyp, set_)
+    _check_usage(hypotheses or [], ref or [], significance, worst, model, source, save_hyp, set_, sentence_level)
     defaults = _eval_defaults(config, model)
     keys = ev.parse_metrics(metrics if metrics is not None else defaults.metrics)
     settings = {"tokenize": tokenize or defaults.tokenize,
@@ -177,7 +177,7 @@ def _eval_defaults(config: Path | None, model: Path | None):
 
 def _check_usage(hypotheses: list[Path], ref: list[Path], significance: str | None, worst: int,
                  model: Path | None, source: Path | None, save_hyp: Path | None,
-                 set_: list[str] | None) -> None:
+                 set_: list[str] | None, sentence_level: Path | None) -> None:
     """Catch contradictory options before reading (or translating) anything."""
     if model is not None:
         if source is None:
@@ -198,6 +198,8 @@ def _check_usage(hypotheses: list[Path], ref: list[Path], significance: str | No
             raise ConfigError("--significance needs at least two HYP files (the first is the baseline)")
     if worst < 0:
         raise ConfigError(f"--worst must be 0 or more, got {worst}")
+    check_output_path(save_hyp, "--save-hyp", "hyp.txt")
+    check_output_path(sentence_level, "--sentence-level", "sentences.jsonl")
     if model is None and not hypotheses and sys.stdin.isatty():
         raise ConfigError("no hypothesis: give HYP files or pipe a hypothesis into stdin")
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from mt_cli.cli import console
-from mt_cli.cli.common import EngineOption, SetOption, open_chosen_engine, say_engine
+from mt_cli.cli.common import EngineOption, SetOption, check_output_path, open_chosen_engine, say_engine
 from mt_cli.cli.decode_options import with_decode_options
 
 OUTPUT_FORMATS = ("text", "jsonl")
@@ -168,6 +168,7 @@ def translate(
     given, overrides = dict(decode_flags or {}), list(set_ or [])
     flags = _decode_flags(given, _set_keys(overrides), stream)
     source = None if input_ is None or str(input_) == "-" else input_  # None: stdin
+    check_output_path(output, "-o/--output")
     _check_side_files(source, prefix_file, constraints_file)
     parts = _parse_shard_option(shard)
 
