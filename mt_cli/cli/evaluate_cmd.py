@@ -40,6 +40,7 @@ import typer
 from mt_cli.cli import console
 from mt_cli.cli.common import EngineOption, check_output_path
 from mt_cli.core.errors import ConfigError, DataError
+from mt_cli.core.printable import printable
 
 if TYPE_CHECKING:
     from mt_cli.app.evaluate import Comparison, EvalResult, SentenceScore
@@ -263,6 +264,7 @@ def _document(names: list[str], files: list[str | None], results: list[EvalResul
 def _print_table(names: list[str], results: list[EvalResult], comparison: Comparison | None) -> None:
     """One row per system; with a test, mean ± 95% CI and p-value (* = p < 0.05) per cell."""
     from rich.table import Table
+    from rich.text import Text
 
     first = results[0].scores
     table = Table(show_lines=comparison is not None and len(names) > 1)
@@ -282,7 +284,7 @@ def _print_table(names: list[str], results: list[EvalResult], comparison: Compar
                     lines.append(f"p = {sig.p_value:.4f}" + ("*" if sig.p_value < 0.05 else ""))
             cells.append("\n".join(lines))
         label = f"{name} (baseline)" if comparison is not None and j == 0 else name
-        table.add_row(label, str(result.n_lines), *cells)
+        table.add_row(Text(printable(label)), str(result.n_lines), *cells)
     console.stdout.print(table)
     signatures = comparison.signatures if comparison else {k: s.signature for k, s in first.items()}
     for key, score in first.items():
@@ -297,14 +299,16 @@ def _print_table(names: list[str], results: list[EvalResult], comparison: Compar
 
 
 def _print_worst(names: list[str], worst_lines: list[list[SentenceScore]], rank_by: str) -> None:
-    """Plain lines, so long sentences stay greppable and copyable."""
+    """Plain lines, so long sentences stay greppable and copyable; the text is escaped
+    (`printable`): a line holding ESC sequences must not clear or redraw the terminal."""
     for name, items in zip(names, worst_lines):
         noun = "line" if len(items) == 1 else "lines"
-        console.stdout.print(f"\nWorst {len(items)} {noun} of {name} by sentence {rank_by}:", markup=False)
+        console.stdout.print(f"\nWorst {len(items)} {noun} of {printable(name)} by sentence {rank_by}:",
+                             markup=False)
         for item in items:
             scores = "  ".join(f"{key} {value:.1f}" for key, value in item.scores.items())
             console.stdout.print(f"  line {item.index + 1}  {scores}", markup=False)
-            console.stdout.print(f"    hyp: {item.hyp}", markup=False)
+            console.stdout.print(f"    hyp: {printable(item.hyp)}", markup=False)
             for k, reference in enumerate(item.refs, start=1):
                 label = "ref" if len(item.refs) == 1 else f"ref{k}"
-                console.stdout.print(f"    {label}: {reference}", markup=False)
+                console.stdout.print(f"    {label}: {printable(reference)}", markup=False)
