@@ -219,3 +219,30 @@ def small_tmpfs(directory: Path, size_kb: int) -> Iterator[Path]:
         yield directory
     finally:
         subprocess.run(["umount", str(directory)], capture_output=True, check=False)
+
+
+def run_with_terminal_stderr(argv: list[str], env: dict[str, str], stdin: Path | None = None,
+                             timeout: float = 300) -> tuple[int, str]:
+    """Run `argv` with stderr on a pseudo-terminal (stdin from a file or /dev/null, stdout a
+    pipe, dropped): its exit code and everything the terminal received."""
+    import os
+    import pty
+
+    master, slave = pty.openpty()
+    with open(stdin or os.devnull, "rb") as feed:
+        proc = subprocess.Popen(argv, stdin=feed, stdout=subprocess.DEVNULL, stderr=slave, env=env)
+    os.close(slave)
+    received = b""
+    try:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:  # EIO: the child closed the terminal
+                break
+            if not data:
+                break
+            received += data
+    finally:
+        os.close(master)
+        code = proc.wait(timeout=timeout)
+    return code, received.decode("utf-8", "replace")

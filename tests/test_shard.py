@@ -2,7 +2,8 @@
 
 Shards: the outputs of parts 1..N, concatenated in order, are byte-identical to one run (text,
 scores, n-best, jsonl with its global indices), side files are cut the same way, and bad values
-are one-line errors. The bar: seen on a real pseudo-terminal, never on a pipe or with -q.
+are one-line errors. The bar: seen on a real pseudo-terminal, never on a pipe or with -q, and
+the output is the same with it or without it (the same rounds, so the same batches).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from helpers import ENGINE_LINE, assert_one_line_error, toy_pairs
+from helpers import ENGINE_LINE, assert_one_line_error, run_with_terminal_stderr, toy_pairs
 from typer.testing import CliRunner
 
 from mt_cli.cli.main import app
+from mt_cli.core.hypothesis import Hypothesis
 
 MT_CLI = Path(sys.executable).parent / "mt-cli"
 FORMATS = {
@@ -86,13 +88,6 @@ def test_bad_shard_values_are_one_line_errors(trained_run: Path, source: Path, v
     assert_one_line_error(result, "--shard", "K/N", "1 <= K <= N")
 
 
-@pytest.mark.parametrize("stdin_args", [[], ["-"]])
-def test_stdin_cannot_be_sharded(trained_run: Path, stdin_args: list[str]) -> None:
-    result = CliRunner().invoke(app, ["translate", "-m", str(trained_run), *stdin_args, "--shard", "1/2"],
-                                input="the cat .\n")
-    assert_one_line_error(result, "--shard", "input file", "stdin")
-
-
 def test_a_shard_without_lines_writes_an_empty_file(trained_run: Path, tmp_path: Path) -> None:
     two = _write(tmp_path / "two.txt", ["the cat .", "a dog ."])
     out = tmp_path / "out.txt"
@@ -106,7 +101,7 @@ def test_a_shard_without_lines_writes_an_empty_file(trained_run: Path, tmp_path:
 
 @pytest.mark.parametrize("engine", ["native", "ctranslate2"])
 def test_shards_keep_the_rounds_of_one_run(engine: str, request: pytest.FixtureRequest, source: Path) -> None:
-    """With rounds of 4 lines (as a progress bar's small rounds would be, but cheaper to test):
+    """With rounds of 4 lines (small rounds, cheaper to test than 8192):
     a shard reads its lines widened to whole rounds, so each line is batched as in one run and
     even jsonl's full-precision scores agree; `on_lines_done` counts only the shard's lines."""
     from mt_cli.app.translate import plan_source, translate_lines
@@ -203,3 +198,59 @@ def test_progress_bar_on_a_terminal_only(trained_run: Path, source: Path, tmp_pa
                            check=False)
     assert piped.returncode == 0 and piped.stderr == ENGINE_LINE, piped.stderr  # no bar, the engine's line only
     assert out.read_text(encoding="utf-8") == expected
+
+
+class _RecordingTranslator:
+    """A stand-in engine that records the size of each round it is given."""
+
+    max_source_tokens = 64
+    decode = type("Decode", (), {"n_best": 1})()
+
+    def __init__(self) -> None:
+        self.rounds: list[int] = []
+
+    def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None, first_line: int = 1,
+                        constraints: list[str] | None = None) -> list[list[Hypothesis]]:
+        self.rounds.append(len(lines))
+        return [[Hypothesis(text=line)] for line in lines]
+
+
+def test_the_progress_bar_translates_in_the_same_rounds(tmp_path: Path) -> None:
+    """With the bar, rounds were 256 lines instead of 8192: the batches CTranslate2 was given,
+    and so the last bits of scores, depended on whether stderr was a terminal."""
+    from mt_cli.cli.translate_cmd import _output_lines
+
+    big = _write(tmp_path / "big.txt", [f"line {i}" for i in range(9000)])
+    rounds, outputs = [], []
+    for progress in (None, type("Bar", (), {"advance": lambda self, lines: None})()):
+        translator = _RecordingTranslator()
+        lines, _ = _output_lines(translator, (big, None, None), None, progress, fmt="text", with_scores=False,
+                                 stream=False, record={})
+        outputs.append(list(lines))
+        rounds.append(translator.rounds)
+    assert rounds[0] == rounds[1] == [8192, 808]
+    assert outputs[0] == outputs[1]
+
+
+@pytest.mark.parametrize("fmt", ["text", "jsonl"])
+def test_output_does_not_depend_on_the_terminal(ct2_model: Path, tmp_path: Path, fmt: str) -> None:
+    """The same file and options give byte-identical output whether stderr is a terminal (the
+    progress bar), a terminal with -q (no bar) or a pipe: over 256 lines, the bar's old rounds."""
+    sources = [src for src, _ in toy_pairs(600, seed=21)]
+    many = _write(tmp_path / "many.txt", [f"{src} {sources[i - 1]}" if i % 3 == 0 else src
+                                          for i, src in enumerate(sources)])  # lengths vary: rounds matter
+    outputs = []
+    for where in ("terminal", "quiet terminal", "pipe"):
+        out = tmp_path / f"{where}.out"
+        args = ["translate", "-m", str(ct2_model), str(many), "--format", fmt, "--with-scores", "-o", str(out)]
+        if where == "pipe":
+            result = subprocess.run([str(MT_CLI), *args], capture_output=True, env=_env(), timeout=300, check=False)
+            assert result.returncode == 0, result.stderr
+        else:
+            code, shown = run_with_terminal_stderr([str(MT_CLI), *(["-q"] if "quiet" in where else []), *args],
+                                                   _env())
+            assert code == 0, shown
+            assert ("600/600" in shown) == (where == "terminal"), shown
+        outputs.append(out.read_bytes())
+    assert outputs[0].count(b"\n") == 600
+    assert outputs[0] == outputs[1] == outputs[2]

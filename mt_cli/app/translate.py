@@ -14,17 +14,31 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
+from typing import BinaryIO
 
 from mt_cli.core.alignment import moses
 from mt_cli.core.errors import ConstraintError, DataError
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.core.shard import shard_range
-from mt_cli.core.textio import chunked, count_lines, iter_lines
+from mt_cli.core.textio import (
+    check_line_counts,
+    chunked,
+    count_lines,
+    display_name,
+    iter_handle,
+    iter_lines,
+    read_window,
+    reads_once,
+    spool,
+)
 from mt_cli.engines.protocol import LineTranslator
 
 __all__ = ["SourcePlan", "chunk_size", "format_nbest", "plan_source", "translate_lines"]
-CHUNK_LINES = 8192  # lines read ahead (and sorted by length) per translation round
-PROGRESS_CHUNK_LINES = 256  # a smaller round when a progress bar shows lines done
+# Lines read ahead (and sorted by length) per translation round. The same with or without a
+# progress bar: a round's make-up moves scores in their last bits, so output never depends on
+# whether stderr is a terminal.
+CHUNK_LINES = 8192
+SIDE_HINT = "give one line per input line (empty for none)"
 
 
 def _json_fields(hyp: Hypothesis) -> dict[str, object]:
@@ -61,8 +75,7 @@ def _aligned_slice(side: list[str] | None, start: int, count: int, names: tuple[
         return None
     part = side[start:start + count]
     if len(part) != count:
-        raise DataError(f"{names[1]} has {len(side)} lines but {names[0]} has more; "
-                        "give one line per input line (empty for none)")
+        raise DataError(f"{names[1]} has {len(side)} lines but {names[0]} has more; {SIDE_HINT}")
     return part
 
 
@@ -106,7 +119,7 @@ def translate_lines(translator: LineTranslator, lines: Iterable[str], *, prefixe
 @dataclass(frozen=True)
 class SourcePlan:
     """What `translate_lines` reads: the lines of [start, stop) of the input (and of its side
-    files), the part of them to output, and how many lines that is (None: stdin, not counted)."""
+    files), the part of them to output, and how many lines that is (None: not counted)."""
 
     lines: Iterator[str]
     prefixes: list[str] | None
@@ -126,23 +139,53 @@ def _window(span: tuple[int, int], lines: int, chunk: int) -> tuple[int, int]:
     return start - start % chunk, min(lines, -(-stop // chunk) * chunk)
 
 
+def _counted_source(path: str | Path, shard: bool, count: bool) -> tuple[BinaryIO | None, int | None]:
+    """The input's line count, taken without losing a line: a file is counted in a streaming
+    pass (for a shard or `count`); an input that reads once (stdin, a pipe) is copied to a
+    temporary file and counted on the way for a shard (the copy returned), else not counted."""
+    if shard and reads_once(path):
+        return spool(path)
+    if (shard or count) and not reads_once(path):
+        return None, count_lines(path)
+    return None, None
+
+
+def _spooled_lines(copy: BinaryIO, name: str, max_chars: int, start: int) -> Iterator[str]:
+    with copy:
+        yield from iter_handle(copy, name, max_chars=max_chars, start=start)
+
+
 def plan_source(source: Path | None, prefix_file: Path | None, constraints_file: Path | None, *,
                 max_chars: int, shard: tuple[int, int] | None = None, chunk: int = CHUNK_LINES,
                 count: bool = False) -> SourcePlan:
     """The input of one translate run: all of `source` (None: stdin), or with `shard` (K, N)
-    its K-th of N contiguous parts. Files are counted (streaming) only for a shard or `count`."""
-    total = count_lines(source) if source is not None and (shard is not None or count) else None
-    start, stop, keep = 0, None, None
-    if shard is not None and source is not None and total is not None:
-        keep = shard_range(total, *shard)
-        start, stop = _window(keep, total, chunk)
+    its K-th of N contiguous parts. Every input is read once (see `_counted_source`); side
+    files are read whole once, and checked against the input's line count when it is known."""
+    path = source or "-"
+    copy, lines_in = _counted_source(path, shard is not None, count)
+    start, stop, keep, total = 0, None, None, lines_in
+    if shard is not None and lines_in is not None:
+        keep = shard_range(lines_in, *shard)
+        start, stop = _window(keep, lines_in, chunk)
         total = keep[1] - keep[0]
 
-    def side(path: Path | None) -> list[str] | None:
-        return None if path is None else list(islice(iter_lines(path, max_chars=max_chars, start=start),
-                                                     None if stop is None else stop - start))
+    def side(side_path: Path | None) -> list[str] | None:
+        if side_path is None:
+            return None
+        window, lines = read_window(side_path, start, stop, max_chars=max_chars)
+        if lines_in is not None:
+            check_line_counts(display_name(path), lines_in, side_path, lines, SIDE_HINT)
+        return window
 
-    lines = iter_lines(source or "-", max_chars=max_chars, start=start)
+    try:
+        sides = side(prefix_file), side(constraints_file)
+    except BaseException:
+        if copy is not None:
+            copy.close()
+        raise
+    name = display_name(path)
+    lines = (iter_lines(path, max_chars=max_chars, start=start) if copy is None
+             else _spooled_lines(copy, name, max_chars, start))
     if stop is not None:
         lines = islice(lines, stop - start)
-    return SourcePlan(lines, side(prefix_file), side(constraints_file), start, keep, total)
+    return SourcePlan(lines, *sides, start, keep, total)

@@ -69,14 +69,17 @@ def _print_grid(view: AttentionView) -> None:
     from rich.table import Table
     from rich.text import Text
 
-    console.stdout.print(f"{view.kind} attention: {view.source} → {view.translation}")
+    from mt_cli.core.printable import printable
+
+    console.stdout.print(f"{view.kind} attention: {printable(view.source)} → {printable(view.translation)}",
+                         markup=False)  # user text: escaped, never read as markup
     for title, matrix in view.panels:
         table = Table(title=title, show_lines=False, padding=(0, 0))
         table.add_column("")
         for label in view.cols:
-            table.add_column(label, justify="center")
+            table.add_column(Text(printable(label)), justify="center")
         for label, row in zip(view.rows, matrix):
             cells = [Text(f"{p:4.2f}", style=f"on rgb({255 - int(200 * p)},{255 - int(160 * p)},255)")
                      for p in row]
-            table.add_row(label, *cells)
+            table.add_row(Text(printable(label)), *cells)
         console.stdout.print(table)

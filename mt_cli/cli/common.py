@@ -33,6 +33,15 @@ def load(config: Path | None, overrides: list[str] | None):  # -> Config, lazily
     return load_config(config, overrides or [])
 
 
+def check_output_path(path: Path | None, flag: str, example: str = "out.txt") -> None:
+    """An output file path that names a directory fails before any work (model loading,
+    translating, scoring), not when the result is written at the end."""
+    if path is not None and path.is_dir():
+        from mt_cli.core.errors import ConfigError
+
+        raise ConfigError(f"{flag}: {path} is a directory; give a file path (e.g. {path / example})")
+
+
 def open_chosen_engine(model: list[Path], engine: str, overrides: list[str] | None, threads: int = 0,
                        weights: list[float] | None = None, decode_flags: dict | None = None,
                        constraints: bool = False):  # -> (LineTranslator, EngineChoice), lazily imported

@@ -2,6 +2,8 @@
 
 Library code logs through `logging.getLogger("mt_cli")`; this module decides how that looks:
 rich on a terminal, plain lines when not a TTY (CI, nohup), nothing but warnings with --quiet.
+Every message goes out through `printable`: text quoted from a file (a line, a file name)
+cannot drive the terminal or break a message into several lines.
 """
 
 from __future__ import annotations
@@ -11,6 +13,8 @@ import sys
 from typing import Any
 
 from rich.console import Console
+
+from mt_cli.core.printable import printable
 
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 stdout = Console(highlight=False, soft_wrap=True)
@@ -26,7 +30,7 @@ class _Handler(logging.Handler):
             prefix = "warning: "
         else:
             prefix = ""
-        stderr.print(f"{prefix}{message}", markup=False)
+        stderr.print(f"{prefix}{printable(message)}", markup=False)
 
 
 def setup(quiet: bool = False, verbose: bool = False) -> None:
@@ -63,19 +67,18 @@ def interactive() -> bool:
 
 def info(message: str) -> None:
     if not _state["quiet"]:
-        stderr.print(message, markup=False)
+        stderr.print(printable(message), markup=False)
 
 
 def warning(message: str) -> None:
     """Shown even with --quiet: something the user asked for is not done as asked."""
-    stderr.print(f"warning: {message}", markup=False)
+    stderr.print(f"warning: {printable(message)}", markup=False)
 
 
 def error(message: str) -> None:
-    """One line on stderr: the whole contract for user errors (line breaks inside the
-    message, e.g. from a file name, are shown escaped)."""
-    one_line = message.replace("\r\n", "\\n").replace("\n", "\\n").replace("\r", "\\r")
-    stderr.print(f"error: {one_line}", markup=False)
+    """One line on stderr: the whole contract for user errors (line breaks and other control
+    characters inside the message, e.g. from a file name or a quoted line, are shown escaped)."""
+    stderr.print(f"error: {printable(message)}", markup=False)
 
 
 def print_json(document: Any) -> None:

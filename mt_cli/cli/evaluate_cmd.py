@@ -38,8 +38,9 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from mt_cli.cli import console
-from mt_cli.cli.common import EngineOption
+from mt_cli.cli.common import EngineOption, check_output_path
 from mt_cli.core.errors import ConfigError, DataError
+from mt_cli.core.printable import printable
 
 if TYPE_CHECKING:
     from mt_cli.app.evaluate import Comparison, EvalResult, SentenceScore
@@ -118,7 +119,7 @@ def evaluate(
     """
     from mt_cli.app import evaluate as ev
 
-    _check_usage(hypotheses or [], ref or [], significance, worst, model, source, save_hyp, set_)
+    _check_usage(hypotheses or [], ref or [], significance, worst, model, source, save_hyp, set_, sentence_level)
     defaults = _eval_defaults(config, model)
     keys = ev.parse_metrics(metrics if metrics is not None else defaults.metrics)
     settings = {"tokenize": tokenize or defaults.tokenize,
@@ -177,7 +178,7 @@ def _eval_defaults(config: Path | None, model: Path | None):
 
 def _check_usage(hypotheses: list[Path], ref: list[Path], significance: str | None, worst: int,
                  model: Path | None, source: Path | None, save_hyp: Path | None,
-                 set_: list[str] | None) -> None:
+                 set_: list[str] | None, sentence_level: Path | None) -> None:
     """Catch contradictory options before reading (or translating) anything."""
     if model is not None:
         if source is None:
@@ -198,6 +199,8 @@ def _check_usage(hypotheses: list[Path], ref: list[Path], significance: str | No
             raise ConfigError("--significance needs at least two HYP files (the first is the baseline)")
     if worst < 0:
         raise ConfigError(f"--worst must be 0 or more, got {worst}")
+    check_output_path(save_hyp, "--save-hyp", "hyp.txt")
+    check_output_path(sentence_level, "--sentence-level", "sentences.jsonl")
     if model is None and not hypotheses and sys.stdin.isatty():
         raise ConfigError("no hypothesis: give HYP files or pipe a hypothesis into stdin")
 
@@ -261,6 +264,7 @@ def _document(names: list[str], files: list[str | None], results: list[EvalResul
 def _print_table(names: list[str], results: list[EvalResult], comparison: Comparison | None) -> None:
     """One row per system; with a test, mean ± 95% CI and p-value (* = p < 0.05) per cell."""
     from rich.table import Table
+    from rich.text import Text
 
     first = results[0].scores
     table = Table(show_lines=comparison is not None and len(names) > 1)
@@ -280,7 +284,7 @@ def _print_table(names: list[str], results: list[EvalResult], comparison: Compar
                     lines.append(f"p = {sig.p_value:.4f}" + ("*" if sig.p_value < 0.05 else ""))
             cells.append("\n".join(lines))
         label = f"{name} (baseline)" if comparison is not None and j == 0 else name
-        table.add_row(label, str(result.n_lines), *cells)
+        table.add_row(Text(printable(label)), str(result.n_lines), *cells)
     console.stdout.print(table)
     signatures = comparison.signatures if comparison else {k: s.signature for k, s in first.items()}
     for key, score in first.items():
@@ -295,14 +299,16 @@ def _print_table(names: list[str], results: list[EvalResult], comparison: Compar
 
 
 def _print_worst(names: list[str], worst_lines: list[list[SentenceScore]], rank_by: str) -> None:
-    """Plain lines, so long sentences stay greppable and copyable."""
+    """Plain lines, so long sentences stay greppable and copyable; the text is escaped
+    (`printable`): a line holding ESC sequences must not clear or redraw the terminal."""
     for name, items in zip(names, worst_lines):
         noun = "line" if len(items) == 1 else "lines"
-        console.stdout.print(f"\nWorst {len(items)} {noun} of {name} by sentence {rank_by}:", markup=False)
+        console.stdout.print(f"\nWorst {len(items)} {noun} of {printable(name)} by sentence {rank_by}:",
+                             markup=False)
         for item in items:
             scores = "  ".join(f"{key} {value:.1f}" for key, value in item.scores.items())
             console.stdout.print(f"  line {item.index + 1}  {scores}", markup=False)
-            console.stdout.print(f"    hyp: {item.hyp}", markup=False)
+            console.stdout.print(f"    hyp: {printable(item.hyp)}", markup=False)
             for k, reference in enumerate(item.refs, start=1):
                 label = "ref" if len(item.refs) == 1 else f"ref{k}"
-                console.stdout.print(f"    {label}: {reference}", markup=False)
+                console.stdout.print(f"    {label}: {printable(reference)}", markup=False)

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from mt_cli.cli.common import check_output_path
+
 IMAGE_FORMATS = (".png", ".svg", ".pdf")
 
 
@@ -16,4 +18,5 @@ def check_image(output: Path | None) -> None:
         return
     if output.suffix.lower() not in IMAGE_FORMATS:
         raise ConfigError(f"-o {output}: the file name must end in {', '.join(IMAGE_FORMATS)}")
+    check_output_path(output, "-o/--output", "heat.png")
     require("matplotlib", "plot", "drawing to a file")

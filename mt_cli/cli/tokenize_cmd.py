@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from mt_cli.cli import console
-from mt_cli.cli.common import SetOption, load
+from mt_cli.cli.common import SetOption, check_output_path, load
 
 app = typer.Typer(
     help="Train SentencePiece models and encode/decode text (pad=0 unk=1 bos=2 eos=3).",
@@ -85,6 +85,7 @@ def _run(model: Path, input_: Path | None, output: Path | None, fn_name: str, id
     from mt_cli.core.textio import atomic_write_lines, iter_lines
     from mt_cli.core.tokenizer import SentencePieceModel, transform_lines
 
+    check_output_path(output, "-o/--output")
     spm = SentencePieceModel.load(model)
 
     def encode(lines: list[str]) -> list[str]:

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from mt_cli.cli import console
-from mt_cli.cli.common import EngineOption, SetOption, open_chosen_engine, say_engine
+from mt_cli.cli.common import EngineOption, SetOption, check_output_path, open_chosen_engine, say_engine
 from mt_cli.cli.decode_options import with_decode_options
 
 OUTPUT_FORMATS = ("text", "jsonl")
@@ -46,15 +46,16 @@ def _decode_flags(given: dict[str, Any], set_keys: set[str], stream: bool) -> di
 
 
 def _check_side_files(source: Path | None, prefix_file: Path | None, constraints_file: Path | None) -> None:
-    """Side files must be files, line-aligned with a source file (stdin, `source` None, is
-    checked while reading): fail before loading the model or translating anything."""
+    """Side files must be files, line-aligned with the source: two files are counted here, to
+    fail before loading the model; an input that reads once (stdin, a pipe) is checked while it
+    is read instead (counting it here would leave nothing to translate)."""
     from mt_cli.core.errors import ConfigError
-    from mt_cli.core.textio import check_same_length
+    from mt_cli.core.textio import check_same_length, reads_once
 
     for flag, side in (("--prefix-file", prefix_file), ("--constraints-file", constraints_file)):
         if side is not None and str(side) == "-":
             raise ConfigError(f"{flag}: give a file; stdin ('-') is where the source text comes from")
-        if side is not None and source is not None:
+        if side is not None and source is not None and not reads_once(source) and not reads_once(side):
             check_same_length(source, side)
 
 
@@ -74,30 +75,25 @@ def _parse_weights(text: str | None) -> list[float] | None:
     return weights
 
 
-def _parse_shard_option(text: str | None, source: Path | None) -> tuple[int, int] | None:
-    """`--shard K/N` as (K, N), checked before the model loads; a shard needs a file to count."""
+def _parse_shard_option(text: str | None) -> tuple[int, int] | None:
+    """`--shard K/N` as (K, N), checked before the model loads."""
     if text is None:
         return None
-    from mt_cli.core.errors import ConfigError
     from mt_cli.core.shard import parse_shard
 
-    shard = parse_shard(text)
-    if source is None:
-        raise ConfigError("--shard: give an input file; stdin cannot be split (its lines are not known "
-                          "before it ends)", key="--shard")
-    return shard
+    return parse_shard(text)
 
 
 def _output_lines(translator: Any, files: tuple[Path | None, Path | None, Path | None],
                   shard: tuple[int, int] | None, progress: Any, **formatting: Any) -> tuple[Iterator[str], int | None]:
     """The output lines (lazy) of the input `files` (source or None for stdin, prefix file,
     constraints file), or of their shard, and how many input lines they cover (None: not counted).
-    A progress bar gets smaller rounds, to move often."""
-    from mt_cli.app.translate import PROGRESS_CHUNK_LINES, chunk_size, plan_source, translate_lines
+    The rounds are the same with or without a progress bar (it moves once per round)."""
+    from mt_cli.app.translate import chunk_size, plan_source, translate_lines
     from mt_cli.core.tokenizer import line_char_limit
 
     bound = line_char_limit(translator.max_source_tokens)  # a line is never held (nor tokenized) beyond it
-    chunk = chunk_size(formatting["stream"], PROGRESS_CHUNK_LINES if progress else None)
+    chunk = chunk_size(formatting["stream"])
     plan = plan_source(*files, max_chars=bound, shard=shard, chunk=chunk, count=progress is not None)
     lines = translate_lines(translator, plan.lines, prefixes=plan.prefixes, constraints=plan.constraints,
                             names=(str(files[0] or "<stdin>"), str(files[1]), str(files[2])),
@@ -147,8 +143,8 @@ def translate(
     engine: EngineOption = "auto",
     shard: Annotated[str | None, typer.Option(
         "--shard", metavar="K/N",
-        help="Translate only the K-th of N contiguous parts of the input file (1 <= K <= N); "
-             "the outputs of parts 1..N concatenated equal one whole run.",
+        help="Translate only the K-th of N contiguous parts of the input (1 <= K <= N; stdin or a pipe is "
+             "first copied to a temporary file); the outputs of parts 1..N concatenated equal one whole run.",
     )] = None,
     set_: SetOption = None,
     decode_flags: dict[str, Any] | None = None,
@@ -172,8 +168,9 @@ def translate(
     given, overrides = dict(decode_flags or {}), list(set_ or [])
     flags = _decode_flags(given, _set_keys(overrides), stream)
     source = None if input_ is None or str(input_) == "-" else input_  # None: stdin
+    check_output_path(output, "-o/--output")
     _check_side_files(source, prefix_file, constraints_file)
-    parts = _parse_shard_option(shard, source)
+    parts = _parse_shard_option(shard)
 
     from mt_cli.engines.locate import CTRANSLATE2
 

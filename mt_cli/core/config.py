@@ -25,6 +25,7 @@ from mt_cli.core.errors import ConfigError
 from mt_cli.core.files import human_size
 from mt_cli.core.model_size import available_memory, size_terms
 from mt_cli.core.packaged import find_preset, preset_names
+from mt_cli.core.textio import reads_once
 
 CONFIG_FILE = "config.yaml"  # a resolved config, in run directories and model directories alike
 _SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
@@ -483,6 +484,21 @@ def check_for_training(cfg: Config) -> None:
         raise ConfigError(
             f"train.average_last: must be <= train.keep_last={t.keep_last} (only that many step "
             f"checkpoints are kept to average), got {t.average_last}; raise train.keep_last ({o})")
+    _check_rereadable(cfg)
+
+
+def _check_rereadable(cfg: Config) -> None:
+    """Training reads each data file more than once (tokenizer, cache key, encoding): a pipe or
+    FIFO would be empty (or block) the second time, so it is refused before anything is read."""
+    named = [(f"data.train[{i}]", c) for i, c in enumerate(cfg.data.train)]
+    named += [("data.dev", cfg.data.dev)] if cfg.data.dev else []
+    for key, corpus in named:
+        for side in ("source", "target"):
+            path = getattr(corpus, side)
+            if path and reads_once(path):
+                raise ConfigError(f"{key}.{side}: {path} is not a regular file (a pipe, FIFO or stdin), and "
+                                  "training reads its data more than once; save it to a file first "
+                                  f"({cfg.origin})", f"{key}.{side}")
 
 
 # ---------------------------------------------------------------- YAML loading

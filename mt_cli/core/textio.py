@@ -11,9 +11,11 @@ from __future__ import annotations
 import codecs
 import logging
 import os
+import stat
 import sys
 import tempfile
 from collections.abc import Iterable, Iterator
+from contextlib import AbstractContextManager, nullcontext
 from itertools import islice
 from pathlib import Path
 from typing import BinaryIO, TypeVar
@@ -87,26 +89,41 @@ def _open_binary(path: str | Path) -> BinaryIO:
         raise DataError(f"{path}: permission denied") from None
 
 
+def _opened(path: str | Path) -> AbstractContextManager[BinaryIO]:
+    """`path` opened for reading bytes, as a context ("-": stdin, left open)."""
+    return nullcontext(sys.stdin.buffer) if str(path) == "-" else _open_binary(path)
+
+
+def display_name(path: str | Path) -> str:
+    """How an input is named in messages ("-" is stdin)."""
+    return STDIN_NAME if str(path) == "-" else str(path)
+
+
 def iter_lines(path: str | Path, lenient: bool = False, max_chars: int | None = None,
                start: int = 0) -> Iterator[str]:
     """Stream the lines of a file (or stdin for "-") without loading it whole; `max_chars`
     bounds each line (see `iter_stream`); `start` lines are skipped first, undecoded."""
-    if str(path) == "-":
-        yield from iter_stream(sys.stdin.buffer, STDIN_NAME, lenient, max_chars)
-        return
-    with _open_binary(path) as handle:
-        _skip_records(handle, start)
-        yield from iter_stream(handle, str(path), lenient, max_chars, first_lineno=start + 1)
+    with _opened(path) as handle:
+        yield from iter_handle(handle, display_name(path), lenient, max_chars, start)
 
 
-def _skip_records(stream: BinaryIO, count: int) -> None:
+def iter_handle(handle: BinaryIO, name: str, lenient: bool = False, max_chars: int | None = None,
+                start: int = 0) -> Iterator[str]:
+    """`iter_lines` over an open binary stream (a spooled copy), named `name` in messages."""
+    _skip_records(handle, start)
+    yield from iter_stream(handle, name, lenient, max_chars, first_lineno=start + 1)
+
+
+def _skip_records(stream: BinaryIO, count: int) -> int:
     """Pass over `count` b"\\n"-terminated records in bounded reads (a shard's lines before its
-    own are neither decoded nor held: a bad or huge line there is another shard's concern)."""
-    for _ in range(count):
+    own are neither decoded nor held: a bad or huge line there is another shard's concern);
+    return how many there were (fewer at the end of the stream)."""
+    for skipped in range(count):
         while (raw := stream.readline(READ_CHUNK)) and not raw.endswith(b"\n"):
             pass
         if not raw:
-            return
+            return skipped
+    return count
 
 
 def read_lines(path: str | Path, lenient: bool = False, max_chars: int | None = None) -> list[str]:
@@ -114,15 +131,66 @@ def read_lines(path: str | Path, lenient: bool = False, max_chars: int | None = 
     return list(iter_lines(path, lenient, max_chars))
 
 
-def count_lines(path: str | Path) -> int:
-    """Number of lines by the same rule as `iter_lines` (final line without newline counts)."""
+def _count_records(stream: BinaryIO, sink: BinaryIO | None = None) -> int:
+    """Lines left in `stream` by the same rule as `iter_lines` (a final line without newline
+    counts), read 1 MiB at a time; each block is also written to `sink` if given."""
     count = 0
     last = b"\n"
-    with _open_binary(path) as handle:
-        while chunk := handle.read(1 << 20):
-            count += chunk.count(b"\n")
-            last = chunk[-1:]
+    while block := stream.read(1 << 20):
+        count += block.count(b"\n")
+        last = block[-1:]
+        if sink is not None:
+            sink.write(block)
     return count + (0 if last == b"\n" else 1)
+
+
+def count_lines(path: str | Path) -> int:
+    """Number of lines by the same rule as `iter_lines` (final line without newline counts)."""
+    with _open_binary(path) as handle:
+        return _count_records(handle)
+
+
+def reads_once(path: str | Path) -> bool:
+    """Whether an input can be read only once: stdin ("-") and anything but a regular file (a
+    pipe from `<(...)`, a FIFO, a device). Counting such an input first would leave nothing to
+    translate; a path that cannot be looked up is left to the open that names the problem."""
+    if str(path) == "-":
+        return True
+    try:
+        return not stat.S_ISREG(os.stat(path).st_mode)
+    except OSError:
+        return False
+
+
+def spool(path: str | Path) -> tuple[BinaryIO, int]:
+    """An input that can be read only once, copied to a temporary file and counted in the same
+    pass (1 MiB in memory at a time): the copy, at its start, and its line count. The copy is
+    unlinked at once, so it goes with the handle (or the process, even on kill -9)."""
+    copy = tempfile.TemporaryFile(prefix="mt-cli-spool-")
+    try:
+        with _opened(path) as handle:
+            total = _count_records(handle, copy)
+        copy.flush()
+        copy.seek(0)
+    except OSError as exc:
+        copy.close()
+        raise DataError(f"{display_name(path)}: cannot keep a copy of it in {tempfile.gettempdir()} "
+                        f"({exc.strerror}); set TMPDIR to a larger disk, or give a regular file") from None
+    except BaseException:
+        copy.close()
+        raise
+    return copy, total
+
+
+def read_window(path: str | Path, start: int, stop: int | None,
+                max_chars: int | None = None) -> tuple[list[str], int]:
+    """Lines [start, stop) of an input read once (a pipe too), and how many lines it has in all:
+    the lines outside the window are counted, neither decoded nor held."""
+    with _opened(path) as handle:
+        before = _skip_records(handle, start)
+        lines = iter_stream(handle, display_name(path), max_chars=max_chars, first_lineno=start + 1)
+        window = list(lines if stop is None else islice(lines, stop - start))
+        return window, before + len(window) + _count_records(handle)
 
 
 PARALLEL_HINT = "parallel files must have one line per sentence pair"

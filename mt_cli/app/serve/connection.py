@@ -20,7 +20,7 @@ from typing import ClassVar
 import h11
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from mt_cli.app.serve.guard import printable
+from mt_cli.core.printable import printable
 
 __all__ = ["connection_protocol"]
 log = logging.getLogger("mt_cli")

@@ -1,6 +1,6 @@
 """What the server checks before a request reaches FastAPI: the open connections, the Host
 header, the content type and the body's size and arrival time; and the escaping of client
-text in log lines.
+text in log lines (`printable`, from mt_cli/core/printable.py).
 
 Why here, in front of the app: FastAPI parses a body before any route code runs, so a limit
 checked in the route comes after the cost (a 2 MB body of a million ints took seconds and a
@@ -23,21 +23,14 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 
+from mt_cli.core.printable import printable  # the one escaping (core), re-exported for the server
+
 __all__ = ["EscapeFilter", "RequestGuard", "error_response", "host_names", "printable"]
 
 Receive = Callable[[], Awaitable[dict]]
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 RETRY_AFTER_S = 1
-
-
-def printable(text: str) -> str:
-    """`text` with control and other unprintable characters escaped (\\n, \\x1b, \\u2028):
-    what a client sends cannot start a forged log line or drive a terminal."""
-    if text.isprintable():
-        return text
-    return "".join(ch if ch.isprintable() else ch.encode("unicode_escape", "backslashreplace").decode("ascii")
-                   for ch in text)
 
 
 class EscapeFilter(logging.Filter):
