@@ -203,7 +203,7 @@ def test_every_layer_round_trips_its_config(norm: str, share: str) -> None:
 def test_weights_declared_once() -> None:
     """A layer's variables, its compute copies and the exporter's view all follow its one
     declaration; the compute copies are in the compute dtype, except LayerNorm's float32."""
-    from mt_cli.model.layers import DeclaredLayer, LayerNorm
+    from mt_cli.model.declared import DeclaredLayer, LayerNorm
 
     model = make(precision="bfloat16", share_embeddings="none")
     declared = [layer for layer in model._flatten_layers(recursive=True) if isinstance(layer, DeclaredLayer)]

@@ -5,7 +5,7 @@ CTranslate2's Transformer spec (fused self-attention QKV, query + fused KV for
 cross-attention, pre- or post-norm), and our own sinusoidal table is given explicitly,
 since CTranslate2's built-in one starts at position 1.
 
-The weights are read through the layers' own declarations (mt_cli/model/layers.py): a
+The weights are read through the layers' own declarations (mt_cli/model/declared.py): a
 layer's ``projections`` are CTranslate2's linears in order, and a layer's ``weight_specs``
 give the embedding table and the norm's (gamma, beta); no weight name is repeated here.
 """
@@ -21,14 +21,9 @@ from ctranslate2.specs import common_spec, transformer_spec
 
 from mt_cli.core.tokenizer import Tokenizers
 from mt_cli.model import Transformer
-from mt_cli.model.layers import (
-    DeclaredLayer,
-    DecoderLayer,
-    EncoderLayer,
-    FeedForward,
-    LayerNorm,
-    MultiHeadAttention,
-)
+from mt_cli.model.attention import MultiHeadAttention
+from mt_cli.model.declared import DeclaredLayer, LayerNorm
+from mt_cli.model.layers import DecoderLayer, EncoderLayer, FeedForward
 from mt_cli.model.transformer import TokenEmbedding
 
 # float32: measured fastest on an AVX2 CPU (AMD EPYC Zen 3: int8 decodes at 0.67x float32's

@@ -14,7 +14,7 @@ from typing import Any
 
 import tensorflow as tf
 
-from mt_cli.model.layers import AttentionRecord
+from mt_cli.model.attention import AttentionRecord
 from mt_cli.model.transformer import Transformer
 
 Cache = dict[str, Any]

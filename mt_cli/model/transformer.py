@@ -11,20 +11,9 @@ import tensorflow as tf
 
 from mt_cli.core.config import ModelConfig
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from mt_cli.model.layers import (
-    AttentionRecord,
-    BlockSpec,
-    ByteDropout,
-    DeclaredLayer,
-    DecoderLayer,
-    EncoderLayer,
-    LayerNorm,
-    WeightSpec,
-    causal_bias,
-    maybe_dropout,
-    padding_bias,
-    sinusoidal_positions,
-)
+from mt_cli.model.attention import AttentionRecord, causal_bias, padding_bias
+from mt_cli.model.declared import ByteDropout, DeclaredLayer, LayerNorm, WeightSpec, maybe_dropout
+from mt_cli.model.layers import BlockSpec, DecoderLayer, EncoderLayer, sinusoidal_positions
 
 Cache = dict[str, Any]
 PRECISION_POLICIES = {"float32": None, "bfloat16": "mixed_bfloat16", "float16": "mixed_float16"}

@@ -12,7 +12,7 @@ from typing import Any, NamedTuple
 import tensorflow as tf
 
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID
-from mt_cli.model.layers import NEG_INF
+from mt_cli.model.attention import NEG_INF
 from mt_cli.model.search.graph import (
     VALID,
     SearchModel,

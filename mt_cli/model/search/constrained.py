@@ -29,7 +29,7 @@ import tensorflow as tf
 from mt_cli.core.config import DecodeConfig
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID
-from mt_cli.model.layers import NEG_INF
+from mt_cli.model.attention import NEG_INF
 from mt_cli.model.search.graph import SearchModel, ban_bias, top_k_wide
 
 

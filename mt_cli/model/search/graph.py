@@ -14,8 +14,8 @@ import numpy as np
 import tensorflow as tf
 
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID
+from mt_cli.model.attention import NEG_INF
 from mt_cli.model.ensemble import Ensemble
-from mt_cli.model.layers import NEG_INF
 from mt_cli.model.search.options import SearchParams
 from mt_cli.model.transformer import Transformer
 
