@@ -216,3 +216,11 @@ def small_tmpfs(directory: Path, size_kb: int) -> Iterator[Path]:
         yield directory
     finally:
         subprocess.run(["umount", str(directory)], capture_output=True, check=False)
+
+
+def alias_bomb(levels: int, leaf: str = "x") -> str:
+    """`levels` anchors, each a list of nine aliases of the one before: 9**levels values from a
+    few hundred bytes (a "billion laughs"), as one YAML flow value."""
+    parts = [f"&a0 [{', '.join([leaf] * 9)}]"]
+    parts += [f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return f"[{', '.join(parts)}]"

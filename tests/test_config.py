@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import REPO, assert_one_line_error
+from helpers import REPO, alias_bomb, assert_one_line_error
 from typer.testing import CliRunner
 
 from mt_cli.cli.main import app
@@ -672,14 +672,6 @@ def test_size_estimate_matches_the_built_model() -> None:
 
 
 # ---------------------------------------------------------------- aliases and long values (issue 33, point 2)
-
-def alias_bomb(levels: int, leaf: str = "x") -> str:
-    """`levels` anchors, each a list of nine aliases of the one before: 9**levels values from a
-    few hundred bytes (a "billion laughs"), as one YAML flow value."""
-    parts = [f"&a0 [{', '.join([leaf] * 9)}]"]
-    parts += [f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
-    return f"[{', '.join(parts)}]"
-
 
 def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
     """The CLI as a real process, failing the test (not hanging it) past `timeout` seconds."""
