@@ -1,6 +1,6 @@
-"""Issue 33, points 1 and 2: every file of a model directory is checked (regular, inside the
-directory, hashed) before any command or engine opens it, and its config.yaml is bounded like
-every YAML.
+"""Issue 33, points 1, 2 and 12: every file of a model directory is checked (regular, inside
+the directory, hashed) before any command or engine opens it, its config.yaml is bounded like
+every YAML, and a run directory without an export is called what it is.
 
 The commands run as real processes where the old behaviour was a hang (a timeout fails the
 test instead of stalling the suite). Each test works on a copy of the session's exports.
@@ -183,3 +183,41 @@ def test_an_alias_bomb_in_a_model_directory_config_is_refused_at_once(model: Pat
     result = _run("translate", "-m", str(model), *_engine(model), timeout=45)
     line = assert_one_line_error(result, str(model / "config.yaml"), "aliases expand to more than 100000 values")
     assert len(line) < 400
+
+
+# ---------------------------------------------------------------- point 12: what the directory is
+
+@pytest.mark.parametrize("checkpoints", [True, False])
+def test_a_run_directory_without_an_export_is_called_one(runner, trained_run: Path, tmp_path: Path,
+                                                         checkpoints: bool) -> None:
+    """Training killed before its export left a run directory, which -m called "not an mt-cli
+    model directory"."""
+    run = tmp_path / "run"
+    skipped = ("export",) if checkpoints else ("export", "checkpoints")
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns(*skipped))
+    result = runner.invoke(app, ["translate", "-m", str(run)], input="a\n")
+    line = assert_one_line_error(result, f"{run}: a run directory without an export yet", "mt-cli train")
+    assert ("mt-cli average" in line) == checkpoints
+    assert "not an mt-cli model directory" not in line
+
+
+def test_a_directory_holding_a_config_is_no_run_directory(runner, trained_run: Path, tmp_path: Path) -> None:
+    """Only what training writes (checkpoints/, its lock, metrics.jsonl) makes a run directory:
+    a directory that merely holds a config.yaml is no model directory at all."""
+    shutil.copy(trained_run / "config.yaml", tmp_path / "config.yaml")
+    result = runner.invoke(app, ["translate", "-m", str(tmp_path)], input="a\n")
+    assert_one_line_error(result, f"{tmp_path / 'manifest.json'}: missing", "not an mt-cli model directory")
+
+
+@pytest.mark.parametrize("kind", ["fifo", "directory"])
+def test_a_manifest_that_is_not_a_regular_file_is_called_so(runner, trained_run: Path, tmp_path: Path,
+                                                            kind: str) -> None:
+    """A FIFO or directory manifest.json was reported "missing"."""
+    if kind == "fifo" and not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    model = _copy(trained_run / "export", tmp_path / "m")
+    (model / "manifest.json").unlink()
+    os.mkfifo(model / "manifest.json") if kind == "fifo" else (model / "manifest.json").mkdir()
+    for command in (["translate", "-m", str(model)], ["serve", "-m", str(model), "--port", "0"]):
+        result = runner.invoke(app, command, input="a\n")
+        assert_one_line_error(result, f"{model / 'manifest.json'}: not a regular file")

@@ -8,6 +8,7 @@ which a CTranslate2 model never needs.
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
 from collections.abc import Mapping
@@ -31,6 +32,8 @@ _EXPECTED = {int: "an integer", str: "a string", dict: "an object"}
 EDITED = ("the file was changed or damaged after export (the architecture and weights must match: "
           "re-export instead of editing)")
 OTHER_TOKENIZER = "the tokenizer is not the one the model was trained with"
+# What `mt-cli train` writes into a run directory before any export (its lock comes first).
+RUN_MARKERS = ("checkpoints", ".lock", "metrics.jsonl")
 
 
 def model_name(directory: Path) -> str:
@@ -44,7 +47,7 @@ def resolve_model_dir(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: model directory not found")
-    if (path / MANIFEST_FILE).is_file() or not (path / "export").is_dir():
+    if os.path.lexists(path / MANIFEST_FILE) or not (path / "export").is_dir():
         return path
     return path / "export"
 
@@ -52,9 +55,8 @@ def resolve_model_dir(path: str | Path) -> Path:
 def read_manifest(directory: Path) -> dict[str, Any]:
     """manifest.json of a model directory, validated (`check_manifest`), or one error line."""
     path = directory / MANIFEST_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing; {directory} is not an mt-cli model directory "
-                              "(point -m at a run directory or its export/)")
+    if not os.path.lexists(path):
+        raise CheckpointError(_no_manifest(directory))
     checked_file(directory, MANIFEST_FILE)  # a FIFO would block, a link could read anything
     try:
         if path.stat().st_size > MAX_MANIFEST_BYTES:
@@ -65,6 +67,20 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
         raise CheckpointError(f"{path}: unreadable ({reason})") from None
     return check_manifest(path, manifest)
+
+
+def _no_manifest(directory: Path) -> str:
+    """Why `directory` has no manifest: a run directory whose training has not exported yet
+    (export/ is written when training ends), or no model directory at all."""
+    if not any(os.path.lexists(directory / name) for name in RUN_MARKERS):
+        return (f"{directory / MANIFEST_FILE}: missing; {directory} is not an mt-cli model directory "
+                "(point -m at a run directory or its export/)")
+    said = (f"{directory}: a run directory without an export yet (training writes export/ when it ends); "
+            "let its training finish (rerun `mt-cli train` on it if it was stopped)")
+    if not (directory / "checkpoints").is_dir():
+        return f"{said}, then point -m at it"
+    return (f"{said}, or write a model directory from its checkpoints now with "
+            f"`mt-cli average {directory} --last 1 -o DIR` and point -m at DIR")
 
 
 def check_manifest(path: Path, manifest: object) -> dict[str, Any]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,7 +113,7 @@ def open_parent(path: Path) -> tuple[Parent, Config]:
         raise CheckpointError(f"--init-from {path}: not found (give a model directory: a run's "
                               "export/ or what mt-cli export/average wrote)")
     directory = resolve_model_dir(path).resolve()
-    if not (directory / MANIFEST_FILE).is_file():
+    if not os.path.lexists(directory / MANIFEST_FILE):  # a FIFO or directory is read_manifest's to name
         if (directory / "checkpoints").is_dir():
             raise CheckpointError(f"--init-from {path}: a run without an export yet; write one from its "
                                   f"checkpoints with `mt-cli average {path} --last 1 -o DIR` and give DIR")
