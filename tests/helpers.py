@@ -246,3 +246,11 @@ def run_with_terminal_stderr(argv: list[str], env: dict[str, str], stdin: Path |
         os.close(master)
         code = proc.wait(timeout=timeout)
     return code, received.decode("utf-8", "replace")
+
+
+def alias_bomb(levels: int, leaf: str = "x") -> str:
+    """`levels` anchors, each a list of nine aliases of the one before: 9**levels values from a
+    few hundred bytes (a "billion laughs"), as one YAML flow value."""
+    parts = [f"&a0 [{', '.join([leaf] * 9)}]"]
+    parts += [f"&a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, levels)]
+    return f"[{', '.join(parts)}]"

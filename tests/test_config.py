@@ -6,11 +6,14 @@ interface of a config typo.
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import PRESET_DIR, REPO, assert_one_line_error
+from helpers import PRESET_DIR, REPO, alias_bomb, assert_one_line_error
 from typer.testing import CliRunner
 
 from mt_cli.cli.main import app
@@ -716,3 +719,69 @@ def test_size_estimate_matches_the_built_model() -> None:
         weights = sum(t.nbytes for t in terms[:2]) // 4
         model = build_model(m, 40, 40)
         assert abs(weights - model.count_params()) <= 0.02 * model.count_params(), (share, weights)
+
+
+# ---------------------------------------------------------------- aliases and long values (issue 33, point 2)
+
+def run_cli(*args: str, timeout: float = 20) -> subprocess.CompletedProcess:
+    """The CLI as a real process, failing the test (not hanging it) past `timeout` seconds."""
+    try:
+        return subprocess.run([sys.executable, "-m", "mt_cli", *args], capture_output=True, text=True,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"mt-cli {' '.join(a[:40] for a in args)}: still running after {timeout} s")
+
+
+@pytest.mark.parametrize(("body", "key"), [
+    (f"data:\n  train: {alias_bomb(9, '{source: a, target: b}')}\n", "data.train"),
+    (f"model:\n  hidden_dim: {alias_bomb(8)}\n", "model.hidden_dim"),
+])
+def test_an_alias_bomb_in_a_config_file_is_refused_at_once(work: Path, body: str, key: str) -> None:
+    """Nine levels of nine aliases under data.train cost 36 s and a MemoryError traceback (path
+    resolution rebuilt every aliased list); eight under model.hidden_dim a 351 MB error line."""
+    path = write(work / "bomb.yaml", body)
+    assert len(body) < 1000
+    started = time.perf_counter()
+    result = run_cli("config", "validate", str(path))
+    line = assert_one_line_error(result, str(path), "aliases expand to more than 100000 values")
+    assert time.perf_counter() - started < 15 and len(line) < 400
+
+
+def test_an_alias_bomb_in_a_set_value_is_refused_at_once(work: Path) -> None:
+    """`--set decode.beam_size=<350-byte bomb>` printed a 39 MB error line."""
+    empty = write(work / "empty.yaml", "")
+    result = run_cli("config", "validate", str(empty), "--set", f"decode.beam_size={alias_bomb(8)}")
+    line = assert_one_line_error(result, "--set decode.beam_size", "aliases expand to more than 100000 values")
+    assert len(line) < 400
+
+
+def test_an_alias_bomb_in_a_base_is_refused(work: Path) -> None:
+    write(work / "base.yaml", f"data:\n  train: {alias_bomb(9, '{source: a, target: b}')}\n")
+    child = write(work / "child.yaml", "base: base.yaml\n")
+    result = run_cli("config", "validate", str(child))
+    assert_one_line_error(result, str(work / "base.yaml"), "aliases expand")
+
+
+def test_ordinary_aliases_load_and_a_self_referencing_one_is_refused(work: Path) -> None:
+    """The budget lets a shared section through; `&t [*t]` (endless) recursed until a traceback."""
+    path = write(work / "shared.yaml", "data:\n  dev: &held {source: d.src, target: d.tgt}\n  test: *held\n"
+                                       "  train: [*held, {<<: *held, weight: 2.0}]\n")
+    cfg = load_config(path)
+    assert cfg.data.test == cfg.data.dev and cfg.data.train[0] == cfg.data.dev
+    assert cfg.data.train[1].weight == 2.0 and cfg.data.train[1].source == str(work / "d.src")
+    path = write(work / "loop.yaml", "data:\n  train: &t [*t]\n")
+    assert error_of(path) == f"{path}: an alias refers to the collection that holds it (an endless value)"
+
+
+@pytest.mark.parametrize("where", ["file", "set"])
+def test_an_error_quotes_at_most_200_characters_of_a_value(work: Path, where: str) -> None:
+    """A 1 MB value was reproduced whole in its error line."""
+    huge = "x" * 1_000_000
+    if where == "file":
+        message = error_of(write(work / "long.yaml", f"model:\n  norm: {huge}\n"))
+        nested = error_of(write(work / "list.yaml", f"model:\n  norm: [{', '.join([huge[:1000]] * 1000)}]\n"))
+    else:
+        message = error_of(None, [f"model.norm={huge}"])
+        nested = error_of(None, [f"{huge}=1"])
+    assert message.startswith("model.norm: must be one of pre, post, got 'xxx") and len(message) < 400
+    assert len(nested) < 400

@@ -256,16 +256,16 @@ def test_average_errors(trained_run: Path, tmp_path: Path) -> None:
 def test_loading_a_model_directory_parses_its_config_once(trained_run: Path,
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
     """The export is checked and loaded from one parse of its config.yaml, overrides applied."""
-    from mt_cli.engines import model_dir
+    from mt_cli.engines import locate, model_dir
 
     parsed: list[tuple] = []
-    real = model_dir.load_config
+    real = locate.load_config  # model_config: the one reader of a model directory's config.yaml
 
     def counted(*args: object, **kwargs: object) -> object:
         parsed.append(args)
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(model_dir, "load_config", counted)
+    monkeypatch.setattr(locate, "load_config", counted)
     loaded = model_dir.load_export(trained_run, ["decode.beam_size=3"], decode_flags={"n_best": 2})
     assert len(parsed) == 1, parsed
     assert (loaded.config.decode.beam_size, loaded.config.decode.n_best) == (3, 2)

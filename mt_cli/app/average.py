@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 from pathlib import Path
 
 from mt_cli.core.config import CONFIG_FILE, ModelConfig, load_config
 from mt_cli.core.errors import CheckpointError, ConfigError, MtError
 from mt_cli.core.files import clean_leftovers
+from mt_cli.engines.locate import model_config, read_manifest
 from mt_cli.engines.model_dir import write_export
 from mt_cli.model import build_model
 from mt_cli.training.checkpoints import SavedStep, list_checkpoints
@@ -21,6 +23,8 @@ from mt_cli.training.export_choice import ExportChoice, load_choice
 from mt_cli.training.init_from import read_record
 from mt_cli.training.run_dir import check_tokenizers, existing_tokenizers
 from mt_cli.training.runtime_file import RUNTIME_FILE
+
+log = logging.getLogger("mt_cli")
 
 
 def select_checkpoints(saved: list[SavedStep], last: int | None, steps: list[int] | None) -> list[SavedStep]:
@@ -70,13 +74,15 @@ def _check_model_unchanged(config_path: Path, model: ModelConfig) -> None:
     """An edit of the run's model section that keeps every weight's shape (an activation, the
     norm position) would load and average without complaint: compare it with the section the
     run exported (RUN/export/config.yaml) when there is one."""
-    exported = config_path.parent / "export" / CONFIG_FILE
-    if not exported.is_file():
+    export = config_path.parent / "export"
+    exported = export / CONFIG_FILE
+    if not export.is_dir():
         return
-    try:
-        trained = load_config(exported).model
-    except MtError:
-        return  # a damaged export is reported by whatever reads it; the checkpoints are what counts here
+    try:  # read like every model directory's config: checked (regular, inside, hashed) first
+        trained = model_config(export, read_manifest(export)).model
+    except MtError as exc:  # a damaged export is not read; the checkpoints are what counts here
+        log.warning(f"the model section is not compared with the run's export: {exc}")
+        return
     for fld in dataclasses.fields(ModelConfig):
         now, then = getattr(model, fld.name), getattr(trained, fld.name)
         if now != then:

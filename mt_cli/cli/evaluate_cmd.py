@@ -164,16 +164,19 @@ def evaluate(
 
 def _eval_defaults(config: Path | None, model: Path | None):
     """The `eval:` section that supplies defaults for flags not given: --config's, else the
-    model directory's (so `evaluate -m` scores as training's dev evaluation did)."""
+    run's (-m RUN) or the model directory's (so `evaluate -m` scores as training's dev
+    evaluation did)."""
     from mt_cli.core.config import CONFIG_FILE, EvalConfig, load_config
+    from mt_cli.engines.locate import model_config, read_manifest, resolve_model_dir
 
     if config is not None:
         return load_config(config).eval
-    if model is not None:
-        for candidate in (model / CONFIG_FILE, model / "export" / CONFIG_FILE):
-            if candidate.is_file():
-                return load_config(candidate).eval
-    return EvalConfig()
+    if model is None:
+        return EvalConfig()
+    directory = resolve_model_dir(model)
+    if directory != model and (model / CONFIG_FILE).is_file():
+        return load_config(model / CONFIG_FILE).eval  # a run's training config, read as --config is
+    return model_config(directory, read_manifest(directory)).eval  # checked like every model file
 
 
 def _check_usage(hypotheses: list[Path], ref: list[Path], significance: str | None, worst: int,

@@ -21,11 +21,12 @@ from typing import Any
 
 import yaml
 
-from mt_cli.core.errors import ConfigError
+from mt_cli.core.errors import ConfigError, clip, show_value
 from mt_cli.core.files import human_size
 from mt_cli.core.model_size import available_memory, size_terms
 from mt_cli.core.packaged import find_preset, preset_names
 from mt_cli.core.textio import reads_once
+from mt_cli.core.yaml_text import AliasBomb, load_yaml_text
 
 CONFIG_FILE = "config.yaml"  # a resolved config, in run directories and model directories alike
 _SCIENTIFIC = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
@@ -282,7 +283,7 @@ def _plain(value: Any) -> Any:
 # ---------------------------------------------------------------- building and checking
 
 def _describe(value: Any) -> str:
-    return f"{value!r} ({type(value).__name__})"
+    return f"{show_value(value)} ({type(value).__name__})"
 
 
 def _type_name(tp: Any) -> str:
@@ -316,18 +317,19 @@ def _check_scalar(key: str, value: Any, tp: Any, meta: dict[str, Any], origin: s
     if tp is float:
         value = float(value)
         if not math.isfinite(value):  # no option has a meaning at inf or nan (YAML .inf, a flag's 'inf')
-            raise ConfigError(f"{key}: must be a finite number, got {value!r}{_where(origin)}", key)
+            raise ConfigError(f"{key}: must be a finite number, got {show_value(value)}{_where(origin)}", key)
     choices = meta.get("choices")
     if choices is not None and value not in choices:
-        hint = difflib.get_close_matches(str(value), [str(c) for c in choices], n=1)
+        hint = difflib.get_close_matches(clip(str(value)), [str(c) for c in choices], n=1)
         extra = f"; did you mean {hint[0]!r}?" if hint else ""
         raise ConfigError(
-            f"{key}: must be one of {', '.join(map(str, choices))}, got {value!r}{extra}{_where(origin)}", key)
+            f"{key}: must be one of {', '.join(map(str, choices))}, got {show_value(value)}{extra}{_where(origin)}",
+            key)
     for rule, test, words in (("ge", lambda v, b: v >= b, ">="), ("gt", lambda v, b: v > b, ">"),
                               ("le", lambda v, b: v <= b, "<=")):
         bound = meta.get(rule)
         if bound is not None and not test(value, bound):
-            raise ConfigError(f"{key}: must be {words} {bound}, got {value!r}{_where(origin)}", key)
+            raise ConfigError(f"{key}: must be {words} {bound}, got {show_value(value)}{_where(origin)}", key)
     return value
 
 
@@ -341,8 +343,8 @@ def _build(cls: type, raw: Any, prefix: str, origin: str) -> Any:
     hints = typing.get_type_hints(cls)
     for key in raw:
         if key not in fields:
-            dotted = f"{prefix}.{key}" if prefix else str(key)
-            hint = difflib.get_close_matches(str(key), list(fields), n=1)
+            dotted = clip(f"{prefix}.{key}" if prefix else str(key))
+            hint = difflib.get_close_matches(clip(str(key)), list(fields), n=1)
             extra = f"; did you mean {hint[0]!r}?" if hint else f"; valid keys: {', '.join(fields)}"
             raise ConfigError(f"{dotted}: unknown key{extra} ({origin})")
     values: dict[str, Any] = {}
@@ -503,33 +505,37 @@ def _check_rereadable(cfg: Config) -> None:
 
 # ---------------------------------------------------------------- YAML loading
 
-def _load_yaml(path: Path) -> dict[str, Any]:
+def _load_yaml(path: Path, shown: Path) -> dict[str, Any]:
+    """The YAML mapping in `path`, every problem one error naming `shown` (the path as given:
+    a symlink's target is not what the user named)."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"{path}: config file not found") from None
+        raise ConfigError(f"{shown}: config file not found") from None
     except (OSError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"{path}: cannot read config ({exc})") from None
+        raise ConfigError(f"{shown}: cannot read config ({exc})") from None
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml_text(text)
     except yaml.constructor.ConstructorError as exc:
         mark = exc.problem_mark
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        where = f"{shown}:{mark.line + 1}" if mark else str(shown)
         raise ConfigError(
             f"{where}: {exc.problem}; only plain YAML values are accepted (no !!python tags)"
         ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        where = f"{shown}:{mark.line + 1}" if mark else str(shown)
         problem = getattr(exc, "problem", None) or "invalid YAML"
         raise ConfigError(f"{where}: {problem}") from None
+    except AliasBomb as exc:
+        raise ConfigError(f"{shown}: {exc}") from None
     except RecursionError:  # PyYAML composes nested collections recursively
-        raise ConfigError(f"{path}: nested too deeply to read (thousands of levels of brackets or "
+        raise ConfigError(f"{shown}: nested too deeply to read (thousands of levels of brackets or "
                           "indentation); a config is a few levels of sections") from None
     if raw is None:
         return {}
     if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: expected a mapping of sections at the top, got {type(raw).__name__}")
+        raise ConfigError(f"{shown}: expected a mapping of sections at the top, got {type(raw).__name__}")
     return raw
 
 
@@ -537,7 +543,7 @@ def _absolute(base_dir: Path, value: str, where: str) -> str:
     """`value` resolved against `base_dir`; a NUL byte (no file system allows one) is a
     config error naming `where`, not a ValueError from the OS layer."""
     if "\x00" in value:
-        raise ConfigError(f"{where}: {value!r} is not a usable path (it contains a NUL byte)")
+        raise ConfigError(f"{where}: {show_value(value)} is not a usable path (it contains a NUL byte)")
     return str((base_dir / value).resolve())
 
 
@@ -607,36 +613,43 @@ def find_config(given: str, relative_to: Path, where: str) -> Path:
     return candidate
 
 
-def _load_tree(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    path = path.resolve()
+def _load_tree(shown: Path, seen: tuple[Path, ...] = (), bases: bool = True) -> dict[str, Any]:
+    """The config at `shown` merged over its `base` chain (`bases=False`: a complete config,
+    such as a model directory's, whose `base` would read a file outside it)."""
+    path = shown.resolve()
     if path in seen:
         chain = " -> ".join(str(p) for p in (*seen, path))
-        raise ConfigError(f"{path}: 'base' inheritance loops ({chain})")
-    raw = _resolve_paths(_load_yaml(path), path.parent)
+        raise ConfigError(f"{shown}: 'base' inheritance loops ({chain})")
+    raw = _resolve_paths(_load_yaml(path, shown), path.parent)
     base = raw.pop("base", None)
     if base is None:
         return raw
+    if not bases:
+        raise ConfigError(f"{shown}: base: a model directory's config is complete and names no base, "
+                          f"got {show_value(base)}; re-export the model")
     if not isinstance(base, str):
-        raise ConfigError(f"base: expected a file name, got {_describe(base)} ({path})")
+        raise ConfigError(f"base: expected a file name, got {_describe(base)} ({shown})")
     return _merge(_load_tree(find_config(base, path.parent, "base"), (*seen, path)), raw)
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
     """Split `key.path=value`; the value is parsed as YAML (so 100 is an int)."""
     if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected key.path=value, e.g. train.max_steps=1000")
+        raise ConfigError(f"--set {show_value(text)}: expected key.path=value, e.g. train.max_steps=1000")
     key, _, value = text.partition("=")
     parts = [p for p in key.strip().split(".") if p]
     if not parts:
-        raise ConfigError(f"--set {text!r}: missing key before '='")
+        raise ConfigError(f"--set {show_value(text)}: missing key before '='")
     if value.strip().lower() in ("yes", "no", "on", "off", "y", "n"):
         return parts, value.strip()  # YAML 1.1 would turn these into booleans (no = Norwegian)
     try:
-        parsed = yaml.safe_load(value) if value.strip() else ""
+        parsed = load_yaml_text(value) if value.strip() else ""
     except yaml.YAMLError:
         parsed = value
+    except AliasBomb as exc:
+        raise ConfigError(f"--set {clip(key.strip())}: the value cannot be used: {exc}") from None
     except RecursionError:
-        raise ConfigError(f"--set {key.strip()}: the value is nested too deeply to read") from None
+        raise ConfigError(f"--set {clip(key.strip())}: the value is nested too deeply to read") from None
     return parts, parsed
 
 
@@ -665,13 +678,13 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
     for text in overrides:
         parts, value = parse_override(text)
         if _is_path_key(parts) and isinstance(value, str) and _relative_path(value):
-            value = _absolute(Path.cwd(), value, f"--set {text!r}")
+            value = _absolute(Path.cwd(), value, f"--set {show_value(text)}")
         node: Any = raw
         for depth, part in enumerate(parts):
             last = depth == len(parts) - 1
             if isinstance(node, list):
                 if not part.isdigit() or int(part) > len(node):
-                    raise ConfigError(f"--set {text!r}: {'.'.join(parts[:depth])} is a list of "
+                    raise ConfigError(f"--set {show_value(text)}: {clip('.'.join(parts[:depth]))} is a list of "
                                       f"{len(node)}; use an index 0..{len(node)}")
                 index = int(part)
                 if index == len(node):
@@ -684,7 +697,7 @@ def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]
                     node = node[index]
             else:
                 if not isinstance(node, dict):
-                    raise ConfigError(f"--set {text!r}: {'.'.join(parts[:depth])} is not a section")
+                    raise ConfigError(f"--set {show_value(text)}: {clip('.'.join(parts[:depth]))} is not a section")
                 if last:
                     node[part] = value
                 else:
@@ -710,7 +723,7 @@ def from_dict(raw: dict[str, Any], origin: str = "<dict>",
 
 
 def load_config(path: str | Path | None, overrides: list[str] | None = None,
-                decode_flags: Mapping[str, Any] | None = None) -> Config:
+                decode_flags: Mapping[str, Any] | None = None, bases: bool = True) -> Config:
     """Load a YAML config (with its bases), apply `--set` overrides, then the decode flags.
 
     `decode_flags` are the values Typer parsed (field name -> value), kept typed: no YAML
@@ -720,7 +733,7 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None,
     origin = "<defaults>"
     if path is not None:
         found = find_config(str(path), Path.cwd(), "config")  # a file, or a preset's name
-        raw, origin = _load_tree(found), str(path) if Path(path).exists() else str(found)
+        raw, origin = _load_tree(found, bases=bases), str(path) if Path(path).exists() else str(found)
     raw = apply_overrides(raw, list(overrides or []))
     if overrides:
         origin += " + --set"

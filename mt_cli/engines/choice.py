@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mt_cli.core.config import CONFIG_FILE, DecodeConfig, decode_flag, load_config
+from mt_cli.core.config import DecodeConfig, decode_flag
 from mt_cli.core.errors import ConfigError
 from mt_cli.core.hardware import nvidia_gpus_visible
 from mt_cli.core.runtime import Choice
@@ -21,9 +21,9 @@ from mt_cli.engines.locate import (
     NATIVE,
     conversion_files,
     engine_of,
+    model_config,
     read_manifest,
     resolve_model_dir,
-    verify_files,
 )
 from mt_cli.engines.protocol import LineTranslator
 
@@ -106,8 +106,7 @@ def _needs_native(directories: list[Path], manifests: list[dict[str, Any]], over
         return f"an ensemble of {len(directories)} models needs the native engine"
     if conversion_files(manifests[0]) is None:
         return f"{directories[0]} holds no CTranslate2 conversion (written by an older mt-cli)"
-    verify_files(directories[0], manifests[0], required=(CONFIG_FILE,), only=[CONFIG_FILE])  # before reading it
-    decode = load_config(directories[0] / CONFIG_FILE, overrides or [], decode_flags).decode
+    decode = model_config(directories[0], manifests[0], overrides, decode_flags).decode
     use = native_only_use(decode, constraints)
     if use is not None:
         return f"{use} needs the native engine"

@@ -24,11 +24,11 @@ from typing import Any
 import ctranslate2
 
 from mt_cli.core.batching import longest_first_batches, truncated
-from mt_cli.core.config import CONFIG_FILE, DecodeConfig, load_config
+from mt_cli.core.config import CONFIG_FILE, DecodeConfig
 from mt_cli.core.errors import CheckpointError, ConfigError
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.core.tokenizer import Tokenizers, cut_lines, line_char_limit
-from mt_cli.engines.locate import CTRANSLATE2, conversion_files, read_manifest, verify_files
+from mt_cli.engines.locate import CTRANSLATE2, conversion_files, model_config, read_manifest, verify_files
 
 log = logging.getLogger("mt_cli")
 EOS_PIECE = "</s>"
@@ -86,7 +86,7 @@ class CT2Translator:
                                   "use --engine native, or mt-cli export --format ctranslate2")
         only = None if manifest.get("engine") == CTRANSLATE2 else [*files, CONFIG_FILE]
         verify_files(directory, manifest, required=(CONFIG_FILE,), only=only)
-        config = load_config(directory / CONFIG_FILE, overrides or [], decode_flags)
+        config = model_config(directory, manifest, overrides, decode_flags)
         tok = manifest["tokenizer"]
         self.tokenizers = Tokenizers.load(directory / tok["source"],
                                           None if tok["target"] == tok["source"] else directory / tok["target"])

@@ -8,12 +8,15 @@ which a CTranslate2 model never needs.
 from __future__ import annotations
 
 import json
+import os
 import re
 import stat
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mt_cli.core.errors import CheckpointError
+from mt_cli.core.config import CONFIG_FILE, Config, load_config
+from mt_cli.core.errors import CheckpointError, show_value
 from mt_cli.core.files import file_sha256
 
 MANIFEST_FILE = "manifest.json"
@@ -26,6 +29,11 @@ WEIGHTS_FILES = {NATIVE: "model.weights.h5", CTRANSLATE2: "model.bin"}
 MAX_MANIFEST_BYTES = 1 << 20  # real ones are a few KB
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _EXPECTED = {int: "an integer", str: "a string", dict: "an object"}
+EDITED = ("the file was changed or damaged after export (the architecture and weights must match: "
+          "re-export instead of editing)")
+OTHER_TOKENIZER = "the tokenizer is not the one the model was trained with"
+# What `mt-cli train` writes into a run directory before any export (its lock comes first).
+RUN_MARKERS = ("checkpoints", ".lock", "metrics.jsonl")
 
 
 def model_name(directory: Path) -> str:
@@ -39,7 +47,7 @@ def resolve_model_dir(path: str | Path) -> Path:
     path = Path(path)
     if not path.exists():
         raise CheckpointError(f"{path}: model directory not found")
-    if (path / MANIFEST_FILE).is_file() or not (path / "export").is_dir():
+    if os.path.lexists(path / MANIFEST_FILE) or not (path / "export").is_dir():
         return path
     return path / "export"
 
@@ -47,9 +55,9 @@ def resolve_model_dir(path: str | Path) -> Path:
 def read_manifest(directory: Path) -> dict[str, Any]:
     """manifest.json of a model directory, validated (`check_manifest`), or one error line."""
     path = directory / MANIFEST_FILE
-    if not path.is_file():
-        raise CheckpointError(f"{path}: missing; {directory} is not an mt-cli model directory "
-                              "(point -m at a run directory or its export/)")
+    if not os.path.lexists(path):
+        raise CheckpointError(_no_manifest(directory))
+    checked_file(directory, MANIFEST_FILE)  # a FIFO would block, a link could read anything
     try:
         if path.stat().st_size > MAX_MANIFEST_BYTES:
             raise CheckpointError(f"{path}: {path.stat().st_size} bytes, more than a manifest ever holds "
@@ -59,6 +67,20 @@ def read_manifest(directory: Path) -> dict[str, Any]:
         reason = "nested too deeply" if isinstance(exc, RecursionError) else str(exc)[:200]
         raise CheckpointError(f"{path}: unreadable ({reason})") from None
     return check_manifest(path, manifest)
+
+
+def _no_manifest(directory: Path) -> str:
+    """Why `directory` has no manifest: a run directory whose training has not exported yet
+    (export/ is written when training ends), or no model directory at all."""
+    if not any(os.path.lexists(directory / name) for name in RUN_MARKERS):
+        return (f"{directory / MANIFEST_FILE}: missing; {directory} is not an mt-cli model directory "
+                "(point -m at a run directory or its export/)")
+    said = (f"{directory}: a run directory without an export yet (training writes export/ when it ends); "
+            "let its training finish (rerun `mt-cli train` on it if it was stopped)")
+    if not (directory / "checkpoints").is_dir():
+        return f"{said}, then point -m at it"
+    return (f"{said}, or write a model directory from its checkpoints now with "
+            f"`mt-cli average {directory} --last 1 -o DIR` and point -m at DIR")
 
 
 def check_manifest(path: Path, manifest: object) -> dict[str, Any]:
@@ -134,8 +156,7 @@ def _kind(value: object) -> str:
 
 
 def _show(value: object) -> str:
-    text = repr(value)
-    return text if len(text) <= 80 else f"{text[:77]}..."
+    return show_value(value, 80)
 
 
 class _Checker:
@@ -179,36 +200,64 @@ def engine_of(path: str | Path) -> str:
 
 def verify_files(directory: Path, manifest: dict[str, Any], required: tuple[str, ...] = (),
                  only: list[str] | None = None) -> None:
-    """Every listed file (or the `only` ones an engine reads, plus the tokenizers) present, a
-    regular file, and matching its sha256, before any heavy work; the tokenizer's mismatch
-    gets its own message (the most common cause). `manifest` comes from `read_manifest`, so
-    every name is a plain one."""
+    """Every listed file (or the `only` ones an engine reads, plus the tokenizers) checked by
+    `checked_file` before any heavy work: all present and regular first, then their hashes;
+    the tokenizer's mismatch gets its own words (the most common cause). `manifest` comes
+    from `read_manifest`, so every name is a plain one."""
     tok = manifest["tokenizer"]
     listed = manifest["files_sha256"]
     if only is not None:
         listed = {name: listed[name] for name in only if name in listed}
     for name in dict.fromkeys((*required, *listed, tok["source"], tok["target"])):
-        _regular_file(directory / name)
+        checked_file(directory, name)
     for side in ("source", "target"):
-        actual = file_sha256(directory / tok[side])
-        if actual != tok[f"{side}_sha256"]:
-            raise CheckpointError(
-                f"{directory / tok[side]}: sha256 {actual[:12]}… does not match the manifest "
-                f"({tok[f'{side}_sha256'][:12]}…): the tokenizer is not the one the model was trained with")
+        checked_file(directory, tok[side], tok[f"{side}_sha256"], OTHER_TOKENIZER)
     for name, expected in listed.items():
-        if file_sha256(directory / name) != expected:
-            raise CheckpointError(f"{directory / name}: sha256 does not match the manifest; "
-                                  "the file was changed or damaged after export (the architecture "
-                                  "and weights must match: re-export instead of editing)")
+        checked_file(directory, name, expected)
 
 
-def _regular_file(path: Path) -> None:
-    """A regular file (a symlink to one is fine): never a FIFO or device, whose read blocks
-    or never ends."""
+def checked_file(directory: Path, name: str, sha256: str | None = None, mismatch: str = EDITED) -> Path:
+    """The one check before mt-cli opens a file of a model directory, by every command and
+    engine: present, a regular file (a FIFO or device blocks or never ends), inside the
+    directory (a symlink is followed only where it stays inside: a link to /etc/passwd is
+    not read, nor named), and matching `sha256` when the manifest gives one. Errors name
+    `directory/name`, never a link's target. Returns that path."""
+    path = directory / name
     try:
-        mode = path.stat().st_mode
-    except OSError:
+        target = path.resolve(strict=True)
+        mode = target.stat().st_mode
+    except FileNotFoundError:  # a dangling link too
         raise CheckpointError(f"{path}: missing from the model directory") from None
+    except (OSError, RuntimeError) as exc:  # no permission, a symlink loop (whose text names targets)
+        raise CheckpointError(f"{path}: cannot be read ({_reason(exc)})") from None
     if not stat.S_ISREG(mode):
         raise CheckpointError(f"{path}: not a regular file (a directory, FIFO or device); "
                               "the model directory holds regular files only")
+    if not target.is_relative_to(directory.resolve()):
+        raise CheckpointError(f"{path}: a symlink to a file outside the model directory, which is not read; "
+                              "a model directory holds its own files (replace the link with the file)")
+    if sha256 is not None:
+        try:
+            actual = file_sha256(path)
+        except OSError as exc:
+            raise CheckpointError(f"{path}: cannot be read ({_reason(exc)})") from None
+        if actual != sha256:
+            raise CheckpointError(f"{path}: sha256 does not match the manifest ({actual[:12]}… instead of "
+                                  f"{sha256[:12]}…): {mismatch}")
+    return path
+
+
+def _reason(exc: Exception) -> str:
+    """Why a file could not be read, without the paths an OS error's text may hold."""
+    if isinstance(exc, OSError):
+        return exc.strerror or type(exc).__name__
+    return "a symlink loop"  # what Path.resolve raises RuntimeError for
+
+
+def model_config(directory: Path, manifest: dict[str, Any], overrides: list[str] | None = None,
+                 decode_flags: Mapping[str, Any] | None = None) -> Config:
+    """A model directory's config.yaml, read only after `checked_file` (regular, inside, its
+    hash), with `--set` overrides and typed decode flags applied; it is complete, so a `base`
+    (a file outside the directory) is refused. `manifest` comes from `read_manifest`."""
+    path = checked_file(directory, CONFIG_FILE, manifest["files_sha256"].get(CONFIG_FILE))
+    return load_config(path, overrides or [], decode_flags, bases=False)

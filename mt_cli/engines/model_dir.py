@@ -27,7 +27,7 @@ import yaml
 from keras.src.saving import saving_lib
 
 from mt_cli import __version__
-from mt_cli.core.config import CONFIG_FILE, Config, load_config
+from mt_cli.core.config import CONFIG_FILE, Config
 from mt_cli.core.errors import CheckpointError
 from mt_cli.core.files import atomic_dir, file_sha256, write_bytes
 from mt_cli.core.runtime import Choice
@@ -38,6 +38,7 @@ from mt_cli.engines.locate import (
     MANIFEST_FILE,
     NATIVE,
     WEIGHTS_FILES,
+    model_config,
     read_manifest,
     resolve_model_dir,
     verify_files,
@@ -170,7 +171,7 @@ def check_export(directory: Path, overrides: list[str] | None = None,
     if CONFIG_FILE not in manifest["files_sha256"]:
         log.warning(f"{directory / CONFIG_FILE}: not covered by the manifest (an older export); "
                     "edits to it cannot be detected")
-    return manifest, load_config(directory / CONFIG_FILE, overrides or [], decode_flags)
+    return manifest, model_config(directory, manifest, overrides, decode_flags)
 
 
 def load_export(path: str | Path, overrides: list[str] | None = None,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,11 +22,11 @@ import keras
 
 from mt_cli.core.config import CONFIG_FILE, Config, TokenizerConfig
 from mt_cli.core.errors import CheckpointError, ConfigError
-from mt_cli.core.files import file_sha256
 from mt_cli.engines.locate import (
     CTRANSLATE2,
     MANIFEST_FILE,
     NATIVE,
+    checked_file,
     plain_name,
     read_manifest,
     resolve_model_dir,
@@ -77,8 +78,9 @@ class Parent:
         """Copy the parent's SentencePiece model(s) into the run and write the record, once."""
         for name, source in self.spm_files.items():
             if not (run_dir / name).is_file():
+                path = self._checked(source)  # the hashes were checked by open_parent
                 try:
-                    shutil.copyfile(self.path / source, run_dir / name)
+                    shutil.copyfile(path, run_dir / name)
                 except OSError as exc:
                     raise CheckpointError(f"--init-from {self.path}: cannot copy {source} into "
                                           f"{run_dir} ({exc.strerror})") from None
@@ -88,17 +90,21 @@ class Parent:
 
     def load_weights(self, model: keras.Model) -> None:
         """Load the parent's float32 weights, refusing bytes other than those recorded."""
-        weights = self.path / WEIGHTS_FILE
-        if not weights.is_file():
-            raise CheckpointError(f"--init-from {self.path}: {WEIGHTS_FILE} is missing")
-        if file_sha256(weights) != self.weights_sha256:
-            raise CheckpointError(f"--init-from {self.path}: {WEIGHTS_FILE} changed since the run "
-                                  f"started (sha256 {self.weights_sha256[:12]}… recorded)")
+        weights = self._checked(WEIGHTS_FILE, self.weights_sha256,
+                                "the parent's weights changed since this run started from them")
         try:
             model.load_weights(str(weights))
         except Exception as exc:  # noqa: BLE001 (h5py / keras raise various types)
             raise CheckpointError(f"{weights}: cannot load weights ({str(exc)[:200]})") from None
         log.info(f"initialised the weights from {self.path} (step {self.step})")
+
+    def _checked(self, name: str, sha256: str | None = None, mismatch: str = "") -> Path:
+        """A file of the parent, checked like every model directory's file before it is opened
+        (it may have changed since open_parent, or since the run started)."""
+        try:
+            return checked_file(self.path, name, sha256, mismatch)
+        except CheckpointError as exc:
+            raise CheckpointError(f"--init-from {self.path}: {exc}") from None
 
 
 def open_parent(path: Path) -> tuple[Parent, Config]:
@@ -107,7 +113,7 @@ def open_parent(path: Path) -> tuple[Parent, Config]:
         raise CheckpointError(f"--init-from {path}: not found (give a model directory: a run's "
                               "export/ or what mt-cli export/average wrote)")
     directory = resolve_model_dir(path).resolve()
-    if not (directory / MANIFEST_FILE).is_file():
+    if not os.path.lexists(directory / MANIFEST_FILE):  # a FIFO or directory is read_manifest's to name
         if (directory / "checkpoints").is_dir():
             raise CheckpointError(f"--init-from {path}: a run without an export yet; write one from its "
                                   f"checkpoints with `mt-cli average {path} --last 1 -o DIR` and give DIR")

@@ -52,17 +52,15 @@ from mt_cli.app.serve.guard import (
 from mt_cli.app.serve.microbatch import Closed, MicroBatcher, QueueFull
 from mt_cli.app.serve.page import PAGE_HEADERS, PageError, PageView, read_form, render_page
 from mt_cli.core.config import (
-    CONFIG_FILE,
     MAX_BEAM,
     DecodeConfig,
     DecodeNames,
     decode_fields,
     decode_with,
-    load_config,
 )
 from mt_cli.core.errors import ConfigError, MtError
 from mt_cli.core.hypothesis import Hypothesis
-from mt_cli.engines.locate import NATIVE, model_name, read_manifest, resolve_model_dir
+from mt_cli.engines.locate import NATIVE, model_config, model_name, read_manifest, resolve_model_dir
 from mt_cli.engines.protocol import LineTranslator
 
 __all__ = ["ModelHost", "ServeSettings", "create_app", "model_info", "run_server"]
@@ -188,7 +186,7 @@ def model_info(directory: Path, engine: tuple[str, str] | None = None) -> dict[s
     """What /info says about a model directory, read without loading the model; `engine` is
     the engine chosen for it and why (default: the manifest's)."""
     manifest = read_manifest(directory)
-    config = load_config(directory / CONFIG_FILE, [])
+    config = model_config(directory, manifest)  # checked before it is opened: a FIFO blocked here
     source = manifest.get("source_model", {})
     files = manifest.get("files_sha256", {})
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
