@@ -1,0 +1,140 @@
+"""The model behind the server: loaded and warmed in the background, decoding through the
+micro-batcher, and described for /info (read through the model directory's checked files)."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mt_cli import __version__
+from mt_cli.app.serve.microbatch import MicroBatcher
+from mt_cli.app.serve.schemas import REQUEST_DECODE, REQUEST_ORIGIN, ApiError, Options, TranslateRequest
+from mt_cli.app.serve.settings import WARMUP_LINE, ServeSettings
+from mt_cli.core.config import DecodeConfig, DecodeNames, decode_with
+from mt_cli.core.errors import ConfigError
+from mt_cli.core.hypothesis import Hypothesis
+from mt_cli.engines.locate import NATIVE, model_config, model_name, read_manifest
+from mt_cli.engines.protocol import LineTranslator
+
+log = logging.getLogger("mt_cli")
+
+
+def model_info(directory: Path, engine: tuple[str, str] | None = None) -> dict[str, Any]:
+    """What /info says about a model directory, read without loading the model; `engine` is
+    the engine chosen for it and why (default: the manifest's)."""
+    manifest = read_manifest(directory)
+    config = model_config(directory, manifest)  # checked before it is opened: a FIFO blocked here
+    source = manifest.get("source_model", {})
+    files = manifest.get("files_sha256", {})
+    digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
+    name = model_name(directory)
+    return {
+        "model": f"{name}@{digest}",
+        "engine": engine[0] if engine else manifest.get("engine", NATIVE),
+        "engine_reason": engine[1] if engine else "the model directory's own engine",
+        "languages": {"source": config.data.source_lang, "target": config.data.target_lang},
+        "step": manifest.get("step", source.get("step")),
+        "dev_scores": manifest.get("dev_scores", {}),
+        "quantization": manifest.get("quantization"),
+        "versions": {"mt_cli_server": __version__, **(manifest.get("versions") or {})},
+        "source_model_versions": source.get("versions"),
+        "hashes": {"files_sha256": files, "tokenizer": {k: v for k, v in manifest.get("tokenizer", {}).items()
+                                                        if k.endswith("sha256")},
+                   "source_model_files_sha256": source.get("files_sha256")},
+    }
+
+
+class ModelHost:
+    """The one model in memory, loaded and warmed in a background thread so that the port
+    opens at once and /health can answer 503 until the first translation has run."""
+
+    def __init__(self, open_engine: Callable[[], LineTranslator], directory: Path, settings: ServeSettings,
+                 engine: tuple[str, str] | None = None) -> None:
+        self.settings = settings
+        self.info = model_info(directory, engine)
+        self.model_id: str = self.info["model"]
+        self.engine: LineTranslator | None = None
+        self.base: DecodeConfig | None = None
+        self.batcher: MicroBatcher | None = None
+        self.failure: Exception | None = None
+        self.on_failure: Callable[[], None] = lambda: None
+        self._open_engine = open_engine
+        self._ready = threading.Event()
+
+    @property
+    def ready(self) -> bool:
+        return self._ready.is_set()
+
+    def start(self) -> None:
+        threading.Thread(target=self._load, name="mt-cli-load", daemon=True).start()
+
+    def _load(self) -> None:
+        started = time.perf_counter()
+        try:
+            engine = self._open_engine()
+            precision = getattr(engine, "precision", None)  # the native engine's dtype and why
+            if precision is not None:
+                self.info["decode_dtype"] = {"value": precision.value, "reason": precision.reason}
+            self.base = engine.decode
+            self.engine = engine
+            self._decode([WARMUP_LINE], None, Options(self._batched(self.base), False))  # compiles / allocates
+        except Exception as exc:  # noqa: BLE001 (any failure) reported by run_server as the command's error
+            self.failure = exc
+            self.on_failure()
+            return
+        self.batcher = MicroBatcher(self._decode, self.settings.max_batch_size,
+                                    self.settings.max_wait_ms / 1000, self.settings.queue_lines)
+        self._ready.set()
+        dtype = f", decode dtype {precision.value} ({precision.reason})" if precision is not None else ""
+        log.info(f"ready: {self.model_id} ({self.info['engine']}{dtype}), loaded and warmed in "
+                 f"{time.perf_counter() - started:.1f} s")
+
+    def _decode(self, lines: list[str], prefixes: list[str] | None, options: Options) -> list[list[Hypothesis]]:
+        """One batch with its requests' options, passed per call: the engine is never changed."""
+        assert self.engine is not None
+        return self.engine.translate_nbest(lines, prefixes, decode=options.decode)
+
+    def _batched(self, decode: DecodeConfig) -> DecodeConfig:
+        """`decode` batching as the server does: the batcher's groups, decoded as one batch."""
+        return dataclasses.replace(decode, batch_size=self.settings.max_batch_size, batch_tokens=0)
+
+    def options(self, request: TranslateRequest) -> Options:
+        """The request's decode options on the model's, checked by DecodeConfig's own rules (422
+        naming the request field); a beam size alone asks for one best. The server's beam limit
+        comes first: DecodeConfig's own bound (1024) is not what this server takes."""
+        assert self.base is not None
+        given = {name: getattr(request, name) for name in REQUEST_DECODE if getattr(request, name) is not None}
+        for name in ("beam_size", "n_best"):
+            if given.get(name, 0) > self.settings.max_beam_size:
+                raise ApiError(422, name, self._over_beam_limit(name, given[name]))
+        if "beam_size" in given:
+            given.setdefault("n_best", 1)
+        try:
+            decode = decode_with(self.base, given, DecodeNames({name: name for name in given}, REQUEST_ORIGIN))
+        except ConfigError as exc:
+            raise ApiError(422, exc.key if exc.key in given else "body", str(exc)) from None
+        if decode.beam_size > self.settings.max_beam_size:
+            raise ApiError(422, "beam_size", self._over_beam_limit("beam_size", decode.beam_size))
+        return Options(self._batched(decode), bool(request.prefix and any(request.prefix)))
+
+    def _over_beam_limit(self, name: str, value: int) -> str:
+        return f"{name}: must be <= {self.settings.max_beam_size} (the server's --max-beam-size), got {value}"
+
+    def stats(self) -> dict[str, Any]:
+        if self.batcher is None:
+            return {}
+        return {**dataclasses.asdict(self.batcher.stats), "queued_lines": self.batcher.pending_lines}
+
+    def close(self) -> None:
+        if self.batcher is not None:
+            self.batcher.close()
+
+
+# ---------------------------------------------------------------- the HTTP app
