@@ -114,9 +114,7 @@ def source_share(spm: Path, data: Path) -> float:
 
 def add_utilisation(results: list[dict], config: Path, spm: Path, data: Path, batch_tokens: int) -> dict:
     """Each result's model GFLOP/s and mfu; returns the measured matrix-product rates."""
-    from mt_cli.core.config import (
-        load_config,  # importable: json_report put the repository on the path
-    )
+    from mt_cli.core.config_loading import load_config  # importable: json_report put the repository on the path
 
     cfg = load_config(config)
     vocab = spm_lib.SentencePieceProcessor(model_file=str(spm)).get_piece_size()

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     start_tensorflow()
     import keras
 
-    from mt_cli.core.config import load_config
+    from mt_cli.core.config_loading import load_config
     from mt_cli.core.tokenizer import Tokenizers
     from mt_cli.engines.model_dir import write_export
     from mt_cli.model import build_model

@@ -133,7 +133,7 @@ def random_model_dir(root: Path, toy_dir: Path, name: str, norm: str = "pre", jo
     training."""
     import keras
 
-    from mt_cli.core.config import load_config
+    from mt_cli.core.config_loading import load_config
     from mt_cli.core.tokenizer import Tokenizers, train_tokenizers
     from mt_cli.engines.model_dir import write_export
     from mt_cli.model import build_model

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from mt_cli.cli.main import app
 from mt_cli.core.alignment import hard_alignment, layer_index, moses, word_ids
-from mt_cli.core.config import from_dict
+from mt_cli.core.config_checks import from_dict
 from mt_cli.core.errors import ConfigError
 from mt_cli.engines.choice import open_translator
 from mt_cli.training.loop import train

@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from mt_cli import __version__
 from mt_cli.cli.main import app
-from mt_cli.core.config import load_config
+from mt_cli.core.config_loading import load_config
 
 COMMANDS = ["tokenize", "train", "translate", "evaluate", "config"]
 ENV = {"COLUMNS": "80"}

@@ -17,7 +17,9 @@ from helpers import PRESET_DIR, REPO, alias_bomb, assert_one_line_error
 from typer.testing import CliRunner
 
 from mt_cli.cli.main import app
-from mt_cli.core.config import Config, from_dict, load_config, parse_override
+from mt_cli.core.config import Config
+from mt_cli.core.config_checks import from_dict
+from mt_cli.core.config_loading import load_config, parse_override
 from mt_cli.core.errors import ConfigError
 
 # The presets shipped in the package, and the example configs kept in the repository.

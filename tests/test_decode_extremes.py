@@ -21,7 +21,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from mt_cli.cli.main import app
-from mt_cli.core.config import INT32_MAX, Config, DecodeConfig, DecodeNames, decode_fields, decode_with, load_config
+from mt_cli.core.config import INT32_MAX, Config, DecodeConfig, decode_fields
+from mt_cli.core.config_checks import DecodeNames, decode_with
+from mt_cli.core.config_loading import load_config
 from mt_cli.core.errors import ConfigError
 from mt_cli.engines.protocol import LineTranslator
 

@@ -14,7 +14,9 @@ from typer.testing import CliRunner
 
 from mt_cli.cli.decode_options import given_flags
 from mt_cli.cli.main import app
-from mt_cli.core.config import DecodeConfig, DecodeNames, decode_fields, decode_with, load_config
+from mt_cli.core.config import DecodeConfig, decode_fields
+from mt_cli.core.config_checks import DecodeNames, decode_with
+from mt_cli.core.config_loading import load_config
 from mt_cli.core.errors import ConfigError
 
 

@@ -18,7 +18,9 @@ from hypothesis import strategies as st
 from typer.testing import CliRunner
 
 from mt_cli.cli.main import app
-from mt_cli.core.config import Config, apply_overrides, from_dict, load_config
+from mt_cli.core.config import Config
+from mt_cli.core.config_checks import from_dict
+from mt_cli.core.config_loading import apply_overrides, load_config
 from mt_cli.core.errors import ConfigError, DataError
 from mt_cli.core.textio import atomic_write_lines, count_lines, iter_lines, read_lines
 

@@ -204,7 +204,8 @@ def test_bad_input_is_a_4xx_naming_the_field(native_server: Server, body: Any, s
 def test_request_options_are_checked_by_the_decode_config_rules(native_server: Server, body: dict,
                                                                  answer: dict) -> None:
     """The messages are the ones DecodeConfig's rules give, naming the request's field."""
-    from mt_cli.core.config import DecodeConfig, DecodeNames, decode_with
+    from mt_cli.core.config import DecodeConfig
+    from mt_cli.core.config_checks import DecodeNames, decode_with
     from mt_cli.core.errors import ConfigError
 
     got = native_server.post({"text": ["a dog"], **body})

@@ -172,7 +172,7 @@ import tensorflow as tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from pathlib import Path
-from mt_cli.core.config import load_config
+from mt_cli.core.config_loading import load_config
 from mt_cli.training.loop import train
 cfg = load_config(sys.argv[1], sys.argv[3:])
 result = train(cfg, Path(sys.argv[2]))
@@ -262,7 +262,7 @@ _DUMP_SCRIPT = """
 import json, sys
 from pathlib import Path
 import numpy as np
-from mt_cli.core.config import load_config
+from mt_cli.core.config_loading import load_config
 from mt_cli.training import session
 from mt_cli.training.loop import train
 original = session.Session.export

@@ -17,7 +17,8 @@ import yaml
 from helpers import REPO, assert_one_line_error, copy_run, tiny_config_text, toy_pairs, write_pairs
 
 from mt_cli.cli.main import app
-from mt_cli.core.config import Config, DecodeConfig, EvalConfig, load_config
+from mt_cli.core.config import Config, DecodeConfig, EvalConfig
+from mt_cli.core.config_loading import load_config
 from mt_cli.core.errors import CheckpointError, ConfigError
 from mt_cli.core.files import atomic_dir, clean_temporaries
 

@@ -12,7 +12,8 @@ import json
 import logging
 from pathlib import Path
 
-from mt_cli.core.config import CONFIG_FILE, ModelConfig, load_config
+from mt_cli.core.config import CONFIG_FILE, ModelConfig
+from mt_cli.core.config_loading import load_config
 from mt_cli.core.errors import CheckpointError, ConfigError, MtError
 from mt_cli.core.files import clean_leftovers
 from mt_cli.engines.locate import model_config, read_manifest

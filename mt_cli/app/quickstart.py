@@ -9,7 +9,7 @@ import logging
 from dataclasses import dataclass
 from pathlib import Path
 
-from mt_cli.core.config import load_config
+from mt_cli.core.config_loading import load_config
 from mt_cli.core.errors import ConfigError
 from mt_cli.core.packaged import PRESET_DIR
 from mt_cli.core.textio import atomic_write_lines, read_lines

@@ -28,7 +28,7 @@ QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings 
 
 
 def load(config: Path | None, overrides: list[str] | None):  # -> Config, lazily imported
-    from mt_cli.core.config import load_config
+    from mt_cli.core.config_loading import load_config
 
     return load_config(config, overrides or [])
 

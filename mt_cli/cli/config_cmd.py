@@ -26,7 +26,7 @@ def validate(config: ConfigArg, set_: SetOption = None) -> None:
 
     Example: mt-cli config validate transformer-small
     """
-    from mt_cli.core.config import check_for_training
+    from mt_cli.core.config_checks import check_for_training
 
     check_for_training(load(config, set_))
     console.info(f"{config}: ok")

@@ -166,7 +166,8 @@ def _eval_defaults(config: Path | None, model: Path | None):
     """The `eval:` section that supplies defaults for flags not given: --config's, else the
     run's (-m RUN) or the model directory's (so `evaluate -m` scores as training's dev
     evaluation did)."""
-    from mt_cli.core.config import CONFIG_FILE, EvalConfig, load_config
+    from mt_cli.core.config import CONFIG_FILE, EvalConfig
+    from mt_cli.core.config_loading import load_config
     from mt_cli.engines.locate import model_config, read_manifest, resolve_model_dir
 
     if config is not None:

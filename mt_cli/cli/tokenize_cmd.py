@@ -50,7 +50,7 @@ def train(
       mt-cli tokenize train -i train.en -i train.de --vocab-size 8000 --model-prefix spm
       mt-cli tokenize train configs/multi30k-en-de.yaml --model-prefix runs/spm
     """
-    from mt_cli.core.config import load_config
+    from mt_cli.core.config_loading import load_config
     from mt_cli.core.errors import ConfigError
     from mt_cli.core.tokenizer import train_tokenizers
 

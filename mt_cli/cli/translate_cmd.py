@@ -19,7 +19,7 @@ OUTPUT_FORMATS = ("text", "jsonl")
 
 def _set_keys(overrides: list[str]) -> set[str]:
     """The decode fields `--set` names (decode.beam_size=2 -> beam_size), read by config's own parser."""
-    from mt_cli.core.config import parse_override
+    from mt_cli.core.config_loading import parse_override
 
     parts = (parse_override(text)[0] for text in overrides)
     return {p[1] for p in parts if len(p) == 2 and p[0] == "decode"}

@@ -15,7 +15,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mt_cli.core.config import CONFIG_FILE, Config, load_config
+from mt_cli.core.config import CONFIG_FILE, Config
+from mt_cli.core.config_loading import load_config
 from mt_cli.core.errors import CheckpointError, show_value
 from mt_cli.core.files import file_sha256
 

@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from mt_cli.core.config import Config, check_for_training
+from mt_cli.core.config import Config
+from mt_cli.core.config_checks import check_for_training
 from mt_cli.core.errors import ConfigError
 from mt_cli.training.evaluation import EarlyStopping, evaluation_due
 from mt_cli.training.init_from import Parent

@@ -11,7 +11,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from mt_cli.core.config import CONFIG_FILE, Config, load_config
+from mt_cli.core.config import CONFIG_FILE, Config
+from mt_cli.core.config_loading import load_config
 from mt_cli.core.errors import CheckpointError
 from mt_cli.core.tokenizer import Tokenizers, train_tokenizers
 from mt_cli.training.run_lock import LOCK_FILE

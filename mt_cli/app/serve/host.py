@@ -17,7 +17,8 @@ from mt_cli import __version__
 from mt_cli.app.serve.microbatch import MicroBatcher
 from mt_cli.app.serve.schemas import REQUEST_DECODE, REQUEST_ORIGIN, ApiError, Options, TranslateRequest
 from mt_cli.app.serve.settings import WARMUP_LINE, ServeSettings
-from mt_cli.core.config import DecodeConfig, DecodeNames, decode_with
+from mt_cli.core.config import DecodeConfig
+from mt_cli.core.config_checks import DecodeNames, decode_with
 from mt_cli.core.errors import ConfigError
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.engines.locate import NATIVE, model_config, model_name, read_manifest
