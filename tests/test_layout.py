@@ -15,6 +15,7 @@ PACKAGE = REPO / "mt_cli"
 # layers and from its own group (a use case in app/ is a group of its own).
 LAYERS = ("core", "model", "engines", "training", "app", "cli")
 TF_FREE_LAYERS = ("core", "cli")  # TensorFlow never at module level here
+MAX_MODULE_LINES = 450  # one concept a module: past this a module is doing several jobs
 MAX_FUNCTION_LINES = 80
 
 
@@ -108,6 +109,12 @@ def test_no_function_longer_than_80_lines() -> None:
                 length = node.end_lineno - node.lineno + 1
                 if length > MAX_FUNCTION_LINES:
                     long.append(f"{name}.{node.name}: {length} lines")
+    assert not long, long
+
+
+def test_no_module_longer_than_450_lines() -> None:
+    long = [f"{path.relative_to(REPO)}: {n} lines" for path in sorted((REPO / "mt_cli").rglob("*.py"))
+            if (n := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES]
     assert not long, long
 
 
