@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mt_cli.core.errors import ConfigError, DataError
-from mt_cli.core.metrics import METRICS, make_metric
+from mt_cli.core.metrics import HIGHER_IS_BETTER, METRICS, MetricScore, corpus_scores, make_metric
 from mt_cli.core.textio import (
     STDIN_NAME,
     atomic_write_lines,
@@ -28,31 +28,11 @@ from mt_cli.core.textio import (
     require_nonempty,
 )
 
-HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "ter": False}
 METHODS = ("bootstrap", "randomization")
 DEFAULT_SEED = 12345  # sacreBLEU's own default, so unseeded runs match `sacrebleu --paired-*`
 
 
 # ---------------------------------------------------------------------------- results
-
-
-@dataclass(frozen=True)
-class MetricScore:
-    """One corpus-level score with what is needed to reproduce and report it."""
-
-    metric: str  # "bleu" | "chrf" | "ter"
-    name: str  # sacreBLEU's display name: BLEU, chrF2, chrF2++, TER
-    score: float
-    signature: str
-    formatted: str  # sacreBLEU's full line, e.g. "BLEU = 26.7 81.8/50.0/21.4/10.0 (BP = ...)"
-
-    @property
-    def higher_is_better(self) -> bool:
-        return HIGHER_IS_BETTER[self.metric]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"name": self.name, "score": self.score, "signature": self.signature,
-                "formatted": self.formatted, "higher_is_better": self.higher_is_better}
 
 
 @dataclass(frozen=True)
@@ -184,13 +164,7 @@ def score_corpus(hyps: Sequence[str], refs: Sequence[Sequence[str]],
     """Corpus-level scores of one system, identical to the `sacrebleu` command's."""
     keys = parse_metrics(metrics)
     _check_refs(hyps, refs)
-    scores = {}
-    for key in keys:
-        metric = make_metric(key, tokenize, lowercase, chrf_word_order)
-        result = metric.corpus_score(list(hyps), [list(r) for r in refs])
-        plain = result.format(width=1)  # "BLEU = 26.7 ..." without the signature prefix
-        scores[key] = MetricScore(key, result.name, float(result.score),
-                                  metric.get_signature().format(), plain)
+    scores = corpus_scores(hyps, refs, keys, tokenize, lowercase, chrf_word_order)
     return EvalResult(n_lines=len(hyps), n_refs=len(refs), scores=scores)
 
 
@@ -307,3 +281,84 @@ def write_sentence_scores(path: str | Path,
     """JSON lines, one object per sentence and system, written atomically."""
     atomic_write_lines(path, (_json_line(item.to_dict(system))
                               for system, items in per_system for item in items))
+
+
+# ---------------------------------------------------------------------------- one evaluate run
+
+
+@dataclass(frozen=True)
+class Report:
+    """What one `mt-cli evaluate` run found, ready to print or to turn into its JSON document."""
+
+    names: list[str]
+    files: list[str | None]
+    results: list[EvalResult]
+    comparison: Comparison | None
+    worst: list[list[SentenceScore]]
+    rank_by: str  # the metric the worst lines are ranked by
+
+
+def evaluate_systems(systems: list[tuple[str, list[str]]], files: list[str | None], refs: list[list[str]],
+                     keys: tuple[str, ...], settings: dict[str, Any], significance: str | None = None,
+                     bootstrap_samples: int = 1000, ar_trials: int = 10000, seed: int = DEFAULT_SEED,
+                     sentence_level: Path | None = None, worst: int = 0) -> Report:
+    """Scores, the paired test, per-sentence scores (written to `sentence_level`) and the worst
+    lines of each system, all with the same metric settings."""
+    results = [score_corpus(lines, refs, keys, **settings) for _, lines in systems]
+    comparison = None
+    if significance is not None:
+        comparison = compare_systems(systems, refs, keys, significance, bootstrap_samples, ar_trials, seed,
+                                     **settings)
+    sentences: list[list[SentenceScore]] = []
+    if sentence_level is not None or worst > 0:
+        sentences = [sentence_scores(lines, refs, keys, **settings) for _, lines in systems]
+    if sentence_level is not None:
+        write_sentence_scores(sentence_level, [(name, items) for (name, _), items in zip(systems, sentences)])
+    rank_by = "bleu" if "bleu" in keys else keys[0]
+    worst_lines = ([worst_sentences(items, worst, rank_by) for items in sentences] if worst > 0
+                   else [[] for _ in systems])
+    return Report([name for name, _ in systems], files, results, comparison, worst_lines, rank_by)
+
+
+def report_document(report: Report, ref_names: list[str], keys: tuple[str, ...], settings: dict[str, Any],
+                    model: Path | None, source: Path | None, save_hyp: Path | None,
+                    sentence_level: Path | None) -> dict[str, Any]:
+    """The --json document, schema_version 1 (docs/evaluation.md)."""
+    comparison, systems = report.comparison, []
+    for j, (name, file, result) in enumerate(zip(report.names, report.files, report.results)):
+        scores = {}
+        for key, score in result.scores.items():
+            sig = (comparison.systems[j][key].to_dict() if comparison
+                   else {"p_value": None, "mean": None, "ci": None})
+            scores[key] = {**score.to_dict(), **sig}
+        systems.append({"name": name, "file": file, "lines": result.n_lines,
+                        "baseline": comparison is not None and j == 0, "scores": scores,
+                        "worst": [item.to_dict() for item in report.worst[j]]})
+    return {
+        "schema_version": 1,
+        "references": ref_names,
+        "metrics": list(keys),
+        "settings": settings,
+        "model": None if model is None else {"path": str(model), "source": str(source),
+                                             "saved_hypotheses": str(save_hyp) if save_hyp else None},
+        "significance": None if comparison is None else {
+            "method": comparison.method, "bootstrap_samples": comparison.bootstrap_samples,
+            "ar_trials": comparison.ar_trials, "seed": comparison.seed,
+            "baseline": comparison.names[0], "signatures": comparison.signatures},
+        "sentence_level": str(sentence_level) if sentence_level else None,
+        "systems": systems,
+    }
+
+
+def translate_source(translate: Callable[[list[str]], list[str]], source: Path, max_chars: int,
+                     ref_path: Path, refs: list[list[str]], save_hyp: Path | None) -> list[str]:
+    """`evaluate -m`: the source translated (checked against the references first, to fail
+    before decoding), written to `save_hyp` if given, right-stripped as hypotheses are."""
+    lines = read_text(source, strip=False, max_chars=max_chars)
+    check_line_counts(display_name(source), len(lines), display_name(ref_path), len(refs[0]), ALIGNED_HINT)
+    hyps = translate(lines)
+    if len(hyps) != len(lines):
+        raise DataError(f"returned {len(hyps)} translations for {len(lines)} source lines")
+    if save_hyp is not None:
+        atomic_write_lines(save_hyp, hyps)
+    return [line.rstrip() for line in hyps]

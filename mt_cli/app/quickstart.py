@@ -14,7 +14,7 @@ from mt_cli.core.errors import ConfigError
 from mt_cli.core.packaged import PRESET_DIR
 from mt_cli.core.textio import atomic_write_lines, read_lines
 from mt_cli.engines.choice import AUTO, check_engine_option, choose_engine, open_translator
-from mt_cli.training.evaluation import dev_metric
+from mt_cli.training.evaluation import scores_as_eval_says
 from mt_cli.training.loop import Reporter, TrainResult, train
 
 DEMO_CONFIG = PRESET_DIR / "demo.yaml"
@@ -54,8 +54,7 @@ def run_quickstart(run_dir: Path, config: Path = DEMO_CONFIG, overrides: list[st
     atomic_write_lines(hyp_path, hypotheses)
     refs = [[line.rstrip() for line in references]]
     hyps = [line.rstrip() for line in hypotheses]
-    metrics = {name: dev_metric(name, cfg.eval) for name in dict.fromkeys(("bleu", "chrf", *cfg.eval.metrics))}
-    scores = {name: float(metric.corpus_score(hyps, refs).score) for name, metric in metrics.items()}
-    return QuickstartResult(result, hyp_path, scores["bleu"], scores["chrf"],
-                            str(metrics["bleu"].get_signature()), len(hypotheses),
-                            {k: v for k, v in scores.items() if k in cfg.eval.metrics}, choice.engine, choice.reason)
+    scored = scores_as_eval_says(hyps, refs, ("bleu", "chrf", *cfg.eval.metrics), cfg.eval)
+    return QuickstartResult(result, hyp_path, scored["bleu"].score, scored["chrf"].score, scored["bleu"].signature,
+                            len(hypotheses), {k: v.score for k, v in scored.items() if k in cfg.eval.metrics},
+                            choice.engine, choice.reason)

@@ -33,17 +33,17 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from mt_cli.cli import console
 from mt_cli.cli.common import EngineOption, check_output_path
-from mt_cli.core.errors import ConfigError, DataError
+from mt_cli.core.errors import ConfigError
 from mt_cli.core.printable import printable
 
 if TYPE_CHECKING:
-    from mt_cli.app.evaluate import Comparison, EvalResult, SentenceScore
+    from mt_cli.app.evaluate import Report
 
 HypArg = Annotated[list[Path] | None, typer.Argument(
     metavar="HYP", show_default=False,
@@ -136,30 +136,17 @@ def evaluate(
         systems = ev.load_systems(hyp_paths, ref or [], refs)
         files = [name for name, _ in systems]
 
-    results = [ev.score_corpus(lines, refs, keys, **settings) for _, lines in systems]
-    comparison = None
-    if significance is not None:
-        comparison = ev.compare_systems(systems, refs, keys, significance, bootstrap_samples,
-                                        ar_trials, seed, **settings)
-    sentences: list[list[SentenceScore]] = []
-    if sentence_level is not None or worst > 0:
-        sentences = [ev.sentence_scores(lines, refs, keys, **settings) for _, lines in systems]
+    report = ev.evaluate_systems(systems, files, refs, keys, settings, significance, bootstrap_samples, ar_trials,
+                                 seed, sentence_level, worst)
     if sentence_level is not None:
-        named = [(name, items) for (name, _), items in zip(systems, sentences)]
-        ev.write_sentence_scores(sentence_level, named)
         console.info(f"wrote per-sentence scores to {sentence_level}")
-    rank_by = "bleu" if "bleu" in keys else keys[0]
-    worst_lines = [ev.worst_sentences(items, worst, rank_by) for items in sentences] if worst > 0 \
-        else [[] for _ in systems]
-
-    names = [name for name, _ in systems]
     if as_json:
-        console.print_json(_document(names, files, results, comparison, worst_lines, ref_names, keys,
-                                     settings, model, source, save_hyp, sentence_level))
+        console.print_json(ev.report_document(report, ref_names, keys, settings, model, source, save_hyp,
+                                              sentence_level))
         return
-    _print_table(names, results, comparison)
+    _print_table(report)
     if worst > 0:
-        _print_worst(names, worst_lines, rank_by)
+        _print_worst(report)
 
 
 def _eval_defaults(config: Path | None, model: Path | None):
@@ -211,62 +198,24 @@ def _check_usage(hypotheses: list[Path], ref: list[Path], significance: str | No
 
 def _translate(model: Path, source: Path | None, save_hyp: Path | None, overrides: list[str] | None,
                ref_paths: list[Path], refs: list[list[str]], engine: str) -> list[str]:
-    """Translate the source with the model (after checking alignment, to fail before decoding)."""
+    """Translate the source with the model (checked against the references before decoding)."""
     from mt_cli.app import evaluate as ev
     from mt_cli.cli.common import open_chosen_engine
-    from mt_cli.core.textio import atomic_write_lines, check_line_counts
     from mt_cli.core.tokenizer import line_char_limit
 
     assert source is not None
     translator, choice = open_chosen_engine([model], engine, list(overrides) if overrides else None)
     bound = line_char_limit(translator.max_source_tokens)  # a source line is never held beyond it
-    src_lines = ev.read_text(source, strip=False, max_chars=bound)
-    check_line_counts(ev.display_name(source), len(src_lines), ev.display_name(ref_paths[0]), len(refs[0]),
-                      ev.ALIGNED_HINT)
-    hyps = translator.translate(src_lines)
+    hyps = ev.translate_source(translator.translate, source, bound, ref_paths[0], refs, save_hyp)
     console.info(choice.describe())
-    if len(hyps) != len(src_lines):
-        raise DataError(f"{model}: returned {len(hyps)} translations for {len(src_lines)} source lines")
     if save_hyp is not None:
-        atomic_write_lines(save_hyp, hyps)
         console.info(f"wrote translations to {save_hyp}")
-    return [line.rstrip() for line in hyps]
+    return hyps
 
 
-def _document(names: list[str], files: list[str | None], results: list[EvalResult],
-              comparison: Comparison | None, worst_lines: list[list[SentenceScore]],
-              ref_names: list[str], keys: tuple[str, ...], settings: dict[str, Any],
-              model: Path | None, source: Path | None, save_hyp: Path | None,
-              sentence_level: Path | None) -> dict[str, Any]:
-    """The --json document (schema in the module docstring)."""
-    systems = []
-    for j, (name, file, result) in enumerate(zip(names, files, results)):
-        scores = {}
-        for key, score in result.scores.items():
-            sig = (comparison.systems[j][key].to_dict() if comparison
-                   else {"p_value": None, "mean": None, "ci": None})
-            scores[key] = {**score.to_dict(), **sig}
-        systems.append({"name": name, "file": file, "lines": result.n_lines,
-                        "baseline": comparison is not None and j == 0, "scores": scores,
-                        "worst": [item.to_dict() for item in worst_lines[j]]})
-    return {
-        "schema_version": 1,
-        "references": ref_names,
-        "metrics": list(keys),
-        "settings": settings,
-        "model": None if model is None else {"path": str(model), "source": str(source),
-                                             "saved_hypotheses": str(save_hyp) if save_hyp else None},
-        "significance": None if comparison is None else {
-            "method": comparison.method, "bootstrap_samples": comparison.bootstrap_samples,
-            "ar_trials": comparison.ar_trials, "seed": comparison.seed,
-            "baseline": comparison.names[0], "signatures": comparison.signatures},
-        "sentence_level": str(sentence_level) if sentence_level else None,
-        "systems": systems,
-    }
-
-
-def _print_table(names: list[str], results: list[EvalResult], comparison: Comparison | None) -> None:
+def _print_table(report: Report) -> None:
     """One row per system; with a test, mean ± 95% CI and p-value (* = p < 0.05) per cell."""
+    names, results, comparison = report.names, report.results, report.comparison
     from rich.table import Table
     from rich.text import Text
 
@@ -302,9 +251,10 @@ def _print_table(names: list[str], results: list[EvalResult], comparison: Compar
                              "baseline; score (mean ± 95% CI); * = p < 0.05", markup=False)
 
 
-def _print_worst(names: list[str], worst_lines: list[list[SentenceScore]], rank_by: str) -> None:
+def _print_worst(report: Report) -> None:
     """Plain lines, so long sentences stay greppable and copyable; the text is escaped
     (`printable`): a line holding ESC sequences must not clear or redraw the terminal."""
+    names, worst_lines, rank_by = report.names, report.worst, report.rank_by
     for name, items in zip(names, worst_lines):
         noun = "line" if len(items) == 1 else "lines"
         console.stdout.print(f"\nWorst {len(items)} {noun} of {printable(name)} by sentence {rank_by}:",

@@ -1,9 +1,12 @@
-"""The one place a sacreBLEU metric object is made, for `evaluate` and for training's dev
-scores alike, so both report the numbers the `sacrebleu` command prints for the same files."""
+"""The one place a sacreBLEU metric object is made and a corpus is scored, for `evaluate`,
+training's dev scores and the quickstart alike, so all three report the numbers the
+`sacrebleu` command prints for the same files."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 from sacrebleu.metrics import BLEU, CHRF, TER
 from sacrebleu.metrics.base import Metric
@@ -11,6 +14,26 @@ from sacrebleu.metrics.base import Metric
 from mt_cli.core.errors import ConfigError
 
 METRICS = ("bleu", "chrf", "ter")
+HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "ter": False}
+
+
+@dataclass(frozen=True)
+class MetricScore:
+    """One corpus-level score with what is needed to reproduce and report it."""
+
+    metric: str  # "bleu" | "chrf" | "ter"
+    name: str  # sacreBLEU's display name: BLEU, chrF2, chrF2++, TER
+    score: float
+    signature: str
+    formatted: str  # sacreBLEU's full line, e.g. "BLEU = 26.7 81.8/50.0/21.4/10.0 (BP = ...)"
+
+    @property
+    def higher_is_better(self) -> bool:
+        return HIGHER_IS_BETTER[self.metric]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"name": self.name, "score": self.score, "signature": self.signature,
+                "formatted": self.formatted, "higher_is_better": self.higher_is_better}
 
 
 def make_metric(key: str, tokenize: str, lowercase: bool, chrf_word_order: int,
@@ -40,3 +63,16 @@ def make_metric(key: str, tokenize: str, lowercase: bool, chrf_word_order: int,
     if key == "ter":
         return TER(references=references)
     raise ConfigError(f"unknown metric {key!r}: choose from {', '.join(METRICS)}")
+
+
+def corpus_scores(hyps: Sequence[str], refs: Sequence[Sequence[str]], keys: Sequence[str], tokenize: str = "13a",
+                  lowercase: bool = False, chrf_word_order: int = 0) -> dict[str, MetricScore]:
+    """Corpus-level scores of one system for each metric in `keys`, as `sacrebleu` prints them;
+    `refs[k][i]` is the k-th reference of line i (sacreBLEU's layout)."""
+    scores = {}
+    for key in dict.fromkeys(keys):
+        metric = make_metric(key, tokenize, lowercase, chrf_word_order)
+        result = metric.corpus_score(list(hyps), [list(ref) for ref in refs])
+        plain = result.format(width=1)  # "BLEU = 26.7 ..." without the signature prefix
+        scores[key] = MetricScore(key, result.name, float(result.score), metric.get_signature().format(), plain)
+    return scores

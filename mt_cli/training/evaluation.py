@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from sacrebleu.metrics.base import Metric
 
 from mt_cli.core.config import EvalConfig
-from mt_cli.core.metrics import make_metric
+from mt_cli.core.metrics import MetricScore, corpus_scores, make_metric
 from mt_cli.engines.native import Translator
 from mt_cli.training.data import EncodedCorpus, sequential_batches
 from mt_cli.training.state import TrainState
@@ -41,8 +41,15 @@ class DevSet:
         metrics = dict.fromkeys((*self.settings.metrics, *(m for m in need if m != "loss")))
         refs = [[r.rstrip() for r in self.references]]
         hyps = [h.rstrip() for h in hypotheses]
-        return {"loss": total / max(tokens, 1.0),
-                **{m: float(dev_metric(m, self.settings).corpus_score(hyps, refs).score) for m in metrics}}
+        scored = scores_as_eval_says(hyps, refs, tuple(metrics), self.settings)
+        return {"loss": total / max(tokens, 1.0), **{m: scored[m].score for m in metrics}}
+
+
+def scores_as_eval_says(hyps: list[str], refs: list[list[str]], keys: tuple[str, ...],
+                        settings: EvalConfig) -> dict[str, MetricScore]:
+    """Corpus scores with the `eval:` settings (tokenize, lowercase, chrF word order): training's
+    dev scores and the quickstart's test scores, through the one scoring function `evaluate` uses."""
+    return corpus_scores(hyps, refs, keys, settings.tokenize, settings.lowercase, settings.chrf_word_order)
 
 
 def dev_metric(name: str, settings: EvalConfig) -> Metric:
