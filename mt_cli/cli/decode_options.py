@@ -1,6 +1,6 @@
 """CLI flags derived from DecodeConfig: one `--flag` per field, none written by hand.
 
-Why: a decode option used to be spelled out in six places. Here each DecodeConfig field
+Why: a decode option written by hand in several places drifts apart. Each DecodeConfig field
 becomes a Typer option (its flags, type and help from the field), and the values given
 come back typed, as a `{field name: value}` dict apart from the `--set` strings, so that
 load_config checks them by the field's rule and names the flag the user typed.

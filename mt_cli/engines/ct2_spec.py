@@ -27,7 +27,7 @@ from mt_cli.model.layers import DecoderLayer, EncoderLayer, FeedForward
 from mt_cli.model.transformer import TokenEmbedding
 
 # float32: measured fastest on an AVX2 CPU (AMD EPYC Zen 3: int8 decodes at 0.67x float32's
-# sentences/s, issue 24), and lossless; CTranslate2 can still quantize it when loading.
+# sentences/s; docs/translation.md), and lossless; CTranslate2 can still quantize it when loading.
 CONVERSION_QUANTIZATION = "float32"
 _ACTIVATIONS = {"relu": common_spec.Activation.RELU, "gelu": common_spec.Activation.GELUTanh}
 
