@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from mt_cli.cli import console
+from mt_cli.core.config import native_features
 from mt_cli.core.quiet import native_stderr_captured
 from mt_cli.core.runtime import configure_environment
 
@@ -22,7 +23,7 @@ SetOption = Annotated[list[str] | None, typer.Option(
 EngineOption = Annotated[str, typer.Option(
     "--engine", metavar="auto|native|ctranslate2",
     help="auto: CTranslate2 where the model directory holds its conversion and the request needs nothing "
-         "only the native engine has (alignments, constraints, ensembles, shortlist, coverage penalty, a GPU); "
+         f"only the native engine has ({', '.join([*native_features(), 'constraints', 'ensembles', 'a GPU'])}); "
          "else native. The choice and its reason go to stderr.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")]
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from mt_cli.core.config import DecodeConfig, decode_flag
+from mt_cli.core.config import DecodeConfig, ctranslate2_fields, native_feature
 from mt_cli.core.errors import ConfigError
 from mt_cli.core.hardware import nvidia_gpus_visible
 from mt_cli.core.runtime import Choice
@@ -27,7 +27,8 @@ from mt_cli.engines.locate import (
 )
 from mt_cli.engines.protocol import LineTranslator
 
-__all__ = ["AUTO", "ENGINE_OPTIONS", "EngineChoice", "check_engine_option", "choose_engine", "open_translator"]
+__all__ = ["AUTO", "ENGINE_OPTIONS", "EngineChoice", "check_engine_option", "choose_engine", "native_only_use",
+           "open_translator"]
 AUTO = "auto"
 ENGINE_OPTIONS = (AUTO, NATIVE, CTRANSLATE2)
 
@@ -49,17 +50,20 @@ class EngineChoice:
         return replace(self, precision=getattr(translator, "precision", None))
 
 
+NATIVE_FIRST = ("native", "native_first")  # DecodeConfig's `ctranslate2` kinds `auto` takes native for
+CONSTRAINTS_USE = "--constraints-file (lexically constrained search)"
+
+
 def native_only_use(decode: DecodeConfig, constraints: bool = False) -> str | None:
-    """The first option in use that only the native engine has (or has the same way), named as
-    users give it; None when CTranslate2 decodes the request the same way."""
+    """The first option in use that only the native engine has (or has its way), named as
+    users give it (DecodeConfig's `ctranslate2` declarations); None when CTranslate2 decodes
+    the request the same way."""
     if constraints:
-        return "--constraints-file (lexically constrained search)"
-    if decode.alignments:
-        return f"{decode_flag('alignments')} (attention alignments)"
-    if decode.shortlist:
-        return f"{decode_flag('shortlist')} (vocabulary shortlist)"
-    if decode.coverage_penalty and decode.beam_size > 1 and not decode.sampling:
-        return f"{decode_flag('coverage_penalty')} (GNMT's coverage penalty)"
+        return CONSTRAINTS_USE
+    for kind in NATIVE_FIRST:  # what CTranslate2 cannot serve at all is the stronger reason
+        for f in ctranslate2_fields(kind):
+            if decode.in_effect(f.name):
+                return native_feature(f.name)
     return None
 
 

@@ -24,7 +24,7 @@ from typing import Any
 import ctranslate2
 
 from mt_cli.core.batching import longest_first_batches, truncated
-from mt_cli.core.config import CONFIG_FILE, DecodeConfig
+from mt_cli.core.config import CONFIG_FILE, DecodeConfig, ctranslate2_fields, ctranslate2_notes, native_feature
 from mt_cli.core.errors import CheckpointError, ConfigError
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.core.tokenizer import Tokenizers, cut_lines, line_char_limit
@@ -41,13 +41,12 @@ BEAM_PATIENCE = 1.0
 
 
 def _check_supported(decode: DecodeConfig) -> None:
-    """Options only the native engine has: an error, not a silent difference."""
-    if decode.alignments:
-        raise ConfigError("--alignments needs the native engine (translate with the model directory "
-                          "this CTranslate2 model was exported from)")
-    if decode.shortlist:
-        raise ConfigError("--shortlist (decode.shortlist) needs the native engine (translate with the "
-                          "model directory this CTranslate2 model was exported from)")
+    """Options only the native engine has (DecodeConfig's `ctranslate2="native"`): an error,
+    not a silent difference."""
+    for field in ctranslate2_fields("native"):
+        if decode.in_effect(field.name):
+            raise ConfigError(f"{native_feature(field.name)} needs the native engine (translate with the model "
+                              "directory this CTranslate2 model was exported from)")
 
 
 def _rescored(d: DecodeConfig) -> bool:
@@ -91,7 +90,7 @@ class CT2Translator:
         self.tokenizers = Tokenizers.load(directory / tok["source"],
                                           None if tok["target"] == tok["source"] else directory / tok["target"])
         self.decode: DecodeConfig = config.decode
-        for note in self.decode.ignored_options():
+        for note in [*self.decode.ignored_options(), *ctranslate2_notes(config.decode_named)]:
             log.warning(note)
         _check_supported(self.decode)
         self.max_source_tokens = config.model.max_length

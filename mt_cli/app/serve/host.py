@@ -108,15 +108,13 @@ class ModelHost:
 
     def options(self, request: TranslateRequest) -> Options:
         """The request's decode options on the model's, checked by DecodeConfig's own rules (422
-        naming the request field); a beam size alone asks for one best. The server's beam limit
+        naming the request field; a beam size alone asks for one best). The server's beam limit
         comes first: DecodeConfig's own bound (1024) is not what this server takes."""
         assert self.base is not None
         given = {name: getattr(request, name) for name in REQUEST_DECODE if getattr(request, name) is not None}
         for name in ("beam_size", "n_best"):
             if given.get(name, 0) > self.settings.max_beam_size:
                 raise ApiError(422, name, self._over_beam_limit(name, given[name]))
-        if "beam_size" in given:
-            given.setdefault("n_best", 1)
         try:
             decode = decode_with(self.base, given, DecodeNames({name: name for name in given}, REQUEST_ORIGIN))
         except ConfigError as exc:
