@@ -1,7 +1,8 @@
 """What is declared once and derived everywhere (issue 29, point 4): how CTranslate2 serves each
 decode option (the engine choice, the CTranslate2 engine's refusals, the warnings and the
 `--engine` help follow it), the rule that a beam size alone asks for one best (in
-`decode_with`, for flags and requests alike)."""
+`decode_with`, for flags and requests alike), and `mt-cli serve`'s flags (ServeSettings'
+fields, checked by the config's own rules)."""
 
 from __future__ import annotations
 
@@ -9,13 +10,15 @@ import dataclasses
 from pathlib import Path
 
 import pytest
+import typer
 from typer.testing import CliRunner
 
+from mt_cli.app.serve.settings import ServeSettings
 from mt_cli.cli.main import app
 from mt_cli.core.config import CTRANSLATE2_SUPPORT, DecodeConfig, ctranslate2_notes, decode_fields, decode_flag
 from mt_cli.core.config_checks import DecodeNames, decode_with
 from mt_cli.core.config_loading import load_config
-from mt_cli.core.errors import ConfigError
+from mt_cli.core.errors import ConfigError, MtError
 from mt_cli.engines.choice import native_only_use
 
 # A value each option takes that the search uses (with a beam, where the option needs one).
@@ -88,3 +91,33 @@ def test_a_beam_size_flag_alone_asks_for_one_best_unless_set_names_n_best(tmp_pa
     assert load_config(config, ["decode.n_best=2"], {"beam_size": 2}).decode.n_best == 2
     named = load_config(config, ["decode.max_length_a=2"], {"beam_size": 2})
     assert named.decode_named == {"max_length_a", "beam_size"}
+
+
+def _serve_options() -> dict[str, object]:
+    command = typer.main.get_command(app).commands["serve"]  # type: ignore[attr-defined]
+    return {param.name: param for param in command.params}
+
+
+def test_serve_flags_are_the_settings_fields() -> None:
+    options = _serve_options()
+    for field in dataclasses.fields(ServeSettings):
+        option = options[field.name]
+        assert option.opts == ["--" + field.name.replace("_", "-")], field.name
+        assert option.help == field.metadata["doc"] and field.metadata["doc"], field.name
+        default = field.default_factory() if field.default is dataclasses.MISSING else field.default
+        assert option.default == (",".join(default) if isinstance(default, tuple) else default), field.name
+
+
+@pytest.mark.parametrize(("values", "message"), [
+    ({"max_lines": 0}, "--max-lines: must be >= 1, got 0"),
+    ({"max_wait_ms": float("nan")}, "--max-wait-ms: must be a number in 0..60000, got nan"),
+    ({"max_wait_ms": 1e300}, "--max-wait-ms: must be a number in 0..60000, got 1e+300"),
+    ({"header_timeout": 0.0}, "--header-timeout: must be a number of seconds in (0, 3600], got 0.0"),
+    ({"max_beam_size": 2000}, "--max-beam-size: must be <= 1024, got 2000"),
+    ({"port": 70000}, "--port: must be in 0..65535, got 70000"),
+    ({"max_queue": 3}, "--max-queue: must be >= --max-lines (256), got 3"),
+])
+def test_serve_settings_are_checked_by_the_config_rules(values: dict, message: str) -> None:
+    with pytest.raises(MtError) as info:
+        ServeSettings(**values).check()
+    assert str(info.value) == message

@@ -22,15 +22,22 @@ CONFIG_FILE = "config.yaml"  # a resolved config, in run directories and model d
 SACREBLEU_TOKENIZERS = ("none", "13a", "intl", "zh", "ja-mecab", "ko-mecab", "char", "flores101", "flores200")
 
 
-def _opt(default: Any, *, choices: tuple[Any, ...] | None = None, ge: float | None = None,
-         gt: float | None = None, le: float | None = None, doc: str = "", **extra: Any) -> Any:
+def rule_field(default: Any, *, choices: tuple[Any, ...] | None = None, ge: float | None = None,
+               gt: float | None = None, le: float | None = None, says: str = "", doc: str = "",
+               **extra: Any) -> Any:
     """A dataclass field carrying its validation rule (and any extra metadata, such as `path=True`
-    for a file path resolved against the config file naming it) next to its default."""
-    meta = {"choices": choices, "ge": ge, "gt": gt, "le": le, "doc": doc, **extra}
+    for a file path resolved against the config file naming it) next to its default; `says`
+    words the range in one phrase (`a number in 0..60000`) for every bound it breaks.
+    config_checks.py checks a value by these rules, for the config and `mt-cli serve`'s
+    settings alike."""
+    meta = {"choices": choices, "ge": ge, "gt": gt, "le": le, "says": says, "doc": doc, **extra}
     if isinstance(default, (list, tuple)):
         value = tuple(default)
         return field(default_factory=lambda: value, metadata=meta)
     return field(default=default, metadata=meta)
+
+
+_opt = rule_field  # the schema's own short name for it
 
 
 @dataclass(frozen=True)

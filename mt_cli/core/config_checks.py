@@ -9,7 +9,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from mt_cli.core.config import Config, DecodeConfig, decode_flag
@@ -53,10 +53,12 @@ def _check_scalar(key: str, value: Any, tp: Any, meta: dict[str, Any], origin: s
     }[tp]
     if not ok:
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {describe(value)}{_where(origin)}", key)
+    says = meta.get("says")
     if tp is float:
         value = float(value)
         if not math.isfinite(value):  # no option has a meaning at inf or nan (YAML .inf, a flag's 'inf')
-            raise ConfigError(f"{key}: must be a finite number, got {show_value(value)}{_where(origin)}", key)
+            raise ConfigError(f"{key}: must be {says or 'a finite number'}, got {show_value(value)}{_where(origin)}",
+                              key)
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         hint = difflib.get_close_matches(clip(str(value)), [str(c) for c in choices], n=1)
@@ -68,8 +70,17 @@ def _check_scalar(key: str, value: Any, tp: Any, meta: dict[str, Any], origin: s
                               ("le", lambda v, b: v <= b, "<=")):
         bound = meta.get(rule)
         if bound is not None and not test(value, bound):
-            raise ConfigError(f"{key}: must be {words} {bound}, got {show_value(value)}{_where(origin)}", key)
+            raise ConfigError(f"{key}: must be {says or f'{words} {bound}'}, got {show_value(value)}{_where(origin)}",
+                              key)
     return value
+
+
+def check_fields(values: Any, name: Callable[[str], str]) -> None:
+    """Every field of dataclass instance `values` checked by its rules (`rule_field`), as a
+    config's are; a message names the field as `name` does (a flag, for `mt-cli serve`)."""
+    hints = typing.get_type_hints(type(values))
+    for fld in dataclasses.fields(values):
+        _convert(name(fld.name), getattr(values, fld.name), hints[fld.name], dict(fld.metadata), "")
 
 
 def _build(cls: type, raw: Any, prefix: str, origin: str) -> Any:
