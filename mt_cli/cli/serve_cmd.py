@@ -45,13 +45,14 @@ def serve(
     require("uvicorn", "serve", "mt-cli serve")
     from mt_cli.engines.choice import choose_engine, open_translator
     from mt_cli.engines.locate import NATIVE
+    from mt_cli.engines.opened import open_model_dir
 
-    overrides = list(set_ or [])
-    choice = choose_engine([model], engine, overrides)  # said by the server once it listens
+    opened = open_model_dir(model, list(set_ or []))  # the one read of its manifest and config
+    choice = choose_engine([opened], engine)  # said by the server once it listens
     if choice.engine == NATIVE:
         start_tensorflow()
     console.adopt_logger("uvicorn")
     from mt_cli.app.serve.server import run_server
 
-    run_server(lambda: open_translator(model, overrides, threads, engine=choice.engine), model,
+    run_server(lambda: open_translator(opened, threads=threads, engine=choice.engine), opened,
                settings or ServeSettings(), engine=(choice.engine, choice.reason))
