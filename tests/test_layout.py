@@ -1,5 +1,6 @@
-"""The layout's rules, checked on the source: imports point down, TensorFlow stays out of the
-foundation and the CLI start-up, and no function grows past 80 lines."""
+"""The layout's rules, checked on the source: imports point down and never in a circle,
+TensorFlow stays out of the foundation and the CLI start-up, and no function grows past 80
+lines."""
 
 from __future__ import annotations
 
@@ -72,6 +73,49 @@ def test_imports_point_down() -> None:
             other_rank, other_group = layer(target)
             ok = other_rank < rank or other_group == group
             assert ok, f"{name}:{node.lineno} imports {target} (layer {other_group}) from layer {group}"
+
+
+def _import_graph() -> dict[str, set[str]]:
+    """mt_cli module -> the mt_cli modules it imports, at any depth (inside functions and
+    `if TYPE_CHECKING:` too); `from pkg import mod` counts as pkg.mod where that is a module."""
+    trees = modules()
+    graph: dict[str, set[str]] = {}
+    for name, tree in trees.items():
+        targets = set()
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                targets |= {alias.name for alias in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module:
+                subs = {f"{node.module}.{alias.name}" for alias in node.names} & trees.keys()
+                targets |= subs or {node.module}
+        graph[name] = {t for t in targets if t in trees and t != name}
+    return graph
+
+
+def _circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import circle (a -> b -> ... -> a), or None."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str] | None:
+        if node in path:
+            return path[path.index(node):] + [node]
+        if node in done:
+            return None
+        for target in sorted(graph[node]):
+            found = visit(target, [*path, node])
+            if found:
+                return found
+        done.add(node)
+        return None
+
+    return next((found for name in sorted(graph) if (found := visit(name, []))), None)
+
+
+def test_no_import_circles() -> None:
+    """No two modules import each other, however indirectly (TYPE_CHECKING imports included: a
+    circle there is one concept split across two files)."""
+    circle = _circle(_import_graph())
+    assert circle is None, " -> ".join(circle or [])
 
 
 def test_tensorflow_imported_only_at_package_boundaries() -> None:

@@ -19,6 +19,7 @@ from mt_cli.core.alignment import layer_index
 from mt_cli.core.errors import ConfigError
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID
 from mt_cli.engines.model_dir import load_translator
+from mt_cli.engines.opened import ModelDir, open_model_dir
 
 KINDS = ("cross", "encoder", "decoder")
 
@@ -60,12 +61,13 @@ def _number(option: str, value: str) -> int:
                           f"got {value!r}") from None
 
 
-def attention_view(model: str | Path, text: str, kind: str = "cross", layer: str = "all",
+def attention_view(model: str | Path | ModelDir, text: str, kind: str = "cross", layer: str = "all",
                    head: str = "mean", overrides: list[str] | None = None) -> AttentionView:
-    """Translate `text` with a native model directory and collect the attention asked for."""
+    """Translate `text` with a native model directory (opened once, `open_model_dir`; a path
+    is opened with `overrides`) and collect the attention asked for."""
     if kind not in KINDS:
         raise ConfigError(f"--kind: must be one of {', '.join(KINDS)}, got {kind!r}")
-    translator = load_translator(model, overrides)
+    translator = load_translator(open_model_dir(model, overrides))
     best = translator.translate_nbest([text])[0][0]
     limit = translator.max_source_tokens - 1
     source = translator.tokenizers.source

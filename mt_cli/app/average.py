@@ -16,8 +16,8 @@ from mt_cli.core.config import CONFIG_FILE, ModelConfig
 from mt_cli.core.config_loading import load_config
 from mt_cli.core.errors import CheckpointError, ConfigError, MtError
 from mt_cli.core.files import clean_leftovers
-from mt_cli.engines.locate import model_config, read_manifest
 from mt_cli.engines.model_dir import write_export
+from mt_cli.engines.opened import open_model_dir
 from mt_cli.model import build_model
 from mt_cli.training.checkpoints import SavedStep, list_checkpoints
 from mt_cli.training.export_choice import ExportChoice, load_choice
@@ -80,7 +80,7 @@ def _check_model_unchanged(config_path: Path, model: ModelConfig) -> None:
     if not export.is_dir():
         return
     try:  # read like every model directory's config: checked (regular, inside, hashed) first
-        trained = model_config(export, read_manifest(export)).model
+        trained = open_model_dir(export).config.model
     except MtError as exc:  # a damaged export is not read; the checkpoints are what counts here
         log.warning(f"the model section is not compared with the run's export: {exc}")
         return

@@ -53,10 +53,13 @@ def attention(
     """
     check_image(output)
     sentence = _line(text, file, line)
+    from mt_cli.engines.opened import open_model_dir
+
+    opened = open_model_dir(model, list(set_ or []))  # its manifest read, its config parsed, once
     start_tensorflow()
     from mt_cli.app.attention import attention_view, draw_heatmaps
 
-    view = attention_view(model, sentence, kind, layer, head, list(set_ or []))
+    view = attention_view(opened, sentence, kind, layer, head)
     if output is None:
         _print_grid(view)
         return

@@ -11,6 +11,7 @@ from typing import Annotated, Any
 import typer
 
 from mt_cli.cli import console
+from mt_cli.core.config import native_features
 from mt_cli.core.quiet import native_stderr_captured
 from mt_cli.core.runtime import configure_environment
 
@@ -22,7 +23,7 @@ SetOption = Annotated[list[str] | None, typer.Option(
 EngineOption = Annotated[str, typer.Option(
     "--engine", metavar="auto|native|ctranslate2",
     help="auto: CTranslate2 where the model directory holds its conversion and the request needs nothing "
-         "only the native engine has (alignments, constraints, ensembles, shortlist, coverage penalty, a GPU); "
+         f"only the native engine has ({', '.join([*native_features(), 'constraints', 'ensembles', 'a GPU'])}); "
          "else native. The choice and its reason go to stderr.")]
 QuietOption = Annotated[bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")]
 
@@ -45,16 +46,19 @@ def check_output_path(path: Path | None, flag: str, example: str = "out.txt") ->
 def open_chosen_engine(model: list[Path], engine: str, overrides: list[str] | None, threads: int = 0,
                        weights: list[float] | None = None, decode_flags: dict | None = None,
                        constraints: bool = False):  # -> (LineTranslator, EngineChoice), lazily imported
-    """The engine `--engine` asks for (auto: chosen here) and the choice, with TensorFlow started
-    only when the native engine is the one. Callers say the choice (`say_engine`) once the
+    """The engine `--engine` asks for (auto: chosen here) and the choice, over the model
+    directories opened once (manifest read, config parsed with `--set` and the decode flags),
+    with TensorFlow started only when the native engine is the one. Callers say the choice (`say_engine`) once the
     input proved good, so bad input still gets its one error line alone."""
     from mt_cli.engines.choice import choose_engine, open_translator
     from mt_cli.engines.locate import NATIVE
+    from mt_cli.engines.opened import open_model_dir
 
-    choice = choose_engine(list(model), engine, overrides, decode_flags, constraints)
+    opened = [open_model_dir(path, overrides, decode_flags) for path in model]  # each read and parsed once
+    choice = choose_engine(opened, engine, constraints=constraints)
     if choice.engine == NATIVE:
         start_tensorflow()
-    translator = open_translator(list(model), overrides, threads, weights, decode_flags, engine=choice.engine)
+    translator = open_translator(opened, threads=threads, ensemble_weights=weights, engine=choice.engine)
     return translator, choice.opened(translator)
 
 

@@ -155,7 +155,8 @@ def _eval_defaults(config: Path | None, model: Path | None):
     evaluation did)."""
     from mt_cli.core.config import CONFIG_FILE, EvalConfig
     from mt_cli.core.config_loading import load_config
-    from mt_cli.engines.locate import model_config, read_manifest, resolve_model_dir
+    from mt_cli.engines.locate import resolve_model_dir
+    from mt_cli.engines.opened import open_model_dir
 
     if config is not None:
         return load_config(config).eval
@@ -164,7 +165,7 @@ def _eval_defaults(config: Path | None, model: Path | None):
     directory = resolve_model_dir(model)
     if directory != model and (model / CONFIG_FILE).is_file():
         return load_config(model / CONFIG_FILE).eval  # a run's training config, read as --config is
-    return model_config(directory, read_manifest(directory)).eval  # checked like every model file
+    return open_model_dir(directory).config.eval  # checked like every model file
 
 
 def _check_usage(hypotheses: list[Path], ref: list[Path], significance: str | None, worst: int,

@@ -17,29 +17,9 @@ from mt_cli.cli.decode_options import with_decode_options
 OUTPUT_FORMATS = ("text", "jsonl")
 
 
-def _set_keys(overrides: list[str]) -> set[str]:
-    """The decode fields `--set` names (decode.beam_size=2 -> beam_size), read by config's own parser."""
-    from mt_cli.core.config_loading import parse_override
-
-    parts = (parse_override(text)[0] for text in overrides)
-    return {p[1] for p in parts if len(p) == 2 and p[0] == "decode"}
-
-
-def _warn_unmatched(given: set[str]) -> None:
-    """Options CTranslate2 applies its own way: say so rather than differ silently."""
-    unmatched = {"coverage_penalty": "--coverage-penalty uses CTranslate2's own coverage penalty",
-                 "max_length_a": "--max-length-a/-b apply per batch (its longest source) in CTranslate2"}
-    for name, message in unmatched.items():
-        if name in given:
-            console.warning(message)
-
-
-def _decode_flags(given: dict[str, Any], set_keys: set[str], stream: bool) -> dict[str, Any]:
-    """The typed decode values the engine loads with: `--beam-size` alone asks for one best
-    (unless --set names n_best), so a saved n_best cannot clash; `--stream` decodes line by line."""
+def _decode_flags(given: dict[str, Any], stream: bool) -> dict[str, Any]:
+    """The typed decode values the engine loads with: `--stream` decodes line by line."""
     flags = dict(given)
-    if "beam_size" in flags and "n_best" not in flags and "n_best" not in set_keys:
-        flags["n_best"] = 1
     if stream:
         flags.update(batch_size=1, batch_tokens=0)
     return flags
@@ -165,20 +145,16 @@ def translate(
 
     if fmt not in OUTPUT_FORMATS:
         raise ConfigError(f"--format: must be one of {', '.join(OUTPUT_FORMATS)}, got {fmt!r}")
-    given, overrides = dict(decode_flags or {}), list(set_ or [])
-    flags = _decode_flags(given, _set_keys(overrides), stream)
+    overrides = list(set_ or [])
+    flags = _decode_flags(dict(decode_flags or {}), stream)
     source = None if input_ is None or str(input_) == "-" else input_  # None: stdin
     check_output_path(output, "-o/--output")
     _check_side_files(source, prefix_file, constraints_file)
     parts = _parse_shard_option(shard)
 
-    from mt_cli.engines.locate import CTRANSLATE2
-
     weights = _parse_weights(ensemble_weights)
     translator, choice = open_chosen_engine(model, engine, overrides, threads, weights, flags,
                                             constraints=constraints_file is not None)
-    if choice.engine == CTRANSLATE2:
-        _warn_unmatched(set(given) | _set_keys(overrides))
     progress = console.LineProgress() if output is not None and console.interactive() else None
     lines, total = _output_lines(translator, (source, prefix_file, constraints_file), parts, progress,
                                  fmt=fmt, with_scores=with_scores, stream=stream,

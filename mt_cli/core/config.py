@@ -12,6 +12,7 @@ after an hour of training costs an hour.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,15 +22,22 @@ CONFIG_FILE = "config.yaml"  # a resolved config, in run directories and model d
 SACREBLEU_TOKENIZERS = ("none", "13a", "intl", "zh", "ja-mecab", "ko-mecab", "char", "flores101", "flores200")
 
 
-def _opt(default: Any, *, choices: tuple[Any, ...] | None = None, ge: float | None = None,
-         gt: float | None = None, le: float | None = None, doc: str = "", **extra: Any) -> Any:
+def rule_field(default: Any, *, choices: tuple[Any, ...] | None = None, ge: float | None = None,
+               gt: float | None = None, le: float | None = None, says: str = "", doc: str = "",
+               **extra: Any) -> Any:
     """A dataclass field carrying its validation rule (and any extra metadata, such as `path=True`
-    for a file path resolved against the config file naming it) next to its default."""
-    meta = {"choices": choices, "ge": ge, "gt": gt, "le": le, "doc": doc, **extra}
+    for a file path resolved against the config file naming it) next to its default; `says`
+    words the range in one phrase (`a number in 0..60000`) for every bound it breaks.
+    config_checks.py checks a value by these rules, for the config and `mt-cli serve`'s
+    settings alike."""
+    meta = {"choices": choices, "ge": ge, "gt": gt, "le": le, "says": says, "doc": doc, **extra}
     if isinstance(default, (list, tuple)):
         value = tuple(default)
         return field(default_factory=lambda: value, metadata=meta)
     return field(default=default, metadata=meta)
+
+
+_opt = rule_field  # the schema's own short name for it
 
 
 @dataclass(frozen=True)
@@ -144,6 +152,7 @@ class TrainConfig:
 
 INT32_MAX = 2**31 - 1  # integer decode options reach the search (and CTranslate2) as int32
 MAX_BEAM = 1024  # a wider beam only costs memory (B x beam x length tensors); quality peaks far below
+MAX_LENGTH_PER_BATCH = "--max-length-a/-b apply per batch (its longest source) in CTranslate2"
 
 
 # How each decode option reaches the search (the `role` of a DecodeConfig field):
@@ -154,9 +163,27 @@ MAX_BEAM = 1024  # a wider beam only costs memory (B x beam x length tensors); q
 DECODE_ROLES = ("graph", "switch", "tensor", "host")
 
 
-def _decode_opt(default: Any, role: str, doc: str, flags: tuple[str, ...] = (), **rules: Any) -> Any:
-    """A decode option: its rule, its role in the search and its CLI flags, in one place."""
-    return _opt(default, doc=doc, role=role, flags=flags, **rules)
+# How the CTranslate2 engine serves each decode option (the `ctranslate2` of a DecodeConfig
+# field); the engine choice, the CTranslate2 engine's checks, translate's warnings and the
+# `--engine` help are all read from it:
+#   same          as the native engine does (or the option is the native engine's alone and
+#                 changes nothing CTranslate2 computes: its dtype, the alignment layer);
+#   own           its own way, close to the native one: given, it earns a warning (`ct2_note`);
+#   native_first  CTranslate2 has its own kind, unlike the native one: `auto` takes the native
+#                 engine for it and `--engine ctranslate2` refuses it, as for `native`; a
+#                 CTranslate2 export (no native weights) applies its own, with the warning;
+#   native        only the native engine has it: `auto` takes the native engine, CTranslate2
+#                 refuses it.
+# `feature` names what a non-`same` option is, in the sentences that say why (the choice, errors).
+CTRANSLATE2_SUPPORT = ("same", "own", "native_first", "native")
+
+
+def _decode_opt(default: Any, role: str, doc: str, flags: tuple[str, ...] = (), *, ctranslate2: str = "same",
+                feature: str = "", ct2_note: str = "", **rules: Any) -> Any:
+    """A decode option: its rule, its role in the search, its CLI flags and how CTranslate2
+    serves it, in one place."""
+    return _opt(default, doc=doc, role=role, flags=flags, ctranslate2=ctranslate2, feature=feature,
+                ct2_note=ct2_note, **rules)
 
 
 @dataclass(frozen=True)
@@ -171,10 +198,14 @@ class DecodeConfig:
     length_penalty: float = _decode_opt(
         0.6, "tensor", "GNMT length penalty alpha (CTranslate2's hypotheses are re-scored with it).", ge=0)
     coverage_penalty: float = _decode_opt(
-        0.0, "switch", "GNMT coverage penalty beta, beam search (CTranslate2: its own).", ge=0)
+        0.0, "switch", "GNMT coverage penalty beta, beam search (CTranslate2: its own).", ge=0,
+        ctranslate2="native_first", feature="GNMT's coverage penalty",
+        ct2_note="--coverage-penalty uses CTranslate2's own coverage penalty")
     max_length_a: float = _decode_opt(
-        1.5, "tensor", "Max output tokens = a * source length + b (CTranslate2: per batch).", ge=0)
-    max_length_b: int = _decode_opt(10, "tensor", "See --max-length-a.", ge=0, le=INT32_MAX)
+        1.5, "tensor", "Max output tokens = a * source length + b (CTranslate2: per batch).", ge=0,
+        ctranslate2="own", ct2_note=MAX_LENGTH_PER_BATCH)
+    max_length_b: int = _decode_opt(10, "tensor", "See --max-length-a.", ge=0, le=INT32_MAX,
+                                    ctranslate2="own", ct2_note=MAX_LENGTH_PER_BATCH)
     batch_size: int = _decode_opt(32, "host", "Sentences per batch.", ge=1, le=INT32_MAX)
     batch_tokens: int = _decode_opt(0, "host", "Source tokens per batch (0 = use --batch-size).", ge=0,
                                     le=INT32_MAX)
@@ -187,14 +218,14 @@ class DecodeConfig:
     shortlist: int = _decode_opt(
         0, "switch", "Output vocabulary shortlist (native engine): score only the N most frequent "
         "target pieces plus each batch's source pieces (joint vocabulary) and prefixes; 0 = all.", ge=0,
-        le=INT32_MAX)
+        le=INT32_MAX, ctranslate2="native", feature="vocabulary shortlist")
     dtype: str = _decode_opt("auto", "host", "Compute dtype of the native engine: auto (float32 on every machine: "
                              "a line's translation then never depends on its batch), float32, or bfloat16 "
                              "(faster on some bf16 CPUs; output may depend on the batching).",
                              choices=("auto", "float32", "bfloat16"))
     alignments: bool = _decode_opt(
         False, "host", "Append word alignments from cross-attention: text ' ||| 0-0 1-2', "
-        "jsonl 'alignment' (native engine).")
+        "jsonl 'alignment' (native engine).", ctranslate2="native", feature="attention alignments")
     alignment_layer: int = _decode_opt(
         -2, "host", "Decoder layer whose head-averaged cross-attention gives alignments "
         "(0 = first, -1 = last; default -2, the one before last (a one-layer decoder: its layer), "
@@ -205,14 +236,26 @@ class DecodeConfig:
         """Sampling replaces search when top-k or top-p truncation is asked for."""
         return self.sampling_topk != 0 or self.sampling_topp < 1.0
 
+    def _unused(self, name: str) -> bool:
+        """Whether the chosen search leaves option `name` unused, whatever its value."""
+        if name == "sampling_temperature":
+            return not self.sampling
+        if name == "coverage_penalty":
+            return self.beam_size == 1 or self.sampling
+        return False
+
+    def in_effect(self, name: str) -> bool:
+        """Option `name` is set to a non-default value that the chosen search uses."""
+        return getattr(self, name) != _FIELDS[name].default and not self._unused(name)
+
     def ignored_options(self) -> list[str]:
         """Options set to a non-default value that the chosen search does not use: each a
         sentence naming the flag and key, so nothing is ignored silently."""
         notes = []
-        if self.sampling_temperature != 1.0 and not self.sampling:
+        if self.sampling_temperature != 1.0 and self._unused("sampling_temperature"):
             notes.append(f"--temperature (decode.sampling_temperature={self.sampling_temperature}) only "
                          "applies to sampling (--sampling-topk or --sampling-topp < 1); ignored")
-        if self.coverage_penalty and (self.beam_size == 1 or self.sampling):
+        if self.coverage_penalty and self._unused("coverage_penalty"):
             notes.append(f"--coverage-penalty (decode.coverage_penalty={self.coverage_penalty}) only "
                          "applies to beam search (--beam-size > 1, no sampling); ignored")
         return notes
@@ -223,11 +266,40 @@ def decode_fields(*roles: str) -> tuple[dataclasses.Field, ...]:
     return tuple(f for f in dataclasses.fields(DecodeConfig) if not roles or f.metadata["role"] in roles)
 
 
+_FIELDS = {f.name: f for f in dataclasses.fields(DecodeConfig)}
+
+
 def decode_flag(name: str) -> str:
     """The CLI flag of DecodeConfig field `name`: its first `flags` entry, else --name-with-dashes;
     the flags and the errors about their values share it."""
-    field_ = next(f for f in dataclasses.fields(DecodeConfig) if f.name == name)
-    return (field_.metadata["flags"] or ("--" + name.replace("_", "-"),))[0]
+    return (_FIELDS[name].metadata["flags"] or ("--" + name.replace("_", "-"),))[0]
+
+
+def ctranslate2_fields(*support: str) -> tuple[dataclasses.Field, ...]:
+    """DecodeConfig's fields whose `ctranslate2` declaration is one of `support`."""
+    unknown = set(support) - set(CTRANSLATE2_SUPPORT)
+    if unknown:
+        raise ValueError(f"not a CTranslate2 support kind: {', '.join(sorted(unknown))}")
+    return tuple(f for f in _FIELDS.values() if f.metadata["ctranslate2"] in support)
+
+
+def ctranslate2_notes(given: Iterable[str]) -> list[str]:
+    """What CTranslate2 does its own way among the decode options `given` (field names): one
+    warning each, said once however many of the options share it."""
+    named = set(given)
+    notes = [f.metadata["ct2_note"] for f in ctranslate2_fields("own", "native_first") if f.name in named]
+    return list(dict.fromkeys(notes))
+
+
+def native_features() -> list[str]:
+    """What only the native engine has, as the `--engine` help lists it."""
+    return [f.metadata["feature"] for kind in ("native", "native_first") for f in ctranslate2_fields(kind)]
+
+
+def native_feature(name: str) -> str:
+    """A decode option the native engine alone serves, as the sentences about it name it:
+    `--alignments (attention alignments)`."""
+    return f"{decode_flag(name)} ({_FIELDS[name].metadata['feature']})"
 
 
 @dataclass(frozen=True)
@@ -249,11 +321,16 @@ class Config:
     decode: DecodeConfig = field(default_factory=DecodeConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     origin: str = field(default="<defaults>", compare=False, metadata={"internal": True})
+    # the decode fields given for this run, by typed flags or `--set` (not by a file): what
+    # translate warns about where CTranslate2 serves them its own way
+    decode_named: frozenset[str] = field(default=frozenset(), compare=False, metadata={"internal": True})
 
     def to_dict(self) -> dict[str, Any]:
         """Plain YAML-ready dict (tuples as lists), without internal fields."""
         raw = dataclasses.asdict(self)
-        raw.pop("origin", None)
+        for f in dataclasses.fields(self):
+            if f.metadata.get("internal"):
+                raw.pop(f.name, None)
         return _plain(raw)
 
     def to_yaml(self) -> str:

@@ -9,7 +9,7 @@ import math
 import re
 import types
 import typing
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from mt_cli.core.config import Config, DecodeConfig, decode_flag
@@ -53,10 +53,12 @@ def _check_scalar(key: str, value: Any, tp: Any, meta: dict[str, Any], origin: s
     }[tp]
     if not ok:
         raise ConfigError(f"{key}: expected {_type_name(tp)}, got {describe(value)}{_where(origin)}", key)
+    says = meta.get("says")
     if tp is float:
         value = float(value)
         if not math.isfinite(value):  # no option has a meaning at inf or nan (YAML .inf, a flag's 'inf')
-            raise ConfigError(f"{key}: must be a finite number, got {show_value(value)}{_where(origin)}", key)
+            raise ConfigError(f"{key}: must be {says or 'a finite number'}, got {show_value(value)}{_where(origin)}",
+                              key)
     choices = meta.get("choices")
     if choices is not None and value not in choices:
         hint = difflib.get_close_matches(clip(str(value)), [str(c) for c in choices], n=1)
@@ -68,8 +70,17 @@ def _check_scalar(key: str, value: Any, tp: Any, meta: dict[str, Any], origin: s
                               ("le", lambda v, b: v <= b, "<=")):
         bound = meta.get(rule)
         if bound is not None and not test(value, bound):
-            raise ConfigError(f"{key}: must be {words} {bound}, got {show_value(value)}{_where(origin)}", key)
+            raise ConfigError(f"{key}: must be {says or f'{words} {bound}'}, got {show_value(value)}{_where(origin)}",
+                              key)
     return value
+
+
+def check_fields(values: Any, name: Callable[[str], str]) -> None:
+    """Every field of dataclass instance `values` checked by its rules (`rule_field`), as a
+    config's are; a message names the field as `name` does (a flag, for `mt-cli serve`)."""
+    hints = typing.get_type_hints(type(values))
+    for fld in dataclasses.fields(values):
+        _convert(name(fld.name), getattr(values, fld.name), hints[fld.name], dict(fld.metadata), "")
 
 
 def _build(cls: type, raw: Any, prefix: str, origin: str) -> Any:
@@ -153,10 +164,22 @@ def _check_decode(d: DecodeConfig, names: DecodeNames) -> None:
                           f"{names.where('n_best', 'beam_size')}", key)
 
 
-def decode_with(base: DecodeConfig, values: Mapping[str, Any], names: DecodeNames) -> DecodeConfig:
+def _one_best_by_default(values: Mapping[str, Any], named: Collection[str]) -> dict[str, Any]:
+    """`values` with the rule of typed decode values: a beam size given alone asks for one best
+    (unless `n_best` is given too, or `named` elsewhere, as a `--set`), so that the n_best
+    saved with a model cannot clash with a narrower beam asked for."""
+    values = dict(values)
+    if "beam_size" in values and "n_best" not in values and "n_best" not in named:
+        values["n_best"] = 1
+    return values
+
+
+def decode_with(base: DecodeConfig, values: Mapping[str, Any], names: DecodeNames,
+                named: Collection[str] = ()) -> DecodeConfig:
     """`base` with typed `values` applied under DecodeConfig's rules (each field's, then those
-    across fields): per-call options get the checks a config file gets, from this one place."""
-    decode = _typed_decode(base, values, names)
+    across fields, a beam size alone meaning one best): per-call options get the checks a
+    config file gets, from this one place; `named` are fields given another way (`--set`)."""
+    decode = _typed_decode(base, _one_best_by_default(values, named), names)
     _check_decode(decode, names)
     return decode
 
@@ -242,16 +265,18 @@ def _check_rereadable(cfg: Config) -> None:
                                   f"({cfg.origin})", f"{key}.{side}")
 
 
-def from_dict(raw: dict[str, Any], origin: str = "<dict>",
-              decode_flags: Mapping[str, Any] | None = None) -> Config:
+def from_dict(raw: dict[str, Any], origin: str = "<dict>", decode_flags: Mapping[str, Any] | None = None,
+              decode_set: Collection[str] = ()) -> Config:
     """Validate a raw mapping into a Config (origin names the file in messages); typed
-    `decode_flags` (field name -> value) win over the mapping's decode section."""
+    `decode_flags` (field name -> value) win over the mapping's decode section, a beam size
+    alone meaning one best unless `decode_set` (the decode fields `--set` named) has n_best."""
     raw = dict(raw)
     raw.pop("base", None)
     cfg = _build(Config, raw, "", origin)
-    cfg = dataclasses.replace(cfg, origin=origin)
-    names = flag_names(decode_flags or {}, origin)
-    if decode_flags:
-        cfg = dataclasses.replace(cfg, decode=_typed_decode(cfg.decode, decode_flags, names))
+    flags = _one_best_by_default(decode_flags or {}, decode_set)
+    cfg = dataclasses.replace(cfg, origin=origin, decode_named=frozenset(decode_set) | frozenset(decode_flags or {}))
+    names = flag_names(flags, origin)
+    if flags:
+        cfg = dataclasses.replace(cfg, decode=_typed_decode(cfg.decode, flags, names))
     _cross_check(cfg, names)
     return cfg

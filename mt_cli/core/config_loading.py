@@ -7,7 +7,7 @@ import dataclasses
 import typing
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
@@ -183,13 +183,29 @@ def _is_path_key(parts: list[str]) -> bool:
     return False
 
 
-def apply_overrides(raw: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+class Override(NamedTuple):
+    """One `--set key.path=value`, parsed once: as typed, its key's parts, its YAML value."""
+
+    text: str
+    parts: list[str]
+    value: Any
+
+
+def parse_overrides(overrides: list[str]) -> list[Override]:
+    return [Override(text, *parse_override(text)) for text in overrides]
+
+
+def decode_keys(overrides: list[Override]) -> frozenset[str]:
+    """The decode fields the overrides name (decode.beam_size=2 -> beam_size)."""
+    return frozenset(o.parts[1] for o in overrides if len(o.parts) == 2 and o.parts[0] == "decode")
+
+
+def apply_overrides(raw: dict[str, Any], overrides: list[Override]) -> dict[str, Any]:
     """Apply dotted overrides (`data.train.0.source=x` indexes lists); paths resolve against cwd."""
     import copy
 
     raw = copy.deepcopy(raw)
-    for text in overrides:
-        parts, value = parse_override(text)
+    for text, parts, value in overrides:
         if _is_path_key(parts) and isinstance(value, str) and _relative_path(value):
             value = _absolute(Path.cwd(), value, f"--set {show_value(text)}")
         node: Any = raw
@@ -232,7 +248,8 @@ def load_config(path: str | Path | None, overrides: list[str] | None = None,
     if path is not None:
         found = find_config(str(path), Path.cwd(), "config")  # a file, or a preset's name
         raw, origin = _load_tree(found, bases=bases), str(path) if Path(path).exists() else str(found)
-    raw = apply_overrides(raw, list(overrides or []))
+    parsed = parse_overrides(list(overrides or []))  # the one parse of --set
+    raw = apply_overrides(raw, parsed)
     if overrides:
         origin += " + --set"
-    return from_dict(raw, origin, decode_flags)
+    return from_dict(raw, origin, decode_flags, decode_keys(parsed))

@@ -24,11 +24,12 @@ from typing import Any
 import ctranslate2
 
 from mt_cli.core.batching import longest_first_batches, truncated
-from mt_cli.core.config import CONFIG_FILE, DecodeConfig
+from mt_cli.core.config import CONFIG_FILE, DecodeConfig, ctranslate2_fields, ctranslate2_notes, native_feature
 from mt_cli.core.errors import CheckpointError, ConfigError
 from mt_cli.core.hypothesis import Hypothesis
-from mt_cli.core.tokenizer import Tokenizers, cut_lines, line_char_limit
-from mt_cli.engines.locate import CTRANSLATE2, conversion_files, model_config, read_manifest, verify_files
+from mt_cli.core.tokenizer import cut_lines, line_char_limit
+from mt_cli.engines.locate import CTRANSLATE2
+from mt_cli.engines.opened import ModelDir, open_model_dir
 
 log = logging.getLogger("mt_cli")
 EOS_PIECE = "</s>"
@@ -41,13 +42,12 @@ BEAM_PATIENCE = 1.0
 
 
 def _check_supported(decode: DecodeConfig) -> None:
-    """Options only the native engine has: an error, not a silent difference."""
-    if decode.alignments:
-        raise ConfigError("--alignments needs the native engine (translate with the model directory "
-                          "this CTranslate2 model was exported from)")
-    if decode.shortlist:
-        raise ConfigError("--shortlist (decode.shortlist) needs the native engine (translate with the "
-                          "model directory this CTranslate2 model was exported from)")
+    """Options only the native engine has (DecodeConfig's `ctranslate2="native"`): an error,
+    not a silent difference."""
+    for field in ctranslate2_fields("native"):
+        if decode.in_effect(field.name):
+            raise ConfigError(f"{native_feature(field.name)} needs the native engine (translate with the model "
+                              "directory this CTranslate2 model was exported from)")
 
 
 def _rescored(d: DecodeConfig) -> bool:
@@ -77,26 +77,23 @@ def _gnmt(score: float, length: int, alpha: float) -> float:
 class CT2Translator:
     """A CTranslate2 model, its tokenizers and decoding options."""
 
-    def __init__(self, directory: Path, overrides: list[str] | None = None, threads: int = 0,
+    def __init__(self, model: str | Path | ModelDir, overrides: list[str] | None = None, threads: int = 0,
                  decode_flags: Mapping[str, Any] | None = None) -> None:
-        manifest = read_manifest(directory)
-        files = conversion_files(manifest)
+        opened = open_model_dir(model, overrides, decode_flags)
+        files = opened.conversion
         if files is None:
-            raise CheckpointError(f"{directory}: holds no CTranslate2 conversion (an older model directory); "
+            raise CheckpointError(f"{opened.path}: holds no CTranslate2 conversion (an older model directory); "
                                   "use --engine native, or mt-cli export --format ctranslate2")
-        only = None if manifest.get("engine") == CTRANSLATE2 else [*files, CONFIG_FILE]
-        verify_files(directory, manifest, required=(CONFIG_FILE,), only=only)
-        config = model_config(directory, manifest, overrides, decode_flags)
-        tok = manifest["tokenizer"]
-        self.tokenizers = Tokenizers.load(directory / tok["source"],
-                                          None if tok["target"] == tok["source"] else directory / tok["target"])
+        opened = opened.verify(None if opened.engine == CTRANSLATE2 else [*files, CONFIG_FILE])
+        config = opened.config
+        self.tokenizers = opened.tokenizers()
         self.decode: DecodeConfig = config.decode
-        for note in self.decode.ignored_options():
+        for note in [*self.decode.ignored_options(), *ctranslate2_notes(config.decode_named)]:
             log.warning(note)
         _check_supported(self.decode)
         self.max_source_tokens = config.model.max_length
-        self.directory = directory
-        self.translator = ctranslate2.Translator(str(directory), device="cpu", inter_threads=1,
+        self.directory = opened.path
+        self.translator = ctranslate2.Translator(str(opened.path), device="cpu", inter_threads=1,
                                                  intra_threads=threads)
         if self.decode.seed is not None:
             ctranslate2.set_random_seed(self.decode.seed)

@@ -200,21 +200,23 @@ def engine_of(path: str | Path) -> str:
 
 
 def verify_files(directory: Path, manifest: dict[str, Any], required: tuple[str, ...] = (),
-                 only: list[str] | None = None) -> None:
+                 only: list[str] | None = None) -> dict[str, Path]:
     """Every listed file (or the `only` ones an engine reads, plus the tokenizers) checked by
     `checked_file` before any heavy work: all present and regular first, then their hashes;
     the tokenizer's mismatch gets its own words (the most common cause). `manifest` comes
-    from `read_manifest`, so every name is a plain one."""
+    from `read_manifest`, so every name is a plain one. Returns the checked files' paths."""
     tok = manifest["tokenizer"]
     listed = manifest["files_sha256"]
     if only is not None:
         listed = {name: listed[name] for name in only if name in listed}
-    for name in dict.fromkeys((*required, *listed, tok["source"], tok["target"])):
+    names = dict.fromkeys((*required, *listed, tok["source"], tok["target"]))
+    for name in names:
         checked_file(directory, name)
     for side in ("source", "target"):
         checked_file(directory, tok[side], tok[f"{side}_sha256"], OTHER_TOKENIZER)
     for name, expected in listed.items():
         checked_file(directory, name, expected)
+    return {name: directory / name for name in names}
 
 
 def checked_file(directory: Path, name: str, sha256: str | None = None, mismatch: str = EDITED) -> Path:

@@ -33,17 +33,9 @@ from mt_cli.core.files import atomic_dir, file_sha256, write_bytes
 from mt_cli.core.runtime import Choice
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizers
 from mt_cli.engines.ct2_spec import write_conversion
-from mt_cli.engines.locate import (
-    CTRANSLATE2,
-    MANIFEST_FILE,
-    NATIVE,
-    WEIGHTS_FILES,
-    model_config,
-    read_manifest,
-    resolve_model_dir,
-    verify_files,
-)
+from mt_cli.engines.locate import CTRANSLATE2, MANIFEST_FILE, NATIVE, WEIGHTS_FILES
 from mt_cli.engines.native import Translator
+from mt_cli.engines.opened import ModelDir, open_model_dir
 from mt_cli.model import build_model
 from mt_cli.model.devices import decode_dtype
 from mt_cli.model.ensemble import Ensemble
@@ -154,76 +146,81 @@ class LoadedModel:
     precision: Choice  # the compute dtype the model was built in, and why
 
 
-def check_export(directory: Path, overrides: list[str] | None = None,
+def check_export(model: str | Path | ModelDir, overrides: list[str] | None = None,
                  decode_flags: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], Config]:
-    """Validate files and hashes of an export before any heavy work; its config is parsed once,
-    with `--set` overrides and typed decode flags applied."""
-    manifest_path = directory / MANIFEST_FILE
-    manifest = read_manifest(directory)
-    engine = manifest.get("engine", NATIVE)
-    if engine != NATIVE:
-        raise CheckpointError(f"{directory}: a {engine} export, not an mt-cli model directory; "
+    """The manifest and config of a native model directory checked by `verified_native`."""
+    opened = verified_native(model, overrides, decode_flags)
+    return dict(opened.manifest), opened.config
+
+
+def verified_native(model: str | Path | ModelDir, overrides: list[str] | None = None,
+                    decode_flags: Mapping[str, Any] | None = None) -> ModelDir:
+    """A native model directory opened once (`open_model_dir`: its config parsed with `--set`
+    overrides and typed decode flags), its files and hashes verified before any heavy work."""
+    opened = open_model_dir(model, overrides, decode_flags)
+    if opened.engine != NATIVE:
+        raise CheckpointError(f"{opened.path}: a {opened.engine} export, not an mt-cli model directory; "
                               "point -m at the run directory or model directory it was exported from")
-    if manifest.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(f"{manifest_path}: format_version {manifest.get('format_version')} "
+    if opened.manifest.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(f"{opened.path / MANIFEST_FILE}: format_version {opened.manifest.get('format_version')} "
                               f"is not supported (this mt-cli reads {FORMAT_VERSION})")
-    verify_files(directory, manifest, required=(CONFIG_FILE,))
-    if CONFIG_FILE not in manifest["files_sha256"]:
-        log.warning(f"{directory / CONFIG_FILE}: not covered by the manifest (an older export); "
+    opened = opened.verify()
+    if CONFIG_FILE not in opened.manifest["files_sha256"]:
+        log.warning(f"{opened.path / CONFIG_FILE}: not covered by the manifest (an older export); "
                     "edits to it cannot be detected")
-    return manifest, model_config(directory, manifest, overrides, decode_flags)
+    return opened
 
 
-def load_export(path: str | Path, overrides: list[str] | None = None,
+def load_export(model: str | Path | ModelDir, overrides: list[str] | None = None,
                 precision: str | None = None, decode_flags: Mapping[str, Any] | None = None) -> LoadedModel:
     """Load an export (or run) directory: check it, rebuild the model, load float32 weights;
-    `--set` overrides and typed decode flags (winning over both) apply to its config."""
-    directory = resolve_model_dir(path)
-    manifest, cfg = check_export(directory, overrides, decode_flags)
-    tok = manifest["tokenizer"]
-    tokenizers = Tokenizers.load(directory / tok["source"],
-                                 None if tok["target"] == tok["source"] else directory / tok["target"])
+    `--set` overrides and typed decode flags (winning over both) apply to its config when a
+    path is given (an opened directory has them already)."""
+    opened = verified_native(model, overrides, decode_flags)
+    cfg, tokenizers = opened.config, opened.tokenizers()
     dtype = decode_dtype(precision or cfg.decode.dtype)
     log.debug(dtype.describe("decode dtype"))
     model = build_model(cfg.model, tokenizers.source.vocab_size, tokenizers.target.vocab_size,
                         precision=dtype.value)
+    weights = opened.file(WEIGHTS_FILE)
     try:
-        model.load_weights(str(directory / WEIGHTS_FILE))
+        model.load_weights(str(weights))
     except Exception as exc:  # noqa: BLE001 (h5py / keras raise various types)
-        raise CheckpointError(f"{directory / WEIGHTS_FILE}: cannot load weights ({str(exc)[:200]})") from None
-    return LoadedModel(directory, cfg, tokenizers, manifest, model, dtype)
+        raise CheckpointError(f"{weights}: cannot load weights ({str(exc)[:200]})") from None
+    return LoadedModel(opened.path, cfg, tokenizers, dict(opened.manifest), model, dtype)
 
 
-def load_translator(path: str | Path, overrides: list[str] | None = None,
+def load_translator(model: str | Path | ModelDir, overrides: list[str] | None = None,
                     decode_flags: Mapping[str, Any] | None = None) -> Translator:
     """A Translator over a model directory, with `--set` overrides and typed decode flags applied."""
-    loaded = load_export(path, overrides, decode_flags=decode_flags)
+    loaded = load_export(model, overrides, decode_flags=decode_flags)
     return Translator(loaded.model, loaded.tokenizers, loaded.config.decode, loaded.precision)
 
 
-def _check_same_tokenizers(paths: list[str | Path]) -> None:
+def _check_same_tokenizers(models: list[str | Path | ModelDir]) -> None:
     """Ensemble members must read and write the same pieces: compare the tokenizer hashes of
     their manifests before any model is built."""
-    directories = [resolve_model_dir(path) for path in paths]
-    first = read_manifest(directories[0])["tokenizer"]
-    for directory in directories[1:]:
-        other = read_manifest(directory)["tokenizer"]
+    opened = [open_model_dir(model) for model in models]
+    first = opened[0].manifest["tokenizer"]
+    for model in opened[1:]:
+        other = model.manifest["tokenizer"]
         for side in ("source", "target"):
             mine, theirs = first[f"{side}_sha256"], other[f"{side}_sha256"]
             if mine != theirs:
                 raise CheckpointError(
-                    f"{directory}: its {side} SentencePiece model (sha256 {theirs[:12]}) differs from "
-                    f"{directories[0]}'s ({mine[:12]}); ensembles need models trained with the same "
+                    f"{model.path}: its {side} SentencePiece model (sha256 {theirs[:12]}) differs from "
+                    f"{opened[0].path}'s ({mine[:12]}); ensembles need models trained with the same "
                     "tokenizer (train them with the same tokenizer.model)")
 
 
-def load_ensemble_translator(paths: list[str | Path], overrides: list[str] | None = None,
+def load_ensemble_translator(models: list[str | Path | ModelDir], overrides: list[str] | None = None,
                              weights: list[float] | None = None,
                              decode_flags: Mapping[str, Any] | None = None) -> Translator:
     """One Translator over several model directories whose next-token log-probabilities are
     averaged (`weights`, default equal); decoding options come from the first directory."""
-    _check_same_tokenizers(paths)
-    loaded = [load_export(path, overrides, decode_flags=decode_flags) for path in paths]
+    opened = [open_model_dir(model, overrides, decode_flags) for model in models]
+    _check_same_tokenizers(opened)
+    loaded = [load_export(model) for model in opened]
     ensemble = Ensemble([m.model for m in loaded], weights)
     return Translator(ensemble, loaded[0].tokenizers, loaded[0].config.decode, loaded[0].precision)
 

@@ -25,13 +25,12 @@ from mt_cli.core.errors import CheckpointError, ConfigError
 from mt_cli.engines.locate import (
     CTRANSLATE2,
     MANIFEST_FILE,
-    NATIVE,
     checked_file,
     plain_name,
-    read_manifest,
     resolve_model_dir,
 )
 from mt_cli.engines.model_dir import WEIGHTS_FILE, check_export
+from mt_cli.engines.opened import open_model_dir
 from mt_cli.training.checkpoints import list_checkpoints
 from mt_cli.training.run_dir import atomic_write_text
 
@@ -120,11 +119,11 @@ def open_parent(path: Path) -> tuple[Parent, Config]:
         raise CheckpointError(f"--init-from {path}: no {MANIFEST_FILE}; not an mt-cli model directory "
                               "(give a run directory, its export/ or what mt-cli average wrote)")
     try:
-        engine = read_manifest(directory).get("engine", NATIVE)
-        if engine == CTRANSLATE2:
+        opened = open_model_dir(directory)
+        if opened.engine == CTRANSLATE2:
             raise CheckpointError("a CTranslate2 export holds no TensorFlow weights to train; give "
                                   "the native model directory it was exported from")
-        manifest, parent_cfg = check_export(directory)
+        manifest, parent_cfg = check_export(opened)
     except (CheckpointError, ConfigError) as exc:
         raise CheckpointError(f"--init-from {path}: {exc}") from None
     tok = manifest["tokenizer"]

@@ -1,5 +1,5 @@
 """The model behind the server: loaded and warmed in the background, decoding through the
-micro-batcher, and described for /info (read through the model directory's checked files)."""
+micro-batcher, and described for /info (from the model directory opened once, engines/opened.py)."""
 
 from __future__ import annotations
 
@@ -21,24 +21,26 @@ from mt_cli.core.config import DecodeConfig
 from mt_cli.core.config_checks import DecodeNames, decode_with
 from mt_cli.core.errors import ConfigError
 from mt_cli.core.hypothesis import Hypothesis
-from mt_cli.engines.locate import NATIVE, model_config, model_name, read_manifest
+from mt_cli.engines.locate import model_name
+from mt_cli.engines.opened import ModelDir, open_model_dir
 from mt_cli.engines.protocol import LineTranslator
 
 log = logging.getLogger("mt_cli")
 
 
-def model_info(directory: Path, engine: tuple[str, str] | None = None) -> dict[str, Any]:
-    """What /info says about a model directory, read without loading the model; `engine` is
-    the engine chosen for it and why (default: the manifest's)."""
-    manifest = read_manifest(directory)
-    config = model_config(directory, manifest)  # checked before it is opened: a FIFO blocked here
+def model_info(model: Path | ModelDir, engine: tuple[str, str] | None = None) -> dict[str, Any]:
+    """What /info says about a model directory (as opened for the engine: nothing is read
+    again; a path is opened here), without loading the model; `engine` is the engine chosen
+    for it and why (default: the manifest's)."""
+    opened = open_model_dir(model)
+    manifest, config = opened.manifest, opened.config
     source = manifest.get("source_model", {})
     files = manifest.get("files_sha256", {})
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
-    name = model_name(directory)
+    name = model_name(opened.path)
     return {
         "model": f"{name}@{digest}",
-        "engine": engine[0] if engine else manifest.get("engine", NATIVE),
+        "engine": engine[0] if engine else opened.engine,
         "engine_reason": engine[1] if engine else "the model directory's own engine",
         "languages": {"source": config.data.source_lang, "target": config.data.target_lang},
         "step": manifest.get("step", source.get("step")),
@@ -56,10 +58,10 @@ class ModelHost:
     """The one model in memory, loaded and warmed in a background thread so that the port
     opens at once and /health can answer 503 until the first translation has run."""
 
-    def __init__(self, open_engine: Callable[[], LineTranslator], directory: Path, settings: ServeSettings,
+    def __init__(self, open_engine: Callable[[], LineTranslator], model: Path | ModelDir, settings: ServeSettings,
                  engine: tuple[str, str] | None = None) -> None:
         self.settings = settings
-        self.info = model_info(directory, engine)
+        self.info = model_info(model, engine)
         self.model_id: str = self.info["model"]
         self.engine: LineTranslator | None = None
         self.base: DecodeConfig | None = None
@@ -108,15 +110,13 @@ class ModelHost:
 
     def options(self, request: TranslateRequest) -> Options:
         """The request's decode options on the model's, checked by DecodeConfig's own rules (422
-        naming the request field); a beam size alone asks for one best. The server's beam limit
+        naming the request field; a beam size alone asks for one best). The server's beam limit
         comes first: DecodeConfig's own bound (1024) is not what this server takes."""
         assert self.base is not None
         given = {name: getattr(request, name) for name in REQUEST_DECODE if getattr(request, name) is not None}
         for name in ("beam_size", "n_best"):
             if given.get(name, 0) > self.settings.max_beam_size:
                 raise ApiError(422, name, self._over_beam_limit(name, given[name]))
-        if "beam_size" in given:
-            given.setdefault("n_best", 1)
         try:
             decode = decode_with(self.base, given, DecodeNames({name: name for name in given}, REQUEST_ORIGIN))
         except ConfigError as exc:

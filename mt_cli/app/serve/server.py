@@ -31,7 +31,7 @@ from mt_cli.app.serve.host import ModelHost, model_info
 from mt_cli.app.serve.routes import create_app
 from mt_cli.app.serve.settings import ServeSettings
 from mt_cli.core.errors import MtError
-from mt_cli.engines.locate import resolve_model_dir
+from mt_cli.engines.opened import ModelDir, open_model_dir
 from mt_cli.engines.protocol import LineTranslator
 
 __all__ = ["ModelHost", "ServeSettings", "create_app", "model_info", "run_server"]
@@ -63,12 +63,13 @@ def _listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def run_server(open_engine: Callable[[], LineTranslator], model: str | Path, settings: ServeSettings,
+def run_server(open_engine: Callable[[], LineTranslator], model: str | Path | ModelDir, settings: ServeSettings,
                engine: tuple[str, str] | None = None) -> None:
     """Serve until SIGTERM/SIGINT; a model that fails to load ends the server with its error.
+    `model`: the directory `open_engine` opens (opened once: /info reads nothing again);
     `engine`: the engine `open_engine` opens and why, for /info."""
     settings.check()
-    host = ModelHost(open_engine, resolve_model_dir(model), settings, engine)
+    host = ModelHost(open_engine, open_model_dir(model), settings, engine)
     sock = _listen(settings.host, settings.port)
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):  # their messages carry client paths too
         logging.getLogger(name).addFilter(EscapeFilter())

@@ -4,30 +4,51 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mt_cli.core.config import MAX_BEAM
-from mt_cli.core.errors import MtError
+from mt_cli.core.config import MAX_BEAM, rule_field
+from mt_cli.core.config_checks import check_fields
+from mt_cli.core.errors import ConfigError
 
 WARMUP_LINE = "Warm up ."
 MAX_WAIT_MS = 60_000.0  # longer waits would hold every request for minutes; larger numbers overflow timers
 ENDPOINTS = "GET / (the web page), POST /translate, GET /health, GET /info, GET /docs"
 
 
+def flag(name: str) -> str:
+    """The `mt-cli serve` flag of a ServeSettings field: --name-with-dashes."""
+    return "--" + name.replace("_", "-")
+
+
+SECONDS = "a number of seconds in (0, 3600]"
+
+
 @dataclass(frozen=True)
 class ServeSettings:
-    """Where to listen, how to batch, and the limits that keep memory bounded."""
+    """Where to listen, how to batch, and the limits that keep memory bounded: each field with
+    its default, rule and doc, from which `mt-cli serve` makes its flags (one per field) and
+    `check` its errors, by the config's own rules (core/config_checks.py)."""
 
-    host: str = "127.0.0.1"
-    port: int = 8080
-    max_batch_size: int = 32
-    max_wait_ms: float = 10.0
-    max_lines: int = 256
-    max_chars: int = 10000
-    max_queue: int = 0  # lines queued or being decoded; 0 = 4 x max(max_lines, max_batch_size)
-    max_beam_size: int = 16
-    allowed_hosts: tuple[str, ...] = ()  # Host header names; () = localhost and --host; IP literals always
-    read_timeout: float = 10.0  # seconds a request body may take to arrive
-    header_timeout: float = 10.0  # seconds a connection may take to send a request's headers
-    max_connections: int = 64  # open connections; requests on more: 503
+    host: str = rule_field("127.0.0.1", doc="Address to listen on (0.0.0.0 = every interface).")
+    port: int = rule_field(8080, ge=0, le=65535, says="in 0..65535", doc="TCP port.")
+    max_batch_size: int = rule_field(32, ge=1, doc="Most lines decoded together (1 = no micro-batching).")
+    max_wait_ms: float = rule_field(10.0, ge=0, le=MAX_WAIT_MS, says=f"a number in 0..{MAX_WAIT_MS:g}",
+                                    doc="How long the oldest queued request waits for others to batch with.")
+    max_lines: int = rule_field(256, ge=1, doc="Most lines per request (more: 413).")
+    max_chars: int = rule_field(
+        10000, ge=1, doc="Most characters per request, text and prefixes (more: 413); bodies over "
+        "12 x --max-chars + 128 x --max-lines + 4096 bytes are refused before they are read.")
+    max_queue: int = rule_field(  # 0 = 4 x max(max_lines, max_batch_size)
+        0, ge=0, doc="Most lines queued or decoding (more: 503 + Retry-After); 0 = 4 x --max-lines.")
+    max_beam_size: int = rule_field(16, ge=1, le=MAX_BEAM, doc="Largest beam_size a request may ask for.")
+    allowed_hosts: tuple[str, ...] = rule_field(  # () = localhost and --host; IP literals always pass
+        (), doc="Comma-separated Host header names to answer (against DNS rebinding; others: 400); '*' = any. "
+        "IP addresses always pass. Default: localhost and --host (with 0.0.0.0 or ::, this machine's name too).")
+    read_timeout: float = rule_field(10.0, gt=0, le=3600, says=SECONDS,
+                                     doc="Seconds a request body may take to arrive (slower: 408).")
+    header_timeout: float = rule_field(
+        10.0, gt=0, le=3600, says=SECONDS, doc="Seconds a connection may take to send a request's headers, counted "
+        "from its opening or its previous answer (slower: closed, with a 408 if part of a request came).")
+    max_connections: int = rule_field(64, ge=1,
+                                      doc="Most open connections (requests beyond: 503 + Retry-After).")
 
     @property
     def queue_lines(self) -> int:
@@ -41,20 +62,9 @@ class ServeSettings:
         return 12 * self.max_chars + 128 * self.max_lines + 4096
 
     def check(self) -> None:
-        """One error naming the option, before anything starts."""
-        for name in ("max_batch_size", "max_lines", "max_chars", "max_beam_size", "max_connections"):
-            if getattr(self, name) < 1:
-                raise MtError(f"--{name.replace('_', '-')}: must be >= 1, got {getattr(self, name)}")
-        if not 0 <= self.max_wait_ms <= MAX_WAIT_MS:  # False for nan too
-            raise MtError(f"--max-wait-ms: must be a number in 0..{MAX_WAIT_MS:g}, got {self.max_wait_ms}")
-        for name in ("read_timeout", "header_timeout"):
-            if not 0 < getattr(self, name) <= 3600:
-                raise MtError(f"--{name.replace('_', '-')}: must be a number of seconds in (0, 3600], "
-                              f"got {getattr(self, name)}")
-        if self.max_beam_size > MAX_BEAM:
-            raise MtError(f"--max-beam-size: must be <= {MAX_BEAM} (the widest beam decoding takes), "
-                          f"got {self.max_beam_size}")
-        if not 0 <= self.port < 65536:
-            raise MtError(f"--port: must be in 0..65535, got {self.port}")
+        """One error naming the option, before anything starts: each field by its rules, then
+        the rule across fields."""
+        check_fields(self, flag)
         if self.max_queue and self.max_queue < self.max_lines:
-            raise MtError(f"--max-queue: must be >= --max-lines ({self.max_lines}), got {self.max_queue}")
+            raise ConfigError(f"--max-queue: must be >= --max-lines ({self.max_lines}), got {self.max_queue}",
+                              "--max-queue")

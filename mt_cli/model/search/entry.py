@@ -1,4 +1,5 @@
-"""The compiled entry points: ``search`` (ids in, n-best hypotheses out) and ``bound_search``.
+"""The compiled entry points: ``search`` (ids in, n-best hypotheses out) and ``bound_search``,
+and the cache of compiled searches (one per model and graph key).
 
 The whole decoding loop of one batch runs inside one compiled ``tf.function`` (one per model
 and graph key, with ``None`` batch/length dims so new shapes do not retrace).  ``compile_search``
@@ -21,7 +22,7 @@ from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.core.tokenizer import EOS_ID
 from mt_cli.model.search.beam import Beam
 from mt_cli.model.search.graph import SearchModel, setup, to_vocabulary
-from mt_cli.model.search.options import TENSOR_OPTIONS, SearchParams, compiled, search_mode
+from mt_cli.model.search.options import TENSOR_OPTIONS, SearchParams, graph_key, search_mode
 from mt_cli.model.search.sampling import LeftToRight
 
 
@@ -33,6 +34,25 @@ class SearchResult:
 
     def best(self) -> list[list[int]]:
         return [nbest[0].ids if nbest else [] for nbest in self.hypotheses]
+
+
+# One compiled search per model and graph key; weak keys, so the cache never keeps a model alive.
+_COMPILED: weakref.WeakKeyDictionary[SearchModel, dict[tuple, Callable]] = weakref.WeakKeyDictionary()
+
+
+def compiled(model: SearchModel, options: DecodeConfig,
+             build: Callable[[SearchModel, DecodeConfig], Callable]) -> Callable:
+    """The model's compiled search for `options`' graph key, built by `build` on first use."""
+    per_model = _COMPILED.setdefault(model, {})
+    key = graph_key(options)
+    if key not in per_model:
+        per_model[key] = build(model, options)
+    return per_model[key]
+
+
+def tracing_counts(model: SearchModel) -> dict[tuple, int]:
+    """Per graph key, how often the model's compiled search was traced (tests: 1 = no retrace)."""
+    return {key: fn.experimental_get_tracing_count() for key, fn in _COMPILED.get(model, {}).items()}
 
 
 def compile_search(model: SearchModel, options: DecodeConfig) -> Callable:

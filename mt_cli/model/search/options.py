@@ -1,26 +1,22 @@
-"""How decode options reach the compiled search: the graph key, the typed tensor record, the cache.
+"""How decode options reach the compiled search: the graph key and the typed tensor record.
 
 ``DecodeConfig`` gives every option a role (see ``mt_cli.core.config.DECODE_ROLES``).  The
 `graph` values, and whether each `switch` is on, pick the compiled graph (``graph_key``); the
 `tensor` and `switch` values travel into it as one float vector, read inside the graph as the
-typed ``SearchParams`` record, so changing them never retraces.  tests/test_search_roles.py
+typed ``SearchParams`` record, so changing them never retraces (entry.py caches one compiled
+search per model and graph key).  tests/test_search_roles.py
 checks that the search code uses each option the way its role says.
 """
 
 from __future__ import annotations
 
 import math
-import weakref
-from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import NamedTuple
 
 import numpy as np
 import tensorflow as tf
 
 from mt_cli.core.config import DecodeConfig, decode_fields
-
-if TYPE_CHECKING:
-    from mt_cli.model.search.graph import SearchModel
 
 GRAPH_ROLES = ("graph", "switch")  # roles whose value (or being on) shapes the compiled graph
 VALUE_ROLES = ("tensor", "switch")  # roles whose value is an input of the compiled graph
@@ -88,22 +84,3 @@ def search_mode(options: DecodeConfig) -> str:
     if options.sampling:
         return "sample"
     return "greedy" if options.beam_size == 1 else "beam"
-
-
-# One compiled search per model and graph key; weak keys, so the cache never keeps a model alive.
-_COMPILED: weakref.WeakKeyDictionary[SearchModel, dict[tuple, Callable]] = weakref.WeakKeyDictionary()
-
-
-def compiled(model: SearchModel, options: DecodeConfig,
-             build: Callable[[SearchModel, DecodeConfig], Callable]) -> Callable:
-    """The model's compiled search for `options`' graph key, built by `build` on first use."""
-    per_model = _COMPILED.setdefault(model, {})
-    key = graph_key(options)
-    if key not in per_model:
-        per_model[key] = build(model, options)
-    return per_model[key]
-
-
-def tracing_counts(model: SearchModel) -> dict[tuple, int]:
-    """Per graph key, how often the model's compiled search was traced (tests: 1 = no retrace)."""
-    return {key: fn.experimental_get_tracing_count() for key, fn in _COMPILED.get(model, {}).items()}
