@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from mt_cli.core.config_loading import load_config
     from mt_cli.core.tokenizer import Tokenizers
-    from mt_cli.engines.model_dir import write_export
+    from mt_cli.engines.model_dir import write_model_dir
     from mt_cli.model import build_model
 
     tokenizers = Tokenizers.load(args.spm)
@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                                     "tokenizer.joint=true"])
     keras.utils.set_random_seed(args.seed)
     model = build_model(cfg.model, tokenizers.source.vocab_size, tokenizers.target.vocab_size)
-    write_export(args.out, model, cfg, tokenizers, {"step": 0, "weights_from": {"random_seed": args.seed}})
+    write_model_dir(args.out, model, cfg, tokenizers, {"step": 0, "weights_from": {"random_seed": args.seed}})
     emit({"out": str(args.out), "parameters": int(model.count_params()), "output_tokens": args.length}, None)
     return 0
 

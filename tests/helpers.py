@@ -135,7 +135,7 @@ def random_model_dir(root: Path, toy_dir: Path, name: str, norm: str = "pre", jo
 
     from mt_cli.core.config_loading import load_config
     from mt_cli.core.tokenizer import Tokenizers, train_tokenizers
-    from mt_cli.engines.model_dir import write_export
+    from mt_cli.engines.model_dir import write_model_dir
     from mt_cli.model import build_model
 
     sources, targets = [toy_dir / "train.src"], [toy_dir / "train.tgt"]
@@ -152,7 +152,7 @@ def random_model_dir(root: Path, toy_dir: Path, name: str, norm: str = "pre", jo
     model = build_model(cfg.model, tokenizers.source.vocab_size, tokenizers.target.vocab_size)
     model.set_weights([w * 4.0 for w in model.get_weights()])  # sharper: varied outputs, few near-ties
     out = root / name
-    write_export(out, model, cfg, tokenizers, {"step": 0, "weights_from": {"last_step": 0}})
+    write_model_dir(out, model, cfg, tokenizers, {"step": 0, "weights_from": {"last_step": 0}})
     return out
 
 

@@ -180,13 +180,13 @@ print(json.dumps({"ids": best, "text": [t.decode() for t in text["translation"].
 
 def test_savedmodel_serves_without_mt_cli(trained_run: Path, tmp_path: Path, toy_dir: Path) -> None:
     from mt_cli.core.tokenizer import EOS_ID
-    from mt_cli.engines.model_dir import load_export
+    from mt_cli.engines.model_dir import load_model_dir
     from mt_cli.model.search import search
 
     ok(cli("export", "-m", trained_run, "-o", tmp_path / "sm", "--format", "savedmodel"))
     source = json.loads((tmp_path / "sm" / "manifest.json").read_text())["source_model"]
     assert source["directory"] == trained_run.name  # its name, never the path it was built from
-    loaded = load_export(trained_run)
+    loaded = load_model_dir(trained_run)
     pytest.importorskip("tensorflow_text")
     rows = [ids + [EOS_ID] for ids in loaded.tokenizers.source.encode_ids(_sources(toy_dir)[:6])]
     padded = np.zeros((len(rows), max(map(len, rows))), np.int32)
@@ -266,7 +266,7 @@ def test_loading_a_model_directory_parses_its_config_once(trained_run: Path,
         return real(*args, **kwargs)
 
     monkeypatch.setattr(locate, "load_config", counted)
-    loaded = model_dir.load_export(trained_run, ["decode.beam_size=3"], decode_flags={"n_best": 2})
+    loaded = model_dir.load_model_dir(trained_run, ["decode.beam_size=3"], decode_flags={"n_best": 2})
     assert len(parsed) == 1, parsed
     assert (loaded.config.decode.beam_size, loaded.config.decode.n_best) == (3, 2)
 

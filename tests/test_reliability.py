@@ -322,10 +322,10 @@ _REPLACE_EXPORT = """
 import sys
 from pathlib import Path
 from mt_cli.core.errors import CheckpointError
-from mt_cli.engines.model_dir import load_export, write_export
-loaded = load_export(sys.argv[1])
+from mt_cli.engines.model_dir import load_model_dir, write_model_dir
+loaded = load_model_dir(sys.argv[1])
 try:
-    write_export(Path(sys.argv[2]), loaded.model, loaded.config, loaded.tokenizers, {"step": 1})
+    write_model_dir(Path(sys.argv[2]), loaded.model, loaded.config, loaded.tokenizers, {"step": 1})
 except CheckpointError as exc:
     print(exc)
     sys.exit(3)

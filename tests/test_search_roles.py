@@ -25,10 +25,10 @@ from mt_cli.core.config import DecodeConfig, decode_fields
 from mt_cli.core.tokenizer import EOS_ID
 from mt_cli.model import build_model
 from mt_cli.model.search import TENSOR_OPTIONS, SearchParams, compile_search, graph_key
-from mt_cli.model.search.entry import compiled, tracing_counts
+from mt_cli.model.search.compiled import compiled, tracing_counts
 
 SEARCH = REPO / "mt_cli" / "model" / "search"
-GRAPH_MODULES = ("graph.py", "sampling.py", "beam.py")  # code that runs inside the compiled search
+GRAPH_MODULES = ("shared.py", "greedy_sampling.py", "beam.py")  # code that runs inside the compiled search
 ROLES = {f.name: f.metadata["role"] for f in decode_fields()}
 DEFAULTS = {f.name: f.default for f in decode_fields()}
 RECORD_ONLY = {"seed"}  # a host option whose drawn value the record carries

@@ -228,12 +228,12 @@ def _greedy_reference(loaded, line: str) -> tuple[str, float]:
 
 def test_beam_one_is_greedy(runner: CliRunner, trained_run: Path, sources: Path,
                             greedy_file_output: list[str]) -> None:
-    from mt_cli.engines.model_dir import load_export
+    from mt_cli.engines.model_dir import load_model_dir
 
     lines = sources.read_text(encoding="utf-8").splitlines()[:3]
     records = jsonl(translate(runner, "-m", trained_run, "--beam-size", "1", "--format", "jsonl", "--engine", "native",
                               input="".join(line + "\n" for line in lines)))
-    loaded = load_export(trained_run)
+    loaded = load_model_dir(trained_run)
     for line, record, from_file in zip(lines, records, greedy_file_output):
         text, score = _greedy_reference(loaded, line)
         assert record["text"] == text, line

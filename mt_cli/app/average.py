@@ -16,7 +16,7 @@ from mt_cli.core.config import CONFIG_FILE, ModelConfig
 from mt_cli.core.config_loading import load_config
 from mt_cli.core.errors import CheckpointError, ConfigError, MtError
 from mt_cli.core.files import clean_leftovers
-from mt_cli.engines.model_dir import write_export
+from mt_cli.engines.model_dir import write_model_dir
 from mt_cli.engines.opened import open_model_dir
 from mt_cli.model import build_model
 from mt_cli.training.checkpoints import SavedStep, list_checkpoints
@@ -116,5 +116,5 @@ def average_checkpoints(run_dir: Path, output: Path, last: int | None = None,
     parent = read_record(run_dir)
     if parent is not None:
         info["init_from"] = parent.entry()
-    write_export(output, model, cfg, tokenizers, info)
+    write_model_dir(output, model, cfg, tokenizers, info)
     return [s.step for s in chosen]

@@ -18,14 +18,14 @@ from mt_cli import __version__
 from mt_cli.core.files import atomic_dir, file_sha256
 from mt_cli.engines.ct2_spec import build_spec, pieces
 from mt_cli.engines.locate import CTRANSLATE2, MANIFEST_FILE, model_name
-from mt_cli.engines.model_dir import CONFIG_FILE, LoadedModel, load_export
+from mt_cli.engines.model_dir import CONFIG_FILE, LoadedModel, load_model_dir
 
 FORMAT_VERSION = 1
 
 
 def export_ctranslate2(model_dir: str | Path, output: Path, quantization: str = "float32") -> Path:
     """Convert a native model directory (or run) into a CTranslate2 directory at `output`."""
-    loaded = load_export(model_dir)
+    loaded = load_model_dir(model_dir)
     tok = loaded.tokenizers
     spec = build_spec(loaded.model, loaded.config.model.activation, pieces(tok.source.processor),
                       pieces(tok.target.processor))

@@ -56,8 +56,8 @@ def export_config(cfg: Config, spm_names: tuple[str, str | None]) -> dict[str, A
     return raw
 
 
-def write_export(directory: Path, model: Any, cfg: Config, tokenizers: Tokenizers,
-                 info: dict[str, Any]) -> None:
+def write_model_dir(directory: Path, model: Any, cfg: Config, tokenizers: Tokenizers,
+                    info: dict[str, Any]) -> None:
     """Write `directory` (config, spm, float32 weights, their CTranslate2 conversion, manifest)
     atomically."""
     names = ("spm.model", None) if tokenizers.joint else ("spm.src.model", "spm.tgt.model")
@@ -146,8 +146,8 @@ class LoadedModel:
     precision: Choice  # the compute dtype the model was built in, and why
 
 
-def check_export(model: str | Path | ModelDir, overrides: list[str] | None = None,
-                 decode_flags: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], Config]:
+def check_model_dir(model: str | Path | ModelDir, overrides: list[str] | None = None,
+                    decode_flags: Mapping[str, Any] | None = None) -> tuple[dict[str, Any], Config]:
     """The manifest and config of a native model directory checked by `verified_native`."""
     opened = verified_native(model, overrides, decode_flags)
     return dict(opened.manifest), opened.config
@@ -171,9 +171,9 @@ def verified_native(model: str | Path | ModelDir, overrides: list[str] | None = 
     return opened
 
 
-def load_export(model: str | Path | ModelDir, overrides: list[str] | None = None,
-                precision: str | None = None, decode_flags: Mapping[str, Any] | None = None) -> LoadedModel:
-    """Load an export (or run) directory: check it, rebuild the model, load float32 weights;
+def load_model_dir(model: str | Path | ModelDir, overrides: list[str] | None = None,
+                   precision: str | None = None, decode_flags: Mapping[str, Any] | None = None) -> LoadedModel:
+    """Load a model directory (or a run directory's export): check it, rebuild the model, load float32 weights;
     `--set` overrides and typed decode flags (winning over both) apply to its config when a
     path is given (an opened directory has them already)."""
     opened = verified_native(model, overrides, decode_flags)
@@ -193,7 +193,7 @@ def load_export(model: str | Path | ModelDir, overrides: list[str] | None = None
 def load_translator(model: str | Path | ModelDir, overrides: list[str] | None = None,
                     decode_flags: Mapping[str, Any] | None = None) -> Translator:
     """A Translator over a model directory, with `--set` overrides and typed decode flags applied."""
-    loaded = load_export(model, overrides, decode_flags=decode_flags)
+    loaded = load_model_dir(model, overrides, decode_flags=decode_flags)
     return Translator(loaded.model, loaded.tokenizers, loaded.config.decode, loaded.precision)
 
 
@@ -220,7 +220,7 @@ def load_ensemble_translator(models: list[str | Path | ModelDir], overrides: lis
     averaged (`weights`, default equal); decoding options come from the first directory."""
     opened = [open_model_dir(model, overrides, decode_flags) for model in models]
     _check_same_tokenizers(opened)
-    loaded = [load_export(model) for model in opened]
+    loaded = [load_model_dir(model) for model in opened]
     ensemble = Ensemble([m.model for m in loaded], weights)
     return Translator(ensemble, loaded[0].tokenizers, loaded[0].config.decode, loaded[0].precision)
 

@@ -21,7 +21,7 @@ from mt_cli.core.extras import installed
 from mt_cli.core.files import atomic_dir
 from mt_cli.core.tokenizer import EOS_ID, PAD_ID
 from mt_cli.engines.locate import MANIFEST_FILE, model_name
-from mt_cli.engines.model_dir import load_export
+from mt_cli.engines.model_dir import load_model_dir
 from mt_cli.model import Transformer
 from mt_cli.model.search import bound_search
 
@@ -79,7 +79,7 @@ def text_ops_available() -> bool:
 
 def export_savedmodel(model_dir: str | Path, output: Path) -> dict[str, Any]:
     """Write a SavedModel of a model directory (or run) to `output`; return its manifest."""
-    loaded = load_export(model_dir)
+    loaded = load_model_dir(model_dir)
     tok = loaded.manifest["tokenizer"]
     spm = ((loaded.directory / tok["source"]).read_bytes(), (loaded.directory / tok["target"]).read_bytes())
     module = ServingModule(loaded.model, loaded.config.decode, spm)

@@ -29,7 +29,7 @@ from mt_cli.engines.locate import (
     plain_name,
     resolve_model_dir,
 )
-from mt_cli.engines.model_dir import WEIGHTS_FILE, check_export
+from mt_cli.engines.model_dir import WEIGHTS_FILE, check_model_dir
 from mt_cli.engines.opened import open_model_dir
 from mt_cli.training.checkpoints import list_checkpoints
 from mt_cli.training.run_dir import atomic_write_text
@@ -123,7 +123,7 @@ def open_parent(path: Path) -> tuple[Parent, Config]:
         if opened.engine == CTRANSLATE2:
             raise CheckpointError("a CTranslate2 export holds no TensorFlow weights to train; give "
                                   "the native model directory it was exported from")
-        manifest, parent_cfg = check_export(opened)
+        manifest, parent_cfg = check_model_dir(opened)
     except (CheckpointError, ConfigError) as exc:
         raise CheckpointError(f"--init-from {path}: {exc}") from None
     tok = manifest["tokenizer"]

@@ -21,7 +21,7 @@ from mt_cli.core.errors import MtError
 from mt_cli.core.files import clean_temporaries
 from mt_cli.core.textio import read_lines
 from mt_cli.core.tokenizer import PAD_ID, Tokenizers
-from mt_cli.engines.model_dir import write_export
+from mt_cli.engines.model_dir import write_model_dir
 from mt_cli.engines.native import Translator
 from mt_cli.model import Transformer, build_model
 from mt_cli.model.devices import training_precision
@@ -244,5 +244,5 @@ class Session:
                 "eval_metric": t.eval_metric, "best_score": state.best_score}
         if self.parent is not None:
             info["init_from"] = self.parent.entry()
-        write_export(export_dir, self.model, self.cfg, self.tokenizers, info)
+        write_model_dir(export_dir, self.model, self.cfg, self.tokenizers, info)
         return export_dir

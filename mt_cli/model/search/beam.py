@@ -13,7 +13,8 @@ import tensorflow as tf
 
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from mt_cli.model.attention import NEG_INF
-from mt_cli.model.search.graph import (
+from mt_cli.model.search.options import SearchParams
+from mt_cli.model.search.shared import (
     VALID,
     SearchModel,
     Setup,
@@ -24,7 +25,6 @@ from mt_cli.model.search.graph import (
     top_k_wide,
     write_column,
 )
-from mt_cli.model.search.options import SearchParams
 
 ACTIVE_BUCKET = 8  # beam search keeps a multiple of this many sentences in its cache
 SCORE_FLOOR = VALID / 2  # normalised scores saturate here, above VALID (extreme penalties stay valid)

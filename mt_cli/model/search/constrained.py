@@ -30,7 +30,7 @@ from mt_cli.core.config import DecodeConfig
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID
 from mt_cli.model.attention import NEG_INF
-from mt_cli.model.search.graph import SearchModel, ban_bias, top_k_wide
+from mt_cli.model.search.shared import SearchModel, ban_bias, top_k_wide
 
 
 @dataclass(frozen=True)

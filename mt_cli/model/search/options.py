@@ -3,7 +3,7 @@
 ``DecodeConfig`` gives every option a role (see ``mt_cli.core.config.DECODE_ROLES``).  The
 `graph` values, and whether each `switch` is on, pick the compiled graph (``graph_key``); the
 `tensor` and `switch` values travel into it as one float vector, read inside the graph as the
-typed ``SearchParams`` record, so changing them never retraces (entry.py caches one compiled
+typed ``SearchParams`` record, so changing them never retraces (compiled.py caches one compiled
 search per model and graph key).  tests/test_search_roles.py
 checks that the search code uses each option the way its role says.
 """

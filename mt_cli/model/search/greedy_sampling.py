@@ -11,7 +11,8 @@ import tensorflow as tf
 
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID
 from mt_cli.model.attention import NEG_INF
-from mt_cli.model.search.graph import (
+from mt_cli.model.search.options import SearchParams
+from mt_cli.model.search.shared import (
     SearchModel,
     Setup,
     ban_bias,
@@ -19,7 +20,6 @@ from mt_cli.model.search.graph import (
     gnmt_length_penalty,
     log_normalizer,
 )
-from mt_cli.model.search.options import SearchParams
 
 MIN_TEMPERATURE = 1e-6
 
@@ -54,7 +54,7 @@ class SampleState(NamedTuple):
     cache: dict[str, Any]
 
 
-class LeftToRight:
+class GreedyOrSampling:
     """Independent left-to-right decoding of ``rows`` hypotheses per sentence (greedy when
     ``sample`` is None, else (top-k, use top-p) sampling)."""
 

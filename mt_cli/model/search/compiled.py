@@ -21,9 +21,9 @@ from mt_cli.core.config import DecodeConfig
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.core.tokenizer import EOS_ID
 from mt_cli.model.search.beam import Beam
-from mt_cli.model.search.graph import SearchModel, setup, to_vocabulary
+from mt_cli.model.search.greedy_sampling import GreedyOrSampling
 from mt_cli.model.search.options import TENSOR_OPTIONS, SearchParams, graph_key, search_mode
-from mt_cli.model.search.sampling import LeftToRight
+from mt_cli.model.search.shared import SearchModel, setup, to_vocabulary
 
 
 @dataclass(frozen=True)
@@ -74,7 +74,7 @@ def compile_search(model: SearchModel, options: DecodeConfig) -> Callable:
         if mode == "beam":
             out = Beam(m, batch, params, beam, use_coverage).run()
         else:
-            out = LeftToRight(m, batch, params, rows, sample).run()
+            out = GreedyOrSampling(m, batch, params, rows, sample).run()
         return out if ids is None else to_vocabulary(out, ids)
 
     signature = [
