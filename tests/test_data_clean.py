@@ -273,3 +273,15 @@ def test_settings_defaults_pass_their_own_rules() -> None:
 
     values = {f.name: getattr(defaults, f.name) for f in dataclasses.fields(CleanConfig)}
     assert typed_fields(CleanConfig, values, {}) == defaults
+
+
+def test_a_line_over_the_byte_bound_is_too_long_never_decoded(runner, tmp_path) -> None:
+    """A line over 4 x --max-chars bytes is cut while reading (never held whole): too_long, even
+    with invalid UTF-8 past the cut."""
+    source, target = tmp_path / "a.en", tmp_path / "a.de"
+    source.write_bytes(b"x" * 5000 + b"\xff\n" + CLEAN[0][0].encode() + b"\n")
+    target.write_text(f"Ein Satz.\n{CLEAN[0][1]}\n", encoding="utf-8")
+    result = runner.invoke(app, ["data", "check", str(source), str(target), *LANGS, "--max-chars", "100", "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["rules"]["too_long"] == 1 and report["pairs"]["kept"] == 1

@@ -133,6 +133,8 @@ class Judge:
                     out: ChunkVerdict, norm: np.ndarray) -> int:
         if not raw_source.strip() or not raw_target.strip():
             return RULE_CODE["empty"]
+        if cut:
+            return RULE_CODE["too_long"]  # longer than the bytes the reader holds: never decoded nor hashed
         try:
             texts = [raw_source.decode("utf-8"), raw_target.decode("utf-8")]
         except UnicodeDecodeError:
@@ -145,8 +147,6 @@ class Judge:
         if self.settings.drop_control_chars and (CONTROL.search(source) or CONTROL.search(target)):
             return RULE_CODE["control_chars"]
         out.measured[i] = True
-        if cut:
-            return RULE_CODE["too_long"]  # longer than the bytes the reader holds: never hashed whole
         out.hash[i] = pair_hash(raw_source, raw_target)
         for side, text in enumerate(texts):
             out.chars[i, side] = len(text.strip())

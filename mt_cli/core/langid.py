@@ -37,6 +37,7 @@ def check_codes(codes: Iterable[tuple[str, str]]) -> None:
     """Each (flag, code) must be a language the identifier knows: fail naming the flag, the
     code and the supported codes."""
     known = set(supported())
+    _full_model.cache_clear()  # the main process of a pooled run needs it no more (~80 MB)
     for flag, code in codes:
         if code not in known:
             raise ConfigError(f"{flag}: unknown language code {code!r}; language ID knows "

@@ -18,6 +18,7 @@ import numpy as np
 
 from mt_cli.core.clean_rules import ChunkVerdict, Judge
 from mt_cli.core.clean_settings import RULE_CODE, CleanConfig
+from mt_cli.core.errors import DataError
 from mt_cli.core.hashset import HashSet
 
 from .summary import Summary
@@ -65,22 +66,27 @@ def _verdicts_inline(spec: JudgeSpec, chunks: Iterable[Chunk]) -> Iterator[tuple
 
 def _verdicts_pooled(spec: JudgeSpec, chunks: Iterable[Chunk], workers: int) -> Iterator[tuple[Chunk, ChunkVerdict]]:
     """Verdicts in input order, at most IN_FLIGHT_PER_WORKER chunks per worker read ahead
-    (Pool.imap would read the whole input at once)."""
-    pool = _context().Pool(workers, initializer=_start_worker, initargs=(spec,))
+    (Pool.imap would read the whole input at once). A worker that dies (killed, out of
+    memory) fails the run in one line; multiprocessing.Pool would wait for it forever."""
+    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures.process import BrokenProcessPool
+
+    executor = ProcessPoolExecutor(workers, mp_context=_context(), initializer=_start_worker, initargs=(spec,))
     try:
         pending: deque = deque()
         for chunk in chunks:
-            pending.append((chunk, pool.apply_async(_judge_chunk, (chunk,))))
+            pending.append((chunk, executor.submit(_judge_chunk, chunk)))
             if len(pending) >= workers * IN_FLIGHT_PER_WORKER:
-                done, result = pending.popleft()
-                yield done, result.get()
+                done, future = pending.popleft()
+                yield done, future.result()
         while pending:
-            done, result = pending.popleft()
-            yield done, result.get()
-        pool.close()
+            done, future = pending.popleft()
+            yield done, future.result()
+    except BrokenProcessPool:
+        raise DataError(f"a worker process judging pairs died (killed, or out of memory?); "
+                        f"retry with fewer --workers than {workers}") from None
     finally:
-        pool.terminate()
-        pool.join()
+        executor.shutdown(wait=False, cancel_futures=True)
 
 
 def worker_count(requested: int, expected_pairs: int | None) -> int:
