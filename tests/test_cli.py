@@ -34,6 +34,8 @@ EXAMPLES = {
     ("config", "show"): "mt-cli config show configs/multi30k-en-de.yaml --set train.max_steps=500",
     ("config", "validate"): "mt-cli config validate transformer-small",
     ("config", "presets"): "mt-cli config presets",
+    ("data", "clean"): "mt-cli data clean crawl.en crawl.de --source-lang en --target-lang de -o clean/",
+    ("data", "check"): "mt-cli data check train.en train.de",
 }
 
 
@@ -89,6 +91,7 @@ def test_subcommand_help_shows_an_example(runner: CliRunner, path: tuple[str, ..
 @pytest.mark.parametrize("group, subcommands", [
     ("tokenize", ["train", "encode", "decode"]),
     ("config", ["show", "validate", "presets"]),
+    ("data", ["clean", "check"]),
 ])
 def test_group_help_lists_subcommands(runner: CliRunner, group: str, subcommands: list[str]) -> None:
     result = runner.invoke(app, [group, "--help"], env=ENV)

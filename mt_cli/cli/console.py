@@ -81,6 +81,12 @@ def error(message: str) -> None:
     stderr.print(f"error: {printable(message)}", markup=False)
 
 
+def print_text(text: str) -> None:
+    """A command's text output (a summary) on stdout, as given."""
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    sys.stdout.flush()
+
+
 def print_json(document: Any) -> None:
     """Machine-readable output goes to stdout, exactly one document."""
     import json
@@ -134,12 +140,13 @@ class TrainProgress:
 
 
 class LineProgress:
-    """Lines translated of a long job: a rich bar (done / total, lines/s, ETA) on a terminal,
+    """Lines (or `unit`) done of a long job: a rich bar (done / total, lines/s, ETA) on a terminal,
     nothing on a pipe or with --quiet (logs and files stay clean). `total` None: not counted."""
 
-    def __init__(self) -> None:
+    def __init__(self, unit: str = "lines") -> None:
         self._progress: Any = None
         self._task: Any = None
+        self._unit = unit
 
     @property
     def shown(self) -> bool:
@@ -151,7 +158,7 @@ class LineProgress:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self._progress = Progress(
-            TextColumn("lines"), MofNCompleteColumn(), BarColumn(),
+            TextColumn(self._unit), MofNCompleteColumn(), BarColumn(),
             TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=stderr, transient=False)
         self._task = self._progress.add_task("translate", total=total, rate="")
         self._progress.start()
@@ -162,7 +169,7 @@ class LineProgress:
         self._progress.advance(self._task, lines)
         task = self._progress.tasks[0]
         speed = task.speed or (task.completed / task.elapsed if task.elapsed else None)  # one round: no speed yet
-        self._progress.update(self._task, rate="" if speed is None else f"{speed:,.1f} lines/s")
+        self._progress.update(self._task, rate="" if speed is None else f"{speed:,.1f} {self._unit}/s")
 
     def close(self) -> None:
         if self._progress is not None:

@@ -19,6 +19,7 @@ from mt_cli.cli import (
     average_cmd,
     config_cmd,
     console,
+    data_cmd,
     evaluate_cmd,
     export_cmd,
     plot_cmd,
@@ -95,6 +96,7 @@ def root(
 
 app.add_typer(config_cmd.app, name="config")
 app.add_typer(tokenize_cmd.app, name="tokenize")
+app.add_typer(data_cmd.app, name="data")
 app.command("train")(train_cmd.train)
 app.command("translate")(translate_cmd.translate)
 app.command("evaluate")(evaluate_cmd.evaluate)

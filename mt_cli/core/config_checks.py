@@ -280,3 +280,12 @@ def from_dict(raw: dict[str, Any], origin: str = "<dict>", decode_flags: Mapping
         cfg = dataclasses.replace(cfg, decode=_typed_decode(cfg.decode, flags, names))
     _cross_check(cfg, names)
     return cfg
+
+
+def typed_fields(cls: type, values: Mapping[str, Any], keys: Mapping[str, str]) -> Any:
+    """Dataclass `cls` from `values` by field name (the rest at their defaults), each value
+    checked by its field's rule; an error names `keys[name]` (the flag the user typed)."""
+    hints = typing.get_type_hints(cls)
+    meta = {f.name: dict(f.metadata) for f in dataclasses.fields(cls)}
+    return cls(**{name: _convert(keys.get(name, name), value, hints[name], meta[name], "")
+                  for name, value in values.items()})

@@ -60,6 +60,16 @@ def _records(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[bytes, bool]]:
         yield raw[:max_bytes], True
 
 
+def iter_raw(stream: BinaryIO, max_bytes: int) -> Iterator[tuple[bytes, bool]]:
+    """(raw line, cut) per line by the same rule as `iter_lines`, undecoded: the final "\\n" and a
+    "\\r" before it dropped; a line over `max_bytes` is cut to them (`cut` True), the rest skipped unread."""
+    for raw, cut in _records(stream, max_bytes):
+        if not cut:
+            raw = raw[:-1] if raw.endswith(b"\n") else raw
+            raw = raw[:-1] if raw.endswith(b"\r") else raw
+        yield raw, cut
+
+
 def iter_stream(stream: BinaryIO, name: str, lenient: bool = False, max_chars: int | None = None,
                 first_lineno: int = 1) -> Iterator[str]:
     """Yield decoded lines of a binary stream, one per b"\\n"-terminated record; with `max_chars`
@@ -87,6 +97,11 @@ def _open_binary(path: str | Path) -> BinaryIO:
         raise DataError(f"{path}: is a directory, expected a text file") from None
     except PermissionError:
         raise DataError(f"{path}: permission denied") from None
+
+
+def open_input(path: str | Path) -> BinaryIO:
+    """A file opened for reading bytes; a missing, unreadable or directory path fails naming it."""
+    return _open_binary(path)
 
 
 def _opened(path: str | Path) -> AbstractContextManager[BinaryIO]:
