@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import yaml
 from helpers import assert_same_checkpoint_state, copy_run, tiny_config_text
+from typer.testing import CliRunner
 
 from mt_cli.cli.main import app
 
@@ -145,7 +146,18 @@ def test_bfloat16_training_exports_float32_weights(runner, tmp_path, toy_dir) ->
     assert out.exit_code == 0 and len(out.stdout.splitlines()) == 2
 
 
-def test_gradient_accumulation_feeds_several_batches_per_step(runner, tmp_path, toy_dir) -> None:
+@pytest.fixture(scope="module")
+def four_steps(tmp_path_factory, toy_dir):
+    """4 plain steps, each logged, trained through the CLI (stderr not a terminal): the run
+    directory and the CliRunner result."""
+    work = tmp_path_factory.mktemp("four-steps")
+    config = _write(work, toy_dir, train={"max_steps": 4, "log_every": 1})
+    result = CliRunner().invoke(app, ["train", str(config), "--run-dir", str(work / "run")])
+    assert result.exit_code == 0, result.output
+    return work / "run", result
+
+
+def test_gradient_accumulation_feeds_several_batches_per_step(runner, tmp_path, toy_dir, four_steps) -> None:
     config = _write(tmp_path, toy_dir, train={"max_steps": 4, "effective_batch_tokens": 1024,
                                               "log_every": 1})
     run = tmp_path / "run"
@@ -153,9 +165,7 @@ def test_gradient_accumulation_feeds_several_batches_per_step(runner, tmp_path, 
     assert result.exit_code == 0, result.output
     accumulated = _metrics(run)
     assert [r["step"] for r in accumulated] == [1, 2, 3, 4]
-    plain = _write(tmp_path, toy_dir, "plain.yaml", train={"max_steps": 4, "log_every": 1})
-    assert _train(runner, plain, tmp_path / "plain").exit_code == 0
-    single = _metrics(tmp_path / "plain")
+    single = _metrics(four_steps[0])
     # 1024 / 256 = 4 micro-batches per optimizer step: about 4x the tokens of a plain step
     ratio = sum(r["tokens"] for r in accumulated) / sum(r["tokens"] for r in single)
     assert 3.0 < ratio < 5.0
@@ -361,13 +371,12 @@ def test_float16_with_loss_scaling_trains(runner, tmp_path, toy_dir) -> None:
     assert all(np.isfinite(r["loss"]) for r in _metrics(run))
 
 
-def test_quiet_training_prints_no_progress(runner, tmp_path, toy_dir) -> None:
+def test_quiet_training_prints_no_progress(runner, tmp_path, toy_dir, four_steps) -> None:
     config = _write(tmp_path, toy_dir, train={"max_steps": 4, "log_every": 1})
     result = runner.invoke(app, ["-q", "train", str(config), "--run-dir", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert result.stderr.strip() == ""
-    loud = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / "loud")])
-    assert "step 4" in loud.stderr  # plain lines when stderr is not a terminal
+    assert "step 4" in four_steps[1].stderr  # the same run without -q: plain lines (stderr not a terminal)
 
 
 def _run_on_a_terminal(command: list[str], timeout: float = 600) -> str:
