@@ -5,7 +5,6 @@ engine (said on stderr, in jsonl records), with GNMT's length penalty on both.""
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import subprocess
 import sys
@@ -151,18 +150,26 @@ def test_the_ctranslate2_path_never_imports_tensorflow(trained_run: Path) -> Non
     assert result.stderr.strip().splitlines()[-1] == "no-tf", result.stderr
 
 
-def test_auto_decodes_native_in_float32_on_every_cpu_kind(trained_run: Path, tmp_path: Path) -> None:
+def test_auto_decodes_native_in_float32_on_every_cpu_kind(runner, trained_run: Path, tmp_path: Path,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     """`decode.dtype: auto` is float32 as a CPU with bf16 units decides it and as one without
-    (MT_CLI_CPU_FLAGS), in a real process, and the engine line says why."""
+    (MT_CLI_CPU_FLAGS, read afresh: the CPU is looked up once per process), and the engine line
+    says why. (tests/test_runtime.py runs the override in a real process.)"""
+    from mt_cli.core.hardware import this_cpu
+
     model = _copy_export(trained_run, tmp_path / "auto")
     config = model / "config.yaml"
     config.write_text(config.read_text().replace("dtype: float32", "dtype: auto"))
     _rehash(model, "config.yaml")
     for flags, units in (("avx2,fma", "no bf16 units"), ("avx512f,avx512_bf16,amx_bf16,amx_tile", "bf16 units")):
-        done = subprocess.run([sys.executable, "-m", "mt_cli", "translate", "-m", str(model), "--engine", "native"],
-                              input="the cat .\n", capture_output=True, text=True, timeout=300, check=False,
-                              env={**os.environ, "MT_CLI_CPU_FLAGS": flags})
-        assert done.returncode == 0, done.stderr
+        monkeypatch.setenv("MT_CLI_CPU_FLAGS", flags)
+        this_cpu.cache_clear()
+        try:
+            done = runner.invoke(app, ["translate", "-m", str(model), "--engine", "native"], input="the cat .\n")
+        finally:
+            this_cpu.cache_clear()
+        assert done.exit_code == 0, done.output
+        assert len(done.stdout.splitlines()) == 1
         line = done.stderr.strip().splitlines()[-1]
         assert line.startswith("engine: native (--engine native); decode dtype: float32 (auto: "), line
         assert units in line and "independent of the lines batched with it" in line, line

@@ -19,6 +19,7 @@ from helpers import (
     REPO,
     assert_one_line_error,
     assert_same_checkpoint_state,
+    copy_run,
     small_tmpfs,
     tiny_config_text,
     toy_pairs,
@@ -52,7 +53,7 @@ def _wait_for(predicate, timeout: float = 120.0) -> None:
 # ---------------------------------------------------------------- 1, 2: kill -9 and signals
 
 @pytest.mark.parametrize("signum, code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
-def test_signal_saves_at_step_boundary_and_rerun_resumes(tmp_path, toy_dir, signum, code) -> None:
+def test_signal_saves_at_step_boundary_and_rerun_resumes(runner, tmp_path, toy_dir, signum, code) -> None:
     config = _config(tmp_path, toy_dir, train={"max_steps": 100000, "save_every": 100000,
                                                "log_every": 1})
     run = tmp_path / "run"
@@ -68,16 +69,15 @@ def test_signal_saves_at_step_boundary_and_rerun_resumes(tmp_path, toy_dir, sign
     step = saved[0]
     last_logged = json.loads(metrics.read_text().splitlines()[-1])["step"]
     assert step == last_logged  # the step in flight finished and was saved; nothing lost
-    resumed = subprocess.run([*MT_CLI, "train", str(config), "--run-dir", str(run),
-                              "--set", f"train.max_steps={step + 3}"], check=False, capture_output=True, text=True)
-    assert resumed.returncode == 0, resumed.stderr
+    resumed = runner.invoke(app, ["train", str(config), "--run-dir", str(run), "--set", f"train.max_steps={step + 3}"])
+    assert resumed.exit_code == 0, resumed.output
     assert f"step {step}" in resumed.stderr
     steps = [json.loads(line)["step"] for line in metrics.read_text().splitlines()
              if json.loads(line)["event"] == "train"]
     assert steps[-3:] == [step + 1, step + 2, step + 3]
 
 
-def test_kill_9_inside_a_save_resumes_from_the_previous_complete_checkpoint(tmp_path, toy_dir) -> None:
+def test_kill_9_inside_a_save_resumes_from_the_previous_complete_checkpoint(runner, tmp_path, toy_dir) -> None:
     """$MT_CLI_PAUSE_SAVE pauses the save of step 10 after its first file, so the kill -9
     lands inside that save for certain; the rerun must resume from step 5, without an
     "unreadable" warning, and remove the partial save."""
@@ -94,9 +94,8 @@ def test_kill_9_inside_a_save_resumes_from_the_previous_complete_checkpoint(tmp_
     partial = [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".tmp-step-00000010")]
     assert partial and list(partial[0].glob("ckpt.index")), "the kill did not land inside the save"
     assert _steps_of(run) == [5]
-    result = subprocess.run([*MT_CLI, "train", str(config), "--run-dir", str(run), "--set",
-                             "train.max_steps=7"], check=False, capture_output=True, text=True)
-    assert result.returncode == 0, result.stderr
+    result = runner.invoke(app, ["train", str(config), "--run-dir", str(run), "--set", "train.max_steps=7"])
+    assert result.exit_code == 0, result.output
     assert "removed leftovers of an interrupted save" in result.stderr
     assert "unreadable" not in result.stderr
     assert "resuming from" in result.stderr and "step-00000005" in result.stderr
@@ -111,30 +110,34 @@ def _corrupt(step_dir: Path) -> None:
     data.write_bytes(data.read_bytes()[: data.stat().st_size // 3])
 
 
-def test_corrupted_latest_checkpoint_falls_back_with_warning(runner, tmp_path, toy_dir) -> None:
-    config = _config(tmp_path, toy_dir, train={"max_steps": 10, "save_every": 5})
-    run = tmp_path / "run"
-    trained = runner.invoke(app, ["train", str(config), "--run-dir", str(run), "--set", "train.max_steps=10"])
-    assert trained.exit_code == 0
+def _unfinished_copy(trained_run: Path, dest: Path) -> Path:
+    """A copy of the session's run (checkpoints at 40, 50, 60) that is not finished."""
+    run = copy_run(trained_run, dest)
     (run / "finished.json").unlink()
-    _corrupt(run / "checkpoints" / "step-00000010")
-    result = runner.invoke(app, ["train", str(config), "--run-dir", str(run), "--set", "train.max_steps=12"])
+    assert _steps_of(run) == [40, 50, 60]
+    return run
+
+
+def test_corrupted_latest_checkpoint_falls_back_with_warning(runner, tmp_path, trained_run) -> None:
+    run = _unfinished_copy(trained_run, tmp_path / "run")
+    _corrupt(run / "checkpoints" / "step-00000060")
+    result = runner.invoke(app, ["train", str(run / "config.yaml"), "--run-dir", str(run),
+                                 "--set", "train.max_steps=62"])
     assert result.exit_code == 0, result.output
-    assert "step-00000010 is unreadable" in result.stderr
-    assert "resuming from" in result.stderr and "step-00000005" in result.stderr
+    assert "step-00000060 is unreadable" in result.stderr
+    assert "resuming from" in result.stderr and "step-00000050" in result.stderr
 
 
-def test_all_checkpoints_corrupted_is_an_error_not_a_fresh_start(runner, tmp_path, toy_dir) -> None:
-    config = _config(tmp_path, toy_dir, train={"max_steps": 10, "save_every": 5})
-    run = tmp_path / "run"
-    assert runner.invoke(app, ["train", str(config), "--run-dir", str(run)]).exit_code == 0
-    (run / "finished.json").unlink()
+def test_all_checkpoints_corrupted_is_an_error_not_a_fresh_start(runner, tmp_path, trained_run) -> None:
+    run = _unfinished_copy(trained_run, tmp_path / "run")
     for step_dir in (run / "checkpoints").glob("step-*"):
         _corrupt(step_dir)
-    result = runner.invoke(app, ["train", str(config), "--run-dir", str(run), "--set", "train.max_steps=12"])
+    result = runner.invoke(app, ["train", str(run / "config.yaml"), "--run-dir", str(run),
+                                 "--set", "train.max_steps=62"])
     assert result.exit_code == 1
     line = assert_one_line_error(result.stderr, after_log=True)
     assert "no readable checkpoint" in line and "step-000000" in line
+    assert _steps_of(run) == [40, 50, 60]  # nothing new written over them
 
 
 # ---------------------------------------------------------------- 8: non-finite steps
@@ -279,27 +282,23 @@ def test_changed_training_file_is_noticed_by_the_cache(tmp_path, toy_dir) -> Non
 
 # ---------------------------------------------------------------- 20: full disk
 
-def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, toy_dir) -> None:
+def test_full_disk_while_saving_keeps_the_previous_checkpoint(tmp_path, trained_run) -> None:
     """RLIMIT_FSIZE makes every write beyond a size fail like a full disk (EFBIG)."""
-    config = _config(tmp_path, toy_dir, train={"max_steps": 10, "save_every": 5})
-    run = tmp_path / "run"
-    first = subprocess.run([*MT_CLI, "train", str(config), "--run-dir", str(run),
-                            "--set", "train.max_steps=5"], check=False, capture_output=True, text=True)
-    assert first.returncode == 0, first.stderr
-    (run / "finished.json").unlink()
+    run = _unfinished_copy(trained_run, tmp_path / "run")
     biggest = max(p.stat().st_size for p in (run / "checkpoints").rglob("*") if p.is_file())
 
     def limit() -> None:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
         resource.setrlimit(resource.RLIMIT_FSIZE, (biggest // 2, biggest // 2))
 
-    result = subprocess.run([*MT_CLI, "train", str(config), "--run-dir", str(run)],
+    result = subprocess.run([*MT_CLI, "train", str(run / "config.yaml"), "--run-dir", str(run),
+                             "--set", "train.max_steps=65"],
                             check=False, capture_output=True, text=True, preexec_fn=limit)
     assert result.returncode == 1, result.stderr
     line = assert_one_line_error(result.stderr, after_log=True)
-    assert "step-00000010: cannot write" in line
-    assert "previous one is intact" not in line  # there was no step-00000010 before
-    assert _steps_of(run) == [5]
+    assert "step-00000065: cannot write" in line
+    assert "previous one is intact" not in line  # there was no step-00000065 before
+    assert _steps_of(run) == [40, 50, 60]
     assert not [p for p in (run / "checkpoints").iterdir() if p.name.startswith(".")]
 
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from helpers import assert_same_checkpoint_state, tiny_config_text
+from helpers import assert_same_checkpoint_state, copy_run, tiny_config_text
+from typer.testing import CliRunner
 
 from mt_cli.cli.main import app
 
@@ -59,78 +60,74 @@ def test_loss_decreases_and_logs(trained_run: Path) -> None:
     assert _metrics(trained_run, "dev")
 
 
-def test_rerun_resumes_and_finished_run_is_not_overwritten(runner, tmp_path, toy_dir) -> None:
-    config = _write(tmp_path, toy_dir, train={"max_steps": 10, "save_every": 5})
-    run = tmp_path / "run"
-    assert _train(runner, config, run).exit_code == 0
+def test_rerun_resumes_and_finished_run_is_not_overwritten(runner, tmp_path, trained_run) -> None:
+    run = copy_run(trained_run, tmp_path / "run")  # 60 steps, finished
+    config = run / "config.yaml"
     weights = (run / "export" / "model.weights.h5").read_bytes()
     again = _train(runner, config, run)
     assert again.exit_code == 0
     assert "already trained" in again.stderr
     assert (run / "export" / "model.weights.h5").read_bytes() == weights
-    longer = _train(runner, config, run, "--set", "train.max_steps=15")
+    longer = _train(runner, config, run, "--set", "train.max_steps=63")
     assert longer.exit_code == 0, longer.output
-    assert "resuming from" in longer.stderr and "step 10" in longer.stderr
-    assert json.loads((run / "export" / "manifest.json").read_text())["step"] == 15
-    assert [r["step"] for r in _metrics(run)][-1] == 15
-    fresh = _train(runner, config, run, "--overwrite")
+    assert "resuming from" in longer.stderr and "step 60" in longer.stderr
+    assert json.loads((run / "export" / "manifest.json").read_text())["step"] == 63
+    assert [r["step"] for r in _metrics(run)][-1] == 63
+    fresh = _train(runner, config, run, "--overwrite", "--set", "train.max_steps=5")
     assert fresh.exit_code == 0 and "resuming" not in fresh.stderr
-    assert json.loads((run / "export" / "manifest.json").read_text())["step"] == 10
+    assert json.loads((run / "export" / "manifest.json").read_text())["step"] == 5
+    assert [r["step"] for r in _metrics(run)] == [5]  # a new metrics.jsonl
 
 
-def test_resume_with_changed_model_lists_the_differences(runner, tmp_path, toy_dir) -> None:
-    config = _write(tmp_path, toy_dir, train={"max_steps": 5})
-    run = tmp_path / "run"
-    assert _train(runner, config, run).exit_code == 0
-    result = _train(runner, config, run, "--set", "model.hidden_dim=64", "--set", "tokenizer.vocab_size=40")
+def test_resume_with_changed_model_lists_the_differences(runner, tmp_path, trained_run) -> None:
+    run = copy_run(trained_run, tmp_path / "run")
+    before = sorted(p.name for p in (run / "checkpoints").iterdir())
+    result = _train(runner, run / "config.yaml", run, "--set", "model.hidden_dim=64",
+                    "--set", "tokenizer.vocab_size=40")
     assert result.exit_code == 1
     assert "model.hidden_dim: 32 -> 64" in result.stderr
     assert "tokenizer.vocab_size: 48 -> 40" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == before
 
 
-def test_keep_last_k_keeps_an_old_best_checkpoint(runner, tmp_path, toy_dir) -> None:
-    """An untrainable model (learning rate 1e-6) scores BLEU 0 at every evaluation, and only
-    a strictly better score counts: the best stays at the first evaluation (step 10), far
-    behind the newest two checkpoints, and must survive every pruning."""
-    config = _write(tmp_path, toy_dir, train={"max_steps": 30, "save_every": 5, "keep_last": 2,
-                                              "eval_every": 10, "eval_metric": "bleu",
-                                              "learning_rate": 1e-6, "schedule": "constant",
-                                              "warmup_steps": 0})
-    run = tmp_path / "run"
-    assert _train(runner, config, run).exit_code == 0
-    dev = _metrics(run, "dev")
-    assert [r["bleu"] for r in dev] == [0.0, 0.0, 0.0] and dev[-1]["best_step"] == 10
-    steps = sorted(int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("step-*"))
-    assert steps == [10, 25, 30]
-    manifest = json.loads((run / "export" / "manifest.json").read_text())
-    assert manifest["weights_from"] == {"best_step": 10}
+def test_checkpoint_bookkeeping_in_one_real_run(runner, tmp_path, toy_dir) -> None:
+    """The integration run of keep-last-K, the best checkpoint, early stopping and averaging
+    (each also tested as a function in tests/test_training_parts.py). An untrainable model
+    (learning rate 1e-6) scores BLEU 0 at every evaluation, and only a strictly better score
+    counts: the best stays at the first evaluation (step 5).
 
-
-def test_average_last_checkpoints(runner, tmp_path, toy_dir) -> None:
-    config = _write(tmp_path, toy_dir, train={"max_steps": 15, "save_every": 5, "keep_last": 3,
-                                              "average_last": 3})
-    run = tmp_path / "run"
-    result = _train(runner, config, run)
-    assert result.exit_code == 0, result.output
-    manifest = json.loads((run / "export" / "manifest.json").read_text())
-    assert manifest["weights_from"] == {"averaged_steps": [5, 10, 15]}
-    out = runner.invoke(app, ["translate", "-m", str(run)], input="the cat runs .\n")
-    assert out.exit_code == 0 and len(out.stdout.splitlines()) == 1
-
-
-def test_early_stopping_with_patience(runner, tmp_path, toy_dir) -> None:
-    # Score on the training loss of an over-regularised model that cannot improve BLEU from 0.
-    config = _write(tmp_path, toy_dir, train={"max_steps": 200, "eval_every": 5,
-                                              "early_stopping_patience": 2, "learning_rate": 1e-6,
+    First 10 steps: the export takes the best checkpoint. Resumed to 100 steps with patience 3
+    and averaging: the resume keeps the best score and the bad-evaluation count (a restore that
+    lost them would call step 15 the best and stop at 30), so the run stops at step 20; the best
+    checkpoint, far behind the newest two, survives every pruning; the export averages the
+    last two."""
+    config = _write(tmp_path, toy_dir, train={"max_steps": 10, "eval_every": 5, "save_every": 5,
+                                              "keep_last": 2, "eval_metric": "bleu",
+                                              "early_stopping_patience": 3, "learning_rate": 1e-6,
                                               "schedule": "constant", "warmup_steps": 0})
     run = tmp_path / "run"
-    result = _train(runner, config, run)
-    assert result.exit_code == 0, result.output
+    first = _train(runner, config, run)
+    assert first.exit_code == 0, first.output
+    state = json.loads((run / "checkpoints" / "step-00000010" / "state.json").read_text())
+    assert (state["best_step"], state["bad_evals"]) == (5, 1)
+    assert json.loads((run / "export" / "manifest.json").read_text())["weights_from"] == {"best_step": 5}
+
+    longer = _train(runner, config, run, "--set", "train.max_steps=100", "--set", "train.average_last=2")
+    assert longer.exit_code == 0, longer.output
+    assert "early_stopping" in longer.stderr
+    dev = _metrics(run, "dev")
+    assert [r["bleu"] for r in dev] == [0.0] * 4
+    assert [(r["step"], r["best_step"], r["bad_evals"]) for r in dev] == [
+        (5, 5, 0), (10, 5, 1), (15, 5, 2), (20, 5, 3)]
     done = json.loads((run / "finished.json").read_text())
-    assert done["reason"] == "early_stopping"
-    assert done["step"] == 15  # best at 5, no gain at 10 and 15
-    assert "early_stopping" in result.stderr
+    assert (done["reason"], done["step"]) == ("early_stopping", 20)
+    steps = sorted(int(p.name.split("-")[1]) for p in (run / "checkpoints").glob("step-*"))
+    assert steps == [5, 15, 20]
+    manifest = json.loads((run / "export" / "manifest.json").read_text())
+    assert manifest["weights_from"] == {"averaged_steps": [15, 20]}
+    out = runner.invoke(app, ["translate", "-m", str(run)], input="the cat runs .\n")
+    assert out.exit_code == 0 and len(out.stdout.splitlines()) == 1
 
 
 def test_bfloat16_training_exports_float32_weights(runner, tmp_path, toy_dir) -> None:
@@ -149,7 +146,18 @@ def test_bfloat16_training_exports_float32_weights(runner, tmp_path, toy_dir) ->
     assert out.exit_code == 0 and len(out.stdout.splitlines()) == 2
 
 
-def test_gradient_accumulation_feeds_several_batches_per_step(runner, tmp_path, toy_dir) -> None:
+@pytest.fixture(scope="module")
+def four_steps(tmp_path_factory, toy_dir):
+    """4 plain steps, each logged, trained through the CLI (stderr not a terminal): the run
+    directory and the CliRunner result."""
+    work = tmp_path_factory.mktemp("four-steps")
+    config = _write(work, toy_dir, train={"max_steps": 4, "log_every": 1})
+    result = CliRunner().invoke(app, ["train", str(config), "--run-dir", str(work / "run")])
+    assert result.exit_code == 0, result.output
+    return work / "run", result
+
+
+def test_gradient_accumulation_feeds_several_batches_per_step(runner, tmp_path, toy_dir, four_steps) -> None:
     config = _write(tmp_path, toy_dir, train={"max_steps": 4, "effective_batch_tokens": 1024,
                                               "log_every": 1})
     run = tmp_path / "run"
@@ -157,32 +165,96 @@ def test_gradient_accumulation_feeds_several_batches_per_step(runner, tmp_path, 
     assert result.exit_code == 0, result.output
     accumulated = _metrics(run)
     assert [r["step"] for r in accumulated] == [1, 2, 3, 4]
-    plain = _write(tmp_path, toy_dir, "plain.yaml", train={"max_steps": 4, "log_every": 1})
-    assert _train(runner, plain, tmp_path / "plain").exit_code == 0
-    single = _metrics(tmp_path / "plain")
+    single = _metrics(four_steps[0])
     # 1024 / 256 = 4 micro-batches per optimizer step: about 4x the tokens of a plain step
     ratio = sum(r["tokens"] for r in accumulated) / sum(r["tokens"] for r in single)
     assert 3.0 < ratio < 5.0
     assert all(np.isfinite(r["loss"]) for r in accumulated)
 
 
-_MIRRORED_SCRIPT = """
-import json, sys
+# Runs that need a process of their own (two logical CPUs must be set before TensorFlow starts;
+# op determinism, once on, stays on), batched: one process trains every job in order, the
+# resume's second half runs in a fresh process. Each job's outcome is recorded on its own, so a
+# failing job fails only the tests that read it.
+_JOBS_SCRIPT = """
+import json, os, sys, traceback
 import tensorflow as tf
-cpu = tf.config.list_physical_devices("CPU")[0]
-tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+if sys.argv[3:] == ["two-cpus"]:
+    cpu = tf.config.list_physical_devices("CPU")[0]
+    tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
 from pathlib import Path
+import numpy as np
 from mt_cli.core.config_loading import load_config
+from mt_cli.training import session
 from mt_cli.training.loop import train
-cfg = load_config(sys.argv[1], sys.argv[3:])
-result = train(cfg, Path(sys.argv[2]))
-print(json.dumps({"step": result.step}))
+original = session.Session.export
+dump = {}
+def export(self):  # the last step's weights, before the export picks best/averaged ones
+    if dump.get("to"):
+        np.savez(dump["to"], *self.model.get_weights())
+    return original(self)
+session.Session.export = export
+results = {}
+for job in json.loads(Path(sys.argv[1]).read_text()):
+    dump["to"] = job.get("dump")
+    os.environ["MT_CLI_FAULT_NONFINITE_STEPS"] = job.get("fault", "")
+    try:
+        result = train(load_config(job["config"], job.get("set", [])), Path(job["run"]))
+        results[job["name"]] = {"step": result.step, "reason": result.stop_reason}
+    except BaseException:
+        results[job["name"]] = {"error": traceback.format_exc()[-3000:]}
+Path(sys.argv[2]).write_text(json.dumps(results))
 """
 
 
-def _run_script(script: str, *args: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", script, *args], check=False, capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
+def _run_jobs(work: Path, name: str, jobs: list[dict]) -> dict[str, dict]:
+    (work / f"{name}.json").write_text(json.dumps(jobs))
+    done = subprocess.run([sys.executable, "-c", _JOBS_SCRIPT, str(work / f"{name}.json"),
+                           str(work / f"{name}.out.json"), "two-cpus"], check=False, capture_output=True, text=True,
+                          timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads((work / f"{name}.out.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def process_runs(tmp_path_factory, toy_dir) -> tuple[Path, dict[str, dict]]:
+    """Every job's run directory under the returned path, and its outcome by name."""
+    from mt_cli.core.tokenizer import train_sentencepiece
+
+    work = tmp_path_factory.mktemp("process-runs")
+    mirrored = _write(work, toy_dir, "mirrored.yaml", train={"max_steps": 2, "save_every": 2, "log_every": 1})
+    nonfinite = _write(work, toy_dir, "nonfinite.yaml", train={"max_steps": 4, "save_every": 2, "log_every": 1,
+                                                               "keep_last": 5}, data={"dev": None})
+    resume = _write(work, toy_dir, "resume.yaml",
+                    train={"max_steps": 12, "save_every": 6, "log_every": 1, "deterministic": True},
+                    model={"dropout": 0.2, "attention_dropout": 0.1, "ffn_dropout": 0.1},
+                    data={"dev": None})  # no dev set: both export the last step, not a best one
+    spm = train_sentencepiece([toy_dir / "train.src", toy_dir / "train.tgt"], work / "spm", 48)
+    workers = _write(work, toy_dir, "workers.yaml", tokenizer={"model": str(spm)},
+                     train={"max_steps": 6, "save_every": 2, "log_every": 1, "eval_every": 3, "keep_last": 5,
+                            "early_stopping_patience": 5, "eval_metric": "loss"})
+
+    def job(name: str, config: Path, *overrides: str, **extra: str) -> dict:
+        return {"name": name, "config": str(config), "run": str(work / name), "set": list(overrides), **extra}
+
+    outcomes = _run_jobs(work, "first", [
+        job("mirrored", mirrored, "train.strategy=mirrored"),
+        job("single", mirrored, "train.effective_batch_tokens=512"),
+        job("mirrored-nonfinite", nonfinite, "train.strategy=mirrored", "train.save_every=1", fault="3"),
+        job("workers-reference", workers, "train.effective_batch_tokens=512", fault="3",
+            dump=str(work / "single.npz")),
+        # last: op determinism stays on in this process once a deterministic run starts
+        job("straight", resume),
+        job("resumed-first-half", resume, "train.max_steps=6", run=str(work / "resumed")),
+    ])
+    outcomes.update(_run_jobs(work, "second", [job("resumed", resume)]))
+    return work, outcomes
+
+
+def _outcome(process_runs: tuple[Path, dict[str, dict]], name: str) -> Path:
+    work, outcomes = process_runs
+    assert "error" not in outcomes[name], outcomes[name]["error"]
+    return work / name
 
 
 def _export_weights(run: Path) -> list[np.ndarray]:
@@ -194,55 +266,36 @@ def _export_weights(run: Path) -> list[np.ndarray]:
     return arrays
 
 
-def test_mirrored_strategy_equals_accumulation_over_replica_batches(tmp_path, toy_dir) -> None:
+def test_mirrored_strategy_equals_accumulation_over_replica_batches(process_runs) -> None:
     """Two replicas on two logical CPUs take batches b0, b1: one step must equal one
     single-device step accumulating b0 and b1."""
-    config = _write(tmp_path, toy_dir, train={"max_steps": 2, "save_every": 2, "log_every": 1})
-    mirrored = _run_script(_MIRRORED_SCRIPT, str(config), str(tmp_path / "mirrored"),
-                           "train.strategy=mirrored")
-    assert mirrored.returncode == 0, mirrored.stderr[-2000:]
-    single = _run_script(_MIRRORED_SCRIPT, str(config), str(tmp_path / "single"),
-                         "train.effective_batch_tokens=512")
-    assert single.returncode == 0, single.stderr[-2000:]
-    a, b = _metrics(tmp_path / "mirrored"), _metrics(tmp_path / "single")
+    mirrored, single = _outcome(process_runs, "mirrored"), _outcome(process_runs, "single")
+    a, b = _metrics(mirrored), _metrics(single)
+    assert [r["step"] for r in a] == [1, 2]
     assert [r["loss"] for r in a] == pytest.approx([r["loss"] for r in b], rel=1e-4)
     # Adam normalises each update to ~lr (0.01 here), so near-zero gradients amplify float
     # noise; a missing all-reduce would move weights by a whole update, far beyond 2e-3.
-    for x, y in zip(_export_weights(tmp_path / "mirrored"), _export_weights(tmp_path / "single")):
+    for x, y in zip(_export_weights(mirrored), _export_weights(single)):
         np.testing.assert_allclose(x, y, rtol=1e-3, atol=2e-3)
 
 
-def test_mirrored_strategy_really_skips_a_non_finite_update(tmp_path, toy_dir) -> None:
+def test_mirrored_strategy_really_skips_a_non_finite_update(process_runs) -> None:
     """On two replicas a non-finite step (step 3, made NaN on purpose) must leave weights,
     Adam's slots and its iteration count exactly as they were (no zero-gradient update)."""
-    config = _write(tmp_path, toy_dir, train={"max_steps": 4, "save_every": 2, "log_every": 1,
-                                              "keep_last": 5}, data={"dev": None})
-    run = tmp_path / "mirrored"
-    result = _run_script(_MIRRORED_SCRIPT, str(config), str(run), "train.strategy=mirrored",
-                         "train.save_every=1", env={"MT_CLI_FAULT_NONFINITE_STEPS": "3"})
-    assert result.returncode == 0, result.stderr[-2000:]
+    run = _outcome(process_runs, "mirrored-nonfinite")
     assert [r["nonfinite_in_row"] for r in _metrics(run)] == [0, 0, 1, 0]
     assert_same_checkpoint_state(run / "checkpoints" / "step-00000002", run / "checkpoints" / "step-00000003")
 
 
-def test_exact_resume_equals_straight_run(runner, tmp_path, toy_dir) -> None:
-    """N + N resumed steps == 2N straight steps: losses per step and final weights, with dropout on."""
-    script = _MIRRORED_SCRIPT.replace(
-        'tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)', "")
-    sections = {"train": {"max_steps": 12, "save_every": 6, "log_every": 1, "deterministic": True},
-                "model": {"dropout": 0.2, "attention_dropout": 0.1, "ffn_dropout": 0.1},
-                "data": {"dev": None}}  # no dev set: both export the last step, not a best one
-    config = _write(tmp_path, toy_dir, **sections)
-    straight = _run_script(script, str(config), str(tmp_path / "straight"))
-    assert straight.returncode == 0, straight.stderr[-2000:]
-    first = _run_script(script, str(config), str(tmp_path / "resumed"), "train.max_steps=6")
-    assert first.returncode == 0, first.stderr[-2000:]
-    second = _run_script(script, str(config), str(tmp_path / "resumed"))
-    assert second.returncode == 0, second.stderr[-2000:]
-    a = [(r["step"], r["loss"]) for r in _metrics(tmp_path / "straight")]
-    b = [(r["step"], r["loss"]) for r in _metrics(tmp_path / "resumed")]
-    assert a == b
-    for x, y in zip(_export_weights(tmp_path / "straight"), _export_weights(tmp_path / "resumed")):
+def test_exact_resume_equals_straight_run(process_runs) -> None:
+    """N + N resumed steps (the second N in a fresh process) == 2N straight steps: losses per
+    step and final weights, with dropout on."""
+    _outcome(process_runs, "resumed-first-half")
+    straight, resumed = _outcome(process_runs, "straight"), _outcome(process_runs, "resumed")
+    a = [(r["step"], r["loss"]) for r in _metrics(straight)]
+    b = [(r["step"], r["loss"]) for r in _metrics(resumed)]
+    assert len(a) == 12 and a == b
+    for x, y in zip(_export_weights(straight), _export_weights(resumed)):
         np.testing.assert_array_equal(x, y)
 
 
@@ -258,64 +311,44 @@ def _free_ports(count: int) -> list[int]:
     return ports
 
 
-_DUMP_SCRIPT = """
-import json, sys
-from pathlib import Path
-import numpy as np
-from mt_cli.core.config_loading import load_config
-from mt_cli.training import session
-from mt_cli.training.loop import train
-original = session.Session.export
-def export(self):  # the last step's weights, before the export picks best/averaged ones
-    np.savez(sys.argv[3], *self.model.get_weights())
-    return original(self)
-session.Session.export = export
-result = train(load_config(sys.argv[1], sys.argv[4:]), Path(sys.argv[2]))
-print(json.dumps({"step": result.step, "reason": result.stop_reason}))
-"""
-
-
 def _npz(path: Path) -> list[np.ndarray]:
     with np.load(path) as data:
         return [data[f"arr_{i}"] for i in range(len(data.files))]
 
 
-def test_multi_worker_strategy_with_two_local_workers(tmp_path, toy_dir) -> None:
+def test_multi_worker_strategy_with_two_local_workers(process_runs, tmp_path) -> None:
     """Two worker processes on loopback (TF_CONFIG), each with one replica. Gradients are
     all-reduced: both workers end with identical weights, equal to one process accumulating
     the same two batches per step. Dev evaluation, early stopping's bookkeeping and a real
     non-finite skip (step 3) run in multi-worker mode; the chief writes the run, the other
     worker's private saves are cleaned up."""
-    from mt_cli.core.tokenizer import train_sentencepiece
-
-    spm = train_sentencepiece([toy_dir / "train.src", toy_dir / "train.tgt"], tmp_path / "spm", 48)
-    train = {"max_steps": 6, "save_every": 2, "log_every": 1, "eval_every": 3, "keep_last": 5,
-             "early_stopping_patience": 5, "eval_metric": "loss"}
-    config = _write(tmp_path, toy_dir, train=train, tokenizer={"model": str(spm)})
+    reference = _outcome(process_runs, "workers-reference")
+    config = process_runs[0] / "workers.yaml"
     run = tmp_path / "run"
     ports = _free_ports(2)
     cluster = {"worker": [f"127.0.0.1:{port}" for port in ports]}
-    fault = {"MT_CLI_FAULT_NONFINITE_STEPS": "3"}
     procs = []
     for index in range(2):
-        env = {**os.environ, **fault,
+        jobs = [{"name": "worker", "config": str(config), "run": str(run), "fault": "3",
+                 "dump": str(tmp_path / f"worker{index}.npz"), "set": ["train.strategy=multi_worker"]}]
+        (tmp_path / f"jobs{index}.json").write_text(json.dumps(jobs))
+        env = {**os.environ,
                "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
-        procs.append(subprocess.Popen([sys.executable, "-c", _DUMP_SCRIPT, str(config), str(run),
-                                       str(tmp_path / f"worker{index}.npz"), "train.strategy=multi_worker"],
+        procs.append(subprocess.Popen([sys.executable, "-c", _JOBS_SCRIPT,
+                                       str(tmp_path / f"jobs{index}.json"), str(tmp_path / f"out{index}.json")],
                                       env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
     outputs = [p.communicate(timeout=300) for p in procs]
-    for proc, (_, err) in zip(procs, outputs):
+    for index, (proc, (_, err)) in enumerate(zip(procs, outputs)):
         assert proc.returncode == 0, err[-3000:]
-    single = _run_script(_DUMP_SCRIPT, str(config), str(tmp_path / "single"), str(tmp_path / "single.npz"),
-                         "train.effective_batch_tokens=512", env=fault)
-    assert single.returncode == 0, single.stderr[-2000:]
+        outcome = json.loads((tmp_path / f"out{index}.json").read_text())["worker"]
+        assert outcome == {"step": 6, "reason": "max_steps"}, outcome
     manifest = json.loads((run / "export" / "manifest.json").read_text())
     assert manifest["step"] == 6
     assert [r["step"] for r in _metrics(run)] == [1, 2, 3, 4, 5, 6]
     assert [r["nonfinite_in_row"] for r in _metrics(run)] == [0, 0, 1, 0, 0, 0]
     dev = _metrics(run, "dev")
     assert [r["step"] for r in dev] == [3, 6] and all(np.isfinite(r["loss"]) for r in dev)
-    single_dev = _metrics(tmp_path / "single", "dev")
+    single_dev = _metrics(reference, "dev")
     assert [r["loss"] for r in dev] == pytest.approx([r["loss"] for r in single_dev], rel=1e-3)
     assert_same_checkpoint_state(run / "checkpoints" / "step-00000002", run / "checkpoints" / "step-00000003")
     assert not list(run.glob(".worker-*"))
@@ -325,30 +358,9 @@ def test_multi_worker_strategy_with_two_local_workers(tmp_path, toy_dir) -> None
     # Adam moves each weight by about the learning rate (~0.07 here) per step, and turns
     # float noise in near-zero gradients into visible differences over 6 steps; a missing
     # all-reduce would be off by whole updates everywhere, far beyond these bounds.
-    for x, y in zip(workers[0], _npz(tmp_path / "single.npz")):
+    for x, y in zip(workers[0], _npz(process_runs[0] / "single.npz")):
         np.testing.assert_allclose(x, y, rtol=1e-3, atol=1e-2)
         assert float(np.mean(np.abs(x - y))) < 5e-4
-
-
-def test_resume_restores_best_score_and_early_stopping_counter(runner, tmp_path, toy_dir) -> None:
-    """BLEU stays 0 (learning rate 1e-6), so the best is step 5 and every later evaluation
-    counts as bad. Resumed at 10 (bad_evals 1), patience 3 stops at step 20; a restore that
-    lost the best score or the counter would call step 15 the best and stop at 30."""
-    config = _write(tmp_path, toy_dir, train={"max_steps": 10, "eval_every": 5, "save_every": 5,
-                                              "eval_metric": "bleu", "early_stopping_patience": 3,
-                                              "learning_rate": 1e-6, "schedule": "constant",
-                                              "warmup_steps": 0})
-    run = tmp_path / "run"
-    assert _train(runner, config, run).exit_code == 0
-    state = json.loads((run / "checkpoints" / "step-00000010" / "state.json").read_text())
-    assert (state["best_step"], state["bad_evals"]) == (5, 1)
-    longer = _train(runner, config, run, "--set", "train.max_steps=100")
-    assert longer.exit_code == 0, longer.output
-    dev = _metrics(run, "dev")
-    assert [(r["step"], r["best_step"], r["bad_evals"]) for r in dev] == [
-        (5, 5, 0), (10, 5, 1), (15, 5, 2), (20, 5, 3)]
-    done = json.loads((run / "finished.json").read_text())
-    assert (done["reason"], done["step"]) == ("early_stopping", 20)
 
 
 def test_float16_with_loss_scaling_trains(runner, tmp_path, toy_dir) -> None:
@@ -359,13 +371,12 @@ def test_float16_with_loss_scaling_trains(runner, tmp_path, toy_dir) -> None:
     assert all(np.isfinite(r["loss"]) for r in _metrics(run))
 
 
-def test_quiet_training_prints_no_progress(runner, tmp_path, toy_dir) -> None:
+def test_quiet_training_prints_no_progress(runner, tmp_path, toy_dir, four_steps) -> None:
     config = _write(tmp_path, toy_dir, train={"max_steps": 4, "log_every": 1})
     result = runner.invoke(app, ["-q", "train", str(config), "--run-dir", str(tmp_path / "run")])
     assert result.exit_code == 0, result.output
     assert result.stderr.strip() == ""
-    loud = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / "loud")])
-    assert "step 4" in loud.stderr  # plain lines when stderr is not a terminal
+    assert "step 4" in four_steps[1].stderr  # the same run without -q: plain lines (stderr not a terminal)
 
 
 def _run_on_a_terminal(command: list[str], timeout: float = 600) -> str:

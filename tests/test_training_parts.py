@@ -1,5 +1,6 @@
 """Unit tests of the training loop's parts, in process: state, throughput window, non-finite
-policy, early stopping, evaluation schedule, export choice, bucketing and chunking."""
+policy, early stopping, evaluation schedule, export choice, bucketing and chunking; checkpoint
+pruning, averaging and early stopping across a resume as plain calls on real or made-up checkpoints."""
 
 from __future__ import annotations
 
@@ -109,3 +110,78 @@ def test_cut_batches_token_budget_sentence_limit_and_oversized() -> None:
 def test_chunked_keeps_every_item_in_order() -> None:
     assert list(chunked(iter(range(7)), 3)) == [[0, 1, 2], [3, 4, 5], [6]]
     assert list(chunked([], 3)) == []
+
+
+# ---------------------------------------------------------------- checkpoint bookkeeping as functions
+# (tests/test_train.py::test_checkpoint_bookkeeping_in_one_real_run is their integration run)
+
+def _fake_checkpoints(directory: Path, *steps: int) -> None:
+    for step in steps:
+        (directory / f"step-{step:08d}").mkdir(parents=True)
+        (directory / f"step-{step:08d}" / "state.json").write_text(json.dumps({"step": step}))
+
+
+def test_prune_keeps_the_last_k_and_an_old_best(tmp_path: Path) -> None:
+    from mt_cli.training.checkpoints import list_checkpoints, prune_checkpoints
+
+    _fake_checkpoints(tmp_path, 5, 10, 15, 20, 25, 30)
+    (tmp_path / ".tmp-step-00000035").mkdir()  # an unfinished save is not a checkpoint
+    prune_checkpoints(tmp_path, keep_last=2, protect={10})
+    assert [s.step for s in list_checkpoints(tmp_path)] == [10, 25, 30]
+    prune_checkpoints(tmp_path, keep_last=1, protect=set())
+    assert [s.step for s in list_checkpoints(tmp_path)] == [30]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".tmp-step-00000035", "step-00000030"]
+
+
+def test_early_stopping_survives_a_resume_through_state_json() -> None:
+    """BLEU stays 0: the best is the first evaluation (5), every later one is bad; saved at 10
+    (bad_evals 1) and restored, patience 3 stops at 20, not at 30 as a restore that lost the
+    best score or the counter would."""
+    state, early = TrainState(), EarlyStopping("bleu", patience=3)
+    stops = []
+    for step in (5, 10, 15, 20, 25, 30):
+        if step == 15:  # a resume: the state goes through state.json
+            state = TrainState.from_dict(json.loads(json.dumps(state.to_dict())))
+            early = EarlyStopping("bleu", patience=3)
+        state.step = step
+        early.record(state, {"bleu": 0.0, "loss": 5.0})
+        stops.append(early.should_stop(state))
+        if step == 10:
+            assert (state.best_step, state.bad_evals) == (5, 1)
+    assert stops == [False, False, False, True, True, True]
+    assert (state.best_score, state.best_step) == (0.0, 5)
+
+
+def test_averaging_loads_the_mean_of_the_chosen_checkpoints(tmp_path: Path) -> None:
+    """Real checkpoints written as training writes them (model, optimizer, step), read back
+    through the optimizer's variable list: the export holds their element-wise mean."""
+    import keras
+    import numpy as np
+    import tensorflow as tf
+    from helpers import tiny_model_config
+
+    from mt_cli.model import build_model
+    from mt_cli.training.checkpoints import list_checkpoints, save_checkpoint
+    from mt_cli.training.export_choice import load_choice
+
+    keras.utils.set_random_seed(3)
+    model = build_model(tiny_model_config(), 24, 24)
+    optimizer = keras.optimizers.Adam()
+    optimizer.build(model.trainable_variables)
+    trackable = tf.train.Checkpoint(model=model, optimizer=optimizer, step=tf.Variable(0, dtype=tf.int64))
+    rng = np.random.default_rng(0)
+    saved = {}
+    for step in (5, 10, 15):
+        weights = [rng.normal(size=w.shape).astype(w.dtype) for w in model.get_weights()]
+        model.set_weights(weights)
+        save_checkpoint(tmp_path, step, trackable, {"step": step})
+        saved[step] = weights
+    model.set_weights([np.zeros_like(w) for w in model.get_weights()])
+    choice = choose_export(list_checkpoints(tmp_path), TrainState(step=15, best_step=5), average_last=2)
+    load_choice(model, choice)
+    assert choice.manifest_entry(15) == {"averaged_steps": [10, 15]}
+    for got, a, b in zip(model.get_weights(), saved[10], saved[15]):
+        np.testing.assert_allclose(got, (a + b) / 2, rtol=1e-6, atol=1e-6)
+    load_choice(model, choose_export(list_checkpoints(tmp_path), TrainState(step=15, best_step=5), 0))
+    for got, want in zip(model.get_weights(), saved[5]):  # the best: step 5's weights exactly
+        np.testing.assert_array_equal(got, want)
