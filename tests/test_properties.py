@@ -20,7 +20,7 @@ from typer.testing import CliRunner
 from mt_cli.cli.main import app
 from mt_cli.core.config import Config
 from mt_cli.core.config_checks import from_dict
-from mt_cli.core.config_loading import apply_overrides, load_config
+from mt_cli.core.config_loading import apply_overrides, load_config, parse_overrides
 from mt_cli.core.errors import ConfigError, DataError
 from mt_cli.core.textio import atomic_write_lines, count_lines, iter_lines, read_lines
 
@@ -118,7 +118,7 @@ _SET_VALUES = st.one_of(st.text(max_size=15), st.sampled_from(["[1, 2", "{a: 1}"
 def test_any_set_override_applies_or_is_one_config_error(pairs: list[tuple[str, bool, str]]) -> None:
     overrides = [f"{key}={value}" if eq else f"{key}{value}" for key, eq, value in pairs]
     try:
-        cfg = from_dict(apply_overrides({}, overrides), "<test>")
+        cfg = from_dict(apply_overrides({}, parse_overrides(overrides)), "<test>")
     except ConfigError as exc:
         assert "\n" not in str(exc), str(exc)
         return
