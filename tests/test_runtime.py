@@ -222,21 +222,23 @@ def test_train_says_its_precision_first_and_writes_runtime_json(
     """The auto choice in a real run, on this CPU and as CPUs with and without bf16 units decide."""
     env = {} if flags is None else {"MT_CLI_CPU_FLAGS": flags}
     stderr, run = _train(tmp_path, toy_dir, "auto", **env)
+    monkeypatch.delenv("MT_CLI_CPU_FLAGS", raising=False)  # the child sees only `env`, not the suite's own setting
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     this_cpu.cache_clear()
-    expected = resolve_precision("auto", this_cpu())  # no GPU is visible to the tests
-    this_cpu.cache_clear()
+    cpu = this_cpu()
+    expected = resolve_precision("auto", cpu)  # no GPU is visible to the tests
+    this_cpu.cache_clear()  # nothing looked up under this test's flags outlives it
     if flags is not None:
         assert expected.value == ("bfloat16" if "bf16" in flags else "float32")
     lines = stderr.splitlines()
     assert lines[0].startswith("training the SentencePiece model")  # then, before any data or step:
     assert lines[1] == expected.describe("precision")
-    assert lines[2].startswith(f"runtime: {this_cpu().model}")
+    assert lines[2].startswith(f"runtime: {cpu.model}")
     record = json.loads((run / "runtime.json").read_text())
     assert record["precision"] == {"value": expected.value, "reason": expected.reason}
-    assert record["allocator"] == "bfc" and record["cpu"]["model"] == this_cpu().model
-    assert record["threads"]["intra_op"] == plan_threads(this_cpu().cores).intra_op
+    assert record["allocator"] == "bfc" and record["cpu"]["model"] == cpu.model
+    assert record["threads"]["intra_op"] == plan_threads(cpu.cores).intra_op
     manifest = json.loads((run / "export" / "manifest.json").read_text())
     assert manifest["trained_precision"] == expected.value
     assert "precision: auto" in (run / "config.yaml").read_text()  # a resume decides on its machine
