@@ -219,6 +219,9 @@ def submit_in_browser(driver: Any, server: Server, typed: str, n_best: int | Non
     button.click()
     WebDriverWait(driver, 120).until(expected_conditions.staleness_of(button))
     WebDriverWait(driver, 120).until(lambda d: d.find_elements(By.ID, "translation") or d.find_elements(By.ID, "error"))
+    # ...and parsed to its end: on a busy machine the answer page was still loading when the
+    # n-best items were read ("Node with given id does not belong to the document").
+    WebDriverWait(driver, 120).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
 
 def text_of(driver: Any, element_id: str) -> str:
