@@ -61,6 +61,12 @@ def start_server(engine: str, model: str, port: int, batch_size: int, args: argp
     command = [sys.executable, "-m", "mt_cli", "-q", "serve", "-m", model, "--port", str(port),
                "--max-batch-size", str(batch_size), "--max-wait-ms", str(args.max_wait_ms),
                "--threads", str(args.threads), "--engine", ENGINE_FLAG[engine]]
+    return launch_server(command, port)
+
+
+def launch_server(command: list[str], port: int) -> subprocess.Popen:
+    """Start an `mt-cli serve` command line on 127.0.0.1:`port`; return once /health says 200
+    (at most 300 s), or exit naming the command if it stops first."""
     process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:

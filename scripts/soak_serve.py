@@ -26,13 +26,12 @@ import os
 import subprocess
 import sys
 import time
-import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench_serve import _percentile, free_port, stop_server
+from bench_serve import _percentile, free_port, launch_server, stop_server
 from json_report import emit
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,20 +55,7 @@ def start_server(model: str, port: int, args: argparse.Namespace) -> subprocess.
     command = [sys.executable, "-m", "mt_cli", "-q", "serve", "-m", model, "--port", str(port),
                "--threads", str(args.threads), "--header-timeout", str(args.header_timeout),
                "--max-connections", str(args.max_connections)]
-    process = subprocess.Popen(command, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)})
-    deadline = time.monotonic() + 300
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"server exited with {process.returncode}: {' '.join(command)}")
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=5) as answer:
-                if answer.status == 200:
-                    return process
-        except OSError:
-            pass
-        time.sleep(0.5)
-    process.kill()
-    raise SystemExit("server not ready within 300 s")
+    return launch_server(command, port)
 
 
 def _request(port: int, sentence: str) -> bytes:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import pty
 import subprocess
 import sys
 from pathlib import Path
@@ -152,27 +151,8 @@ def _env() -> dict[str, str]:
 
 
 def _stderr_on_pty(args: list[str], stdin: Path | None = None) -> tuple[int, str]:
-    """Run mt-cli with stderr on a pseudo-terminal (stdin from a file or /dev/null, stdout a pipe):
-    exit code and everything the terminal received."""
-    master, slave = pty.openpty()
-    with open(stdin or os.devnull, "rb") as feed:
-        proc = subprocess.Popen([str(MT_CLI), *args], stdin=feed, stdout=subprocess.PIPE, stderr=slave,
-                                env=_env())
-    os.close(slave)
-    received = b""
-    try:
-        while True:
-            try:
-                data = os.read(master, 4096)
-            except OSError:  # EIO: the child closed the terminal
-                break
-            if not data:
-                break
-            received += data
-    finally:
-        os.close(master)
-        code = proc.wait(timeout=300)
-    return code, received.decode("utf-8", "replace")
+    """mt-cli with stderr on a pseudo-terminal: exit code and everything the terminal received."""
+    return run_with_terminal_stderr([str(MT_CLI), *args], _env(), stdin)
 
 
 def test_progress_bar_on_a_terminal_only(trained_run: Path, source: Path, tmp_path: Path) -> None:
