@@ -256,12 +256,12 @@ def _load_or_one_error(directory: Path) -> None:
     """Every manifest reader: succeeds, or raises one mt-cli error of one line."""
     from mt_cli.app.serve.server import model_info
     from mt_cli.core.tokenizer import Tokenizers
-    from mt_cli.engines.locate import engine_of
     from mt_cli.engines.model_dir import _check_same_tokenizers, check_model_dir
+    from mt_cli.engines.opened import open_model_dir
     from mt_cli.training.init_from import open_parent
 
     try:
-        engine_of(directory)
+        open_model_dir(directory)
         manifest, _ = check_model_dir(directory)
         tok = manifest["tokenizer"]
         Tokenizers.load(directory / tok["source"], directory / tok["target"])

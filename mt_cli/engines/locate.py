@@ -194,11 +194,6 @@ def plain_name(name: object) -> bool:
             and not any(c in name for c in "/\\\x00"))
 
 
-def engine_of(path: str | Path) -> str:
-    """`native` or `ctranslate2`: which engine reads the model directory at `path`."""
-    return str(read_manifest(resolve_model_dir(path)).get("engine", NATIVE))
-
-
 def verify_files(directory: Path, manifest: dict[str, Any], required: tuple[str, ...] = (),
                  only: list[str] | None = None) -> dict[str, Path]:
     """Every listed file (or the `only` ones an engine reads, plus the tokenizers) checked by
