@@ -55,6 +55,8 @@ def open_chosen_engine(model: list[Path], engine: str, overrides: list[str] | No
     from mt_cli.engines.opened import open_model_dir
 
     opened = [open_model_dir(path, overrides, decode_flags) for path in model]  # each read and parsed once
+    for directory in opened:  # a missing or unknown --target-lang, before any model is loaded
+        directory.languages.source_tags(directory.config.decode.target_lang)
     choice = choose_engine(opened, engine, constraints=constraints)
     if choice.engine == NATIVE:
         start_tensorflow()

@@ -81,6 +81,9 @@ SaveHypOption = Annotated[Path | None, typer.Option(
 ConfigOption = Annotated[Path | None, typer.Option(
     "--config", "-c", metavar="YAML",
     help="Take the metric defaults from this config's eval: section (with -m: the model's own).")]
+TargetLangOption = Annotated[str | None, typer.Option(
+    "--target-lang", metavar="LANG",
+    help="With -m: the target language, for a model with several (decode.target_lang).")]
 # Not common.SetOption: its "-s" short flag is taken by --source here.
 ModelSetOption = Annotated[list[str] | None, typer.Option(
     "--set", metavar="KEY=VALUE",
@@ -107,6 +110,7 @@ def evaluate(
     set_: ModelSetOption = None,
     engine: EngineOption = "auto",
     config: ConfigOption = None,
+    target_lang: TargetLangOption = None,
 ) -> None:
     """Score hypotheses against references with sacreBLEU's BLEU, chrF and TER.
 
@@ -116,10 +120,13 @@ def evaluate(
       cat hyp.de | mt-cli evaluate -r test.de --metrics bleu --json
       mt-cli evaluate -r test.de base.de new.de --significance bootstrap
       mt-cli evaluate -m runs/en-de/export -s test.en -r test.de --save-hyp hyp.de
+      mt-cli evaluate -m runs/en-defr -s test.en -r test.fr --target-lang fr
     """
     from mt_cli.app import evaluate as ev
 
     _check_usage(hypotheses or [], ref or [], significance, worst, model, source, save_hyp, set_, sentence_level)
+    if target_lang is not None and model is None:
+        raise ConfigError("--target-lang only applies with -m/--model MODEL")
     defaults = _eval_defaults(config, model)
     keys = ev.parse_metrics(metrics if metrics is not None else defaults.metrics)
     settings = {"tokenize": tokenize or defaults.tokenize,
@@ -129,7 +136,8 @@ def evaluate(
     refs = ev.load_references(ref or [])
     ref_names = [ev.display_name(path) for path in ref or []]
     if model is not None:
-        systems = [(str(model), _translate(model, source, save_hyp, set_, ref or [], refs, engine))]
+        systems = [(str(model), _translate(model, source, save_hyp, set_, ref or [], refs, engine,
+                                                 target_lang))]
         files: list[str | None] = [str(save_hyp) if save_hyp else None]
     else:
         hyp_paths = list(hypotheses or [Path("-")])
@@ -198,14 +206,17 @@ def _check_usage(hypotheses: list[Path], ref: list[Path], significance: str | No
 
 
 def _translate(model: Path, source: Path | None, save_hyp: Path | None, overrides: list[str] | None,
-               ref_paths: list[Path], refs: list[list[str]], engine: str) -> list[str]:
+               ref_paths: list[Path], refs: list[list[str]], engine: str,
+               target_lang: str | None = None) -> list[str]:
     """Translate the source with the model (checked against the references before decoding)."""
     from mt_cli.app import evaluate as ev
     from mt_cli.cli.common import open_chosen_engine
     from mt_cli.core.tokenizer import line_char_limit
 
     assert source is not None
-    translator, choice = open_chosen_engine([model], engine, list(overrides) if overrides else None)
+    flags = {"target_lang": target_lang} if target_lang is not None else None
+    translator, choice = open_chosen_engine([model], engine, list(overrides) if overrides else None,
+                                            decode_flags=flags)
     bound = line_char_limit(translator.max_source_tokens)  # a source line is never held beyond it
     hyps = ev.translate_source(translator.translate, source, bound, ref_paths[0], refs, save_hyp)
     console.info(choice.describe())

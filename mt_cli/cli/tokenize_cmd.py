@@ -41,6 +41,10 @@ def train(
         "--input-sentence-size", min=0, help="Sample this many sentences (0 = all).",
     )] = None,
     separate: Annotated[bool, typer.Option("--separate", help="Separate source/target vocabularies.")] = False,
+    user_defined_symbols: Annotated[str | None, typer.Option(
+        "--user-defined-symbols", help="Comma-separated pieces never split, such as tags: <2de>,<2fr>,<bt> "
+        "(a config's own tags are added).",
+    )] = None,
     set_: SetOption = None,
 ) -> None:
     """Train a joint (default) or separate SentencePiece model.
@@ -52,6 +56,7 @@ def train(
     """
     from mt_cli.core.config_loading import load_config
     from mt_cli.core.errors import ConfigError
+    from mt_cli.core.languages import training_symbols
     from mt_cli.core.tokenizer import train_tokenizers
 
     cfg = load(config, set_) if config else load_config(None, set_ or [])
@@ -76,6 +81,8 @@ def train(
         character_coverage=tok.character_coverage if character_coverage is None else character_coverage,
         input_sentence_size=tok.input_sentence_size if input_sentence_size is None else input_sentence_size,
         lenient_utf8=cfg.data.lenient_utf8,
+        user_defined_symbols=[*training_symbols(cfg.data, tok),
+                              *(s.strip() for s in (user_defined_symbols or "").split(",") if s.strip())],
     )
     for path in paths:
         console.info(f"wrote {path}")

@@ -47,6 +47,12 @@ class CorpusConfig:
     source: str = _opt("", path=True, doc="source-side text file")
     target: str = _opt("", path=True, doc="target-side text file")
     weight: float = _opt(1.0, gt=0, doc="relative sampling weight among training corpora")
+    source_lang: str = _opt("", doc="language of the source file (empty: data.source_lang)")
+    target_lang: str = _opt("", doc="language of the target file (empty: data.target_lang); with several target "
+                            "languages in data.train, a <2xx> tag naming it is put before each source")
+    tag: str = _opt("", choices=("", "bt"),
+                    doc="bt: back-translated (synthetic) sources, marked with a <bt> tag at training time only "
+                    "(tagged back-translation, Caswell et al. 2019)")
 
 
 @dataclass(frozen=True)
@@ -85,6 +91,8 @@ class TokenizerConfig:
         doc="share of characters the vocabulary covers; the rest map to unk (0.9995 for scripts with many "
         "characters, such as Chinese or Japanese)")
     input_sentence_size: int = _opt(0, ge=0, doc="sample this many sentences (0 = all)")
+    user_defined_symbols: tuple[str, ...] = _opt((), doc="pieces SentencePiece never splits (tags of your own); "
+                                                 "the <2xx> target tags and <bt> are added when the data needs them")
 
 
 @dataclass(frozen=True)
@@ -226,6 +234,9 @@ class DecodeConfig:
     alignments: bool = _decode_opt(
         False, "host", "Append word alignments from cross-attention: text ' ||| 0-0 1-2', "
         "jsonl 'alignment' (native engine).", ctranslate2="native", feature="attention alignments")
+    target_lang: str | None = _decode_opt(
+        None, "host", "Target language, for a model with several (its <2xx> tag goes before each source; "
+        "required there); else optional and checked against the model's.")
     alignment_layer: int = _decode_opt(
         -2, "host", "Decoder layer whose head-averaged cross-attention gives alignments "
         "(0 = first, -1 = last; default -2, the one before last (a one-layer decoder: its layer), "

@@ -15,6 +15,7 @@ from typing import Any
 from mt_cli.core.config import Config, DecodeConfig, decode_flag
 from mt_cli.core.errors import ConfigError, clip, show_value
 from mt_cli.core.files import human_size
+from mt_cli.core.languages import RESERVED_PIECES, check_language_code, corpus_languages
 from mt_cli.core.model_size import available_memory, size_terms
 from mt_cli.core.textio import reads_once
 
@@ -249,6 +250,38 @@ def check_for_training(cfg: Config) -> None:
             f"train.average_last: must be <= train.keep_last={t.keep_last} (only that many step "
             f"checkpoints are kept to average), got {t.average_last}; raise train.keep_last ({o})")
     _check_rereadable(cfg)
+    _check_languages(cfg)
+
+
+def _check_languages(cfg: Config) -> None:
+    """Language codes go into tags and file names; the dev set's target must be one the model
+    learns; the symbols reserved for tags must be pieces a user could not mean otherwise."""
+    d, o = cfg.data, cfg.origin
+    check_language_code(d.source_lang, "data.source_lang", o)
+    check_language_code(d.target_lang, "data.target_lang", o)
+    named = [(f"data.train[{i}]", c) for i, c in enumerate(d.train)]
+    named += [(f"data.{k}", getattr(d, k)) for k in ("dev", "test") if getattr(d, k)]
+    for key, corpus in named:
+        for side in ("source_lang", "target_lang"):
+            if getattr(corpus, side):
+                check_language_code(getattr(corpus, side), f"{key}.{side}", o)
+    for key in ("dev", "test"):
+        corpus = getattr(d, key)
+        if corpus is not None and corpus.tag:
+            raise ConfigError(f"data.{key}.tag: only training corpora are tagged, got {corpus.tag!r} ({o})",
+                              f"data.{key}.tag")
+    languages = corpus_languages(d.train, d.source_lang, d.target_lang)
+    if d.dev is not None and languages.tagged:
+        target = d.dev.target_lang or d.target_lang
+        if target not in languages.targets:
+            raise ConfigError(f"data.dev.target_lang: {target!r} is not a target language of data.train "
+                              f"({', '.join(languages.targets)}); set data.dev.target_lang ({o})",
+                              "data.dev.target_lang")
+    for i, symbol in enumerate(cfg.tokenizer.user_defined_symbols):
+        if not symbol.strip() or symbol != symbol.strip() or symbol in RESERVED_PIECES:
+            raise ConfigError(f"tokenizer.user_defined_symbols[{i}]: {symbol!r} cannot be a symbol (empty, "
+                              f"spaced, or one of {', '.join(RESERVED_PIECES)}) ({o})",
+                              f"tokenizer.user_defined_symbols[{i}]")
 
 
 def _check_rereadable(cfg: Config) -> None:

@@ -63,8 +63,10 @@ def train_sentencepiece(
     input_sentence_size: int = 0,
     lenient_utf8: bool = False,
     threads: int | None = None,
+    user_defined_symbols: tuple[str, ...] | list[str] = (),
 ) -> Path:
-    """Train a SentencePiece model on the non-empty lines of `inputs`; return the .model path."""
+    """Train a SentencePiece model on the non-empty lines of `inputs`; return the .model path.
+    `user_defined_symbols` (tags) become pieces that are never split."""
     if not inputs:
         raise DataError("tokenizer training needs at least one input file")
     if model_type not in MODEL_TYPES:
@@ -92,6 +94,8 @@ def train_sentencepiece(
         options["input_sentence_size"] = input_sentence_size
     if model_type == "word":
         options["use_all_vocab"] = True
+    if user_defined_symbols:
+        options["user_defined_symbols"] = list(user_defined_symbols)
     with native_stderr_captured(replay=False):
         try:
             spm.SentencePieceTrainer.train(sentence_iterator=_sentences(inputs, lenient_utf8), **options)
@@ -160,6 +164,18 @@ class SentencePieceModel:
     def sha256(self) -> str:
         return file_sha256(self.path)
 
+    def piece_id(self, piece: str) -> int:
+        return int(self.processor.PieceToId(piece))
+
+    def unsplit_symbols(self) -> set[str]:
+        """Its user-defined pieces (SentencePiece never splits them, wherever they appear)."""
+        from sentencepiece import sentencepiece_model_pb2  # protobuf, which TensorFlow brings
+
+        proto = sentencepiece_model_pb2.ModelProto()
+        proto.ParseFromString(self.path.read_bytes())
+        user_defined = sentencepiece_model_pb2.ModelProto.SentencePiece.USER_DEFINED
+        return {p.piece for p in proto.pieces if p.type == user_defined}
+
     def frequency_ranking(self) -> list[int]:
         """Piece ids from most to least frequent: SentencePiece scores are unigram
         log-probabilities (BPE: merge order), higher meaning more frequent."""
@@ -201,6 +217,24 @@ def train_tokenizers(
         train_sentencepiece(source_files, prefix.with_name(prefix.name + ".src"), **options),  # type: ignore[arg-type]
         train_sentencepiece(target_files, prefix.with_name(prefix.name + ".tgt"), **options),  # type: ignore[arg-type]
     ]
+
+
+def check_symbols(model: SentencePieceModel, symbols: list[str], key: str) -> None:
+    """Every tag a config needs must be a user-defined piece of `model`: missing, it would be
+    split into characters; an ordinary piece learned from text, it would collide with text."""
+    if not symbols:
+        return
+    unsplit = model.unsplit_symbols()
+    for symbol in symbols:
+        if symbol in unsplit:
+            continue
+        if any(model.piece_id(piece) != UNK_ID for piece in (symbol, "\u2581" + symbol)):  # or word-initial
+            raise DataError(f"{key}: {model.path} has {symbol!r} as an ordinary piece learned from text, which "
+                            "the tag would collide with; train a SentencePiece model with it as a user-defined "
+                            "symbol (leave tokenizer.model unset, or `mt-cli tokenize train --user-defined-symbols`)")
+        raise DataError(f"{key}: {model.path} lacks the tag {symbol!r} the data needs; train a SentencePiece model "
+                        "with it as a user-defined symbol (leave tokenizer.model unset, or `mt-cli tokenize train "
+                        "--user-defined-symbols`)")
 
 
 def transform_lines(lines: Iterable[str], fn: Callable[[list[str]], list[str]],

@@ -64,5 +64,6 @@ def _manifest(tmp: Path, loaded: LoadedModel, names: tuple[str, str], quantizati
         "tokenizer": {"source": names[0], "target": names[1], "source_sha256": files[names[0]],
                       "target_sha256": files[names[1]]},
         "dev_scores": source_manifest.get("dev_scores", {}),
+        **({"languages": source_manifest["languages"]} if "languages" in source_manifest else {}),
         "files_sha256": files,
     }

@@ -87,6 +87,7 @@ class CT2Translator:
         opened = opened.verify(None if opened.engine == CTRANSLATE2 else [*files, CONFIG_FILE])
         config = opened.config
         self.tokenizers = opened.tokenizers()
+        self.languages = opened.languages
         self.decode: DecodeConfig = config.decode
         for note in [*self.decode.ignored_options(), *ctranslate2_notes(config.decode_named)]:
             log.warning(note)
@@ -98,9 +99,13 @@ class CT2Translator:
         if self.decode.seed is not None:
             ctranslate2.set_random_seed(self.decode.seed)
 
-    def _source_pieces(self, lines: list[str], first_line: int) -> list[list[str]]:
-        """Source pieces cut to the model's limit (CTranslate2 appends the eos)."""
-        return truncated(self.tokenizers.source.encode_pieces(lines), self.max_source_tokens - 1, first_line)
+    def _source_pieces(self, lines: list[str], first_line: int, d: DecodeConfig) -> list[list[str]]:
+        """Source pieces after the target-language tag (as the native engine reads them), cut
+        to the model's limit (CTranslate2 appends the eos); an empty line stays empty."""
+        tags = self.languages.source_tags(d.target_lang)
+        rows = truncated(self.tokenizers.source.encode_pieces(lines), self.max_source_tokens - 1 - len(tags),
+                         first_line)
+        return [tags + row if row else [] for row in rows]
 
     def _prefix_pieces(self, prefixes: list[str], first_line: int) -> list[list[str]]:
         return truncated(self.tokenizers.target.encode_pieces(prefixes), self.max_source_tokens - 2,
@@ -141,7 +146,7 @@ class CT2Translator:
             raise ConfigError("constraints need the native engine (CTranslate2 has no lexically constrained "
                               "decoding); translate with the model directory this export came from")
         bound = line_char_limit(self.max_source_tokens)  # before SentencePiece, whose memory grows with a line
-        sources = self._source_pieces(cut_lines(lines, bound, first_line), first_line)
+        sources = self._source_pieces(cut_lines(lines, bound, first_line), first_line, d)
         prefix_pieces = (self._prefix_pieces(cut_lines(prefixes, bound, first_line, "prefix of line"), first_line)
                          if prefixes else None)
         results: list[list[Hypothesis]] = [[Hypothesis()] for _ in lines]

@@ -19,6 +19,7 @@ from mt_cli.core.config import CONFIG_FILE, Config
 from mt_cli.core.config_loading import load_config
 from mt_cli.core.errors import CheckpointError, show_value
 from mt_cli.core.files import file_sha256
+from mt_cli.core.languages import Languages
 
 MANIFEST_FILE = "manifest.json"
 CT2_QUANTIZATIONS = ("float32", "int8", "int8_float32", "int16", "float16", "bfloat16")
@@ -107,6 +108,8 @@ def check_manifest(path: Path, manifest: object) -> dict[str, Any]:
     for side in ("source", "target"):
         check.name(check.typed(tokenizer, side, str, prefix="tokenizer."), f"tokenizer.{side}")
         check.digest(check.typed(tokenizer, f"{side}_sha256", str, prefix="tokenizer."), f"tokenizer.{side}_sha256")
+    if "languages" in manifest:
+        Languages.from_manifest(manifest["languages"], str(path), ("src", "tgt"))
     special = check.typed(manifest, "special_ids", dict)
     for key in ("pad", "unk", "bos", "eos"):
         check.typed(special, key, int, prefix="special_ids.")

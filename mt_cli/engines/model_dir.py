@@ -30,6 +30,7 @@ from mt_cli import __version__
 from mt_cli.core.config import CONFIG_FILE, Config
 from mt_cli.core.errors import CheckpointError
 from mt_cli.core.files import atomic_dir, file_sha256, write_bytes
+from mt_cli.core.languages import Languages
 from mt_cli.core.runtime import Choice
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizers
 from mt_cli.engines.ct2_spec import write_conversion
@@ -144,6 +145,7 @@ class LoadedModel:
     manifest: dict[str, Any]
     model: Any
     precision: Choice  # the compute dtype the model was built in, and why
+    languages: Languages  # its language pairs, from the manifest
 
 
 def check_model_dir(model: str | Path | ModelDir, overrides: list[str] | None = None,
@@ -187,14 +189,14 @@ def load_model_dir(model: str | Path | ModelDir, overrides: list[str] | None = N
         model.load_weights(str(weights))
     except Exception as exc:  # noqa: BLE001 (h5py / keras raise various types)
         raise CheckpointError(f"{weights}: cannot load weights ({str(exc)[:200]})") from None
-    return LoadedModel(opened.path, cfg, tokenizers, dict(opened.manifest), model, dtype)
+    return LoadedModel(opened.path, cfg, tokenizers, dict(opened.manifest), model, dtype, opened.languages)
 
 
 def load_translator(model: str | Path | ModelDir, overrides: list[str] | None = None,
                     decode_flags: Mapping[str, Any] | None = None) -> Translator:
     """A Translator over a model directory, with `--set` overrides and typed decode flags applied."""
     loaded = load_model_dir(model, overrides, decode_flags=decode_flags)
-    return Translator(loaded.model, loaded.tokenizers, loaded.config.decode, loaded.precision)
+    return Translator(loaded.model, loaded.tokenizers, loaded.config.decode, loaded.precision, loaded.languages)
 
 
 def _check_same_tokenizers(models: list[str | Path | ModelDir]) -> None:
@@ -222,7 +224,8 @@ def load_ensemble_translator(models: list[str | Path | ModelDir], overrides: lis
     _check_same_tokenizers(opened)
     loaded = [load_model_dir(model) for model in opened]
     ensemble = Ensemble([m.model for m in loaded], weights)
-    return Translator(ensemble, loaded[0].tokenizers, loaded[0].config.decode, loaded[0].precision)
+    return Translator(ensemble, loaded[0].tokenizers, loaded[0].config.decode, loaded[0].precision,
+                      loaded[0].languages)
 
 
 def set_threads(threads: int) -> None:

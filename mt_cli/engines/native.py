@@ -19,6 +19,7 @@ from mt_cli.core.config import DecodeConfig, decode_flag
 from mt_cli.core.constraints import distinct_pieces, parse_constraint_line
 from mt_cli.core.errors import ConfigError, ConstraintError
 from mt_cli.core.hypothesis import Hypothesis
+from mt_cli.core.languages import Languages
 from mt_cli.core.runtime import Choice
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID, UNK_ID, Tokenizers, cut_lines, line_char_limit
 from mt_cli.model.search import SearchModel, constrained_search, search
@@ -56,8 +57,10 @@ class Translator:
     """A model, its tokenizers and decoding options, ready to translate batches of lines."""
 
     def __init__(self, model: SearchModel, tokenizers: Tokenizers, decode: DecodeConfig,
-                 precision: Choice | None = None) -> None:
+                 precision: Choice | None = None, languages: Languages | None = None) -> None:
         self.model = model
+        # a model given without its languages (tests, tools): one untagged pair, any target name
+        self.languages = languages
         self.precision = precision  # the dtype the model computes in and why (said with the engine)
         self.tokenizers = tokenizers
         self.decode = decode
@@ -77,10 +80,17 @@ class Translator:
             self._frequent[size] = np.array(ranking[:size], np.int32)
         return batch_shortlist(self._frequent[size], sources if self.tokenizers.joint else [], prefixes or [])
 
-    def _encode(self, lines: list[str], first_line: int) -> list[list[int]]:
-        """Source ids + eos (empty stays empty), cut to the model's position limit."""
-        ids = truncated(self.tokenizers.source.encode_ids(lines), self.max_source_tokens - 1, first_line)
-        return [row + [EOS_ID] if row else [] for row in ids]
+    def _tags(self, d: DecodeConfig) -> list[int]:
+        """The tag ids before each source for `d.target_lang` (checked against the model's)."""
+        if self.languages is None:
+            return []
+        return [self.tokenizers.source.piece_id(tag) for tag in self.languages.source_tags(d.target_lang)]
+
+    def _encode(self, lines: list[str], first_line: int, tags: list[int]) -> list[list[int]]:
+        """Source ids + eos (empty stays empty), after the target-language tag, cut to the
+        model's position limit."""
+        ids = truncated(self.tokenizers.source.encode_ids(lines), self.max_source_tokens - 1 - len(tags), first_line)
+        return [tags + row + [EOS_ID] if row else [] for row in ids]
 
     def _encode_prefixes(self, prefixes: list[str], first_line: int) -> list[list[int]]:
         """Target prefixes, cut to leave room for at least one generated token."""
@@ -117,7 +127,8 @@ class Translator:
         lines = cut_lines(lines, bound, first_line)
         prefixes = cut_lines(prefixes, bound, first_line, "prefix of line") if prefixes else prefixes
         constraints = cut_lines(constraints, bound, first_line, "constraints of line") if constraints else constraints
-        sources = self._encode(lines, first_line)
+        tags = self._tags(d)
+        sources = self._encode(lines, first_line, tags)
         prefix_ids = self._encode_prefixes(prefixes, first_line) if prefixes else None
         phrases = self._encode_constraints(constraints, first_line) if constraints else [[] for _ in lines]
         if any(phrases):
@@ -140,7 +151,7 @@ class Translator:
                                        [phrases[i] for i in batch], d)
             self._store(results, batch, found)
         if d.alignments:
-            results = self._aligned(d, lines, sources, results)
+            results = self._aligned(d, lines, sources, results, len(tags))
         return results
 
     def _check_constrainable(self, d: DecodeConfig, with_prefixes: bool) -> None:
@@ -167,8 +178,9 @@ class Translator:
             results[i] = hyps or [Hypothesis(score=float("-inf"))]  # never lose a line
 
     def _aligned(self, d: DecodeConfig, lines: list[str], sources: list[list[int]],
-                 results: list[list[Hypothesis]]) -> list[list[Hypothesis]]:
-        """Each hypothesis with its word alignment (teacher-forced pass over its own output)."""
+                 results: list[list[Hypothesis]], tags: int) -> list[list[Hypothesis]]:
+        """Each hypothesis with its word alignment (teacher-forced pass over its own output);
+        the `tags` leading source positions (target-language tags) are no word of the line."""
         pieces = self.tokenizers.source.encode_pieces(lines)
         rows = [(i, k) for i, nbest in enumerate(results) for k, h in enumerate(nbest) if sources[i] and h.ids]
         aligned = [[replace(h, alignment=[]) for h in nbest] for nbest in results]
@@ -180,7 +192,7 @@ class Translator:
             cross = tf.reduce_mean(record.cross[layer], axis=1).numpy()  # heads averaged: [N, T, S]
             for n, (i, k) in enumerate(chunk):
                 hyp = results[i][k]
-                links = hard_alignment(cross[n], pieces[i][:len(sources[i]) - 1], hyp.pieces)
+                links = hard_alignment(cross[n][:, tags:], pieces[i][:len(sources[i]) - 1 - tags], hyp.pieces)
                 aligned[i][k] = replace(hyp, alignment=links)
         return aligned
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from mt_cli.core.config import CONFIG_FILE, Config
 from mt_cli.core.errors import CheckpointError
+from mt_cli.core.languages import Languages
 from mt_cli.core.tokenizer import Tokenizers
 from mt_cli.engines.locate import (
     NATIVE,
@@ -43,6 +44,13 @@ class ModelDir:
     def conversion(self) -> list[str] | None:
         """The files of its CTranslate2 conversion (all of an export's); None: it has none."""
         return conversion_files(dict(self.manifest))
+
+    @property
+    def languages(self) -> Languages:
+        """Its language pairs (the manifest's; a model without them: its config's one pair)."""
+        data = self.config.data
+        return Languages.from_manifest(self.manifest.get("languages"), str(self.path / "manifest.json"),
+                                       (data.source_lang, data.target_lang))
 
     def verify(self, only: list[str] | None = None) -> ModelDir:
         """This directory with its files (or the `only` ones an engine reads, plus the

@@ -87,19 +87,22 @@ def encode_corpus(
     max_target_tokens: int,
     lenient_utf8: bool = False,
     truncate: bool = False,
+    source_tags: tuple[int, ...] = (),
 ) -> EncodedCorpus:
     """Encode a parallel corpus into the cache (or reuse it); skip and count bad pairs.
 
     Over-long pairs are skipped, or with `truncate` (dev sets) cut to the limits and
-    counted. The cache key hashes both files, both tokenizer models and the length limits,
-    so a changed file or tokenizer is always noticed.
+    counted; `source_tags` (tag piece ids: the target language, `<bt>`) go before each
+    source and count in its length. The cache key hashes both files, both tokenizer models,
+    the length limits and the tags, so a changed file or tokenizer is always noticed.
     """
     source, target = Path(source), Path(target)
     lines = check_same_length(source, target)
     key = _hash_files(
         [source, target],
         f"{CACHE_FORMAT}|{tokenizers.source.sha256()}|{tokenizers.target.sha256()}|"
-        f"{max_source_tokens}|{max_target_tokens}|{lenient_utf8}" + ("|truncate" if truncate else ""),
+        f"{max_source_tokens}|{max_target_tokens}|{lenient_utf8}" + ("|truncate" if truncate else "")
+        + (f"|tags={','.join(map(str, source_tags))}" if source_tags else ""),
     )
     final = Path(cache_dir) / f"{source.name}-{target.name}-{key}"
     if (final / "stats.json").is_file():
@@ -108,7 +111,7 @@ def encode_corpus(
     tmp = Path(tempfile.mkdtemp(prefix=".encoding-", dir=cache_dir))
     try:
         stats = _encode_into(tmp, source, target, tokenizers, (max_source_tokens, max_target_tokens),
-                             lenient_utf8, lines, truncate)
+                             lenient_utf8, lines, truncate, list(source_tags))
         (tmp / "stats.json").write_text(json.dumps(
             {"source": str(source), "target": str(target), "stats": stats.__dict__}))
         if not (final / "stats.json").is_file():  # another process may have won the race
@@ -132,7 +135,8 @@ def encode_corpus(
 
 
 def _encode_into(directory: Path, source: Path, target: Path, tokenizers: Tokenizers,
-                 limits: tuple[int, int], lenient: bool, lines: int, truncate: bool) -> CorpusStats:
+                 limits: tuple[int, int], lenient: bool, lines: int, truncate: bool,
+                 source_tags: list[int]) -> CorpusStats:
     """Stream both files in lockstep, chunk by chunk, appending ids to flat files."""
     max_src, max_tgt = limits
     dtype = np.uint16 if max(tokenizers.source.vocab_size, tokenizers.target.vocab_size) < 65536 else np.int32
@@ -150,7 +154,9 @@ def _encode_into(directory: Path, source: Path, target: Path, tokenizers: Tokeni
             for s_ids, t_ids in zip(src_ids, tgt_ids):
                 if not s_ids or not t_ids:
                     empty += 1
-                elif (len(s_ids) + 1 > max_src or len(t_ids) + 1 > max_tgt) and not truncate:
+                    continue
+                s_ids = source_tags + s_ids
+                if (len(s_ids) + 1 > max_src or len(t_ids) + 1 > max_tgt) and not truncate:
                     too_long += 1
                 else:
                     if len(s_ids) + 1 > max_src or len(t_ids) + 1 > max_tgt:

@@ -14,7 +14,8 @@ from typing import Any
 from mt_cli.core.config import CONFIG_FILE, Config
 from mt_cli.core.config_loading import load_config
 from mt_cli.core.errors import CheckpointError
-from mt_cli.core.tokenizer import Tokenizers, train_tokenizers
+from mt_cli.core.languages import training_symbols
+from mt_cli.core.tokenizer import Tokenizers, check_symbols, train_tokenizers
 from mt_cli.training.run_lock import LOCK_FILE
 
 log = logging.getLogger("mt_cli")
@@ -158,9 +159,12 @@ def existing_tokenizers(cfg: Config, run_dir: Path) -> Tokenizers | None:
 
 
 def run_tokenizers(cfg: Config, run_dir: Path) -> Tokenizers:
-    """Use the configured SentencePiece model(s), or train them once into the run."""
+    """Use the configured SentencePiece model(s), or train them once into the run; the tags
+    the data needs must be user-defined pieces of the source model."""
     found = existing_tokenizers(cfg, run_dir)
     if found is not None:
+        check_symbols(found.source, training_symbols(cfg.data, cfg.tokenizer),
+                      "tokenizer.model" if cfg.tokenizer.model else str(run_dir))
         return found
     tok = cfg.tokenizer
     log.info("training the SentencePiece model (tokenizer.model is not set)")
@@ -168,7 +172,7 @@ def run_tokenizers(cfg: Config, run_dir: Path) -> Tokenizers:
         [c.source for c in cfg.data.train], [c.target for c in cfg.data.train], run_dir / "spm",
         joint=tok.joint, vocab_size=tok.vocab_size, model_type=tok.model_type,
         character_coverage=tok.character_coverage, input_sentence_size=tok.input_sentence_size,
-        lenient_utf8=cfg.data.lenient_utf8)
+        lenient_utf8=cfg.data.lenient_utf8, user_defined_symbols=training_symbols(cfg.data, tok))
     return Tokenizers.load(*paths)
 
 

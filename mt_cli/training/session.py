@@ -16,9 +16,10 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mt_cli.core.config import Config
+from mt_cli.core.config import Config, DecodeConfig
 from mt_cli.core.errors import MtError
 from mt_cli.core.files import clean_temporaries
+from mt_cli.core.languages import Languages, corpus_languages, corpus_tags
 from mt_cli.core.textio import read_lines
 from mt_cli.core.tokenizer import PAD_ID, Tokenizers
 from mt_cli.engines.model_dir import write_model_dir
@@ -75,16 +76,29 @@ def _build_model(cfg: Config, tokenizers: Tokenizers, strategy: Any,
     return model, optimizer
 
 
-def _load_dev(cfg: Config, tokenizers: Tokenizers, cache: Path) -> DevSet | None:
+def _tag_ids(tokenizers: Tokenizers, tags: list[str]) -> tuple[int, ...]:
+    return tuple(tokenizers.source.piece_id(tag) for tag in tags)
+
+
+def _load_dev(cfg: Config, tokenizers: Tokenizers, cache: Path, languages: Languages) -> DevSet | None:
     d = cfg.data
     if not d.dev:
         return None
     limit = cfg.model.max_length  # over-long dev pairs are cut (and counted), never a crash
+    tags = _tag_ids(tokenizers, corpus_tags(languages, d.dev, d.target_lang))
     corpus = encode_corpus(d.dev.source, d.dev.target, tokenizers, cache, limit, limit, d.lenient_utf8,
-                           truncate=True)
+                           truncate=True, source_tags=tags)
     count = cfg.train.eval_max_sentences
     return DevSet(corpus, first_lines(read_lines(d.dev.source, d.lenient_utf8), count),
                   first_lines(read_lines(d.dev.target, d.lenient_utf8), count), cfg.eval)
+
+
+def _dev_decode(cfg: Config, languages: Languages) -> DecodeConfig:
+    """The decode options dev translation uses: the dev set's target language, when tagged."""
+    d = cfg.data
+    if not languages.tagged:
+        return cfg.decode
+    return dataclasses.replace(cfg.decode, target_lang=(d.dev.target_lang if d.dev else "") or d.target_lang)
 
 
 FAULT_NONFINITE_ENV = "MT_CLI_FAULT_NONFINITE_STEPS"
@@ -134,9 +148,12 @@ class Session:
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision=precision.value))
         d, t = cfg.data, cfg.train
         cache = run_dir / "cache"
+        languages = corpus_languages(d.train, d.source_lang, d.target_lang)
         corpora = [encode_corpus(c.source, c.target, tokenizers, cache, d.max_source_tokens,
-                                 d.max_target_tokens, d.lenient_utf8) for c in d.train]
-        dev = _load_dev(cfg, tokenizers, cache)
+                                 d.max_target_tokens, d.lenient_utf8,
+                                 source_tags=_tag_ids(tokenizers, corpus_tags(languages, c, d.target_lang)))
+                   for c in d.train]
+        dev = _load_dev(cfg, tokenizers, cache, languages)
         keras.utils.set_random_seed(t.seed)
         if t.deterministic:
             tf.config.experimental.enable_op_determinism()
@@ -160,7 +177,7 @@ class Session:
                       trackable, step_var, state, is_chief,
                       run_dir / "checkpoints" if is_chief else worker_dir / "checkpoints", worker_dir,
                       MetricsLog(run_dir if is_chief else worker_dir), dev,
-                      Translator(model, tokenizers, cfg.decode), replicas, accumulate)
+                      Translator(model, tokenizers, _dev_decode(cfg, languages), None, languages), replicas, accumulate)
         session.saved_step = state.step or -1
         session.fault_steps = _fault_steps()
         session.parent = parent
@@ -244,5 +261,7 @@ class Session:
                 "eval_metric": t.eval_metric, "best_score": state.best_score}
         if self.parent is not None:
             info["init_from"] = self.parent.entry()
+        d = self.cfg.data
+        info["languages"] = corpus_languages(d.train, d.source_lang, d.target_lang).to_manifest()
         write_model_dir(export_dir, self.model, self.cfg, self.tokenizers, info)
         return export_dir

@@ -21,6 +21,7 @@ from mt_cli.core.config import DecodeConfig
 from mt_cli.core.config_checks import DecodeNames, decode_with
 from mt_cli.core.errors import ConfigError
 from mt_cli.core.hypothesis import Hypothesis
+from mt_cli.core.languages import TARGET_LANG_FLAG
 from mt_cli.engines.locate import model_name
 from mt_cli.engines.opened import ModelDir, open_model_dir
 from mt_cli.engines.protocol import LineTranslator
@@ -42,7 +43,10 @@ def model_info(model: Path | ModelDir, engine: tuple[str, str] | None = None) ->
         "model": f"{name}@{digest}",
         "engine": engine[0] if engine else opened.engine,
         "engine_reason": engine[1] if engine else "the model directory's own engine",
-        "languages": {"source": config.data.source_lang, "target": config.data.target_lang},
+        "languages": {"source": config.data.source_lang, "target": config.data.target_lang,
+                      "pairs": [list(pair) for pair in opened.languages.pairs],
+                      "targets": list(opened.languages.targets),
+                      "target_required": opened.languages.tagged},
         "step": manifest.get("step", source.get("step")),
         "dev_scores": manifest.get("dev_scores", {}),
         "quantization": manifest.get("quantization"),
@@ -61,7 +65,9 @@ class ModelHost:
     def __init__(self, open_engine: Callable[[], LineTranslator], model: Path | ModelDir, settings: ServeSettings,
                  engine: tuple[str, str] | None = None) -> None:
         self.settings = settings
-        self.info = model_info(model, engine)
+        opened = open_model_dir(model)
+        self.info = model_info(opened, engine)
+        self.languages = opened.languages
         self.model_id: str = self.info["model"]
         self.engine: LineTranslator | None = None
         self.base: DecodeConfig | None = None
@@ -87,7 +93,9 @@ class ModelHost:
                 self.info["decode_dtype"] = {"value": precision.value, "reason": precision.reason}
             self.base = engine.decode
             self.engine = engine
-            self._decode([WARMUP_LINE], None, Options(self._batched(self.base), False))  # compiles / allocates
+            warm = self.base if self.base.target_lang or not self.languages.tagged else dataclasses.replace(
+                self.base, target_lang=self.languages.targets[0])
+            self._decode([WARMUP_LINE], None, Options(self._batched(warm), False))  # compiles / allocates
         except Exception as exc:  # noqa: BLE001 (any failure) reported by run_server as the command's error
             self.failure = exc
             self.on_failure()
@@ -123,6 +131,10 @@ class ModelHost:
             raise ApiError(422, exc.key if exc.key in given else "body", str(exc)) from None
         if decode.beam_size > self.settings.max_beam_size:
             raise ApiError(422, "beam_size", self._over_beam_limit("beam_size", decode.beam_size))
+        try:
+            self.languages.source_tags(decode.target_lang)
+        except ConfigError as exc:
+            raise ApiError(422, "target_lang", str(exc).replace(TARGET_LANG_FLAG, "target_lang")) from None
         return Options(self._batched(decode), bool(request.prefix and any(request.prefix)))
 
     def _over_beam_limit(self, name: str, value: int) -> str:

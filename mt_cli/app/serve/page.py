@@ -40,6 +40,7 @@ class PageForm:
 
     text: str = ""
     n_best: int = 1
+    target_lang: str | None = None  # a model with several targets: the one chosen (checked by the host)
 
     @property
     def lines(self) -> list[str]:
@@ -60,7 +61,8 @@ def read_form(query: bytes, max_bytes: int, max_n_best: int) -> PageForm:
     if given and not 1 <= n_best <= max_n_best:
         shown = given if len(given) <= 20 else given[:20] + "..."
         raise PageError(422, f"n_best: must be a whole number in 1..{max_n_best}, got {shown!r}")
-    return PageForm(fields.get("text", ""), n_best or 1)
+    target = fields.get("target_lang", "").strip()[:40]
+    return PageForm(fields.get("text", ""), n_best or 1, target or None)
 
 
 @dataclass(frozen=True)
@@ -115,7 +117,20 @@ def _form(view: PageView) -> str:
             f'<textarea id="text" name="text" rows="6" required autofocus>\n{_e(view.form.text)}</textarea>\n'
             f'<label for="n_best">n-best (1..{view.max_n_best})</label>\n'
             f'<input id="n_best" name="n_best" type="number" min="1" max="{view.max_n_best}" '
-            f'value="{view.form.n_best}">\n<br><button id="translate" type="submit">Translate</button>\n</form>')
+            f'value="{view.form.n_best}">\n{_target_choice(view)}<br><button id="translate" type="submit">Translate'
+            '</button>\n</form>')
+
+
+def _target_choice(view: PageView) -> str:
+    """A model with several target languages: a choice among them (the first by default)."""
+    targets = (view.info.get("languages") or {}).get("targets") or []
+    if len(targets) < 2:
+        return ""
+    chosen = view.form.target_lang or targets[0]
+    options = "".join(f'<option value="{_e(t)}"{" selected" if t == chosen else ""}>{_e(t)}</option>'
+                      for t in targets)
+    return (f'<label for="target_lang">Target language</label>\n'
+            f'<select id="target_lang" name="target_lang">{options}</select>\n')
 
 
 def _nbest(results: Sequence[Mapping[str, Any]]) -> str:
@@ -134,7 +149,7 @@ def _result(view: PageView) -> str:
         return f'<p id="error" class="error" role="alert">{_e(view.error)}</p>'
     if view.results is None:
         return ""
-    target = (view.info.get("languages") or {}).get("target") or "target"
+    target = view.form.target_lang or (view.info.get("languages") or {}).get("target") or "target"
     text = "\n".join(result["text"] for result in view.results)
     out = f'<section id="result">\n<h2>Translation ({_e(target)})</h2>\n<div id="translation" class="translation">'
     out += f"{_e(text)}</div>\n"

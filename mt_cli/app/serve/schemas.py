@@ -40,6 +40,8 @@ class TranslateRequest(BaseModel):
     beam_size: StrictInt | None = Field(None, description="Beam width, >= 1 (default: the model's).")
     n_best: StrictInt | None = Field(None, description="Hypotheses per line, 1..beam_size.")
     prefix: list[StrictStr] | None = Field(None, description="One target prefix per line ('' = none).")
+    target_lang: StrictStr | None = Field(None, max_length=40, description=(
+        "Target language; required by a model with several (GET /info lists them)."))
 
 
 REQUEST_DECODE = tuple(f.name for f in decode_fields() if f.name in TranslateRequest.model_fields)
