@@ -285,3 +285,43 @@ def test_a_line_over_the_byte_bound_is_too_long_never_decoded(runner, tmp_path) 
     assert result.exit_code == 0, result.output
     report = json.loads(result.stdout)
     assert report["rules"]["too_long"] == 1 and report["pairs"]["kept"] == 1
+
+
+def test_a_training_config_cleans_its_corpora_as_data_clean_does(runner, toy_dir, tmp_path) -> None:
+    """`data.clean:` applies the same rules while the cache is encoded (dev and test sets as the
+    --against files): the same pairs kept as `mt-cli data clean`, counted in the stats line and
+    in metrics.jsonl's data record; the cache changes with the settings."""
+    import yaml
+    from helpers import tiny_config_text, toy_pairs, write_pairs
+
+    pairs = toy_pairs(300, seed=1)
+    dev_src = (toy_dir / "dev.src").read_text().splitlines()
+    dev_tgt = (toy_dir / "dev.tgt").read_text().splitlines()
+    noisy = (pairs + pairs[:40] + [(s, s) for s, _ in pairs[40:55]] + list(zip(dev_src[:4], dev_tgt[:4]))
+             + [("http://example.com/a?b=1", "http://example.com/a?b=2")])
+    src, tgt = write_pairs(tmp_path, "noisy", noisy)
+    raw = yaml.safe_load(tiny_config_text(toy_dir, train={"max_steps": 1, "eval_every": 1}))
+    raw["data"]["train"] = [{"source": str(src), "target": str(tgt)}]
+    raw["data"]["clean"] = {}
+    config = tmp_path / "clean.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    result = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / "run")])
+    assert result.exit_code == 0, result.output
+    cleaned = runner.invoke(app, ["-q", "data", "clean", str(src), str(tgt), "--source-lang", "src",
+                                  "--target-lang", "tgt", "--no-lang-id", "-o", str(tmp_path / "out"),
+                                  "--against", str(toy_dir / "dev.src"), "--against", str(toy_dir / "dev.tgt")])
+    assert cleaned.exit_code == 0, cleaned.output
+    kept = len((tmp_path / "out" / "noisy.src").read_text().splitlines())
+    records = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    data = [r for r in records if r["event"] == "data"]
+    assert len(data) == 1 and data[0]["lines"] == len(noisy) and data[0]["kept"] == kept
+    assert data[0]["cleaned"]["duplicate"] >= 40 and data[0]["cleaned"]["identical"] == 15
+    assert data[0]["cleaned"]["overlap"] == 4 and data[0]["cleaned"]["mostly_urls"] == 1
+    assert f"data.clean dropped {len(noisy) - kept} (" in result.stderr
+    caches = sorted(p.name for p in (tmp_path / "run" / "cache").iterdir() if p.name.startswith("noisy"))
+    raw["data"]["clean"] = {"drop_identical": False}
+    config.write_text(yaml.safe_dump(raw))
+    again = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / "run2")])
+    assert again.exit_code == 0, again.output
+    assert "identical" not in again.stderr.split("data.clean dropped")[1].splitlines()[0]
+    assert caches and all(c not in {p.name for p in (tmp_path / "run2" / "cache").iterdir()} for c in caches)

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from mt_cli.core.clean_settings import RULE_CODE, CleanConfig, uses_words
+from mt_cli.core.hashset import HashSet
 from mt_cli.core.langid import UNSURE, Identifier
 
 CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # C0 and C1 controls but tab
@@ -188,3 +189,15 @@ class Judge:
             named = out.lang[:, side] >= 0
             wrong = named & (out.lang[:, side] != expected[side]) & (out.code == 0)
             out.code[wrong] = RULE_CODE["wrong_language"]
+
+
+def final_codes(verdict: ChunkVerdict, seen: HashSet | None) -> np.ndarray:
+    """The final codes: a hashed pair seen before (in this chunk or an earlier one) is a duplicate,
+    whatever later rule it would have met."""
+    codes = verdict.code.copy()
+    if seen is None:
+        return codes
+    candidates = np.flatnonzero(verdict.hash != 0)
+    new = seen.first_seen(verdict.hash[candidates])
+    codes[candidates[~new]] = RULE_CODE["duplicate"]
+    return codes

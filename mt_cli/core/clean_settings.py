@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from mt_cli.core.config import _opt
+from mt_cli.core.fields import rule_field as _opt
 
 # The rules in the order they are tried; the report counts each (a pair under the first that fires).
 RULES = (

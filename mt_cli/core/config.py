@@ -18,23 +18,11 @@ from typing import Any
 
 import yaml
 
+from mt_cli.core.clean_settings import CleanConfig
+from mt_cli.core.fields import rule_field
+
 CONFIG_FILE = "config.yaml"  # a resolved config, in run directories and model directories alike
 SACREBLEU_TOKENIZERS = ("none", "13a", "intl", "zh", "ja-mecab", "ko-mecab", "char", "flores101", "flores200")
-
-
-def rule_field(default: Any, *, choices: tuple[Any, ...] | None = None, ge: float | None = None,
-               gt: float | None = None, le: float | None = None, says: str = "", doc: str = "",
-               **extra: Any) -> Any:
-    """A dataclass field carrying its validation rule (and any extra metadata, such as `path=True`
-    for a file path resolved against the config file naming it) next to its default; `says`
-    words the range in one phrase (`a number in 0..60000`) for every bound it breaks.
-    config_checks.py checks a value by these rules, for the config and `mt-cli serve`'s
-    settings alike."""
-    meta = {"choices": choices, "ge": ge, "gt": gt, "le": le, "says": says, "doc": doc, **extra}
-    if isinstance(default, (list, tuple)):
-        value = tuple(default)
-        return field(default_factory=lambda: value, metadata=meta)
-    return field(default=default, metadata=meta)
 
 
 _opt = rule_field  # the schema's own short name for it
@@ -65,6 +53,9 @@ class DataConfig:
     max_source_tokens: int = _opt(256, ge=1, doc="longer training pairs are skipped (counted)")
     max_target_tokens: int = _opt(256, ge=1, doc="longer training pairs are skipped (counted)")
     lenient_utf8: bool = _opt(False, doc="replace invalid UTF-8 instead of failing")
+    clean: CleanConfig | None = _opt(None, doc="`mt-cli data clean`'s rules (docs/data.md), applied to the training "
+                                     "corpora while their cache is encoded (`clean: {}` for the defaults), data.dev "
+                                     "and data.test serving as its --against files; each dropped pair counted")
 
 
 # Upper bounds of the model-size fields: far beyond any translation model (the largest

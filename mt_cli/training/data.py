@@ -15,14 +15,16 @@ import os
 import shutil
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
 
 from mt_cli.core.batching import cut_batches, round_up
+from mt_cli.core.clean_settings import RULES, CleanConfig, settings_record
 from mt_cli.core.errors import DataError
+from mt_cli.core.pair_filter import PairFilter
 from mt_cli.core.textio import check_same_length, chunked, iter_lines
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID, Tokenizers
 
@@ -39,6 +41,22 @@ class CorpusStats:
     empty: int
     too_long: int
     truncated: int = 0
+    cleaned: dict[str, int] = field(default_factory=dict)  # pairs dropped by data.clean, per rule
+
+
+@dataclass(frozen=True)
+class Cleaning:
+    """`data.clean` for one corpus: the rules' settings, the pair's languages and the --against
+    hashes (dev and test sets)."""
+
+    settings: CleanConfig
+    langs: tuple[str, str]
+    against: np.ndarray
+
+    def key(self) -> str:
+        """What the cache key must change with."""
+        record = json.dumps([settings_record(self.settings), self.langs], sort_keys=True)
+        return record + hashlib.sha256(self.against.tobytes()).hexdigest()
 
 
 class EncodedCorpus:
@@ -88,6 +106,7 @@ def encode_corpus(
     lenient_utf8: bool = False,
     truncate: bool = False,
     source_tags: tuple[int, ...] = (),
+    cleaning: Cleaning | None = None,
 ) -> EncodedCorpus:
     """Encode a parallel corpus into the cache (or reuse it); skip and count bad pairs.
 
@@ -102,7 +121,8 @@ def encode_corpus(
         [source, target],
         f"{CACHE_FORMAT}|{tokenizers.source.sha256()}|{tokenizers.target.sha256()}|"
         f"{max_source_tokens}|{max_target_tokens}|{lenient_utf8}" + ("|truncate" if truncate else "")
-        + (f"|tags={','.join(map(str, source_tags))}" if source_tags else ""),
+        + (f"|tags={','.join(map(str, source_tags))}" if source_tags else "")
+        + (f"|clean={cleaning.key()}" if cleaning is not None else ""),
     )
     final = Path(cache_dir) / f"{source.name}-{target.name}-{key}"
     if (final / "stats.json").is_file():
@@ -111,7 +131,8 @@ def encode_corpus(
     tmp = Path(tempfile.mkdtemp(prefix=".encoding-", dir=cache_dir))
     try:
         stats = _encode_into(tmp, source, target, tokenizers, (max_source_tokens, max_target_tokens),
-                             lenient_utf8, lines, truncate, list(source_tags))
+                             lenient_utf8, lines, truncate, list(source_tags),
+                             PairFilter(cleaning.settings, cleaning.langs, cleaning.against) if cleaning else None)
         (tmp / "stats.json").write_text(json.dumps(
             {"source": str(source), "target": str(target), "stats": stats.__dict__}))
         if not (final / "stats.json").is_file():  # another process may have won the race
@@ -124,11 +145,14 @@ def encode_corpus(
     corpus = EncodedCorpus(final)
     s = corpus.stats
     cut = f", truncated {s.truncated} over-long" if truncate else f" and {s.too_long} over-long"
+    cleaned = (f"; data.clean dropped {sum(s.cleaned.values())} ("
+               + ", ".join(f"{rule} {n}" for rule, n in s.cleaned.items()) + ")") if cleaning is not None else ""
     log.info(f"{source.name}/{target.name}: {s.lines} pairs, kept {s.kept}, skipped {s.empty} "
-             f"empty{cut} (limits {max_source_tokens}/{max_target_tokens} tokens)")
+             f"empty{cut} (limits {max_source_tokens}/{max_target_tokens} tokens){cleaned}")
     if s.kept == 0:
         raise DataError(
-            f"{source} / {target}: no usable sentence pairs ({s.empty} empty, {s.too_long} over "
+            f"{source} / {target}: no usable sentence pairs ({s.empty} empty, {sum(s.cleaned.values())} dropped by "
+            f"data.clean, {s.too_long} over "
             f"the length limits data.max_source_tokens={max_source_tokens} / "
             f"data.max_target_tokens={max_target_tokens})")
     return corpus
@@ -136,7 +160,7 @@ def encode_corpus(
 
 def _encode_into(directory: Path, source: Path, target: Path, tokenizers: Tokenizers,
                  limits: tuple[int, int], lenient: bool, lines: int, truncate: bool,
-                 source_tags: list[int]) -> CorpusStats:
+                 source_tags: list[int], cleaner: PairFilter | None) -> CorpusStats:
     """Stream both files in lockstep, chunk by chunk, appending ids to flat files."""
     max_src, max_tgt = limits
     dtype = np.uint16 if max(tokenizers.source.vocab_size, tokenizers.target.vocab_size) < 65536 else np.int32
@@ -147,6 +171,8 @@ def _encode_into(directory: Path, source: Path, target: Path, tokenizers: Tokeni
     with open(src_raw, "wb") as src_out, open(tgt_raw, "wb") as tgt_out:
         pairs = zip(iter_lines(source, lenient), iter_lines(target, lenient))
         for chunk in chunked(pairs, ENCODE_CHUNK):
+            if cleaner is not None:
+                chunk = [pair for pair, keep in zip(chunk, cleaner.keep(*zip(*chunk))) if keep]
             src_chunk, tgt_chunk = [s for s, _ in chunk], [t for _, t in chunk]
             src_ids = tokenizers.source.encode_ids(src_chunk)
             tgt_ids = tokenizers.target.encode_ids(tgt_chunk)
@@ -179,7 +205,8 @@ def _encode_into(directory: Path, source: Path, target: Path, tokenizers: Tokeni
         np.save(directory / f"{name}.npy", flat)
         del flat
         raw.unlink()
-    return CorpusStats(lines=lines, kept=kept, empty=empty, too_long=too_long, truncated=truncated)
+    cleaned = {rule: cleaner.dropped[rule] for rule in RULES if cleaner.dropped[rule]} if cleaner else {}
+    return CorpusStats(lines=lines, kept=kept, empty=empty, too_long=too_long, truncated=truncated, cleaned=cleaned)
 
 
 # ---------------------------------------------------------------- batching

@@ -16,10 +16,11 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mt_cli.core.config import Config, DecodeConfig
+from mt_cli.core.config import Config, CorpusConfig, DecodeConfig
 from mt_cli.core.errors import MtError
 from mt_cli.core.files import clean_temporaries
 from mt_cli.core.languages import Languages, corpus_languages, corpus_tags
+from mt_cli.core.pair_filter import against_table
 from mt_cli.core.textio import read_lines
 from mt_cli.core.tokenizer import PAD_ID, Tokenizers
 from mt_cli.engines.model_dir import write_model_dir
@@ -32,7 +33,7 @@ from mt_cli.training.checkpoints import (
     restore_latest,
     save_checkpoint,
 )
-from mt_cli.training.data import XLA_PAD_MULTIPLE, encode_corpus, iterate_batches, prefetched
+from mt_cli.training.data import XLA_PAD_MULTIPLE, Cleaning, encode_corpus, iterate_batches, prefetched
 from mt_cli.training.evaluation import DevSet, first_lines
 from mt_cli.training.export_choice import choose_export, load_choice
 from mt_cli.training.init_from import Parent
@@ -74,6 +75,22 @@ def _build_model(cfg: Config, tokenizers: Tokenizers, strategy: Any,
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         optimizer.build(model.trainable_variables)
     return model, optimizer
+
+
+def _against(cfg: Config) -> np.ndarray | None:
+    """With data.clean: the dev and test sets' line hashes, which no training pair may contain."""
+    d = cfg.data
+    if d.clean is None:
+        return None
+    files = [getattr(corpus, side) for corpus in (d.dev, d.test) if corpus is not None for side in ("source", "target")]
+    return against_table(files, d.lenient_utf8)
+
+
+def _cleaning(cfg: Config, corpus: CorpusConfig, against: np.ndarray | None) -> Cleaning | None:
+    d = cfg.data
+    if d.clean is None or against is None:
+        return None
+    return Cleaning(d.clean, (corpus.source_lang or d.source_lang, corpus.target_lang or d.target_lang), against)
 
 
 def _tag_ids(tokenizers: Tokenizers, tags: list[str]) -> tuple[int, ...]:
@@ -149,9 +166,11 @@ class Session:
         d, t = cfg.data, cfg.train
         cache = run_dir / "cache"
         languages = corpus_languages(d.train, d.source_lang, d.target_lang)
+        against = _against(cfg)
         corpora = [encode_corpus(c.source, c.target, tokenizers, cache, d.max_source_tokens,
                                  d.max_target_tokens, d.lenient_utf8,
-                                 source_tags=_tag_ids(tokenizers, corpus_tags(languages, c, d.target_lang)))
+                                 source_tags=_tag_ids(tokenizers, corpus_tags(languages, c, d.target_lang)),
+                                 cleaning=_cleaning(cfg, c, against))
                    for c in d.train]
         dev = _load_dev(cfg, tokenizers, cache, languages)
         keras.utils.set_random_seed(t.seed)
@@ -178,6 +197,10 @@ class Session:
                       run_dir / "checkpoints" if is_chief else worker_dir / "checkpoints", worker_dir,
                       MetricsLog(run_dir if is_chief else worker_dir), dev,
                       Translator(model, tokenizers, _dev_decode(cfg, languages), None, languages), replicas, accumulate)
+        if is_chief and state.step == 0:  # the run's record of what each corpus gave (and lost to data.clean)
+            for c, corpus in zip(d.train, corpora):
+                session.metrics.write("data", 0, {"source": str(c.source), "target": str(c.target),
+                                                  **dataclasses.asdict(corpus.stats)})
         session.saved_step = state.step or -1
         session.fault_steps = _fault_steps()
         session.parent = parent

@@ -16,8 +16,8 @@ from typing import Any
 
 import numpy as np
 
-from mt_cli.core.clean_rules import ChunkVerdict, Judge
-from mt_cli.core.clean_settings import RULE_CODE, CleanConfig
+from mt_cli.core.clean_rules import ChunkVerdict, Judge, final_codes
+from mt_cli.core.clean_settings import CleanConfig
 from mt_cli.core.errors import DataError
 from mt_cli.core.hashset import HashSet
 
@@ -106,7 +106,7 @@ def run(spec: JudgeSpec, chunks: Iterable[Chunk], workers: int, sink: Sink | Non
     seen = HashSet() if spec.settings.dedup else None
     verdicts = _verdicts_inline(spec, chunks) if workers <= 1 else _verdicts_pooled(spec, chunks, workers)
     for (sources, targets, _), verdict in verdicts:
-        codes = _with_duplicates(verdict, seen)
+        codes = final_codes(verdict, seen)
         summary.add(verdict, codes)
         if sink is not None:
             keep = np.flatnonzero(codes == 0)
@@ -114,15 +114,3 @@ def run(spec: JudgeSpec, chunks: Iterable[Chunk], workers: int, sink: Sink | Non
         if on_pairs is not None:
             on_pairs(len(codes))
     return summary
-
-
-def _with_duplicates(verdict: ChunkVerdict, seen: HashSet | None) -> np.ndarray:
-    """The final codes: a hashed pair seen before (in this chunk or an earlier one) is a duplicate,
-    whatever later rule it would have met."""
-    codes = verdict.code.copy()
-    if seen is None:
-        return codes
-    candidates = np.flatnonzero(verdict.hash != 0)
-    new = seen.first_seen(verdict.hash[candidates])
-    codes[candidates[~new]] = RULE_CODE["duplicate"]
-    return codes
