@@ -205,7 +205,7 @@ def _translate(model: Path, source: Path | None, save_hyp: Path | None, override
     from mt_cli.core.tokenizer import line_char_limit
 
     assert source is not None
-    translator, choice = open_chosen_engine([model], engine, list(overrides) if overrides else None)
+    translator, choice, _ = open_chosen_engine([model], engine, list(overrides) if overrides else None)
     bound = line_char_limit(translator.max_source_tokens)  # a source line is never held beyond it
     hyps = ev.translate_source(translator.translate, source, bound, ref_paths[0], refs, save_hyp)
     console.info(choice.describe())
