@@ -21,9 +21,12 @@ from mt_cli.core.config import DecodeConfig
 from mt_cli.core.config_checks import DecodeNames, decode_with
 from mt_cli.core.errors import ConfigError
 from mt_cli.core.hypothesis import Hypothesis
+from mt_cli.core.sentences import require_segmenter
+from mt_cli.engines.languages import model_languages, source_languages
 from mt_cli.engines.locate import model_name
 from mt_cli.engines.opened import ModelDir, open_model_dir
 from mt_cli.engines.protocol import LineTranslator
+from mt_cli.engines.sentences import check_split_options, translate_split
 
 log = logging.getLogger("mt_cli")
 
@@ -33,7 +36,8 @@ def model_info(model: Path | ModelDir, engine: tuple[str, str] | None = None) ->
     again; a path is opened here), without loading the model; `engine` is the engine chosen
     for it and why (default: the manifest's)."""
     opened = open_model_dir(model)
-    manifest, config = opened.manifest, opened.config
+    manifest = opened.manifest
+    (source_lang, target_lang), *_ = model_languages(opened)
     source = manifest.get("source_model", {})
     files = manifest.get("files_sha256", {})
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
@@ -42,7 +46,7 @@ def model_info(model: Path | ModelDir, engine: tuple[str, str] | None = None) ->
         "model": f"{name}@{digest}",
         "engine": engine[0] if engine else opened.engine,
         "engine_reason": engine[1] if engine else "the model directory's own engine",
-        "languages": {"source": config.data.source_lang, "target": config.data.target_lang},
+        "languages": {"source": source_lang, "target": target_lang},
         "step": manifest.get("step", source.get("step")),
         "dev_scores": manifest.get("dev_scores", {}),
         "quantization": manifest.get("quantization"),
@@ -61,7 +65,8 @@ class ModelHost:
     def __init__(self, open_engine: Callable[[], LineTranslator], model: Path | ModelDir, settings: ServeSettings,
                  engine: tuple[str, str] | None = None) -> None:
         self.settings = settings
-        self.info = model_info(model, engine)
+        self.opened = open_model_dir(model)
+        self.info = model_info(self.opened, engine)
         self.model_id: str = self.info["model"]
         self.engine: LineTranslator | None = None
         self.base: DecodeConfig | None = None
@@ -102,6 +107,8 @@ class ModelHost:
     def _decode(self, lines: list[str], prefixes: list[str] | None, options: Options) -> list[list[Hypothesis]]:
         """One batch with its requests' options, passed per call: the engine is never changed."""
         assert self.engine is not None
+        if options.split is not None:
+            return translate_split(self.engine, lines, options.split, decode=options.decode)
         return self.engine.translate_nbest(lines, prefixes, decode=options.decode)
 
     def _batched(self, decode: DecodeConfig) -> DecodeConfig:
@@ -123,7 +130,23 @@ class ModelHost:
             raise ApiError(422, exc.key if exc.key in given else "body", str(exc)) from None
         if decode.beam_size > self.settings.max_beam_size:
             raise ApiError(422, "beam_size", self._over_beam_limit("beam_size", decode.beam_size))
-        return Options(self._batched(decode), bool(request.prefix and any(request.prefix)))
+        split = self._split_language(decode, request) if request.split_sentences else None
+        return Options(self._batched(decode), bool(request.prefix and any(request.prefix)), split)
+
+    def _split_language(self, decode: DecodeConfig, request: TranslateRequest, language: str | None = None) -> str:
+        """The language to split the request's lines in (the model's source language unless
+        given), once the request is one splitting can serve and the segmenter is here."""
+        if request.prefix is not None and any(request.prefix):
+            raise ApiError(422, "prefix", "prefix: not with split_sentences (prefixes are per line, not per sentence)")
+        try:
+            check_split_options(decode, {"n_best": "n_best", "alignments": "alignments"})
+        except ConfigError as exc:
+            raise ApiError(422, exc.key or "split_sentences", str(exc)) from None
+        try:
+            require_segmenter("split_sentences")
+        except ConfigError as exc:  # the server lacks it, not the request
+            raise ApiError(501, "split_sentences", str(exc)) from None
+        return language or source_languages(self.opened)[0]
 
     def _over_beam_limit(self, name: str, value: int) -> str:
         return f"{name}: must be <= {self.settings.max_beam_size} (the server's --max-beam-size), got {value}"

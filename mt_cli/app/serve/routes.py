@@ -143,7 +143,8 @@ async def _page(host: ModelHost, settings: ServeSettings, request: Request) -> H
             request.state.lines = len(view.form.lines)
             n_best = view.form.n_best
             wider = host.base is not None and n_best > host.base.beam_size
-            body = TranslateRequest(text=view.form.lines, n_best=n_best, beam_size=n_best if wider else None)
+            body = TranslateRequest(text=view.form.lines, n_best=n_best, beam_size=n_best if wider else None,
+                                    split_sentences=view.form.split)
             nbests, _ = await _translate(host, settings, body, request)
             view = dataclasses.replace(view, results=[translation_of(n, n_best) for n in nbests])
     except (ApiError, PageError) as exc:

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from mt_cli.core.config import DecodeConfig, decode_fields
 from mt_cli.core.hypothesis import Hypothesis
@@ -19,6 +19,7 @@ class Options:
 
     decode: DecodeConfig
     prefixed: bool
+    split: str | None = None  # the language lines are split into sentences in; None: not split
 
 
 class ApiError(Exception):
@@ -40,6 +41,8 @@ class TranslateRequest(BaseModel):
     beam_size: StrictInt | None = Field(None, description="Beam width, >= 1 (default: the model's).")
     n_best: StrictInt | None = Field(None, description="Hypotheses per line, 1..beam_size.")
     prefix: list[StrictStr] | None = Field(None, description="One target prefix per line ('' = none).")
+    split_sentences: StrictBool = Field(False, description="Each line is a paragraph: its sentences are "
+                                        "translated and joined with its own spacing (one best; no prefix).")
 
 
 REQUEST_DECODE = tuple(f.name for f in decode_fields() if f.name in TranslateRequest.model_fields)
