@@ -115,10 +115,11 @@ class ModelHost:
         """`decode` batching as the server does: the batcher's groups, decoded as one batch."""
         return dataclasses.replace(decode, batch_size=self.settings.max_batch_size, batch_tokens=0)
 
-    def options(self, request: TranslateRequest) -> Options:
+    def options(self, request: TranslateRequest, language: str | None = None) -> Options:
         """The request's decode options on the model's, checked by DecodeConfig's own rules (422
         naming the request field; a beam size alone asks for one best). The server's beam limit
-        comes first: DecodeConfig's own bound (1024) is not what this server takes."""
+        comes first: DecodeConfig's own bound (1024) is not what this server takes. `language`:
+        the one to split sentences in (default: the model's source language)."""
         assert self.base is not None
         given = {name: getattr(request, name) for name in REQUEST_DECODE if getattr(request, name) is not None}
         for name in ("beam_size", "n_best"):
@@ -130,7 +131,7 @@ class ModelHost:
             raise ApiError(422, exc.key if exc.key in given else "body", str(exc)) from None
         if decode.beam_size > self.settings.max_beam_size:
             raise ApiError(422, "beam_size", self._over_beam_limit("beam_size", decode.beam_size))
-        split = self._split_language(decode, request) if request.split_sentences else None
+        split = self._split_language(decode, request, language) if request.split_sentences else None
         return Options(self._batched(decode), bool(request.prefix and any(request.prefix)), split)
 
     def _split_language(self, decode: DecodeConfig, request: TranslateRequest, language: str | None = None) -> str:
