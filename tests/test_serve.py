@@ -232,14 +232,15 @@ def test_split_sentences_translates_each_lines_sentences(ct2_server: Server, ct2
     assert f'class="translation">{html.escape(alone[0] + " " + alone[1])}</div>' in page.text
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"split_sentences": "yes"}, "split_sentences"),
-    ({"split_sentences": True, "beam_size": 2, "n_best": 2}, "n_best"),
-    ({"split_sentences": True, "prefix": ["x"]}, "prefix"),
+@pytest.mark.parametrize(("body", "field", "says"), [
+    ({"split_sentences": "yes"}, "split_sentences", "valid boolean"),
+    ({"split_sentences": True, "beam_size": 2, "n_best": 2}, "n_best", "one translation per line"),
+    ({"split_sentences": True, "prefix": ["x"]}, "prefix", "not with split_sentences"),
 ])
-def test_split_sentences_refuses_what_it_cannot_serve(ct2_server: Server, body: dict, field: str) -> None:
+def test_split_sentences_refuses_what_it_cannot_serve(ct2_server: Server, body: dict, field: str, says: str) -> None:
     answer = ct2_server.post({"text": ["a dog ."], **body})
     assert (answer.status_code, answer.json()["field"]) == (422, field), answer.text
+    assert says in answer.json()["error"], answer.text
 
 
 def test_every_error_body_has_the_error_and_field_shape(native_server: Server) -> None:
