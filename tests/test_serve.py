@@ -8,6 +8,7 @@ port over a real CTranslate2 translator wrapped to fail or stall on cue.
 from __future__ import annotations
 
 import contextlib
+import html
 import json
 import logging
 import os
@@ -213,6 +214,33 @@ def test_request_options_are_checked_by_the_decode_config_rules(native_server: S
     with pytest.raises(ConfigError) as rule:
         decode_with(DecodeConfig(beam_size=2), body, DecodeNames({k: k for k in body}, "the model's decode options"))
     assert str(rule.value) == answer["error"]
+
+
+def test_split_sentences_translates_each_lines_sentences(ct2_server: Server, ct2_model: Path, toy_dir: Path) -> None:
+    """Issue 32 point 1: `split_sentences` in the JSON API and the page's checkbox: each line's
+    sentences translated (as the engine does alone) and joined with the line's own spacing."""
+    pytest.importorskip("sentencex")
+    from mt_cli.engines.choice import open_translator
+
+    s = sources(toy_dir)[:3]
+    alone = [n[0].text for n in open_translator(ct2_model).translate_nbest(s)]
+    answer = ct2_server.post({"text": [f"{s[0]}  {s[1]}", "", s[2]], "split_sentences": True})
+    assert answer.status_code == 200, answer.text
+    assert [t["text"] for t in answer.json()["translations"]] == [f"{alone[0]}  {alone[1]}", "", alone[2]]
+    page = httpx.get(ct2_server.url + "/", params={"text": f"{s[0]} {s[1]}", "split_sentences": "on"}, timeout=60)
+    assert page.status_code == 200 and 'name="split_sentences" type="checkbox" value="on" checked' in page.text
+    assert f'class="translation">{html.escape(alone[0] + " " + alone[1])}</div>' in page.text
+
+
+@pytest.mark.parametrize(("body", "field", "says"), [
+    ({"split_sentences": "yes"}, "split_sentences", "valid boolean"),
+    ({"split_sentences": True, "beam_size": 2, "n_best": 2}, "n_best", "one translation per line"),
+    ({"split_sentences": True, "prefix": ["x"]}, "prefix", "not with split_sentences"),
+])
+def test_split_sentences_refuses_what_it_cannot_serve(ct2_server: Server, body: dict, field: str, says: str) -> None:
+    answer = ct2_server.post({"text": ["a dog ."], **body})
+    assert (answer.status_code, answer.json()["field"]) == (422, field), answer.text
+    assert says in answer.json()["error"], answer.text
 
 
 def test_every_error_body_has_the_error_and_field_shape(native_server: Server) -> None:

@@ -23,6 +23,7 @@ from mt_cli.core.shard import shard_range
 from mt_cli.core.textio import (
     check_line_counts,
     chunked,
+    chunked_within,
     count_lines,
     display_name,
     iter_handle,
@@ -89,15 +90,17 @@ def translate_lines(translator: LineTranslator, lines: Iterable[str], *, prefixe
                     stream: bool = False, names: tuple[str, ...] = ("<input>", "<prefixes>", "<constraints>"),
                     start: int = 0, keep: tuple[int, int] | None = None, chunk_lines: int | None = None,
                     on_lines_done: Callable[[int], None] | None = None,
-                    record: Mapping[str, object] | None = None) -> Iterator[str]:
+                    record: Mapping[str, object] | None = None, chunk_chars: int | None = None) -> Iterator[str]:
     """Formatted output lines (`fmt` text or jsonl) for `lines`, lazily; `names` (input,
     prefix file, constraints file) name them in messages. `start` is the index of the first
     line in the whole input (n-best and jsonl indices and line numbers stay global); only lines
     whose index is in `keep` [start, stop) are output (a shard reading its window, see
-    `plan_source`); `on_lines_done(k)` after each round with its k output lines' inputs."""
+    `plan_source`); `on_lines_done(k)` after each round with its k output lines' inputs;
+    `chunk_chars` bounds a round's characters too (paragraphs split into sentences)."""
     low, high = keep if keep is not None else (start, math.inf)
     done = 0  # lines read so far
-    for chunk in chunked(lines, chunk_size(stream, chunk_lines)):
+    size = chunk_size(stream, chunk_lines)
+    for chunk in chunked(lines, size) if chunk_chars is None else chunked_within(lines, size, chunk_chars):
         chunk_prefixes = _aligned_slice(prefixes, done, len(chunk), (names[0], names[1]))
         chunk_constraints = _aligned_slice(constraints, done, len(chunk), (names[0], names[2]))
         index = start + done

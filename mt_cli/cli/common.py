@@ -45,10 +45,11 @@ def check_output_path(path: Path | None, flag: str, example: str = "out.txt") ->
 
 def open_chosen_engine(model: list[Path], engine: str, overrides: list[str] | None, threads: int = 0,
                        weights: list[float] | None = None, decode_flags: dict | None = None,
-                       constraints: bool = False):  # -> (LineTranslator, EngineChoice), lazily imported
+                       constraints: bool = False):  # -> (LineTranslator, EngineChoice, ModelDir), lazily imported
     """The engine `--engine` asks for (auto: chosen here) and the choice, over the model
     directories opened once (manifest read, config parsed with `--set` and the decode flags),
-    with TensorFlow started only when the native engine is the one. Callers say the choice (`say_engine`) once the
+    with TensorFlow started only when the native engine is the one (and the first directory,
+    opened, for what else callers read from it: its languages). Callers say the choice (`say_engine`) once the
     input proved good, so bad input still gets its one error line alone."""
     from mt_cli.engines.choice import choose_engine, open_translator
     from mt_cli.engines.locate import NATIVE
@@ -61,7 +62,7 @@ def open_chosen_engine(model: list[Path], engine: str, overrides: list[str] | No
     if choice.engine == NATIVE:
         start_tensorflow()
     translator = open_translator(opened, threads=threads, ensemble_weights=weights, engine=choice.engine)
-    return translator, choice.opened(translator)
+    return translator, choice.opened(translator), opened[0]
 
 
 def say_engine(lines: Iterable[str], choice: Any) -> Iterator[str]:

@@ -215,8 +215,8 @@ def _translate(model: Path, source: Path | None, save_hyp: Path | None, override
 
     assert source is not None
     flags = {"target_lang": target_lang} if target_lang is not None else None
-    translator, choice = open_chosen_engine([model], engine, list(overrides) if overrides else None,
-                                            decode_flags=flags)
+    translator, choice, _ = open_chosen_engine([model], engine, list(overrides) if overrides else None,
+                                               decode_flags=flags)
     bound = line_char_limit(translator.max_source_tokens)  # a source line is never held beyond it
     hyps = ev.translate_source(translator.translate, source, bound, ref_paths[0], refs, save_hyp)
     console.info(choice.describe())

@@ -26,7 +26,8 @@ def serve(
     set_: SetOption = None,
     settings: ServeSettings | None = None,
 ) -> None:
-    """Serve translations over HTTP: POST /translate, GET /health, GET /info, docs at /docs.
+    """Serve translations over HTTP: POST /translate, GET /health, GET /info, docs at /docs;
+    LibreTranslate's API too (POST /translate with q, GET /languages, POST /detect).
 
     Concurrent requests are queued and decoded together (up to --max-batch-size lines, or
     --max-wait-ms), each result routed back to its request. SIGTERM finishes the requests
@@ -38,6 +39,7 @@ def serve(
       curl -s localhost:8080/translate -H 'Content-Type: application/json' \\
            -d '{"text": ["A dog runs.", ""]}'
       mt-cli -q serve -m runs/demo-ct2 --max-batch-size 64 --threads 4
+      curl -s localhost:8080/translate -d 'q=A dog runs. A cat sleeps.&source=en&target=de'
     """
     from mt_cli.core.extras import require
 

@@ -64,21 +64,50 @@ def _parse_shard_option(text: str | None) -> tuple[int, int] | None:
     return parse_shard(text)
 
 
+def _check_split(split: bool, prefix_file: Path | None, constraints_file: Path | None, shard: str | None) -> None:
+    """`--split-sentences` alone with what it can serve, and its segmenter installed, before loading."""
+    if not split:
+        return
+    from mt_cli.core.errors import ConfigError
+    from mt_cli.core.sentences import require_segmenter
+
+    for flag, given in (("--prefix-file", prefix_file), ("--constraints-file", constraints_file),
+                        ("--shard", shard)):
+        if given is not None:
+            why = "" if flag != "--shard" else " yet (a shard's rounds would not match a whole run's)"
+            raise ConfigError(f"{flag}: not with --split-sentences{why}", flag)
+    require_segmenter("--split-sentences")
+
+
+def _split_translator(translator: Any, opened: Any) -> Any:
+    """The engine translating each line as a paragraph, in the model's source language."""
+    from mt_cli.engines.languages import source_languages
+    from mt_cli.engines.sentences import SentenceTranslator, check_split_options
+
+    check_split_options(translator.decode, {"n_best": "--n-best", "alignments": "--alignments"})
+    return SentenceTranslator(translator, source_languages(opened)[0])
+
+
 def _output_lines(translator: Any, files: tuple[Path | None, Path | None, Path | None],
-                  shard: tuple[int, int] | None, progress: Any, **formatting: Any) -> tuple[Iterator[str], int | None]:
+                  shard: tuple[int, int] | None, progress: Any, split: bool = False,
+                  **formatting: Any) -> tuple[Iterator[str], int | None]:
     """The output lines (lazy) of the input `files` (source or None for stdin, prefix file,
     constraints file), or of their shard, and how many input lines they cover (None: not counted).
-    The rounds are the same with or without a progress bar (it moves once per round)."""
+    The rounds are the same with or without a progress bar (it moves once per round); with
+    `split` a line is read whole up to MAX_PARAGRAPH_CHARS and rounds are bounded in characters."""
     from mt_cli.app.translate import chunk_size, plan_source, translate_lines
+    from mt_cli.core.sentences import MAX_PARAGRAPH_CHARS
     from mt_cli.core.tokenizer import line_char_limit
 
     bound = line_char_limit(translator.max_source_tokens)  # a line is never held (nor tokenized) beyond it
+    bound = MAX_PARAGRAPH_CHARS if split else bound  # split into sentences, nothing is cut
     chunk = chunk_size(formatting["stream"])
     plan = plan_source(*files, max_chars=bound, shard=shard, chunk=chunk, count=progress is not None)
     lines = translate_lines(translator, plan.lines, prefixes=plan.prefixes, constraints=plan.constraints,
                             names=(str(files[0] or "<stdin>"), str(files[1]), str(files[2])),
                             start=plan.start, keep=plan.keep, chunk_lines=chunk,
-                            on_lines_done=progress.advance if progress else None, **formatting)
+                            on_lines_done=progress.advance if progress else None,
+                            chunk_chars=MAX_PARAGRAPH_CHARS if split else None, **formatting)
     return lines, plan.total
 
 
@@ -126,6 +155,11 @@ def translate(
         help="Translate only the K-th of N contiguous parts of the input (1 <= K <= N; stdin or a pipe is "
              "first copied to a temporary file); the outputs of parts 1..N concatenated equal one whole run.",
     )] = None,
+    split_sentences: Annotated[bool, typer.Option(
+        "--split-sentences",
+        help="Each line is a paragraph: translate its sentences (one over the model's limit is cut between "
+             "words, not truncated), joined with the line's own spacing. Needs the 'sentences' extra.",
+    )] = False,
     set_: SetOption = None,
     decode_flags: dict[str, Any] | None = None,
 ) -> None:
@@ -140,6 +174,7 @@ def translate(
       mt-cli translate -m runs/demo test.en --constraints-file terms.tsv
       mt-cli translate -m runs/demo test.en --engine native
       mt-cli translate -m runs/demo big.en --shard 2/4 -o big.de.2
+      mt-cli translate -m runs/demo paragraphs.en --split-sentences
     """
     from mt_cli.core.errors import ConfigError
 
@@ -151,12 +186,14 @@ def translate(
     check_output_path(output, "-o/--output")
     _check_side_files(source, prefix_file, constraints_file)
     parts = _parse_shard_option(shard)
+    _check_split(split_sentences, prefix_file, constraints_file, shard)
 
     weights = _parse_weights(ensemble_weights)
-    translator, choice = open_chosen_engine(model, engine, overrides, threads, weights, flags,
-                                            constraints=constraints_file is not None)
+    translator, choice, opened = open_chosen_engine(model, engine, overrides, threads, weights, flags,
+                                                    constraints=constraints_file is not None)
+    translator = _split_translator(translator, opened) if split_sentences else translator
     progress = console.LineProgress() if output is not None and console.interactive() else None
-    lines, total = _output_lines(translator, (source, prefix_file, constraints_file), parts, progress,
+    lines, total = _output_lines(translator, (source, prefix_file, constraints_file), parts, progress, split_sentences,
                                  fmt=fmt, with_scores=with_scores, stream=stream,
                                  record={"engine": choice.engine, "engine_reason": choice.reason})
     lines = say_engine(lines, choice)

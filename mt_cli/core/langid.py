@@ -65,6 +65,10 @@ class Identifier:
         code, confidence = self._model.classify(text[:MAX_CHARS])
         return (code if confidence >= self.min_confidence else UNSURE), confidence
 
+    def rank(self, text: str) -> list[tuple[str, float]]:
+        """Every candidate with its probability, most likely first (serve's /detect)."""
+        return [(code, float(p)) for code, p in self._model.rank(text.strip()[:MAX_CHARS])]
+
 
 def version() -> str | None:
     from importlib import metadata

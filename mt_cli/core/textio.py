@@ -232,6 +232,21 @@ def chunked(items: Iterable[T], size: int) -> Iterator[list[T]]:
         yield chunk
 
 
+def chunked_within(lines: Iterable[str], size: int, max_chars: int) -> Iterator[list[str]]:
+    """Like `chunked`, each chunk also at most `max_chars` characters (a longer line comes
+    alone): rounds of paragraphs stay bounded in memory however long their lines are."""
+    chunk: list[str] = []
+    chars = 0
+    for line in lines:
+        if chunk and (len(chunk) == size or chars + len(line) > max_chars):
+            yield chunk
+            chunk, chars = [], 0
+        chunk.append(line)
+        chars += len(line)
+    if chunk:
+        yield chunk
+
+
 def require_nonempty(path: str | Path, lines: list[str]) -> None:
     """An empty input file is almost always a mistake worth a clear message."""
     if not lines:

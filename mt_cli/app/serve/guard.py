@@ -7,7 +7,10 @@ checked in the route comes after the cost (a 2 MB body of a million ints took se
 gigabyte to refuse). Reading the body ourselves, with a byte bound derived from the request
 limits and a deadline, refuses floods and slow senders before anything is parsed; checking
 the Host header refuses pages that reach a local server through DNS rebinding, and
-requiring `application/json` refuses the bodies a browser sends cross-site without asking.
+requiring `application/json` refuses the bodies a browser sends cross-site without asking
+(except form bodies on LibreTranslate's two POST paths, whose clients send them: a page
+elsewhere can then have a browser ask for a translation, which changes nothing and whose
+answer the browser does not let that page read).
 Refusing a request over --max-connections here (not in uvicorn's `limit_concurrency`) gives
 it the server's JSON error shape and `Retry-After` instead of a plain-text 503.
 """
@@ -31,6 +34,8 @@ Receive = Callable[[], Awaitable[dict]]
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 WILDCARD_HOSTS = frozenset({"", "0.0.0.0", "::"})
 RETRY_AFTER_S = 1
+FORM = "application/x-www-form-urlencoded"
+FORM_PATHS = ("/translate", "/detect")  # LibreTranslate's clients post forms there (app/serve/libre.py)
 
 
 class EscapeFilter(logging.Filter):
@@ -88,7 +93,8 @@ def _media_type(headers: dict[bytes, bytes]) -> str:
 
 class RequestGuard:
     """Pure ASGI middleware: at most `max_connections` open connections (503 + Retry-After,
-    counted by `open_connections`), Host allow-list (400), `application/json` bodies only (415), a
+    counted by `open_connections`), Host allow-list (400), `application/json` bodies only (form
+    bodies too on FORM_PATHS; else 415), a
     body of at most `max_body` bytes (413, before parsing) that arrives within `read_timeout`
     seconds (408); the body read here is handed on to the app as one message."""
 
@@ -138,8 +144,10 @@ class RequestGuard:
             return error_response(400, "Host", "Host header not allowed (see mt-cli serve --allowed-hosts)")
         if scope["method"] not in BODY_METHODS:
             return None
-        if _media_type(headers) != "application/json":
-            return error_response(415, "Content-Type", "the body must be JSON with Content-Type: application/json")
+        media = _media_type(headers)
+        if media != "application/json" and not (media == FORM and scope.get("path") in FORM_PATHS):
+            return error_response(415, "Content-Type", "the body must be JSON with Content-Type: application/json "
+                                                       f"(or, on {' and '.join(FORM_PATHS)}, {FORM})")
         length = headers.get(b"content-length", b"").decode("latin-1").strip()
         if length.isdigit() and int(length) > self.max_body:
             return self._too_large()

@@ -22,9 +22,12 @@ from mt_cli.core.config_checks import DecodeNames, decode_with
 from mt_cli.core.errors import ConfigError
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.core.languages import TARGET_LANG_FLAG
+from mt_cli.core.sentences import require_segmenter
+from mt_cli.engines.languages import model_languages, source_languages
 from mt_cli.engines.locate import model_name
 from mt_cli.engines.opened import ModelDir, open_model_dir
 from mt_cli.engines.protocol import LineTranslator
+from mt_cli.engines.sentences import check_split_options, translate_split
 
 log = logging.getLogger("mt_cli")
 
@@ -34,7 +37,8 @@ def model_info(model: Path | ModelDir, engine: tuple[str, str] | None = None) ->
     again; a path is opened here), without loading the model; `engine` is the engine chosen
     for it and why (default: the manifest's)."""
     opened = open_model_dir(model)
-    manifest, config = opened.manifest, opened.config
+    manifest = opened.manifest
+    (source_lang, target_lang), *_ = model_languages(opened)
     source = manifest.get("source_model", {})
     files = manifest.get("files_sha256", {})
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
@@ -43,7 +47,7 @@ def model_info(model: Path | ModelDir, engine: tuple[str, str] | None = None) ->
         "model": f"{name}@{digest}",
         "engine": engine[0] if engine else opened.engine,
         "engine_reason": engine[1] if engine else "the model directory's own engine",
-        "languages": {"source": config.data.source_lang, "target": config.data.target_lang,
+        "languages": {"source": source_lang, "target": target_lang,
                       "pairs": [list(pair) for pair in opened.languages.pairs],
                       "targets": list(opened.languages.targets),
                       "target_required": opened.languages.tagged},
@@ -65,9 +69,9 @@ class ModelHost:
     def __init__(self, open_engine: Callable[[], LineTranslator], model: Path | ModelDir, settings: ServeSettings,
                  engine: tuple[str, str] | None = None) -> None:
         self.settings = settings
-        opened = open_model_dir(model)
-        self.info = model_info(opened, engine)
-        self.languages = opened.languages
+        self.opened = open_model_dir(model)
+        self.info = model_info(self.opened, engine)
+        self.languages = self.opened.languages
         self.model_id: str = self.info["model"]
         self.engine: LineTranslator | None = None
         self.base: DecodeConfig | None = None
@@ -110,16 +114,19 @@ class ModelHost:
     def _decode(self, lines: list[str], prefixes: list[str] | None, options: Options) -> list[list[Hypothesis]]:
         """One batch with its requests' options, passed per call: the engine is never changed."""
         assert self.engine is not None
+        if options.split is not None:
+            return translate_split(self.engine, lines, options.split, decode=options.decode)
         return self.engine.translate_nbest(lines, prefixes, decode=options.decode)
 
     def _batched(self, decode: DecodeConfig) -> DecodeConfig:
         """`decode` batching as the server does: the batcher's groups, decoded as one batch."""
         return dataclasses.replace(decode, batch_size=self.settings.max_batch_size, batch_tokens=0)
 
-    def options(self, request: TranslateRequest) -> Options:
+    def options(self, request: TranslateRequest, language: str | None = None) -> Options:
         """The request's decode options on the model's, checked by DecodeConfig's own rules (422
         naming the request field; a beam size alone asks for one best). The server's beam limit
-        comes first: DecodeConfig's own bound (1024) is not what this server takes."""
+        comes first: DecodeConfig's own bound (1024) is not what this server takes. `language`:
+        the one to split sentences in (default: the model's source language)."""
         assert self.base is not None
         given = {name: getattr(request, name) for name in REQUEST_DECODE if getattr(request, name) is not None}
         for name in ("beam_size", "n_best"):
@@ -135,7 +142,23 @@ class ModelHost:
             self.languages.source_tags(decode.target_lang)
         except ConfigError as exc:
             raise ApiError(422, "target_lang", str(exc).replace(TARGET_LANG_FLAG, "target_lang")) from None
-        return Options(self._batched(decode), bool(request.prefix and any(request.prefix)))
+        split = self._split_language(decode, request, language) if request.split_sentences else None
+        return Options(self._batched(decode), bool(request.prefix and any(request.prefix)), split)
+
+    def _split_language(self, decode: DecodeConfig, request: TranslateRequest, language: str | None = None) -> str:
+        """The language to split the request's lines in (the model's source language unless
+        given), once the request is one splitting can serve and the segmenter is here."""
+        if request.prefix is not None and any(request.prefix):
+            raise ApiError(422, "prefix", "prefix: not with split_sentences (prefixes are per line, not per sentence)")
+        try:
+            check_split_options(decode, {"n_best": "n_best", "alignments": "alignments"})
+        except ConfigError as exc:
+            raise ApiError(422, exc.key or "split_sentences", str(exc)) from None
+        try:
+            require_segmenter("split_sentences")
+        except ConfigError as exc:  # the server lacks it, not the request
+            raise ApiError(501, "split_sentences", str(exc)) from None
+        return language or source_languages(self.opened)[0]
 
     def _over_beam_limit(self, name: str, value: int) -> str:
         return f"{name}: must be <= {self.settings.max_beam_size} (the server's --max-beam-size), got {value}"

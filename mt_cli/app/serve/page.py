@@ -40,6 +40,7 @@ class PageForm:
 
     text: str = ""
     n_best: int = 1
+    split: bool = False  # each line a paragraph, split into sentences
     target_lang: str | None = None  # a model with several targets: the one chosen (checked by the host)
 
     @property
@@ -51,7 +52,7 @@ class PageForm:
 
 def read_form(query: bytes, max_bytes: int, max_n_best: int) -> PageForm:
     """The form's fields from a raw query string, checked: its size before it is parsed (413), the
-    n-best count as a whole number in 1..max_n_best (422). Other fields are ignored."""
+    n-best count as a whole number in 1..max_n_best (422); the split checkbox. Other fields are ignored."""
     if len(query) > max_bytes:
         raise PageError(413, f"the query is {len(query)} bytes, over the {max_bytes} that --max-chars and "
                              "--max-lines allow")
@@ -62,7 +63,8 @@ def read_form(query: bytes, max_bytes: int, max_n_best: int) -> PageForm:
         shown = given if len(given) <= 20 else given[:20] + "..."
         raise PageError(422, f"n_best: must be a whole number in 1..{max_n_best}, got {shown!r}")
     target = fields.get("target_lang", "").strip()[:40]
-    return PageForm(fields.get("text", ""), n_best or 1, target or None)
+    return PageForm(fields.get("text", ""), n_best or 1, fields.get("split_sentences", "") not in ("", "0", "off"),
+                    target or None)
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,7 @@ h1{font-size:1.35rem;margin:0}h2{font-size:1.05rem;margin:1.2rem 0 .4rem}
 .model{color:#555;margin:.2rem 0 1rem}.model b{color:#1b1b1b;font-weight:600}
 label{display:block;font-weight:600;margin:.6rem 0 .2rem}
 textarea{width:100%;box-sizing:border-box;font:inherit;padding:.4rem}
-input{width:5rem;font:inherit;padding:.2rem}
+input{width:5rem;font:inherit;padding:.2rem}label.check{font-weight:400}label.check input{width:auto}
 button{font:inherit;font-weight:600;margin-top:.8rem;padding:.35rem 1.2rem;cursor:pointer}
 .translation{white-space:pre-wrap;background:#f2f5f8;padding:.6rem;border-radius:4px;min-height:1.4em}
 .error{color:#a40000;font-weight:600}
@@ -113,11 +115,14 @@ def _header(info: Mapping[str, Any]) -> str:
 def _form(view: PageView) -> str:
     source = (view.info.get("languages") or {}).get("source") or "source"
     # The newline after <textarea> is dropped by the HTML parser, so a text starting with one keeps it.
-    return (f'<form method="get">\n<label for="text">Text ({_e(source)}), one sentence per line</label>\n'
+    return (f'<form method="get">\n<label for="text">Text ({_e(source)}), one sentence (or paragraph) per '
+            'line</label>\n'
             f'<textarea id="text" name="text" rows="6" required autofocus>\n{_e(view.form.text)}</textarea>\n'
             f'<label for="n_best">n-best (1..{view.max_n_best})</label>\n'
             f'<input id="n_best" name="n_best" type="number" min="1" max="{view.max_n_best}" '
-            f'value="{view.form.n_best}">\n{_target_choice(view)}<br><button id="translate" type="submit">Translate'
+            f'value="{view.form.n_best}">\n<label class="check"><input id="split_sentences" name="split_sentences" '
+            f'type="checkbox" value="on"{" checked" if view.form.split else ""}> Lines are paragraphs: split them '
+            f'into sentences</label>\n{_target_choice(view)}<br><button id="translate" type="submit">Translate'
             '</button>\n</form>')
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import time
 from collections.abc import Callable
@@ -14,16 +15,29 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, JSONResponse
+from pydantic import ValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mt_cli import __version__
 from mt_cli.app.serve.guard import RETRY_AFTER_S, RequestGuard, error_response, host_names, printable
 from mt_cli.app.serve.host import ModelHost
+from mt_cli.app.serve.libre import (
+    Detector,
+    LibreError,
+    check_languages,
+    is_libre,
+    languages_answer,
+    read_body,
+    read_request,
+    translated_answer,
+)
 from mt_cli.app.serve.microbatch import Closed, MicroBatcher, QueueFull
 from mt_cli.app.serve.page import PAGE_HEADERS, PageError, PageView, read_form, render_page
 from mt_cli.app.serve.schemas import ApiError, Options, TranslateRequest, TranslateResponse, translation_of
 from mt_cli.app.serve.settings import ENDPOINTS, ServeSettings
+from mt_cli.core.extras import installed
 from mt_cli.core.hypothesis import Hypothesis
+from mt_cli.engines.languages import model_languages, source_languages
 
 log = logging.getLogger("mt_cli")
 
@@ -115,13 +129,13 @@ async def _answer(batcher: MicroBatcher, future: Future, request: Request) -> li
         raise ApiError(500, None, "decoding failed (the server's log has the details)") from None
 
 
-async def _translate(host: ModelHost, settings: ServeSettings, body: TranslateRequest,
-                     request: Request) -> tuple[list[list[Hypothesis]], Options]:
-    """What POST /translate and the web page share: the limits, the options, the batcher."""
+async def _translate(host: ModelHost, settings: ServeSettings, body: TranslateRequest, request: Request,
+                     language: str | None = None) -> tuple[list[list[Hypothesis]], Options]:
+    """What POST /translate (both APIs) and the web page share: the limits, the options, the batcher."""
     if not host.ready or host.batcher is None:
         raise ApiError(503, None, "the model is loading", retry=True)
     _check_limits(body, settings)
-    options = host.options(body)
+    options = host.options(body, language)
     try:
         future = host.batcher.submit(body.text, body.prefix if options.prefixed else None, options)
     except QueueFull as exc:
@@ -129,6 +143,99 @@ async def _translate(host: ModelHost, settings: ServeSettings, body: TranslateRe
     except Closed as exc:
         raise ApiError(503, None, f"not serving: {exc}", retry=True) from None
     return await _answer(host.batcher, future, request), options
+
+
+async def _fields(request: Request) -> tuple[bool, Any]:
+    """The body (read and bounded by the guard already): (True, form fields) or (False, JSON),
+    a body that is neither answered as FastAPI answers a broken JSON body."""
+    body = await request.body()
+    media = request.headers.get("content-type", "").split(";", 1)[0].strip().lower()
+    if not body.strip() and media == "application/json":
+        raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required", "input": None}])
+    try:
+        return read_body(body, media)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where, why = (exc.pos, exc.msg) if isinstance(exc, json.JSONDecodeError) else (exc.start, "not UTF-8")
+        raise RequestValidationError([{"type": "json_invalid", "loc": ("body", where), "msg": "JSON decode error",
+                                       "input": {}, "ctx": {"error": why}}]) from None
+
+
+def _own_request(fields: Any) -> TranslateRequest:
+    """mt-cli's own request shape, checked as FastAPI checks a declared body (the same errors)."""
+    try:
+        return TranslateRequest.model_validate(fields)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+
+
+def _as_libre(exc: ApiError) -> LibreError:
+    """An mt-cli API error in LibreTranslate's terms: 400 for a bad request, 429 for a full queue."""
+    if exc.status in (413, 422):
+        return LibreError(400, f"Invalid request: {exc.message}")
+    if exc.status == 503 and exc.message.startswith("queue full"):
+        return LibreError(429, f"Slowdown: {exc.message}", retry=True)
+    if exc.status == 500:
+        return LibreError(500, f"Cannot translate text: {exc.message}")
+    return LibreError(exc.status, exc.message, exc.retry)
+
+
+async def _libre_translate(host: ModelHost, settings: ServeSettings, detector: Detector, request: Request,
+                           form: bool, fields: Any) -> JSONResponse:
+    """LibreTranslate's POST /translate: each text's lines through the batcher (paragraphs split
+    into sentences when the segmenter is installed, as LibreTranslate does), rejoined."""
+    libre = read_request(fields, form, settings.max_beam_size - 1)
+    pairs = model_languages(host.opened)
+    check_languages(libre, pairs)
+    lines, breaks = libre.lines()
+    request.state.lines = len(lines)
+    detected = None
+    if libre.source == "auto":
+        detected = [(await asyncio.to_thread(detector.detect, text))[0] for text in libre.texts]
+    source = detected[0]["language"] if detected else libre.source
+    n_best = 1 + libre.alternatives
+    wider = libre.alternatives and host.base is not None and n_best > host.base.beam_size
+    body = TranslateRequest(text=lines, n_best=n_best if libre.alternatives else None,
+                            beam_size=n_best if wider else None,
+                            split_sentences=not libre.alternatives and installed("sentencex"),
+                            target_lang=libre.target)
+    try:
+        nbests, _ = await _translate(host, settings, body, request, source)
+    except ApiError as exc:
+        raise _as_libre(exc) from None
+    return JSONResponse(translated_answer(libre, nbests, breaks, detected))
+
+
+def _add_libre_routes(app: FastAPI, host: ModelHost) -> Detector:
+    """LibreTranslate's GET /languages and POST /detect; its POST /translate shares mt-cli's path."""
+    detector = Detector(source_languages(host.opened))
+
+    @app.get("/languages", summary="LibreTranslate: the model's languages and their targets")
+    async def languages() -> JSONResponse:
+        return JSONResponse(languages_answer(model_languages(host.opened)))
+
+    @app.post("/detect", summary="LibreTranslate: the language of q among the model's source languages",
+              openapi_extra=LIBRE_BODY)
+    async def detect(request: Request) -> JSONResponse:
+        form, fields = await _fields(request)
+        q = fields.get("q") if isinstance(fields, dict) else None
+        q = q[0] if form and isinstance(q, list) and len(q) == 1 else q
+        if not isinstance(q, str) or not q:
+            raise LibreError(400, "Invalid request: missing q parameter" if not q else "Invalid request: q must be "
+                                  "a string")
+        return JSONResponse(await asyncio.to_thread(detector.detect, q))
+
+    return detector
+
+
+LIBRE_BODY: dict[str, Any] = {"requestBody": {"content": {
+    "application/json": {"schema": {"type": "object"}},
+    "application/x-www-form-urlencoded": {"schema": {"type": "object"}}}}}
+TRANSLATE_BODY: dict[str, Any] = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"oneOf": [{"$ref": "#/components/schemas/TranslateRequest"},
+                                              {"type": "object", "required": ["q", "source", "target"],
+                                               "description": "LibreTranslate's request"}]}},
+    "application/x-www-form-urlencoded": {"schema": {"type": "object", "required": ["q", "source", "target"],
+                                                     "description": "LibreTranslate's request"}}}}}
 
 
 async def _page(host: ModelHost, settings: ServeSettings, request: Request) -> HTMLResponse:
@@ -145,7 +252,7 @@ async def _page(host: ModelHost, settings: ServeSettings, request: Request) -> H
             wider = host.base is not None and n_best > host.base.beam_size
             target = view.form.target_lang or (host.languages.targets[0] if host.languages.tagged else None)
             body = TranslateRequest(text=view.form.lines, n_best=n_best, beam_size=n_best if wider else None,
-                                    target_lang=target)
+                                    split_sentences=view.form.split, target_lang=target)
             nbests, _ = await _translate(host, settings, body, request)
             view = dataclasses.replace(view, results=[translation_of(n, n_best) for n in nbests])
     except (ApiError, PageError) as exc:
@@ -156,13 +263,20 @@ async def _page(host: ModelHost, settings: ServeSettings, request: Request) -> H
 
 
 def _add_routes(app: FastAPI, host: ModelHost, settings: ServeSettings) -> None:
+    detector = _add_libre_routes(app, host)
+
     @app.post("/translate", response_model=TranslateResponse, response_model_exclude_unset=True,
-              summary="Translate lines (N in, N out)",
+              summary="Translate lines (N in, N out); a body with q (or a form) is LibreTranslate's request",
+              openapi_extra=TRANSLATE_BODY,
               responses={400: {"description": "invalid JSON"}, 413: {"description": "too many lines/characters"},
                          422: {"description": "a field has the wrong type or value"},
                          500: {"description": "decoding failed"},
                          503: {"description": "loading, queue full or shutting down (Retry-After)"}})
-    async def translate(body: TranslateRequest, request: Request) -> dict[str, Any]:
+    async def translate(request: Request) -> Any:
+        form, fields = await _fields(request)
+        if is_libre(form, fields):
+            return await _libre_translate(host, settings, detector, request, form, fields)
+        body = _own_request(fields)
         request.state.lines = len(body.text)
         nbests, options = await _translate(host, settings, body, request)
         return {"translations": [translation_of(n, options.decode.n_best) for n in nbests], "model": host.model_id}
@@ -204,6 +318,10 @@ def create_app(host: ModelHost, settings: ServeSettings,
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc.status, exc.field, exc.message, exc.retry)
+
+    @app.exception_handler(LibreError)
+    async def libre_error(_: Request, exc: LibreError) -> JSONResponse:
+        return exc.response()
 
     @app.exception_handler(RequestValidationError)
     async def invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
 from mt_cli.core.config import DecodeConfig, decode_fields
 from mt_cli.core.hypothesis import Hypothesis
@@ -19,6 +19,7 @@ class Options:
 
     decode: DecodeConfig
     prefixed: bool
+    split: str | None = None  # the language lines are split into sentences in; None: not split
 
 
 class ApiError(Exception):
@@ -42,6 +43,8 @@ class TranslateRequest(BaseModel):
     prefix: list[StrictStr] | None = Field(None, description="One target prefix per line ('' = none).")
     target_lang: StrictStr | None = Field(None, max_length=40, description=(
         "Target language; required by a model with several (GET /info lists them)."))
+    split_sentences: StrictBool = Field(False, description="Each line is a paragraph: its sentences are "
+                                        "translated and joined with its own spacing (one best; no prefix).")
 
 
 REQUEST_DECODE = tuple(f.name for f in decode_fields() if f.name in TranslateRequest.model_fields)

@@ -10,7 +10,8 @@ from mt_cli.core.errors import ConfigError
 
 WARMUP_LINE = "Warm up ."
 MAX_WAIT_MS = 60_000.0  # longer waits would hold every request for minutes; larger numbers overflow timers
-ENDPOINTS = "GET / (the web page), POST /translate, GET /health, GET /info, GET /docs"
+ENDPOINTS = ("GET / (the web page), POST /translate, GET /health, GET /info, GET /docs; LibreTranslate's "
+             "POST /translate (with q), GET /languages, POST /detect")
 
 
 def flag(name: str) -> str:
