@@ -137,7 +137,8 @@ def test_health_info_and_docs(native_server: Server, trained_run: Path) -> None:
     assert info["engine_reason"] == "--engine native"
     assert info["step"] == manifest["step"] and info["dev_scores"] == manifest["dev_scores"]
     assert info["hashes"]["files_sha256"] == manifest["files_sha256"]
-    assert info["versions"]["tensorflow"] and set(info["languages"]) == {"source", "target"}
+    assert info["versions"]["tensorflow"] and info["languages"] == {
+        "source": "src", "target": "tgt", "pairs": [["src", "tgt"]], "targets": ["tgt"], "target_required": False}
     assert "path" not in info and str(trained_run.parent) not in json.dumps(info)  # no filesystem paths
     assert native_server.get("/docs").status_code == 200
     assert "/translate" in native_server.get("/openapi.json").json()["paths"]
