@@ -1,5 +1,6 @@
 """Shared fixtures: a seeded toy corpus, a tiny config file and one tiny trained run (built
-once per session) for translate/evaluate tests. Plain helpers live in tests/helpers.py."""
+once per session) for translate/evaluate tests; two models trained on copy/reversal tasks.
+Plain helpers live in tests/helpers.py."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ os.environ.setdefault("CUDA_VISIBLE_DEVICES", "")
 # The allocator every mt-cli command starts TensorFlow with (the suite imports it in-process).
 os.environ.setdefault("TF_CPU_ALLOCATOR_USE_BFC", "true")
 
-from helpers import tiny_config_text, toy_pairs, write_pairs
+from helpers import tiny_config_text, toy_pairs, train_task, write_pairs
 
 
 @pytest.fixture(scope="session")
@@ -55,6 +56,14 @@ def ct2_model(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Pa
     result = CliRunner().invoke(app, ["export", "-m", str(trained_run), "-o", str(out), "--format", "ctranslate2"])
     assert result.exit_code == 0, result.output
     return out
+
+
+@pytest.fixture(scope="session")
+def copy_reverse_tasks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Two tiny models trained 350 steps each on the copy and the reversal task (helpers.train_task),
+    shared read-only: the alignment tests and the search test on a trained model."""
+    root = tmp_path_factory.mktemp("tasks")
+    return {"copy": train_task(root, False), "reverse": train_task(root, True)}
 
 
 @pytest.fixture()

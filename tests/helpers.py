@@ -25,6 +25,46 @@ ENGINE_LINE = (b"engine: ctranslate2 (the model directory holds a CTranslate2 fl
                b"asked for needs the native engine)\n")
 
 
+# The copy and reversal tasks of conftest's `copy_reverse_tasks` (word i -> WORD i, or word
+# n-1-i): a tiny model learns them in a few hundred steps.
+TASK_WORDS = ["ka", "lo", "mi", "nu", "pe", "ro", "su", "ti", "va", "we", "xo", "yu"]
+
+
+def task_files(directory: Path, name: str, reverse: bool, n: int, seed: int) -> tuple[Path, Path]:
+    """`n` lines of 3-7 task words and their upper-cased targets (in order, or reversed)."""
+    rng = random.Random(seed)
+    src, tgt = directory / f"{name}.src", directory / f"{name}.tgt"
+    rows = [[rng.choice(TASK_WORDS) for _ in range(rng.randint(3, 7))] for _ in range(n)]
+    src.write_text("".join(" ".join(r) + "\n" for r in rows))
+    tgt.write_text("".join(" ".join(reversed(r) if reverse else r).upper() + "\n" for r in rows))
+    return src, tgt
+
+
+def train_task(root: Path, reverse: bool) -> Path:
+    """A one-layer model trained 350 steps (the real training loop) on the copy or reversal
+    task; returns the task's directory (its run in `run/`)."""
+    from mt_cli.core.config_checks import from_dict
+    from mt_cli.training.loop import train
+
+    name = "reverse" if reverse else "copy"
+    directory = root / name
+    directory.mkdir()
+    train_src, train_tgt = task_files(directory, "train", reverse, 3000, 1)
+    raw = {
+        "data": {"train": [{"source": str(train_src), "target": str(train_tgt)}],
+                 "max_source_tokens": 32, "max_target_tokens": 32},
+        "tokenizer": {"vocab_size": 40, "model_type": "word"},
+        "model": {"encoder_layers": 1, "decoder_layers": 1, "hidden_dim": 64, "num_heads": 2,
+                  "ffn_dim": 128, "dropout": 0.0, "attention_dropout": 0.0, "ffn_dropout": 0.0,
+                  "max_length": 32},
+        "train": {"max_steps": 350, "batch_tokens": 1024, "warmup_steps": 100, "learning_rate": 2.0,
+                  "save_every": 350, "log_every": 350, "seed": 3},
+        "decode": {"beam_size": 1},
+    }
+    train(from_dict(raw, "<alignment test>"), directory / "run")
+    return directory
+
+
 def toy_pairs(n: int, seed: int = 7) -> list[tuple[str, str]]:
     """A learnable toy 'language pair': each word maps to a made-up word, order kept."""
     rng = random.Random(seed)

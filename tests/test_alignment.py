@@ -1,65 +1,27 @@
 """Alignments from cross-attention: a tiny model trained in seconds on a monotone copy task
 must align word i to word i, and on a reversal task word i to word n-1-i, for >= 90% of the
-words it translates correctly; the formats carry them and empty lines stay empty."""
+words it translates correctly; the formats carry them and empty lines stay empty. The two
+models are conftest's `copy_reverse_tasks` (shared with tests/test_search.py)."""
 
 from __future__ import annotations
 
 import json
-import random
 from pathlib import Path
 
 import pytest
+from helpers import task_files
 from typer.testing import CliRunner
 
 from mt_cli.cli.main import app
 from mt_cli.core.alignment import hard_alignment, layer_index, moses, word_ids
-from mt_cli.core.config_checks import from_dict
 from mt_cli.core.errors import ConfigError
 from mt_cli.engines.choice import open_translator
-from mt_cli.training.loop import train
-
-WORDS = ["ka", "lo", "mi", "nu", "pe", "ro", "su", "ti", "va", "we", "xo", "yu"]
-
-
-def _task_files(directory: Path, name: str, reverse: bool, n: int, seed: int) -> tuple[Path, Path]:
-    rng = random.Random(seed)
-    src, tgt = directory / f"{name}.src", directory / f"{name}.tgt"
-    rows = [[rng.choice(WORDS) for _ in range(rng.randint(3, 7))] for _ in range(n)]
-    src.write_text("".join(" ".join(r) + "\n" for r in rows))
-    tgt.write_text("".join(" ".join(reversed(r) if reverse else r).upper() + "\n" for r in rows))
-    return src, tgt
-
-
-def _train_task(root: Path, reverse: bool) -> Path:
-    name = "reverse" if reverse else "copy"
-    directory = root / name
-    directory.mkdir()
-    train_src, train_tgt = _task_files(directory, "train", reverse, 3000, 1)
-    raw = {
-        "data": {"train": [{"source": str(train_src), "target": str(train_tgt)}],
-                 "max_source_tokens": 32, "max_target_tokens": 32},
-        "tokenizer": {"vocab_size": 40, "model_type": "word"},
-        "model": {"encoder_layers": 1, "decoder_layers": 1, "hidden_dim": 64, "num_heads": 2,
-                  "ffn_dim": 128, "dropout": 0.0, "attention_dropout": 0.0, "ffn_dropout": 0.0,
-                  "max_length": 32},
-        "train": {"max_steps": 350, "batch_tokens": 1024, "warmup_steps": 100, "learning_rate": 2.0,
-                  "save_every": 350, "log_every": 350, "seed": 3},
-        "decode": {"beam_size": 1},
-    }
-    train(from_dict(raw, "<alignment test>"), directory / "run")
-    return directory
-
-
-@pytest.fixture(scope="module")
-def tasks(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    root = tmp_path_factory.mktemp("align")
-    return {"copy": _train_task(root, False), "reverse": _train_task(root, True)}
 
 
 @pytest.mark.parametrize("task", ["copy", "reverse"])
-def test_alignment_follows_the_task(tasks: dict[str, Path], task: str) -> None:
-    directory = tasks[task]
-    src, tgt = _task_files(directory, "test", task == "reverse", 60, 7)
+def test_alignment_follows_the_task(copy_reverse_tasks: dict[str, Path], task: str, tmp_path: Path) -> None:
+    directory = copy_reverse_tasks[task]
+    src, tgt = task_files(tmp_path, "test", task == "reverse", 60, 7)
     sources, references = src.read_text().splitlines(), tgt.read_text().splitlines()
     translator = open_translator(directory / "run", ["decode.alignments=true"])
     results = translator.translate_nbest(sources)
@@ -76,10 +38,10 @@ def test_alignment_follows_the_task(tasks: dict[str, Path], task: str) -> None:
     assert right / total >= 0.9, f"{task}: {right}/{total} words aligned as the task says"
 
 
-def test_formats_carry_alignments(tasks: dict[str, Path], tmp_path: Path) -> None:
+def test_formats_carry_alignments(copy_reverse_tasks: dict[str, Path], tmp_path: Path) -> None:
     src = tmp_path / "in.txt"
     src.write_text("ka lo mi\n\nnu pe\n")
-    run = tasks["copy"] / "run"
+    run = copy_reverse_tasks["copy"] / "run"
     text = CliRunner().invoke(app, ["translate", "-m", str(run), str(src), "--alignments"])
     assert text.exit_code == 0, text.stderr
     lines = text.stdout.split("\n")[:-1]
@@ -109,12 +71,13 @@ def test_word_ids_and_links() -> None:
 
 
 @pytest.mark.parametrize("layer", ["1", "-3", "7"])
-def test_alignment_layer_out_of_range_is_an_error(tasks: dict[str, Path], tmp_path: Path, layer: str) -> None:
+def test_alignment_layer_out_of_range_is_an_error(copy_reverse_tasks: dict[str, Path], tmp_path: Path,
+                                                  layer: str) -> None:
     """A one-layer decoder has layers 0 and -1 only: another --alignment-layer is refused, naming
     the flag and the range, instead of silently aligning with the last layer."""
     src = tmp_path / "in.txt"
     src.write_text("ka lo mi\n")
-    run = tasks["copy"] / "run"
+    run = copy_reverse_tasks["copy"] / "run"
     result = CliRunner().invoke(app, ["translate", "-m", str(run), str(src), "--alignments",
                                       "--alignment-layer", layer])
     assert result.exit_code == 1, result.stdout

@@ -156,11 +156,10 @@ def test_constrained_search_takes_a_huge_max_length_a(translator: LineTranslator
         assert all(n[0].ids for n, line in zip(found, SOURCES) if line)
 
 
-def test_ctranslate2_takes_a_huge_max_length_a(trained_run: Path, tmp_path: Path) -> None:
-    """The CTranslate2 engine's limit overflowed the same way (OverflowError from math.floor)."""
-    out = tmp_path / "ct2"
-    exported = CliRunner().invoke(app, ["export", "-m", str(trained_run), "-o", str(out), "--format", "ctranslate2"])
-    assert exported.exit_code == 0, exported.stderr
+def test_ctranslate2_takes_a_huge_max_length_a(ct2_model: Path, tmp_path: Path) -> None:
+    """The CTranslate2 engine's limit overflowed the same way (OverflowError from math.floor).
+    `ct2_model` is the trained run's `export --format ctranslate2` (conftest, shared)."""
+    out = ct2_model
     from mt_cli.engines.choice import open_translator
 
     ct2 = open_translator(out)

@@ -39,6 +39,15 @@ def _quickstart(run_dir: Path, steps: int, *extra: str) -> dict:
     return json.loads(done.stdout)
 
 
+def _quickstart_in_process(run_dir: Path, steps: int, *extra: str) -> dict:
+    """The same command through the CLI in the suite's process (what is tested is the pipeline,
+    not a process: the slow tests below run the console command as README command 1 does)."""
+    done = CliRunner().invoke(app, ["quickstart", "--run-dir", str(run_dir), "--json", *SHORT,
+                                    "--set", f"train.max_steps={steps}", *extra])
+    assert done.exit_code == 0, (done.stderr[-3000:], done.exception)
+    return json.loads(done.stdout)
+
+
 def _bleu(hyp: Path) -> float:
     report = CliRunner().invoke(app, ["evaluate", "-r", str(DEMO_DIR / "test.de"), str(hyp), "--json",
                                       "--metrics", "bleu"])
@@ -48,7 +57,7 @@ def _bleu(hyp: Path) -> float:
 
 def test_quickstart_pipeline_learns_the_demo_corpus(tmp_path: Path) -> None:
     run_dir = tmp_path / "qs"
-    summary = _quickstart(run_dir, 150, "--set", "eval.metrics=[bleu,ter]")
+    summary = _quickstart_in_process(run_dir, 150, "--set", "eval.metrics=[bleu,ter]")
     assert set(summary["test_scores"]) == {"bleu", "ter"}  # the eval: section is followed
     assert json.loads((run_dir / "finished.json").read_text())["reason"] == "max_steps"
     assert summary["step"] == 150

@@ -199,10 +199,10 @@ def test_missing_or_non_model_directories_are_refused(parent, shifted, tmp_path)
     assert_one_line_error(corrupt, "--init-from", "model.weights.h5", "sha256 does not match")
 
 
-def test_a_ctranslate2_export_is_refused(parent, shifted, tmp_path) -> None:
-    _ok(_cli("export", "-m", parent, "-o", tmp_path / "ct2", "--format", "ctranslate2"))
+def test_a_ctranslate2_export_is_refused(ct2_model, shifted, tmp_path) -> None:
+    """`ct2_model`: conftest's `export --format ctranslate2` of the shared trained run."""
     config = _config(tmp_path / "c.yaml", shifted)
-    result = _cli("train", config, "--run-dir", tmp_path / "run", "--init-from", tmp_path / "ct2")
+    result = _cli("train", config, "--run-dir", tmp_path / "run", "--init-from", ct2_model)
     assert_one_line_error(result, "--init-from", "CTranslate2 export", "native model directory")
 
 

@@ -214,15 +214,48 @@ def _train(tmp_path: Path, toy_dir: Path, precision: str, **env: str) -> tuple[s
     return done.stderr, run
 
 
-@pytest.mark.parametrize("flags", [None, "avx2,fma", "avx2,fma,avx512f,avx512_bf16"],
+def _train_in_process(tmp_path: Path, toy_dir: Path, monkeypatch: pytest.MonkeyPatch,
+                      **env: str) -> tuple[str, Path]:
+    """The same two-step `mt-cli train` through the CLI in this process, with no TensorFlow
+    runtime variable of the suite's but the allocator's (set as every mt-cli command sets it)
+    and `env`. What a CPU's flags decide needs no fresh TensorFlow; the allocator and thread
+    variables do (a real process covers those)."""
+    from typer.testing import CliRunner
+
+    from mt_cli.cli.main import app
+
+    config = tmp_path / "auto.yaml"
+    config.write_text(tiny_config_text(toy_dir, train={"max_steps": 2, "precision": "auto", "log_every": 1}))
+    run = tmp_path / "run-auto"
+    for name in [k for k in os.environ if k.startswith(("TF_NUM_", "MT_CLI_CPU_FLAGS"))]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("TF_CPU_ALLOCATOR_USE_BFC", "true")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    this_cpu.cache_clear()
+    try:
+        result = CliRunner().invoke(app, ["train", str(config), "--run-dir", str(run)])
+    finally:
+        this_cpu.cache_clear()
+    assert result.exit_code == 0, result.output[-3000:]
+    return result.stderr, run
+
+
+# The CPU as detected in a real child process (the allocator set before TensorFlow starts); the
+# decisions of CPUs with and without bf16 units in this process (MT_CLI_CPU_FLAGS).
+@pytest.mark.parametrize("flags, in_process",
+                         [(None, False), ("avx2,fma", True), ("avx2,fma,avx512f,avx512_bf16", True)],
                          ids=["detected", "as-avx2-only", "as-avx512-bf16"])
 def test_train_says_its_precision_first_and_writes_runtime_json(
-    tmp_path: Path, toy_dir: Path, flags: str | None, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, toy_dir: Path, flags: str | None, in_process: bool, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The auto choice in a real run, on this CPU and as CPUs with and without bf16 units decide."""
     env = {} if flags is None else {"MT_CLI_CPU_FLAGS": flags}
-    stderr, run = _train(tmp_path, toy_dir, "auto", **env)
-    monkeypatch.delenv("MT_CLI_CPU_FLAGS", raising=False)  # the child sees only `env`, not the suite's own setting
+    if in_process:
+        stderr, run = _train_in_process(tmp_path, toy_dir, monkeypatch, **env)
+    else:
+        stderr, run = _train(tmp_path, toy_dir, "auto", **env)
+    monkeypatch.delenv("MT_CLI_CPU_FLAGS", raising=False)  # the run saw only `env`, not the suite's own setting
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     this_cpu.cache_clear()

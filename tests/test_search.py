@@ -1,15 +1,16 @@
-"""Search tests on a tiny random model (plus a quickly trained copy model)."""
+"""Search tests on a tiny random model (plus conftest's trained copy-task model)."""
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from helpers import greedy_by_recomputation, tiny_model_config
+from helpers import greedy_by_recomputation, task_files, tiny_model_config
 
 from mt_cli.core.config import DecodeConfig
 from mt_cli.core.hypothesis import Hypothesis
@@ -180,45 +181,26 @@ def test_bfloat16_model_search() -> None:
         assert all(np.isfinite(h.score) for h in nbest)
 
 
-def test_trained_copy_model() -> None:
-    """Train 200 steps on copying; beam search must then copy unseen sequences."""
-    vocab = 16
-    keras.utils.set_random_seed(0)
-    cfg = TinyConfig(hidden_dim=64, num_heads=4, ffn_dim=128, encoder_layers=2, decoder_layers=2)
-    model = build_model(cfg, vocab, vocab)
-    optimizer = keras.optimizers.Adam(2e-3)
-    rng = np.random.default_rng(0)
+def test_trained_copy_model(copy_reverse_tasks: dict[str, Path], tmp_path: Path) -> None:
+    """A model trained on copying (conftest's copy task: 350 steps of the real training loop)
+    fits unseen sequences and beam search copies them; so do the same weights with bf16 compute."""
+    from mt_cli.engines.model_dir import load_model_dir
 
-    @tf.function
-    def train_step(source: tf.Tensor, target_in: tf.Tensor, target_out: tf.Tensor) -> tf.Tensor:
-        with tf.GradientTape() as tape:
-            logits = model({"source": source, "target_in": target_in}, training=True)
-            mask = tf.cast(target_out != PAD, tf.float32)
-            loss = keras.losses.sparse_categorical_crossentropy(
-                target_out, logits, from_logits=True
-            )
-            loss = tf.reduce_sum(loss * mask) / tf.reduce_sum(mask)
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
-
-    def batch(size: int) -> tuple[np.ndarray, ...]:
-        rows = [rng.integers(4, vocab, size=rng.integers(2, 8)).tolist() for _ in range(size)]
-        return (
-            pad([r + [EOS] for r in rows]),
-            pad([[BOS] + r for r in rows]),
-            pad([r + [EOS] for r in rows]),
-        )
-
-    for _ in range(200):
-        loss = train_step(*(tf.constant(x) for x in batch(64)))
+    run = copy_reverse_tasks["copy"] / "run"
+    src, tgt = task_files(tmp_path, "unseen", False, 16, 5)
+    loaded = load_model_dir(run, precision="float32")
+    model, tokenizers = loaded.model, loaded.tokenizers
+    expected = tokenizers.target.encode_ids(tgt.read_text().splitlines())
+    source = pad([row + [EOS] for row in tokenizers.source.encode_ids(src.read_text().splitlines())])
+    target_in, target_out = pad([[BOS, *e] for e in expected]), pad([[*e, EOS] for e in expected])
+    logits = model({"source": tf.constant(source), "target_in": tf.constant(target_in)})
+    mask = tf.cast(target_out != PAD, tf.float32)
+    loss = keras.losses.sparse_categorical_crossentropy(target_out, logits, from_logits=True)
+    loss = tf.reduce_sum(loss * mask) / tf.reduce_sum(mask)
     assert float(loss) < 0.3
-    source, _, target = batch(16)
-    expected = [[t for t in row if t not in (PAD, EOS)] for row in target.tolist()]
     result = search(model, source, DecodeConfig(beam_size=3))
     assert sum(h == e for h, e in zip(result.best(), expected)) >= 14
     # The same weights decoded with bf16 compute still copy.
-    mixed = build_model(cfg, vocab, vocab, precision="bfloat16")
-    mixed.set_weights(model.get_weights())
+    mixed = load_model_dir(run, precision="bfloat16").model
     result = search(mixed, source, DecodeConfig(beam_size=3))
     assert sum(h == e for h, e in zip(result.best(), expected)) >= 14

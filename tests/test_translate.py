@@ -577,13 +577,6 @@ def test_closed_output_pipe_stops_quietly(trained_run: Path) -> None:
 
 # ---------------------------------------------------------------- per-call decode options
 
-@pytest.fixture(scope="module")
-def ct2_model(trained_run: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out = tmp_path_factory.mktemp("translate-ct2") / "model"
-    ok(CliRunner().invoke(app, ["export", "-m", str(trained_run), "-o", str(out), "--format", "ctranslate2"]))
-    return out
-
-
 def _nbest(found: list) -> list[list[tuple[str, float, list[int]]]]:
     return [[(h.text, round(h.score, 5), h.ids) for h in nbest] for nbest in found]
 
