@@ -168,18 +168,22 @@ def assert_same_checkpoint_state(a: Path, b: Path) -> None:
 
 
 def random_model_dir(root: Path, toy_dir: Path, name: str, norm: str = "pre", joint: bool = True,
-                     share: str = "all", activation: str = "relu") -> Path:
+                     share: str = "all", activation: str = "relu", pairs: tuple[tuple[str, str], ...] = ()) -> Path:
     """A model directory with seeded random weights (and its own tokenizer): parity needs no
-    training."""
+    training. `pairs` (several targets): their tags in the vocabulary and the manifest."""
     import keras
 
     from mt_cli.core.config_loading import load_config
+    from mt_cli.core.languages import Languages
     from mt_cli.core.tokenizer import Tokenizers, train_tokenizers
     from mt_cli.engines.model_dir import write_model_dir
     from mt_cli.model import build_model
 
     sources, targets = [toy_dir / "train.src"], [toy_dir / "train.tgt"]
-    paths = train_tokenizers(sources, targets, root / f"{name}-spm", joint=joint, vocab_size=32)
+    languages = Languages(pairs) if pairs else None
+    tags = languages.tags() if languages else []
+    paths = train_tokenizers(sources, targets, root / f"{name}-spm", joint=joint, vocab_size=32,
+                             user_defined_symbols=tags)
     tokenizers = Tokenizers.load(*paths)
     overrides = [f"model.norm={norm}", f"model.share_embeddings={share}", f"model.activation={activation}",
                  "model.encoder_layers=2", "model.decoder_layers=2", "model.hidden_dim=32",
@@ -192,7 +196,8 @@ def random_model_dir(root: Path, toy_dir: Path, name: str, norm: str = "pre", jo
     model = build_model(cfg.model, tokenizers.source.vocab_size, tokenizers.target.vocab_size)
     model.set_weights([w * 4.0 for w in model.get_weights()])  # sharper: varied outputs, few near-ties
     out = root / name
-    write_model_dir(out, model, cfg, tokenizers, {"step": 0, "weights_from": {"last_step": 0}})
+    info = {"step": 0, "weights_from": {"last_step": 0}}
+    write_model_dir(out, model, cfg, tokenizers, {**info, **({"languages": languages.to_manifest()} if pairs else {})})
     return out
 
 

@@ -26,6 +26,7 @@ from urllib.parse import parse_qs
 from fastapi.responses import JSONResponse
 
 from mt_cli.app.serve.guard import FORM
+from mt_cli.core.language_names import language_name
 from mt_cli.core.printable import printable
 
 __all__ = ["LibreError", "LibreRequest", "Detector", "is_libre", "languages_answer", "read_body",
@@ -34,15 +35,6 @@ __all__ = ["LibreError", "LibreRequest", "Detector", "is_libre", "languages_answ
 LIBRE_KEYS = frozenset({"q", "source", "target", "format", "alternatives", "api_key"})
 LINE_BREAK = re.compile(r"(\r\n|\r|\n)")
 ECHO_CHARS = 40
-NAMES = dict(pair.split("=") for pair in (
-    "af=Afrikaans ar=Arabic az=Azerbaijani be=Belarusian bg=Bulgarian bn=Bengali bs=Bosnian ca=Catalan "
-    "cs=Czech cy=Welsh da=Danish de=German el=Greek en=English eo=Esperanto es=Spanish et=Estonian eu=Basque "
-    "fa=Persian fi=Finnish fr=French ga=Irish gl=Galician he=Hebrew hi=Hindi hr=Croatian hu=Hungarian "
-    "hy=Armenian id=Indonesian is=Icelandic it=Italian ja=Japanese ka=Georgian kk=Kazakh ko=Korean "
-    "lt=Lithuanian lv=Latvian mk=Macedonian ms=Malay mt=Maltese nb=Norwegian nl=Dutch nn=Nynorsk no=Norwegian "
-    "pl=Polish pt=Portuguese ro=Romanian ru=Russian sk=Slovak sl=Slovenian sq=Albanian sr=Serbian sv=Swedish "
-    "sw=Swahili ta=Tamil th=Thai tl=Tagalog tr=Turkish uk=Ukrainian ur=Urdu uz=Uzbek vi=Vietnamese "
-    "zh=Chinese").split())
 
 
 class LibreError(Exception):
@@ -165,7 +157,7 @@ def check_languages(request: LibreRequest, pairs: Sequence[tuple[str, str]]) -> 
 def languages_answer(pairs: Sequence[tuple[str, str]]) -> list[dict[str, Any]]:
     """GET /languages: every language of the model with the targets it translates into."""
     codes = list(dict.fromkeys([code for pair in pairs for code in pair]))
-    return [{"code": code, "name": NAMES.get(code, code),
+    return [{"code": code, "name": language_name(code),
              "targets": list(dict.fromkeys(t for s, t in pairs if s == code))} for code in codes]
 
 
