@@ -15,6 +15,17 @@ from mt_cli.cli.common import EngineOption, SetOption, check_output_path, open_c
 from mt_cli.cli.decode_options import with_decode_options
 
 OUTPUT_FORMATS = ("text", "jsonl")
+SplitOption = Annotated[bool, typer.Option(
+    "--split-sentences",
+    help="Each line is a paragraph: translate its sentences (one over the model's limit is cut between "
+         "words, not truncated), joined with the line's own spacing. Needs the 'sentences' extra.",
+)]
+MarkupOption = Annotated[str, typer.Option(
+    "--markup", metavar="none|html",
+    help="none, or html: each line is HTML; tags, comments and entities are kept, the text between "
+         "tags translated (not inside script, style, code, pre); inline tags (b, i, a, span...) are "
+         "placed by word alignments with --alignments (native engine), else by relative position.",
+)]
 
 
 def _decode_flags(given: dict[str, Any], stream: bool) -> dict[str, Any]:
@@ -103,6 +114,16 @@ def _split_translator(translator: Any, opened: Any) -> Any:
     return SentenceTranslator(translator, source_languages(opened)[0])
 
 
+def _wrapped(translator: Any, opened: Any, split: bool, markup: str) -> Any:
+    """The engine as the line format asks: paragraphs split into sentences, HTML lines, or both."""
+    translator = _split_translator(translator, opened) if split else translator
+    if markup == "html":
+        from mt_cli.engines.markup import MarkupTranslator
+
+        translator = MarkupTranslator(translator)
+    return translator
+
+
 def _output_lines(translator: Any, files: tuple[Path | None, Path | None, Path | None],
                   shard: tuple[int, int] | None, progress: Any, split: bool = False,
                   **formatting: Any) -> tuple[Iterator[str], int | None]:
@@ -171,17 +192,8 @@ def translate(
         help="Translate only the K-th of N contiguous parts of the input (1 <= K <= N; stdin or a pipe is "
              "first copied to a temporary file); the outputs of parts 1..N concatenated equal one whole run.",
     )] = None,
-    split_sentences: Annotated[bool, typer.Option(
-        "--split-sentences",
-        help="Each line is a paragraph: translate its sentences (one over the model's limit is cut between "
-             "words, not truncated), joined with the line's own spacing. Needs the 'sentences' extra.",
-    )] = False,
-    markup: Annotated[str, typer.Option(
-        "--markup",
-        help="none, or html: each line is HTML; tags, comments and entities are kept, the text between "
-             "tags translated (not inside script, style, code, pre); inline tags (b, i, a, span...) are "
-             "placed by word alignments with --alignments (native engine), else by relative position.",
-    )] = "none",
+    split_sentences: SplitOption = False,
+    markup: MarkupOption = "none",
     set_: SetOption = None,
     decode_flags: dict[str, Any] | None = None,
 ) -> None:
@@ -215,11 +227,7 @@ def translate(
     weights = _parse_weights(ensemble_weights)
     translator, choice, opened = open_chosen_engine(model, engine, overrides, threads, weights, flags,
                                                     constraints=constraints_file is not None)
-    translator = _split_translator(translator, opened) if split_sentences else translator
-    if markup == "html":
-        from mt_cli.engines.markup import MarkupTranslator
-
-        translator = MarkupTranslator(translator)
+    translator = _wrapped(translator, opened, split_sentences, markup)
     progress = console.LineProgress() if output is not None and console.interactive() else None
     whole = split_sentences or markup != "none"
     lines, total = _output_lines(translator, (source, prefix_file, constraints_file), parts, progress, whole,
