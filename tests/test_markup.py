@@ -88,6 +88,8 @@ def test_n_lines_in_n_out_with_empty_and_textless_lines() -> None:
     ('text <p class="open', 'TEXT <p class="open'),  # an unfinished tag: the rest kept as is
     ("text <!-- never closed <b>x</b>", "TEXT <!-- never closed <b>x</b>"),
     ("1 < 2 & 3 > 2", "1 &lt; 2 &amp; 3 &gt; 2"),
+    ("x &#zz; y <b>z</b>", "X &amp;#ZZ; Y <b>Z</b>"),  # a bogus "&#" stops html.parser's feeding: not here
+    ("&nbsp;<b>a</b>&nbsp;", "&nbsp;<b>A</b>&nbsp;"),  # entities at a segment's edges too
     ("<script>alert('a <b>')", "<script>alert('a <b>')"),
 ])
 def test_malformed_lines_keep_every_tag_and_all_their_text(line: str, expected: str) -> None:
@@ -104,7 +106,7 @@ def test_output_is_well_formed_where_the_input_is() -> None:
 
 @pytest.mark.parametrize("line", ["word " * 210_000, "<" * 1_000_000, "<b>x</b> " * 110_000,
                                   "<!--" * 250_000, "<p a='" + "x" * 1_000_000, "<b>" * 300_000 + "x",
-                                  "<script>" + "a<b " * 300_000])
+                                  "<script>" + "a<b " * 300_000, "&#x; <b>y</b> " * 90_000])
 def test_a_1mb_line_is_one_output_line_in_bounded_time(line: str) -> None:
     started = time.perf_counter()
     out = html([line, "<b>ok</b>"])

@@ -10,7 +10,8 @@ tag, comment or declaration is a boundary kept in place, and the contents of `<s
 `<style>`, `<code>` and `<pre>` are never touched. An incomplete construct (an unclosed
 comment or tag) is kept verbatim with the rest of the line: the parser is only fed, never
 closed, because its `close()` re-scans such a tail from every `<` (quadratic on a 1 MB line);
-feeding alone is linear. Adjacent text events are merged, so memory stays linear in the line.
+feeding alone is linear (a bogus `&#`, where feeding would stop too, is fed as `& `).
+Adjacent text events are merged, so memory stays linear in the line.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ VOID_INLINE = frozenset({"img"})
 OPAQUE = frozenset({"script", "style", "code", "pre"})  # their contents are kept verbatim
 MAX_INLINE_TAGS = 64  # per segment; a further inline tag is a boundary (bounds placement's work and depth)
 ENTITY = re.compile(r"&(?:#[0-9]+;?|#[xX][0-9a-fA-F]+;?|[A-Za-z][A-Za-z0-9]*;?)")
+# "&#" that starts no character reference: html.parser stops there to wait for more input
+BOGUS_CHARREF = re.compile(r"&#(?!(?:[0-9]+|[xX][0-9a-fA-F]+)[^0-9a-fA-F])")
 TEXT, START, END, SELF_CLOSED, OTHER = "text", "start", "end", "self-closed", "other"
 
 
@@ -45,8 +48,9 @@ class InlineTag:
 
 @dataclass
 class Segment:
-    """Text to translate (entities decoded, edge whitespace in `lead`/`trail`), its inline
-    tags, and how the source spelled the characters it wrote as entities."""
+    """Text to translate (entities decoded), the whitespace around it as HTML to write back
+    (`lead`, `trail`: `&nbsp;` stays so), its inline tags, and how the source spelled the
+    characters it wrote as entities."""
 
     text: str = ""
     lead: str = ""
@@ -143,7 +147,8 @@ class _Builder:
         lead = segment.text[:len(segment.text) - len(segment.text.lstrip())]
         trail = segment.text[len(lead) + len(core):]
         tags = [InlineTag(t.raw, t.name, t.kind, min(max(t.at - len(lead), 0), len(core))) for t in segment.tags]
-        self.parts.append(Segment(core, lead, trail, tags, segment.entities))
+        entities = segment.entities
+        self.parts.append(Segment(core, escape(lead, entities), escape(trail, entities), tags, entities))
 
 
 def _as_written(segment: Segment) -> str:
@@ -168,7 +173,7 @@ def parse_line(line: str) -> list[Part]:
     """The line as raw slices and segments; their raw slices and the segments' text with their
     tags give the line back (up to entity spelling and `&<>` escaping in translated text)."""
     parser = _Events(line)
-    parser.feed(line)
+    parser.feed(BOGUS_CHARREF.sub("& ", line))  # the same length: offsets still index `line`
     tail = len(line) - len(parser.rawdata)  # an incomplete construct and all after it: kept as is
     events = [e for e in parser.events if e[0] < tail]
     build, opaque, depth = _Builder(), "", 0  # the outermost opaque element, and how deep in it
