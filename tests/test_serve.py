@@ -12,6 +12,7 @@ import html
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -160,6 +161,23 @@ def test_n_in_n_out_same_as_translate(engine: str, request: pytest.FixtureReques
     assert [t["text"] for t in got] == [h.text for h in expected]
     assert got[5] == {"text": "", "score": 0.0} and all("nbest" not in t for t in got)
     assert answer.json()["model"] == server.get("/info").json()["model"]
+
+
+def test_html_on_the_native_engine_places_inline_tags_by_its_alignments(native_server: Server,
+                                                                        toy_dir: Path) -> None:
+    """`format: "html"` asks the native engine for alignments: the tags come back nested
+    around the text, which is the plain translation's; an HTML request and a text one differ."""
+    s = sources(toy_dir)[:2]
+    first, rest = s[0].split(" ", 1)
+    page = [f"<li><b>{first}</b> <i>{rest}</i></li>", f"<pre>{s[1]}</pre>"]
+    answer = native_server.post({"text": page, "format": "html"})
+    assert answer.status_code == 200, answer.text
+    got = [t["text"] for t in answer.json()["translations"]]
+    plain = native_server.post({"text": [s[0]]}).json()["translations"][0]["text"]
+    assert got[1] == page[1] and got[0].startswith("<li>") and got[0].endswith("</li>")
+    assert got[0].count("<b>") == got[0].count("</b>") == got[0].count("<i>") == got[0].count("</i>") == 1
+    assert got[0].index("</b>") < got[0].index("<i>") or got[0].index("</i>") < got[0].index("<b>")
+    assert " ".join(re.sub(r"<[^>]*>", " ", got[0]).split()) == " ".join(plain.split())
 
 
 def test_empty_request_nbest_and_prefix(native_server: Server, toy_dir: Path) -> None:

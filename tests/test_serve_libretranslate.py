@@ -6,6 +6,7 @@ process on the session's trained model, plus the 500 path and language detection
 from __future__ import annotations
 
 import json
+import re
 import urllib.error
 from collections.abc import Iterator
 from pathlib import Path
@@ -80,13 +81,39 @@ def test_mt_clis_own_api_answers_on_the_same_path(server: Server, toy_dir: Path,
     assert "/languages" in server.get("/openapi.json").json()["paths"]
 
 
+def test_html_is_translated_between_its_tags_in_both_apis(server: Server, toy_dir: Path, alone: Any) -> None:
+    """mt-cli's `format: "html"` and LibreTranslate's `format: html`: tags, attributes, comments
+    and entities kept, code untouched, the text the engine's translation of it alone."""
+    s = sources(toy_dir)[:3]
+    first, rest = s[0].split(" ", 1)
+    page = [f'<p class="a">{first} <b>{rest}</b></p><!-- c -->', f"<code>{s[1]}</code> &amp; {s[2]}"]
+    t = alone([s[0], f"& {s[2]}"])
+    own = post(server.url, {"text": page, "format": "html"})
+    assert own.status_code == 200, own.text
+    got = [item["text"] for item in own.json()["translations"]]
+    assert re.sub(r"<[^>]*>", "", got[0]) == t[0] and got[0].startswith('<p class="a">')
+    assert got[0].endswith("</b></p><!-- c -->") and got[0].count("<b>") == 1
+    assert got[1] == f"<code>{s[1]}</code> " + t[1].replace("&", "&amp;")
+    libre_html = libre(server, {"q": "\n".join(page), "source": "src", "target": "tgt", "format": "html"})
+    assert libre_html.status_code == 200, libre_html.text
+    assert libre_html.json()["translatedText"] == "\n".join(got)
+
+
+@pytest.mark.parametrize(("body", "field", "says"), [
+    ({"text": ["a"], "format": "xml"}, "format", "format: Input should be 'text' or 'html'"),
+    ({"text": ["a"], "format": "html", "prefix": ["b"]}, "prefix", "prefix: not with format html"),
+])
+def test_what_html_cannot_serve_is_a_422_naming_the_field(server: Server, body: dict, field: str, says: str) -> None:
+    answer = post(server.url, body)
+    assert answer.status_code == 422 and answer.json()["field"] == field and says in answer.json()["error"], answer.text
+
+
 @pytest.mark.parametrize(("body", "says"), [
     ({"source": "src", "target": "tgt"}, "Invalid request: missing q parameter"),
     ({"q": "", "source": "src", "target": "tgt"}, "Invalid request: missing q parameter"),
     ({"q": "a", "target": "tgt"}, "Invalid request: missing source parameter"),
     ({"q": "a", "source": "src"}, "Invalid request: missing target parameter"),
     ({"q": ["a", 3], "source": "src", "target": "tgt"}, "q must be a string or a list of strings"),
-    ({"q": "a", "source": "src", "target": "tgt", "format": "html"}, "format html is not supported yet"),
     ({"q": "a", "source": "src", "target": "tgt", "format": "pdf"}, "format must be text or html"),
     ({"q": "a", "source": "src", "target": "tgt", "alternatives": "many"}, "alternatives must be a whole number"),
     ({"q": "a", "source": "src", "target": "tgt", "alternatives": 99}, "alternatives must be in 0..15"),

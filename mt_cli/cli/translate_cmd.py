@@ -15,6 +15,17 @@ from mt_cli.cli.common import EngineOption, SetOption, check_output_path, open_c
 from mt_cli.cli.decode_options import with_decode_options
 
 OUTPUT_FORMATS = ("text", "jsonl")
+SplitOption = Annotated[bool, typer.Option(
+    "--split-sentences",
+    help="Each line is a paragraph: translate its sentences (one over the model's limit is cut between "
+         "words, not truncated), joined with the line's own spacing. Needs the 'sentences' extra.",
+)]
+MarkupOption = Annotated[str, typer.Option(
+    "--markup", metavar="none|html",
+    help="none, or html: each line is HTML; tags, comments and entities are kept, the text between "
+         "tags translated (not inside script, style, code, pre); inline tags (b, i, a, span...) are "
+         "placed by word alignments with --alignments (native engine), else by relative position.",
+)]
 
 
 def _decode_flags(given: dict[str, Any], stream: bool) -> dict[str, Any]:
@@ -79,6 +90,21 @@ def _check_split(split: bool, prefix_file: Path | None, constraints_file: Path |
     require_segmenter("--split-sentences")
 
 
+def _check_markup(markup: str, prefix_file: Path | None, constraints_file: Path | None, shard: str | None) -> None:
+    """`--markup` is one of MARKUPS, and html comes without what is per line, before loading."""
+    from mt_cli.core.errors import ConfigError
+    from mt_cli.engines.markup import MARKUPS
+
+    if markup not in MARKUPS:
+        raise ConfigError(f"--markup: must be one of {', '.join(MARKUPS)}, got {markup!r}")
+    for flag, given in (("--prefix-file", prefix_file), ("--constraints-file", constraints_file),
+                        ("--shard", shard)):
+        if markup != "none" and given is not None:
+            why = "a shard's rounds would not match a whole run's" if flag == "--shard" else \
+                "it is per line, not per text segment"
+            raise ConfigError(f"{flag}: not with --markup {markup} ({why})", flag)
+
+
 def _split_translator(translator: Any, opened: Any) -> Any:
     """The engine translating each line as a paragraph, in the model's source language."""
     from mt_cli.engines.languages import source_languages
@@ -88,13 +114,24 @@ def _split_translator(translator: Any, opened: Any) -> Any:
     return SentenceTranslator(translator, source_languages(opened)[0])
 
 
+def _wrapped(translator: Any, opened: Any, split: bool, markup: str) -> Any:
+    """The engine as the line format asks: paragraphs split into sentences, HTML lines, or both."""
+    translator = _split_translator(translator, opened) if split else translator
+    if markup == "html":
+        from mt_cli.engines.markup import MarkupTranslator
+
+        translator = MarkupTranslator(translator)
+    return translator
+
+
 def _output_lines(translator: Any, files: tuple[Path | None, Path | None, Path | None],
                   shard: tuple[int, int] | None, progress: Any, split: bool = False,
                   **formatting: Any) -> tuple[Iterator[str], int | None]:
     """The output lines (lazy) of the input `files` (source or None for stdin, prefix file,
     constraints file), or of their shard, and how many input lines they cover (None: not counted).
     The rounds are the same with or without a progress bar (it moves once per round); with
-    `split` a line is read whole up to MAX_PARAGRAPH_CHARS and rounds are bounded in characters."""
+    `split` (sentences or markup) a line is read whole up to MAX_PARAGRAPH_CHARS and rounds are
+    bounded in characters."""
     from mt_cli.app.translate import chunk_size, plan_source, translate_lines
     from mt_cli.core.sentences import MAX_PARAGRAPH_CHARS
     from mt_cli.core.tokenizer import line_char_limit
@@ -155,11 +192,8 @@ def translate(
         help="Translate only the K-th of N contiguous parts of the input (1 <= K <= N; stdin or a pipe is "
              "first copied to a temporary file); the outputs of parts 1..N concatenated equal one whole run.",
     )] = None,
-    split_sentences: Annotated[bool, typer.Option(
-        "--split-sentences",
-        help="Each line is a paragraph: translate its sentences (one over the model's limit is cut between "
-             "words, not truncated), joined with the line's own spacing. Needs the 'sentences' extra.",
-    )] = False,
+    split_sentences: SplitOption = False,
+    markup: MarkupOption = "none",
     set_: SetOption = None,
     decode_flags: dict[str, Any] | None = None,
 ) -> None:
@@ -175,6 +209,7 @@ def translate(
       mt-cli translate -m runs/demo test.en --engine native
       mt-cli translate -m runs/demo big.en --shard 2/4 -o big.de.2
       mt-cli translate -m runs/demo paragraphs.en --split-sentences
+      mt-cli translate -m runs/demo page.en.html --markup html --alignments
     """
     from mt_cli.core.errors import ConfigError
 
@@ -187,13 +222,15 @@ def translate(
     _check_side_files(source, prefix_file, constraints_file)
     parts = _parse_shard_option(shard)
     _check_split(split_sentences, prefix_file, constraints_file, shard)
+    _check_markup(markup, prefix_file, constraints_file, shard)
 
     weights = _parse_weights(ensemble_weights)
     translator, choice, opened = open_chosen_engine(model, engine, overrides, threads, weights, flags,
                                                     constraints=constraints_file is not None)
-    translator = _split_translator(translator, opened) if split_sentences else translator
+    translator = _wrapped(translator, opened, split_sentences, markup)
     progress = console.LineProgress() if output is not None and console.interactive() else None
-    lines, total = _output_lines(translator, (source, prefix_file, constraints_file), parts, progress, split_sentences,
+    whole = split_sentences or markup != "none"
+    lines, total = _output_lines(translator, (source, prefix_file, constraints_file), parts, progress, whole,
                                  fmt=fmt, with_scores=with_scores, stream=stream,
                                  record={"engine": choice.engine, "engine_reason": choice.reason})
     lines = say_engine(lines, choice)

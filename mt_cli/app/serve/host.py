@@ -25,6 +25,7 @@ from mt_cli.core.languages import TARGET_LANG_FLAG
 from mt_cli.core.sentences import require_segmenter
 from mt_cli.engines.languages import model_languages, source_languages
 from mt_cli.engines.locate import model_name
+from mt_cli.engines.markup import translate_markup
 from mt_cli.engines.opened import ModelDir, open_model_dir
 from mt_cli.engines.protocol import LineTranslator
 from mt_cli.engines.sentences import check_split_options, translate_split
@@ -114,9 +115,14 @@ class ModelHost:
     def _decode(self, lines: list[str], prefixes: list[str] | None, options: Options) -> list[list[Hypothesis]]:
         """One batch with its requests' options, passed per call: the engine is never changed."""
         assert self.engine is not None
-        if options.split is not None:
-            return translate_split(self.engine, lines, options.split, decode=options.decode)
-        return self.engine.translate_nbest(lines, prefixes, decode=options.decode)
+        engine, decode, split = self.engine, options.decode, options.split
+
+        def plain(texts: list[str], given: list[str] | None = None) -> list[list[Hypothesis]]:
+            if split is not None:
+                return translate_split(engine, texts, split, decode=decode)
+            return engine.translate_nbest(texts, given, decode=decode)
+
+        return translate_markup(plain, lines) if options.markup else plain(lines, prefixes)
 
     def _batched(self, decode: DecodeConfig) -> DecodeConfig:
         """`decode` batching as the server does: the batcher's groups, decoded as one batch."""
@@ -143,7 +149,19 @@ class ModelHost:
         except ConfigError as exc:
             raise ApiError(422, "target_lang", str(exc).replace(TARGET_LANG_FLAG, "target_lang")) from None
         split = self._split_language(decode, request, language) if request.split_sentences else None
-        return Options(self._batched(decode), bool(request.prefix and any(request.prefix)), split)
+        markup = request.format == "html"
+        if markup:
+            decode = self._markup_decode(decode, request, split)
+        return Options(self._batched(decode), bool(request.prefix and any(request.prefix)), split, markup)
+
+    def _markup_decode(self, decode: DecodeConfig, request: TranslateRequest, split: str | None) -> DecodeConfig:
+        """An HTML request's options: no prefix (per line, not per text segment); word alignments
+        from the native engine, to place inline tags by them (CTranslate2 has none, nor a split
+        line: relative positions place them)."""
+        if request.prefix is not None and any(request.prefix):
+            raise ApiError(422, "prefix", "prefix: not with format html (prefixes are per line, not per text segment)")
+        aligned = self.info["engine"] == "native" and split is None
+        return dataclasses.replace(decode, alignments=aligned)
 
     def _split_language(self, decode: DecodeConfig, request: TranslateRequest, language: str | None = None) -> str:
         """The language to split the request's lines in (the model's source language unless

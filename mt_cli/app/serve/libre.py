@@ -90,6 +90,7 @@ class LibreRequest:
     source: str  # a code, or "auto"
     target: str
     alternatives: int
+    html: bool = False  # format html: each line of a text is HTML (tags kept, text translated)
 
     def lines(self) -> tuple[list[str], list[list[str]]]:
         lines: list[str] = []
@@ -125,9 +126,7 @@ def read_request(fields: Any, form: bool, max_alternatives: int) -> LibreRequest
         raise LibreError(400, "Invalid request: q must be a string or a list of strings")
     source, target = _text_field(fields, form, "source"), _text_field(fields, form, "target")
     fmt = _text_field(fields, form, "format", required=False) or "text"
-    if fmt == "html":
-        raise LibreError(400, "format html is not supported yet: send text (format=text)")
-    if fmt != "text":
+    if fmt not in ("text", "html"):
         raise LibreError(400, f"Invalid request: format must be text or html, got {echo(fmt)}")
     given = _field(fields, form, "alternatives")
     try:
@@ -136,7 +135,7 @@ def read_request(fields: Any, form: bool, max_alternatives: int) -> LibreRequest
         raise LibreError(400, f"Invalid request: alternatives must be a whole number, got {echo(given)}") from None
     if not 0 <= alternatives <= max_alternatives:
         raise LibreError(400, f"Invalid request: alternatives must be in 0..{max_alternatives}, got {alternatives}")
-    return LibreRequest(texts, single, str(source), str(target), alternatives)
+    return LibreRequest(texts, single, str(source), str(target), alternatives, fmt == "html")
 
 
 def check_languages(request: LibreRequest, pairs: Sequence[tuple[str, str]]) -> None:

@@ -197,7 +197,7 @@ async def _libre_translate(host: ModelHost, settings: ServeSettings, detector: D
     body = TranslateRequest(text=lines, n_best=n_best if libre.alternatives else None,
                             beam_size=n_best if wider else None,
                             split_sentences=not libre.alternatives and installed("sentencex"),
-                            target_lang=libre.target)
+                            target_lang=libre.target, format="html" if libre.html else "text")
     try:
         nbests, _ = await _translate(host, settings, body, request, source)
     except ApiError as exc:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StrictStr
 
@@ -20,6 +20,7 @@ class Options:
     decode: DecodeConfig
     prefixed: bool
     split: str | None = None  # the language lines are split into sentences in; None: not split
+    markup: bool = False  # lines are HTML (request format "html")
 
 
 class ApiError(Exception):
@@ -45,6 +46,9 @@ class TranslateRequest(BaseModel):
         "Target language; required by a model with several (GET /info lists them)."))
     split_sentences: StrictBool = Field(False, description="Each line is a paragraph: its sentences are "
                                         "translated and joined with its own spacing (one best; no prefix).")
+    format: Literal["text", "html"] = Field("text", description=(
+        "html: each line is HTML; tags, comments and entities are kept, the text between them translated "
+        "(not inside script, style, code or pre), inline tags placed in the translation (no prefix)."))
 
 
 REQUEST_DECODE = tuple(f.name for f in decode_fields() if f.name in TranslateRequest.model_fields)
