@@ -69,7 +69,7 @@ def test_export_never_writes_outside_through_a_manifest_name(runner, trained_run
 
 
 @pytest.mark.parametrize("name", ["../spm.model", "/etc/hostname", "sub/spm.model", "..", "", "a\\b",
-                                  "spm.model\x00"])
+                                  "spm.model\x00", "spm\nmodel"])
 def test_translate_and_serve_refuse_names_that_are_not_plain(runner, trained_run, tmp_path, name) -> None:
     model = _edit(_model(trained_run, tmp_path / "model"), _set_tokenizer(name))
     assert_one_line_error(_translate(runner, model), str(model / MANIFEST), "tokenizer.source",

@@ -194,7 +194,7 @@ class _Checker:
 def plain_name(name: object) -> bool:
     """A file name that can only mean a file directly inside the directory."""
     return (isinstance(name, str) and name not in ("", ".", "..") and len(name) <= 255
-            and not any(c in name for c in "/\\\x00"))
+            and not any(c in name for c in "/\\") and all(ord(c) >= 32 for c in name))  # no NUL, newline...
 
 
 def verify_files(directory: Path, manifest: dict[str, Any], required: tuple[str, ...] = (),

@@ -151,8 +151,9 @@ def encode_corpus(
              f"empty{cut} (limits {max_source_tokens}/{max_target_tokens} tokens){cleaned}")
     if s.kept == 0:
         raise DataError(
-            f"{source} / {target}: no usable sentence pairs ({s.empty} empty, {sum(s.cleaned.values())} dropped by "
-            f"data.clean, {s.too_long} over "
+            f"{source} / {target}: no usable sentence pairs ({s.empty} empty, "
+            + (f"{sum(s.cleaned.values())} dropped by data.clean, " if cleaning is not None else "")
+            + f"{s.too_long} over "
             f"the length limits data.max_source_tokens={max_source_tokens} / "
             f"data.max_target_tokens={max_target_tokens})")
     return corpus

@@ -61,7 +61,8 @@ class Parent:
     @classmethod
     def from_record(cls, raw: dict[str, Any]) -> Parent:
         return cls(Path(raw["path"]), raw["weights_sha256"], raw.get("step"),
-                   TokenizerConfig(**raw["tokenizer"]), dict(raw["spm_files"]))
+                   TokenizerConfig(**{key: tuple(value) if isinstance(value, list) else value  # JSON: lists
+                                      for key, value in raw["tokenizer"].items()}), dict(raw["spm_files"]))
 
     def schedule_offset(self, reset: bool) -> int:
         """Steps the learning-rate schedule starts at: 0 (warmup again) or the parent's step."""
