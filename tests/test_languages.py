@@ -210,3 +210,16 @@ def test_serve_takes_the_target_lang_per_request_and_on_the_page(two_targets: Pa
         assert bad.status_code == 422 and "<i>x" not in bad.text and "&lt;i&gt;x" in bad.text
     finally:
         stop_server(server)
+
+
+def test_attention_shows_the_tag_the_translation_was_made_with(two_targets: Path, toy_dir: Path, runner) -> None:
+    text = (toy_dir / "dev.src").read_text().splitlines()[0]
+    missing = runner.invoke(app, ["attention", "-m", str(two_targets), "--text", text])
+    assert_one_line_error(missing, "--target-lang", "translates into aa, bb")
+    from mt_cli.app.attention import attention_view
+    from mt_cli.engines.opened import open_model_dir
+
+    view = attention_view(open_model_dir(two_targets, decode_flags={"target_lang": "bb"}), text)
+    assert view.cols[0] == "<2bb>" and view.cols[-1] == "</s>"  # the source as it was translated
+    assert "ja" in view.translation.split()
+    assert all(abs(row.sum() - 1.0) < 1e-3 for _, matrix in view.panels for row in matrix)

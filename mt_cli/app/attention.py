@@ -69,9 +69,11 @@ def attention_view(model: str | Path | ModelDir, text: str, kind: str = "cross",
         raise ConfigError(f"--kind: must be one of {', '.join(KINDS)}, got {kind!r}")
     translator = load_translator(open_model_dir(model, overrides))
     best = translator.translate_nbest([text])[0][0]
-    limit = translator.max_source_tokens - 1
     source = translator.tokenizers.source
-    src_ids, src_pieces = source.encode_ids([text])[0][:limit], source.encode_pieces([text])[0][:limit]
+    tags = translator.languages.source_tags(translator.decode.target_lang) if translator.languages else []
+    limit = translator.max_source_tokens - 1 - len(tags)  # the source as translated: the tag first
+    src_ids = [source.piece_id(tag) for tag in tags] + source.encode_ids([text])[0][:limit]
+    src_pieces = tags + source.encode_pieces([text])[0][:limit]
     record = translator.model.attention(tf.constant([src_ids + [EOS_ID]], tf.int32),
                                         tf.constant([[BOS_ID, *best.ids]], tf.int32))
     src_labels, out_labels = [*src_pieces, "</s>"], [*best.pieces, "</s>"]

@@ -41,6 +41,9 @@ def attention(
     layer: Annotated[str, typer.Option("--layer", help="Layer number (0 = first, -1 = last) or all.")] = "all",
     head: Annotated[str, typer.Option("--head", help="Head number, mean (over heads) or all.")] = "mean",
     kind: Annotated[str, typer.Option("--kind", help="cross (output over source), encoder or decoder.")] = "cross",
+    target_lang: Annotated[str | None, typer.Option(
+        "--target-lang", help="Target language, for a model with several (its tag is shown as a source piece).",
+    )] = None,
     set_: SetOption = None,
 ) -> None:
     """Show where the model looks: attention heatmaps for one sentence and its translation.
@@ -55,7 +58,9 @@ def attention(
     sentence = _line(text, file, line)
     from mt_cli.engines.opened import open_model_dir
 
-    opened = open_model_dir(model, list(set_ or []))  # its manifest read, its config parsed, once
+    flags = {"target_lang": target_lang} if target_lang is not None else None
+    opened = open_model_dir(model, list(set_ or []), flags)  # its manifest read, its config parsed, once
+    opened.languages.source_tags(opened.config.decode.target_lang)  # a missing or unknown one, before TensorFlow
     start_tensorflow()
     from mt_cli.app.attention import attention_view, draw_heatmaps
 
