@@ -107,11 +107,10 @@ def _check_markup(markup: str, prefix_file: Path | None, constraints_file: Path 
 
 def _split_translator(translator: Any, opened: Any) -> Any:
     """The engine translating each line as a paragraph, in the model's source language."""
-    from mt_cli.engines.languages import source_languages
     from mt_cli.engines.sentences import SentenceTranslator, check_split_options
 
     check_split_options(translator.decode, {"n_best": "--n-best", "alignments": "--alignments"})
-    return SentenceTranslator(translator, source_languages(opened)[0])
+    return SentenceTranslator(translator, opened.languages.sources[0])
 
 
 def _wrapped(translator: Any, opened: Any, split: bool, markup: str) -> Any:

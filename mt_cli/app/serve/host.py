@@ -23,7 +23,6 @@ from mt_cli.core.errors import ConfigError
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.core.languages import TARGET_LANG_FLAG
 from mt_cli.core.sentences import require_segmenter
-from mt_cli.engines.languages import model_languages, source_languages
 from mt_cli.engines.locate import model_name
 from mt_cli.engines.markup import translate_markup
 from mt_cli.engines.opened import ModelDir, open_model_dir
@@ -39,7 +38,7 @@ def model_info(model: Path | ModelDir, engine: tuple[str, str] | None = None) ->
     for it and why (default: the manifest's)."""
     opened = open_model_dir(model)
     manifest = opened.manifest
-    (source_lang, target_lang), *_ = model_languages(opened)
+    (source_lang, target_lang), *_ = opened.languages.pairs
     source = manifest.get("source_model", {})
     files = manifest.get("files_sha256", {})
     digest = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()[:12]
@@ -176,7 +175,7 @@ class ModelHost:
             require_segmenter("split_sentences")
         except ConfigError as exc:  # the server lacks it, not the request
             raise ApiError(501, "split_sentences", str(exc)) from None
-        return language or source_languages(self.opened)[0]
+        return language or self.languages.sources[0]
 
     def _over_beam_limit(self, name: str, value: int) -> str:
         return f"{name}: must be <= {self.settings.max_beam_size} (the server's --max-beam-size), got {value}"

@@ -1,16 +1,14 @@
-"""LibreTranslate's API over the server's model and batcher: `POST /translate` with its
-fields (`q`, `source`, `target`, `format`, `alternatives`), `GET /languages`, `POST /detect`.
-
-Why here and on the same path: LibreTranslate's clients (libretranslatepy, editors' plugins)
-call `POST /translate`, with form-encoded or JSON bodies; mt-cli's own API already answers
-there with a JSON body that forbids unknown keys, so a JSON body with LibreTranslate's keys
-(`q`, `source`, ...) and no `text`, or any form-encoded body, can only be LibreTranslate's,
-and both APIs share one path without ambiguity. Answers and errors take LibreTranslate's
-shapes (`{"translatedText": ...}`, `{"error": message}`, 400 for a bad request, 429 for a
-full queue, 500 for a decoding failure); what a request sent is echoed only escaped and cut short. Languages come from
-`model_languages` (engines/languages.py) and detection from py3langid restricted to the
-model's source languages (core/langid.py).
-"""
+"""LibreTranslate's API over the server's model and batcher: `POST /translate` with its fields
+(`q`, `source`, `target`, `format`, `alternatives`), `GET /languages`, `POST /detect`. Why here
+and on the same path: LibreTranslate's clients (libretranslatepy, editors' plugins) call `POST
+/translate`, with form-encoded or JSON bodies; mt-cli's own API already answers there with a
+JSON body that forbids unknown keys, so a JSON body with LibreTranslate's keys (`q`, `source`,
+...) and no `text`, or any form-encoded body, can only be LibreTranslate's, and both APIs share
+one path without ambiguity. Answers and errors take LibreTranslate's shapes (`{"translatedText":
+...}`, `{"error": message}`, 400 for a bad request, 429 for a full queue, 500 for a decoding
+failure); what a request sent is echoed only escaped and cut short. Languages come from the
+model directory's language pairs (`ModelDir.languages`, from its manifest) and detection from
+py3langid restricted to the model's source languages (core/langid.py)."""
 
 from __future__ import annotations
 

@@ -37,7 +37,6 @@ from mt_cli.app.serve.schemas import ApiError, Options, TranslateRequest, Transl
 from mt_cli.app.serve.settings import ENDPOINTS, ServeSettings
 from mt_cli.core.extras import installed
 from mt_cli.core.hypothesis import Hypothesis
-from mt_cli.engines.languages import model_languages, source_languages
 
 log = logging.getLogger("mt_cli")
 
@@ -184,7 +183,7 @@ async def _libre_translate(host: ModelHost, settings: ServeSettings, detector: D
     """LibreTranslate's POST /translate: each text's lines through the batcher (paragraphs split
     into sentences when the segmenter is installed, as LibreTranslate does), rejoined."""
     libre = read_request(fields, form, settings.max_beam_size - 1)
-    pairs = model_languages(host.opened)
+    pairs = host.languages.pairs
     check_languages(libre, pairs)
     lines, breaks = libre.lines()
     request.state.lines = len(lines)
@@ -207,11 +206,11 @@ async def _libre_translate(host: ModelHost, settings: ServeSettings, detector: D
 
 def _add_libre_routes(app: FastAPI, host: ModelHost) -> Detector:
     """LibreTranslate's GET /languages and POST /detect; its POST /translate shares mt-cli's path."""
-    detector = Detector(source_languages(host.opened))
+    detector = Detector(host.languages.sources)
 
     @app.get("/languages", summary="LibreTranslate: the model's languages and their targets")
     async def languages() -> JSONResponse:
-        return JSONResponse(languages_answer(model_languages(host.opened)))
+        return JSONResponse(languages_answer(host.languages.pairs))
 
     @app.post("/detect", summary="LibreTranslate: the language of q among the model's source languages",
               openapi_extra=LIBRE_BODY)
