@@ -14,7 +14,7 @@ from mt_cli.core.errors import ConfigError
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.core.markup import Part, Segment, parse_line
 from mt_cli.core.tag_placement import place_tags
-from mt_cli.engines.protocol import LineTranslator
+from mt_cli.engines.protocol import WrappedTranslator
 
 __all__ = ["MARKUPS", "MarkupTranslator", "translate_markup"]
 
@@ -58,13 +58,8 @@ def translate_markup(decode: Decode, lines: list[str]) -> list[list[Hypothesis]]
     return out
 
 
-class MarkupTranslator:
+class MarkupTranslator(WrappedTranslator):
     """An engine whose every line is a line of HTML (`translate --markup html`)."""
-
-    def __init__(self, inner: LineTranslator) -> None:
-        self.inner = inner
-        self.decode = inner.decode
-        self.max_source_tokens = inner.max_source_tokens
 
     def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None, first_line: int = 1,
                         constraints: list[str] | None = None,
@@ -75,6 +70,3 @@ class MarkupTranslator:
         per_call = {} if decode is None else {"decode": decode}
         return translate_markup(lambda texts: self.inner.translate_nbest(texts, first_line=first_line, **per_call),
                                 lines)
-
-    def translate(self, lines: list[str], first_line: int = 1) -> list[str]:
-        return [nbest[0].text for nbest in self.translate_nbest(lines, first_line=first_line)]

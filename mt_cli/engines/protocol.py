@@ -22,3 +22,23 @@ class LineTranslator(Protocol):
                         decode: DecodeConfig | None = None) -> list[list[Hypothesis]]: ...
 
     def translate(self, lines: list[str], first_line: int = 1) -> list[str]: ...
+
+
+class WrappedTranslator:
+    """An engine over another that reshapes each line before and after it (paragraphs split
+    into sentences, HTML into text segments): the same contract, the inner engine's options
+    and limit; a subclass gives `translate_nbest`."""
+
+    def __init__(self, inner: LineTranslator) -> None:
+        self.inner = inner
+        self.decode = inner.decode
+        self.max_source_tokens = inner.max_source_tokens
+
+    def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None, first_line: int = 1,
+                        constraints: list[str] | None = None,
+                        decode: DecodeConfig | None = None) -> list[list[Hypothesis]]:
+        raise NotImplementedError
+
+    def translate(self, lines: list[str], first_line: int = 1) -> list[str]:
+        """Best translation per line, in input order."""
+        return [nbest[0].text for nbest in self.translate_nbest(lines, first_line=first_line)]

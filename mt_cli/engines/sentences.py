@@ -12,7 +12,7 @@ from mt_cli.core.config import DecodeConfig
 from mt_cli.core.errors import ConfigError
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.core.sentences import Split, TokenCounter, split_lines
-from mt_cli.engines.protocol import LineTranslator
+from mt_cli.engines.protocol import LineTranslator, WrappedTranslator
 
 __all__ = ["SentenceTranslator", "check_split_options", "joined", "source_token_counter", "translate_split"]
 
@@ -59,13 +59,12 @@ def translate_split(translator: LineTranslator, lines: list[str], language: str,
     return joined(split, found)
 
 
-class SentenceTranslator:
+class SentenceTranslator(WrappedTranslator):
     """An engine whose every line is a paragraph (`translate --split-sentences`)."""
 
     def __init__(self, inner: LineTranslator, language: str) -> None:
-        self.inner, self.language = inner, language
-        self.decode = inner.decode
-        self.max_source_tokens = inner.max_source_tokens
+        super().__init__(inner)
+        self.language = language
 
     def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None, first_line: int = 1,
                         constraints: list[str] | None = None,
@@ -74,6 +73,3 @@ class SentenceTranslator:
             raise ConfigError("target prefixes and constraints are per line, not per sentence: "
                               "not with sentence splitting")
         return translate_split(self.inner, lines, self.language, first_line, decode)
-
-    def translate(self, lines: list[str], first_line: int = 1) -> list[str]:
-        return [nbest[0].text for nbest in self.translate_nbest(lines, first_line=first_line)]
