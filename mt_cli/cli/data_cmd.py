@@ -84,12 +84,16 @@ def with_clean_options(command: Callable[..., None]) -> Callable[..., None]:
     return wrapper
 
 
-def _progress(json_out: bool) -> tuple[Any, Callable[[int | None], None] | None, Callable[[int], None] | None]:
-    """A bar on a terminal (not with --json or -q): (progress, on_total, on_pairs)."""
+def _with_progress(json_out: bool, run: Callable[..., dict[str, Any]]) -> dict[str, Any]:
+    """`run(on_total, on_pairs)` with a bar on a terminal (not with --json or -q), closed
+    however the run ends."""
     if json_out or not console.interactive():
-        return None, None, None
+        return run(None, None)
     progress = console.LineProgress(unit="pairs")
-    return progress, progress.start, progress.advance
+    try:
+        return run(progress.start, progress.advance)
+    finally:
+        progress.close()
 
 
 def _job(source: Path, target: Path, langs: tuple[str, str] | None, settings: CleanConfig,
@@ -127,12 +131,7 @@ def clean(
     if quiet:
         console.setup(quiet=True)
     job = _job(source, target, (source_lang, target_lang), clean_flags or CleanConfig(), against, workers)
-    progress, on_total, on_pairs = _progress(json_out)
-    try:
-        document = run_clean(job, out_dir, on_total, on_pairs)
-    finally:
-        if progress is not None:
-            progress.close()
+    document = _with_progress(json_out, lambda on_total, on_pairs: run_clean(job, out_dir, on_total, on_pairs))
     if json_out:
         console.print_json(document)
         return
@@ -176,12 +175,7 @@ def check(
         raise ConfigError("--source-lang and --target-lang go together: give both or neither")
     langs = None if source_lang is None or target_lang is None else (source_lang, target_lang)
     job = _job(source, target, langs, clean_flags or CleanConfig(), against, workers)
-    progress, on_total, on_pairs = _progress(json_out)
-    try:
-        document = run_check(job, on_total, on_pairs)
-    finally:
-        if progress is not None:
-            progress.close()
+    document = _with_progress(json_out, lambda on_total, on_pairs: run_check(job, on_total, on_pairs))
     if json_out:
         console.print_json(document)
     else:
