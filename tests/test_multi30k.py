@@ -26,6 +26,16 @@ pytestmark = [
 ]
 
 
+def _train(config: str, overrides: dict[str, object], run: Path) -> Path:
+    """`mt-cli train configs/CONFIG` with `--set` overrides, as a user runs it; the run directory."""
+    sets = [arg for key, value in overrides.items() for arg in ("--set", f"{key}={value}")]
+    done = subprocess.run([sys.executable, "-m", "mt_cli", "train", str(REPO / "configs" / config),
+                           "--run-dir", str(run), *sets], capture_output=True, text=True, timeout=3600,
+                          check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return run
+
+
 def test_short_multi30k_training_reaches_a_dev_bleu_floor(tmp_path: Path) -> None:
     data = SHARED_MULTI30K
     overrides = {
@@ -36,12 +46,7 @@ def test_short_multi30k_training_reaches_a_dev_bleu_floor(tmp_path: Path) -> Non
         "train.eval_max_sentences": 300, "train.eval_metric": "bleu", "decode.beam_size": 1,
         "decode.n_best": 1,
     }
-    sets = [arg for key, value in overrides.items() for arg in ("--set", f"{key}={value}")]
-    run = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "mt_cli", "train", str(REPO / "configs" / "multi30k-en-de.yaml"),
-                           "--run-dir", str(run), *sets], capture_output=True, text=True, timeout=3600,
-                          check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run = _train("multi30k-en-de.yaml", overrides, tmp_path / "run")
     finished = json.loads((run / "finished.json").read_text())
     assert (finished["reason"], finished["step"]) == ("max_steps", STEPS)
     assert finished["dev_scores"]["bleu"] > BLEU_FLOOR, finished
@@ -61,12 +66,7 @@ def test_one_en_de_fr_model_writes_the_language_asked_for(tmp_path: Path) -> Non
         "train.warmup_steps": STEPS, "train.eval_every": STEPS, "train.save_every": STEPS,
         "train.eval_max_sentences": 100, "decode.beam_size": 1,
     }
-    sets = [arg for key, value in overrides.items() for arg in ("--set", f"{key}={value}")]
-    run = tmp_path / "run"
-    done = subprocess.run([sys.executable, "-m", "mt_cli", "train", str(REPO / "configs" / "multi30k-en-defr.yaml"),
-                           "--run-dir", str(run), *sets], capture_output=True, text=True, timeout=3600,
-                          check=False)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run = _train("multi30k-en-defr.yaml", overrides, tmp_path / "run")
     source = tmp_path / "test.en"
     source.write_text("".join((data / "test2016.en").read_text(encoding="utf-8").splitlines(True)[:200]))
     from mt_cli.core.langid import Identifier
