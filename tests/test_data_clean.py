@@ -325,3 +325,19 @@ def test_a_training_config_cleans_its_corpora_as_data_clean_does(runner, toy_dir
     assert again.exit_code == 0, again.output
     assert "identical" not in again.stderr.split("data.clean dropped")[1].splitlines()[0]
     assert caches and all(c not in {p.name for p in (tmp_path / "run2" / "cache").iterdir()} for c in caches)
+
+
+def test_a_corpus_data_clean_empties_is_one_line_naming_it(runner, toy_dir, tmp_path) -> None:
+    import yaml
+    from helpers import tiny_config_text, toy_pairs, write_pairs
+
+    src, tgt = write_pairs(tmp_path, "copies", [(s, s) for s, _ in toy_pairs(300, seed=5)])  # untranslated
+    raw = yaml.safe_load(tiny_config_text(toy_dir))
+    raw["data"]["train"] = [{"source": str(src), "target": str(tgt)}]
+    raw["data"]["clean"] = {}
+    raw["tokenizer"]["vocab_size"] = 32  # one side's words only
+    config = tmp_path / "copies.yaml"
+    config.write_text(yaml.safe_dump(raw))
+    result = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / "run")])
+    assert_one_line_error(result, "copies.src", "no usable sentence pairs", "300 dropped by data.clean",
+                          after_log=True)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import numpy as np
 import pytest
 import yaml
 from helpers import assert_one_line_error, tiny_config_text, toy_pairs, write_pairs
@@ -179,7 +178,7 @@ def test_a_manifest_with_bad_languages_is_refused() -> None:
     assert target_tag("pt-BR") == "<2pt-BR>"
     assert Languages((("en", "de"), ("en", "fr"))).source_tags("fr") == ["<2fr>"]
     assert Languages((("en", "de"), ("fr", "de"))).source_tags("de") == []  # one target: untagged
-    assert np.array_equal(np.array(Languages((("en", "de"),)).targets), np.array(["de"]))
+    assert Languages((("en", "de"),)).targets == ("de",)
 
 
 def test_serve_takes_the_target_lang_per_request_and_on_the_page(two_targets: Path, toy_dir: Path,
@@ -223,3 +222,15 @@ def test_attention_shows_the_tag_the_translation_was_made_with(two_targets: Path
     assert view.cols[0] == "<2bb>" and view.cols[-1] == "</s>"  # the source as it was translated
     assert "ja" in view.translation.split()
     assert all(abs(row.sum() - 1.0) < 1e-3 for _, matrix in view.panels for row in matrix)
+
+
+def test_tokenize_train_reserves_the_symbols_asked_for(toy_dir: Path, tmp_path: Path, runner) -> None:
+    from mt_cli.core.tokenizer import SentencePieceModel
+
+    inputs = ["-i", str(toy_dir / "train.src"), "-i", str(toy_dir / "train.tgt")]
+    result = runner.invoke(app, ["tokenize", "train", *inputs,
+                                 "--vocab-size", "48", "--model-prefix", str(tmp_path / "spm"),
+                                 "--user-defined-symbols", "<2aa>, <bt>"])
+    assert result.exit_code == 0, result.output
+    spm = SentencePieceModel.load(tmp_path / "spm.model")
+    assert {"<2aa>", "<bt>"} <= spm.unsplit_symbols()
