@@ -87,6 +87,7 @@ def _against(cfg: Config) -> np.ndarray | None:
 
 
 def _cleaning(cfg: Config, corpus: CorpusConfig, against: np.ndarray | None) -> Cleaning | None:
+    """data.clean for one corpus, in its languages (`against` is None exactly when it is off)."""
     d = cfg.data
     if d.clean is None or against is None:
         return None
@@ -284,7 +285,6 @@ class Session:
                 "eval_metric": t.eval_metric, "best_score": state.best_score}
         if self.parent is not None:
             info["init_from"] = self.parent.entry()
-        d = self.cfg.data
-        info["languages"] = corpus_languages(d.train, d.source_lang, d.target_lang).to_manifest()
+        info["languages"] = self.translator.languages.to_manifest()  # the run's, made once in `open`
         write_model_dir(export_dir, self.model, self.cfg, self.tokenizers, info)
         return export_dir
