@@ -94,8 +94,8 @@ def tiny_config_text(toy: Path, **sections: dict) -> str:
         "train": {"max_steps": 30, "save_every": 10, "eval_every": 1000, "log_every": 10,
                   "batch_tokens": 256, "warmup_steps": 10, "precision": "float32"},
         # Pinned, not `auto`: the suite's results must not depend on the CI machine's CPU
-        # (tests/test_runtime.py covers `auto`).
-        "decode": {"dtype": "float32"},
+        # (tests/test_runtime.py covers the dtype's `auto`, tests/test_compute_type.py the compute type's).
+        "decode": {"dtype": "float32", "compute_type": "float32"},
     }
     for name, values in sections.items():
         raw.setdefault(name, {}).update(values)

@@ -107,7 +107,7 @@ def test_the_choice_is_one_stderr_line_and_in_jsonl_records(runner, trained_run:
     assert result.exit_code == 0, result.output
     assert result.stderr.strip().splitlines() == [
         "engine: ctranslate2 (the model directory holds a CTranslate2 float32 conversion and nothing asked "
-        "for needs the native engine)"]
+        "for needs the native engine); compute type: float32 (set in the config)"]
     record = json.loads(result.stdout)
     assert record["engine"] == "ctranslate2" and "conversion" in record["engine_reason"]
     native = runner.invoke(app, ["translate", "-m", str(trained_run), "--alignments", "--format", "jsonl"],

@@ -222,6 +222,10 @@ class DecodeConfig:
                              "a line's translation then never depends on its batch), float32, or bfloat16 "
                              "(faster on some bf16 CPUs; output may depend on the batching).",
                              choices=("auto", "float32", "bfloat16"))
+    compute_type: str = _decode_opt("auto", "host", "Compute type of the CTranslate2 engine: auto (int8 where the CPU "
+                                    "has int8 units (VNNI, AMX) and the model's dev check kept BLEU within 0.3, "
+                                    "else float32; a quantized export keeps its own), float32, or int8.",
+                                    choices=("auto", "float32", "int8"))
     alignments: bool = _decode_opt(
         False, "host", "Append word alignments from cross-attention: text ' ||| 0-0 1-2', "
         "jsonl 'alignment' (native engine).", ctranslate2="native", feature="attention alignments")

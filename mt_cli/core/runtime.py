@@ -58,7 +58,7 @@ def _gpu_precision(gpus: Sequence[Gpu], allow_float16: bool) -> Choice | None:
     return Choice("float32", f"auto: GPU {names} has no bf16 tensor cores")
 
 
-def _flags_source(cpu: Cpu) -> str:
+def flags_source(cpu: Cpu) -> str:
     """Where the flags came from, when not from the CPU itself (said in every auto reason)."""
     return f", as {CPU_FLAGS_ENV} sets its flags" if cpu.flags_set_by == CPU_FLAGS_ENV else ""
 
@@ -66,10 +66,10 @@ def _flags_source(cpu: Cpu) -> str:
 def _cpu_precision(cpu: Cpu) -> Choice:
     units = cpu.bf16_units
     if units:
-        return Choice("bfloat16", f"auto: this CPU has bf16 units ({', '.join(units)}{_flags_source(cpu)})")
+        return Choice("bfloat16", f"auto: this CPU has bf16 units ({', '.join(units)}{flags_source(cpu)})")
     return Choice(
         "float32",
-        f"auto: this CPU has no bf16 units{_flags_source(cpu)}; bfloat16 would be emulated, slower than float32",
+        f"auto: this CPU has no bf16 units{flags_source(cpu)}; bfloat16 would be emulated, slower than float32",
     )
 
 
@@ -99,7 +99,7 @@ def resolve_decode_dtype(requested: str, cpu: Cpu, gpus: Sequence[Gpu] = ()) -> 
         return Choice(requested, "set in the config")
     units = [g.name for g in gpus if g.has_bf16_units] if gpus else cpu.bf16_units
     device = "GPU" if gpus else "CPU"
-    source = "" if gpus else _flags_source(cpu)
+    source = "" if gpus else flags_source(cpu)
     if not units:
         return Choice("float32", f"auto: this {device} has no bf16 units{source}; {BATCH_INDEPENDENT}")
     return Choice("float32", f"auto: {BATCH_INDEPENDENT}; decode.dtype: bfloat16 would use this {device}'s "

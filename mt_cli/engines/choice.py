@@ -21,7 +21,7 @@ from mt_cli.engines.opened import ModelDir, open_model_dir
 from mt_cli.engines.protocol import LineTranslator
 
 __all__ = ["AUTO", "ENGINE_OPTIONS", "EngineChoice", "check_engine_option", "choose_engine", "native_only_use",
-           "open_translator"]
+           "open_translator", "precision_name"]
 AUTO = "auto"
 ENGINE_OPTIONS = (AUTO, NATIVE, CTRANSLATE2)
 
@@ -32,15 +32,21 @@ class EngineChoice:
 
     engine: str
     reason: str
-    precision: Choice | None = None  # the native engine's compute dtype and why, once it is open
+    precision: Choice | None = None  # what the opened engine computes in and why
 
     def describe(self) -> str:
         said = f"engine: {self.engine} ({self.reason})"
-        return said if self.precision is None else f"{said}; {self.precision.describe('decode dtype')}"
+        return said if self.precision is None else f"{said}; {self.precision.describe(precision_name(self.engine))}"
 
     def opened(self, translator: LineTranslator) -> EngineChoice:
-        """This choice with what the opened engine computes in (the native engine's dtype)."""
+        """This choice with what the opened engine computes in (native: its dtype; CTranslate2: its
+        compute type)."""
         return replace(self, precision=getattr(translator, "precision", None))
+
+
+def precision_name(engine: str) -> str:
+    """What each engine calls the type it computes in (the engine line, serve's /info)."""
+    return "compute type" if engine == CTRANSLATE2 else "decode dtype"
 
 
 NATIVE_FIRST = ("native", "native_first")  # DecodeConfig's `ctranslate2` kinds `auto` takes native for

@@ -140,6 +140,22 @@ def _check_conversion(check: _Checker, manifest: dict[str, Any], files: dict[str
                                   "so it cannot be verified; re-export the model")
     if WEIGHTS_FILES[CTRANSLATE2] not in names:
         raise CheckpointError(f"{check.path}: {CTRANSLATE2}.files: does not name {WEIGHTS_FILES[CTRANSLATE2]}")
+    if "dev_check" in section:
+        _check_dev_check(check, section)
+
+
+def _check_dev_check(check: _Checker, section: dict[str, Any]) -> None:
+    """`ctranslate2.dev_check` (what `auto` reads to choose a compute type): a line count and a
+    finite BLEU per compute type."""
+    where = f"{CTRANSLATE2}.dev_check"
+    dev_check = check.typed(section, "dev_check", dict, prefix=f"{CTRANSLATE2}.")
+    check.typed(dev_check, "lines", int, prefix=f"{where}.")
+    bleu = check.typed(dev_check, "bleu", dict, prefix=f"{where}.")
+    for name, score in bleu.items():
+        if name not in CT2_QUANTIZATIONS or isinstance(score, bool) or not isinstance(score, (int, float)) \
+                or not 0 <= score <= 100:
+            raise CheckpointError(f"{check.path}: {where}.bleu: expected a score from 0 to 100 per compute type, "
+                                  f"got {_show(name)}: {_show(score)}; re-export the model")
 
 
 def conversion_files(manifest: dict[str, Any]) -> list[str] | None:

@@ -14,7 +14,7 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -58,9 +58,10 @@ def export_config(cfg: Config, spm_names: tuple[str, str | None]) -> dict[str, A
 
 
 def write_model_dir(directory: Path, model: Any, cfg: Config, tokenizers: Tokenizers,
-                    info: dict[str, Any]) -> None:
+                    info: dict[str, Any], conversion_check: Callable[[Path], dict[str, Any]] | None = None) -> None:
     """Write `directory` (config, spm, float32 weights, their CTranslate2 conversion, manifest)
-    atomically."""
+    atomically; `conversion_check`, given the written directory, returns the conversion's dev
+    check (training/conversion_check.py), kept in the manifest's `ctranslate2.dev_check`."""
     names = ("spm.model", None) if tokenizers.joint else ("spm.src.model", "spm.tgt.model")
 
     def build(tmp: Path) -> None:
@@ -72,6 +73,9 @@ def write_model_dir(directory: Path, model: Any, cfg: Config, tokenizers: Tokeni
         conversion = _convert(tmp, model, cfg, tokenizers)
         manifest = _manifest(tmp, names, tokenizers, {**info, CTRANSLATE2: conversion})
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+        if conversion_check is not None:  # reads the directory just written; the manifest is not hashed
+            manifest[CTRANSLATE2]["dev_check"] = conversion_check(tmp)
+            (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
 
     atomic_dir(directory, build)  # OSError = cannot write; anything else keeps its cause
 

@@ -33,6 +33,7 @@ from mt_cli.training.checkpoints import (
     restore_latest,
     save_checkpoint,
 )
+from mt_cli.training.conversion_check import DevCheck
 from mt_cli.training.data import XLA_PAD_MULTIPLE, Cleaning, encode_corpus, iterate_batches, prefetched
 from mt_cli.training.evaluation import DevSet, first_lines
 from mt_cli.training.export_choice import choose_export, load_choice
@@ -286,5 +287,8 @@ class Session:
         if self.parent is not None:
             info["init_from"] = self.parent.entry()
         info["languages"] = self.translator.languages.to_manifest()  # the run's, made once in `open`
-        write_model_dir(export_dir, self.model, self.cfg, self.tokenizers, info)
+        check = None if self.dev is None else DevCheck(self.dev.sources, self.dev.references, self.cfg.eval,
+                                                       self.translator.decode.target_lang)
+        write_model_dir(export_dir, self.model, self.cfg, self.tokenizers, info,
+                        None if check is None else check.run)
         return export_dir

@@ -23,6 +23,7 @@ from mt_cli.core.errors import ConfigError
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.core.languages import TARGET_LANG_FLAG
 from mt_cli.core.sentences import require_segmenter
+from mt_cli.engines.choice import precision_name
 from mt_cli.engines.locate import model_name
 from mt_cli.engines.markup import translate_markup
 from mt_cli.engines.opened import ModelDir, open_model_dir
@@ -92,9 +93,10 @@ class ModelHost:
         started = time.perf_counter()
         try:
             engine = self._open_engine()
-            precision = getattr(engine, "precision", None)  # the native engine's dtype and why
+            precision = getattr(engine, "precision", None)  # the engine's dtype or compute type, and why
+            label = precision_name(self.info["engine"])
             if precision is not None:
-                self.info["decode_dtype"] = {"value": precision.value, "reason": precision.reason}
+                self.info[label.replace(" ", "_")] = {"value": precision.value, "reason": precision.reason}
             self.base = engine.decode
             self.engine = engine
             warm = self.base if self.base.target_lang or not self.languages.tagged else dataclasses.replace(
@@ -107,7 +109,7 @@ class ModelHost:
         self.batcher = MicroBatcher(self._decode, self.settings.max_batch_size,
                                     self.settings.max_wait_ms / 1000, self.settings.queue_lines)
         self._ready.set()
-        dtype = f", decode dtype {precision.value} ({precision.reason})" if precision is not None else ""
+        dtype = f", {label} {precision.value} ({precision.reason})" if precision is not None else ""
         log.info(f"ready: {self.model_id} ({self.info['engine']}{dtype}), loaded and warmed in "
                  f"{time.perf_counter() - started:.1f} s")
 

@@ -1,0 +1,61 @@
+"""CTranslate2's compute type, chosen by machine when the model loads.
+
+Model directories keep a float32 conversion; CTranslate2 quantizes it to int8 while loading when
+asked (`compute_type`), so the choice is made per machine, not per directory. int8 is faster only
+where the CPU multiplies int8 in hardware (VNNI dot products, AMX tiles): on an AVX2-only AMD EPYC
+Zen 3 it decoded at 0.67x float32's rate (docs/performance.md). It also rounds the weights, so
+`auto` takes it only where the model's own dev check, run by CTranslate2 when the directory was
+written, kept BLEU within INT8_BLEU_TOLERANCE of float32. int8 translations do not depend on the
+batching (CTranslate2 quantizes each row of activations on its own: 0 of 300 lines changed between
+batch 1 and 32 on test2016), so the choice keeps the promise `auto`'s float32 native decoding makes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from mt_cli.core.hardware import Cpu
+from mt_cli.core.runtime import AUTO, Choice, flags_source
+
+__all__ = ["COMPUTE_TYPES", "INT8_BLEU_TOLERANCE", "INT8_UNIT_FLAGS", "int8_units", "resolve_compute_type"]
+COMPUTE_TYPES = (AUTO, "float32", "int8")
+INT8_BLEU_TOLERANCE = 0.3
+# x86 VNNI (AVX-512 and AVX), AMX's int8 tiles, aarch64's dot product and int8 matrix instructions.
+INT8_UNIT_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni", "i8mm", "asimddp")
+
+
+def int8_units(cpu: Cpu) -> list[str]:
+    """The flags that show int8 dot products in hardware."""
+    return [name for name in INT8_UNIT_FLAGS if name in cpu.flags]
+
+
+def int8_check(dev_check: Mapping[str, object] | None) -> tuple[bool, str]:
+    """Whether the directory's dev check lets int8 stand in for float32, and what it measured."""
+    scores = (dev_check or {}).get("bleu")
+    if not isinstance(scores, Mapping) or not all(isinstance(scores.get(k), (int, float)) for k in ("float32", "int8")):
+        return False, "the model directory records no int8 dev check (written by an older mt-cli or without a dev set)"
+    full, quantized = float(scores["float32"]), float(scores["int8"])  # type: ignore[arg-type]
+    said = f"dev BLEU {quantized:.2f} in int8 against {full:.2f} in float32"
+    if full - quantized > INT8_BLEU_TOLERANCE:
+        return False, f"{said}: more than {INT8_BLEU_TOLERANCE} lost"
+    return True, said
+
+
+def resolve_compute_type(requested: str, cpu: Cpu, stored: str = "float32",
+                         dev_check: Mapping[str, object] | None = None) -> Choice:
+    """The compute type CTranslate2 loads the model in: an explicit value wins; `auto` keeps a
+    quantized export's own type, and on a float32 conversion takes int8 where the CPU has int8
+    units and the dev check kept BLEU, else float32."""
+    if requested != AUTO:
+        return Choice(requested, "set in the config")
+    if stored != "float32":
+        return Choice(stored, "auto: the export's own quantization")
+    units = int8_units(cpu)
+    if not units:
+        return Choice("float32", f"auto: this CPU has no int8 dot-product units{flags_source(cpu)} "
+                                 "(int8 decoded at 0.67x float32 on an AVX2-only CPU)")
+    allowed, measured = int8_check(dev_check)
+    listed = ", ".join(units) + flags_source(cpu)
+    if not allowed:
+        return Choice("float32", f"auto: this CPU has int8 units ({listed}), but {measured}")
+    return Choice("int8", f"auto: this CPU has int8 units ({listed}); {measured}")

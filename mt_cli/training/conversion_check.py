@@ -1,0 +1,52 @@
+"""The dev check of a model directory's CTranslate2 conversion, run once when training writes it.
+
+Why at export: whether int8 (or any other way CTranslate2 can decode faster) keeps the model's
+quality depends on the model, and only the run has references at hand. The run's dev set (its
+first DEV_CHECK_LINES lines, so the check stays bounded) is translated by the conversion in
+each compute type and scored as `eval:` says; the manifest keeps the scores
+(`ctranslate2.dev_check`), and `auto` reads them on every machine that loads the directory
+(core/compute_type.py).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mt_cli.core.config import EvalConfig
+from mt_cli.training.evaluation import scores_as_eval_says
+
+log = logging.getLogger("mt_cli")
+DEV_CHECK_LINES = 500
+CHECKED_TYPES = ("float32", "int8")
+
+
+@dataclass(frozen=True)
+class DevCheck:
+    """What the check translates and how it scores it."""
+
+    sources: Sequence[str]
+    references: Sequence[str]
+    settings: EvalConfig
+    target_lang: str | None = None
+
+    def run(self, directory: Path) -> dict[str, Any]:
+        """The manifest's `dev_check`: BLEU of the conversion in each compute type."""
+        from mt_cli.engines.ctranslate2 import CT2Translator
+
+        sources, references = list(self.sources[:DEV_CHECK_LINES]), list(self.references[:DEV_CHECK_LINES])
+        bleu: dict[str, float] = {}
+        for compute_type in CHECKED_TYPES:
+            started = time.perf_counter()
+            translator = CT2Translator(directory, decode_flags={"compute_type": compute_type,
+                                                                "target_lang": self.target_lang})
+            hyps = [h.rstrip() for h in translator.translate(sources)]
+            scored = scores_as_eval_says(hyps, [[r.rstrip() for r in references]], ("bleu",), self.settings)
+            bleu[compute_type] = round(scored["bleu"].score, 2)
+            log.debug(f"CTranslate2 dev check, {compute_type}: BLEU {bleu[compute_type]} on {len(sources)} lines "
+                      f"in {time.perf_counter() - started:.1f} s")
+        return {"lines": len(sources), "bleu": bleu}
