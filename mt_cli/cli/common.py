@@ -45,7 +45,7 @@ def check_output_path(path: Path | None, flag: str, example: str = "out.txt") ->
 
 def open_chosen_engine(model: list[Path], engine: str, overrides: list[str] | None, threads: int = 0,
                        weights: list[float] | None = None, decode_flags: dict | None = None,
-                       constraints: bool = False):  # -> (LineTranslator, EngineChoice, ModelDir), lazily imported
+                       constraints: bool = False, job: Any = None):  # -> (LineTranslator, EngineChoice, ModelDir)
     """The engine `--engine` asks for (auto: chosen here) and the choice, over the model
     directories opened once (manifest read, config parsed with `--set` and the decode flags),
     with TensorFlow started only when the native engine is the one (and the first directory,
@@ -58,7 +58,7 @@ def open_chosen_engine(model: list[Path], engine: str, overrides: list[str] | No
     opened = [open_model_dir(path, overrides, decode_flags) for path in model]  # each read and parsed once
     for directory in opened:  # a missing or unknown --target-lang, before any model is loaded
         directory.languages.source_tags(directory.config.decode.target_lang)
-    choice = choose_engine(opened, engine, constraints=constraints)
+    choice = choose_engine(opened, engine, constraints=constraints, job=job)
     if choice.engine == NATIVE:
         start_tensorflow()
     translator = open_translator(opened, threads=threads, ensemble_weights=weights, engine=choice.engine)

@@ -46,11 +46,12 @@ def serve(
     require("fastapi", "serve", "mt-cli serve")
     require("uvicorn", "serve", "mt-cli serve")
     from mt_cli.engines.choice import choose_engine, open_translator
+    from mt_cli.engines.job import Job
     from mt_cli.engines.locate import NATIVE
     from mt_cli.engines.opened import open_model_dir
 
     opened = open_model_dir(model, list(set_ or []))  # the one read of its manifest and config
-    choice = choose_engine([opened], engine)  # said by the server once it listens
+    choice = choose_engine([opened], engine, job=Job(server=True))  # said by the server once it listens
     if choice.engine == NATIVE:
         start_tensorflow()
     console.adopt_logger("uvicorn")

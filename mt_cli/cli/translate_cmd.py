@@ -224,8 +224,10 @@ def translate(
     _check_markup(markup, prefix_file, constraints_file, shard)
 
     weights = _parse_weights(ensemble_weights)
+    from mt_cli.engines.job import file_job
+
     translator, choice, opened = open_chosen_engine(model, engine, overrides, threads, weights, flags,
-                                                    constraints=constraints_file is not None)
+                                                    constraints=constraints_file is not None, job=file_job(source))
     translator = _wrapped(translator, opened, split_sentences, markup)
     progress = console.LineProgress() if output is not None and console.interactive() else None
     whole = split_sentences or markup != "none"

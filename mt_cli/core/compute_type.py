@@ -13,11 +13,13 @@ batch 1 and 32 on test2016), so the choice keeps the promise `auto`'s float32 na
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from mt_cli.core.hardware import Cpu
 from mt_cli.core.runtime import AUTO, Choice, flags_source
 
-__all__ = ["COMPUTE_TYPES", "INT8_BLEU_TOLERANCE", "INT8_UNIT_FLAGS", "int8_units", "resolve_compute_type"]
+__all__ = ["COMPUTE_TYPES", "INT8_BLEU_TOLERANCE", "INT8_UNIT_FLAGS", "compute_type_for", "int8_units",
+           "resolve_compute_type"]
 COMPUTE_TYPES = (AUTO, "float32", "int8")
 INT8_BLEU_TOLERANCE = 0.3
 # x86 VNNI (AVX-512 and AVX), AMX's int8 tiles, aarch64's dot product and int8 matrix instructions.
@@ -59,3 +61,12 @@ def resolve_compute_type(requested: str, cpu: Cpu, stored: str = "float32",
     if not allowed:
         return Choice("float32", f"auto: this CPU has int8 units ({listed}), but {measured}")
     return Choice("int8", f"auto: this CPU has int8 units ({listed}); {measured}")
+
+
+def compute_type_for(manifest: Mapping[str, Any], requested: str, cpu: Cpu) -> Choice:
+    """The compute type a model directory (its checked manifest) is loaded in on `cpu`: a
+    CTranslate2 export's quantization, or a native directory's conversion and its dev check."""
+    if manifest.get("engine") == "ctranslate2":
+        return resolve_compute_type(requested, cpu, manifest["quantization"])
+    section = manifest["ctranslate2"]
+    return resolve_compute_type(requested, cpu, section["quantization"], section.get("dev_check"))

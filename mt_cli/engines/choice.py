@@ -12,10 +12,12 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mt_cli.core.compute_type import compute_type_for
 from mt_cli.core.config import DecodeConfig, ctranslate2_fields, native_feature
 from mt_cli.core.errors import ConfigError
-from mt_cli.core.hardware import nvidia_gpus_visible
+from mt_cli.core.hardware import nvidia_gpus_visible, this_cpu
 from mt_cli.core.runtime import Choice
+from mt_cli.engines.job import Job, native_repays
 from mt_cli.engines.locate import CTRANSLATE2, NATIVE
 from mt_cli.engines.opened import ModelDir, open_model_dir
 from mt_cli.engines.protocol import LineTranslator
@@ -73,10 +75,12 @@ def check_engine_option(requested: str) -> None:
 
 
 def choose_engine(models: Sequence[str | Path | ModelDir], requested: str = AUTO, overrides: list[str] | None = None,
-                  decode_flags: Mapping[str, Any] | None = None, constraints: bool = False) -> EngineChoice:
+                  decode_flags: Mapping[str, Any] | None = None, constraints: bool = False,
+                  job: Job | None = None) -> EngineChoice:
     """The engine for this request, read from the opened directories (`open_model_dir`: paths
-    are opened here, with `overrides` and `decode_flags`; no TensorFlow); an explicit
-    `--engine` wins, and fails in one line where it cannot serve."""
+    are opened here, with `overrides` and `decode_flags`; no TensorFlow) and the `job` (a
+    server, a file's length: engines/job.py); an explicit `--engine` wins, and fails in one line
+    where it cannot serve."""
     check_engine_option(requested)
     opened = [open_model_dir(model, overrides, decode_flags) for model in models]
     exports = [m.path for m in opened if m.engine == CTRANSLATE2]
@@ -97,6 +101,11 @@ def choose_engine(models: Sequence[str | Path | ModelDir], requested: str = AUTO
         return EngineChoice(CTRANSLATE2, "--engine ctranslate2")
     if needs_native is not None:
         return EngineChoice(NATIVE, needs_native)
+    decode = opened[0].config.decode
+    faster = native_repays(job or Job(), this_cpu(), decode.dtype,
+                           compute_type_for(opened[0].manifest, decode.compute_type, this_cpu()).value)
+    if faster is not None:
+        return EngineChoice(NATIVE, faster)
     quantization = opened[0].manifest[CTRANSLATE2]["quantization"]
     return EngineChoice(CTRANSLATE2, f"the model directory holds a CTranslate2 {quantization} conversion and "
                                      "nothing asked for needs the native engine")

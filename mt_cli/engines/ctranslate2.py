@@ -24,12 +24,11 @@ from typing import Any
 import ctranslate2
 
 from mt_cli.core.batching import longest_first_batches, truncated
-from mt_cli.core.compute_type import resolve_compute_type
+from mt_cli.core.compute_type import compute_type_for
 from mt_cli.core.config import CONFIG_FILE, DecodeConfig, ctranslate2_fields, ctranslate2_notes, native_feature
 from mt_cli.core.errors import CheckpointError, ConfigError
 from mt_cli.core.hardware import this_cpu
 from mt_cli.core.hypothesis import Hypothesis
-from mt_cli.core.runtime import Choice
 from mt_cli.core.tokenizer import cut_lines, line_char_limit
 from mt_cli.engines.locate import CTRANSLATE2
 from mt_cli.engines.opened import ModelDir, open_model_dir
@@ -77,17 +76,6 @@ def _gnmt(score: float, length: int, alpha: float) -> float:
         return float("-inf") if score < 0 else score
 
 
-def compute_type_of(opened: ModelDir, requested: str) -> Choice:
-    """The compute type this machine loads `opened` in, and why (core/compute_type.py): the
-    conversion's stored quantization and its dev check are read from the manifest."""
-    if opened.engine == CTRANSLATE2:
-        stored, dev_check = opened.manifest["quantization"], None
-    else:
-        section = opened.manifest[CTRANSLATE2]
-        stored, dev_check = section["quantization"], section.get("dev_check")
-    return resolve_compute_type(requested, this_cpu(), stored, dev_check)
-
-
 class CT2Translator:
     """A CTranslate2 model, its tokenizers and decoding options."""
 
@@ -108,7 +96,7 @@ class CT2Translator:
         _check_supported(self.decode)
         self.max_source_tokens = config.model.max_length
         self.directory = opened.path
-        self.precision = compute_type_of(opened, self.decode.compute_type)
+        self.precision = compute_type_for(opened.manifest, self.decode.compute_type, this_cpu())
         self.translator = ctranslate2.Translator(str(opened.path), device="cpu", inter_threads=1,
                                                  intra_threads=threads, compute_type=self.precision.value)
         if self.decode.seed is not None:

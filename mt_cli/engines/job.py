@@ -1,0 +1,83 @@
+"""The job an engine is chosen for, and whether the native engine's start repays itself on it.
+
+Why: the CTranslate2 engine starts in well under a second, the native one pays TensorFlow's
+start (import, graph tracing: ~4.4 s on an Intel Xeon with AMX, 2 cores) before its first line.
+Where the native engine decodes faster once loaded, it wins on jobs long enough to repay that
+start; `auto` must decide before loading anything, from what the job says of itself: a server
+decodes for as long as it runs, a file's lines can be counted (up to the crossover, so the count
+stays bounded), a pipe is unknown and may be short.
+
+Measured decode-only rates, transformer-small on Multi30k test2016, beam 4, batch 32, sentences/s,
+each machine's figures in one sitting:
+  Intel Xeon with AMX (amx_bf16, avx512_bf16), 2 cores: native bfloat16 146.7, CTranslate2
+      float32 117.2 (1.25x), int8 ~1.1x float32 (issue 31's figures);
+  AMD EPYC, 2 cores, flags: avx2 avx512f avx512_bf16 (Zen 4, no AMX): native bfloat16 below
+      CTranslate2 float32 (docs/performance.md);
+  AMD EPYC, 2 cores, flags: avx2 (Zen 3): native float32 71-77, CTranslate2 float32 118-124.
+Native float32 decoding was slower than CTranslate2 on every machine, so the native engine can
+only win in bfloat16 (asked for: `auto` decodes in float32, see core/runtime.py) on AMX units.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from mt_cli.core.hardware import Cpu
+
+NATIVE_WINS_FLAG = "amx_bf16"
+TENSORFLOW_START_S = 4.4
+# Native bfloat16's rate over CTranslate2's in each compute type on AMX, and the lines past which
+# it repays TensorFlow's start: start / (1 / ct2 rate - 1 / native rate), 146.7 against 117.2
+# (float32) and ~129 (int8) sentences/s.
+NATIVE_SPEEDUP = {"float32": 1.25, "int8": 1.14}
+CROSSOVER_LINES = {"float32": 2_600, "int8": 4_700}
+COUNT_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class Job:
+    """What `auto` knows of the work before loading: a server, or a file of at least `lines`
+    lines (counted up to a bound), or neither (stdin, a pipe)."""
+
+    server: bool = False
+    lines: int | None = None
+    bounded: bool = False  # `lines` stopped at the bound: the file holds at least that many
+
+    def describe(self) -> str:
+        if self.server:
+            return "a server decodes for as long as it runs"
+        if self.lines is None:
+            return "the input's length is unknown (stdin)"
+        return f"the input has {'at least ' if self.bounded else ''}{self.lines:,} lines"
+
+
+def file_job(path: Path | None, bound: int = max(CROSSOVER_LINES.values())) -> Job:
+    """A file's lines, counted up to `bound` (a huge file is not read to its end); None: stdin.
+    An unreadable path gives an unknown length: reading it reports the error with its name."""
+    if path is None:
+        return Job()
+    count = 0
+    try:
+        with open(path, "rb") as stream:
+            while count < bound and (chunk := stream.read(COUNT_CHUNK)):
+                count += chunk.count(b"\n")
+    except OSError:
+        return Job()
+    return Job(lines=min(count, bound), bounded=count >= bound)
+
+
+def native_repays(job: Job, cpu: Cpu, dtype: str, compute_type: str) -> str | None:
+    """Why the native engine, in `dtype`, is faster than CTranslate2 in `compute_type` on this
+    job and CPU (the reason said on the engine line), or None."""
+    if dtype != "bfloat16" or NATIVE_WINS_FLAG not in cpu.flags:
+        return None
+    crossover = CROSSOVER_LINES.get(compute_type)
+    if crossover is None:
+        return None
+    if not job.server and (job.lines is None or job.lines < crossover):
+        return None
+    return (f"decode.dtype bfloat16 on a CPU with AMX ({NATIVE_WINS_FLAG}): the native engine decodes "
+            f"{NATIVE_SPEEDUP[compute_type]}x "
+            f"CTranslate2's rate there once loaded, which repays TensorFlow's ~{TENSORFLOW_START_S} s start past "
+            f"{crossover:,} lines against CTranslate2 {compute_type}; {job.describe()}")
