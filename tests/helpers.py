@@ -22,7 +22,7 @@ _DICT = {w: w[::-1] + "o" for w in _WORDS}
 
 # What `translate` says on stderr on the trained run with the default engine.
 ENGINE_LINE = (b"engine: ctranslate2 (the model directory holds a CTranslate2 float32 conversion and nothing "
-               b"asked for needs the native engine)\n")
+               b"asked for needs the native engine); compute type: float32 (set in the config)\n")
 
 
 # The copy and reversal tasks of conftest's `copy_reverse_tasks` (word i -> WORD i, or word
