@@ -18,6 +18,9 @@ model directory's own CTranslate2 conversion when it has one). For each, on the 
   decode_only  in this process: `open_translator`, warm up on the first lines, then time
                `translate` over all lines (and check it matches the CLI output).
 
+and the crossover: per native row, the input length past which its faster warm decoding
+repays its longer start against `auto` (none where it decodes no faster).
+
 Prints one JSON document and writes it to --out if given. Stdlib + mt_cli (+ sacrebleu).
 
   python scripts/bench_translate.py --model runs/multi30k-small --reference \\
@@ -372,6 +375,30 @@ def make_engines(cfg: BenchConfig, tmp: Path) -> list[Engine]:
     return engines
 
 
+def crossover(results: dict[str, Any]) -> dict[str, Any]:
+    """For each native row against `auto` (what a user gets): the start of each command (its
+    first streamed line: start-up, loading, tracing) and the input length past which the native
+    engine's faster warm decoding repays its longer start; None where it decodes no faster."""
+    def fixed_and_rate(row: dict[str, Any]) -> tuple[float, float] | None:
+        stream, warm = row.get("stream", {}), row.get("decode_only", {})
+        if stream.get("first_line_s") is None or "sentences_per_s" not in warm:
+            return None
+        return stream["first_line_s"], warm["sentences_per_s"]
+
+    base = fixed_and_rate(results.get("auto", {}))
+    found: dict[str, Any] = {}
+    for name, row in results.items():
+        native = fixed_and_rate(row) if name.startswith("native-") else None
+        if base is None or native is None:
+            continue
+        (start_c, rate_c), (start_n, rate_n) = base, native
+        lines = (start_n - start_c) / (1 / rate_c - 1 / rate_n) if rate_n > rate_c else None
+        found[name] = {"fixed_s": round(start_n, 2), "auto_fixed_s": round(start_c, 2),
+                       "rate_ratio": round(rate_n / rate_c, 3),
+                       "lines": None if lines is None else max(0, round(lines))}
+    return found
+
+
 def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
     lines = read_lines(cfg.input, cfg.max_lines)
     spm = target_spm(cfg.model)
@@ -396,6 +423,7 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
             cli_hyps = results[engine.name]["cli"].pop("hypotheses", None)
             results[engine.name]["decode_only"] = bench_decode_only(cfg, engine, lines, spm, cli_hyps)
     return {
+        "crossover": crossover(results),
         "model": str(cfg.model), "input": str(cfg.input), "lines": len(lines),
         "reference": None if cfg.reference is None else str(cfg.reference),
         "beam_size": cfg.beam_size, "batch_size": cfg.batch_size, "threads": cfg.threads,
