@@ -62,6 +62,7 @@ class BenchConfig:
     warmup_lines: int
     max_lines: int
     out: Path | None
+    paired: int = 0
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,9 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
                         help="use only the first N input lines (0 = all)")
     parser.add_argument("--shortlist", default="",
                         help="comma-separated vocabulary shortlist sizes: extra native engines per dtype")
+    parser.add_argument("--paired", type=int, default=0,
+                        help="N alternating runs of the no-flag command and raw CTranslate2 float32 on the "
+                             "directory's own conversion, for their ratio (default: 0, none)")
     parser.add_argument("--out", "-o", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
     dtypes = tuple(d.strip() for d in args.dtypes.split(",") if d.strip())
@@ -116,7 +120,7 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     ct2 = tuple(q.strip() for q in args.ct2.split(",") if q.strip())
     shortlists = tuple(int(n) for n in args.shortlist.split(",") if n.strip())
     return BenchConfig(args.model, args.input, args.reference, dtypes, ct2, shortlists, args.beam_size,
-                       args.batch_size, args.threads, args.warmup_lines, args.max_lines, args.out)
+                       args.batch_size, args.threads, args.warmup_lines, args.max_lines, args.out, args.paired)
 
 
 def read_lines(path: Path, limit: int) -> list[str]:
@@ -309,6 +313,28 @@ def bench_defaults(cfg: BenchConfig, source: Path, n_lines: int, spm: Path) -> d
                                    "peak_rss_mib": stream.peak_rss_mib}}
 
 
+def bench_paired(cfg: BenchConfig, source: Path, n_lines: int) -> dict[str, Any]:
+    """The no-flag `mt-cli translate -m MODEL FILE` and raw CTranslate2 float32 on the same
+    `model.bin` (the model's own beam, batch and length settings, all cores), alternated
+    `cfg.paired` times: the ratio of their whole commands, side by side."""
+    from mt_cli.engines.opened import open_model_dir
+
+    decode = open_model_dir(cfg.model).config.decode
+    raw_cfg = BenchConfig(**{**cfg.__dict__, "beam_size": decode.beam_size, "batch_size": decode.batch_size,
+                             "threads": 0})
+    ours_cmd = [*mt_cli_command(), "translate", "-m", str(cfg.model), str(source)]
+    raw_cmd = raw_ct2_args(raw_cfg, Engine("auto", cfg.model, engine="auto"))
+    ours, raw = [], []
+    for _ in range(cfg.paired):
+        for command, into, stdin in ((ours_cmd, ours, Path(os.devnull)), (raw_cmd, raw, source)):
+            run = run_measured(command, stdin)
+            if run.returncode != 0 or len(_decode_lines(run.stdout)) != n_lines:
+                return {"error": f"exit {run.returncode}: {run.stderr_tail}"}
+            into.append(run.wall_s)
+    return {"defaults_s": ours, "raw_ctranslate2_float32_s": raw,
+            "ratios": [round(a / b, 3) for a, b in zip(ours, raw)], "ratio": round(sum(ours) / sum(raw), 3)}
+
+
 def bench_stream(cfg: BenchConfig, engine: Engine, source: Path) -> dict[str, Any]:
     """--stream (one line at a time, flushed): when does the first line come out?"""
     run = run_measured(cli_args(cfg, engine, stream=True), source)
@@ -415,6 +441,8 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
                 raw.pop("hypotheses", None)
                 results[engine.name]["raw_ctranslate2"] = raw
         results["defaults"] = bench_defaults(cfg, source, len(lines), spm)
+        if cfg.paired:
+            results["paired"] = bench_paired(cfg, source, len(lines))
         ordered = sorted(engines, key=lambda e: e.engine == "native")  # CT2 before TF
         runtime: dict[str, Any] = {}
         for engine in ordered:
