@@ -13,6 +13,7 @@ import typer
 from mt_cli.cli import console
 from mt_cli.cli.common import EngineOption, SetOption, check_output_path, open_chosen_engine, say_engine
 from mt_cli.cli.decode_options import with_decode_options
+from mt_cli.engines.job import file_job
 
 OUTPUT_FORMATS = ("text", "jsonl")
 SplitOption = Annotated[bool, typer.Option(
@@ -224,8 +225,6 @@ def translate(
     _check_markup(markup, prefix_file, constraints_file, shard)
 
     weights = _parse_weights(ensemble_weights)
-    from mt_cli.engines.job import file_job
-
     translator, choice, opened = open_chosen_engine(model, engine, overrides, threads, weights, flags,
                                                     constraints=constraints_file is not None, job=file_job(source))
     translator = _wrapped(translator, opened, split_sentences, markup)
