@@ -29,6 +29,20 @@ def test_a_file_is_counted_up_to_the_bound_and_stdin_is_unknown(tmp_path: Path) 
     assert file_job(tmp_path / "missing.txt") == Job()  # reading it later names the file
 
 
+def test_a_pipe_is_never_read_to_count_it(tmp_path: Path) -> None:
+    """What is read from a pipe is gone: its length is unknown, and every line stays for translate."""
+    import os
+    import threading
+
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_text("a\nb\n"))
+    writer.start()
+    assert file_job(fifo) == Job()
+    assert fifo.read_text() == "a\nb\n"
+    writer.join()
+
+
 def test_native_only_in_bfloat16_on_amx_past_the_crossover() -> None:
     long = Job(lines=CROSSOVER_LINES["float32"])
     reason = native_repays(long, AMX, "bfloat16", "float32")

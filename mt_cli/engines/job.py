@@ -20,6 +20,8 @@ only win in bfloat16 (asked for: `auto` decodes in float32, see core/runtime.py)
 
 from __future__ import annotations
 
+import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,12 +55,15 @@ class Job:
 
 
 def file_job(path: Path | None, bound: int = max(CROSSOVER_LINES.values())) -> Job:
-    """A file's lines, counted up to `bound` (a huge file is not read to its end); None: stdin.
-    An unreadable path gives an unknown length: reading it reports the error with its name."""
+    """A regular file's lines, counted up to `bound` (a huge file is not read to its end); None
+    (stdin), a pipe or a device: unknown, never read here (what is read from a pipe is gone). An
+    unreadable path gives an unknown length: reading it reports the error with its name."""
     if path is None:
         return Job()
     count = 0
     try:
+        if not stat.S_ISREG(os.stat(path).st_mode):
+            return Job()
         with open(path, "rb") as stream:
             while count < bound and (chunk := stream.read(COUNT_CHUNK)):
                 count += chunk.count(b"\n")
