@@ -30,7 +30,7 @@ from mt_cli.core.errors import CheckpointError, ConfigError
 from mt_cli.core.hardware import this_cpu
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.core.tokenizer import cut_lines, line_char_limit
-from mt_cli.engines.locate import CTRANSLATE2
+from mt_cli.engines.locate import CTRANSLATE2, check_unlisted_map
 from mt_cli.engines.opened import ModelDir, open_model_dir
 
 log = logging.getLogger("mt_cli")
@@ -87,6 +87,7 @@ class CT2Translator:
             raise CheckpointError(f"{opened.path}: holds no CTranslate2 conversion (an older model directory); "
                                   "use --engine native, or mt-cli export --format ctranslate2")
         opened = opened.verify(None if opened.engine == CTRANSLATE2 else [*files, CONFIG_FILE])
+        check_unlisted_map(opened.path, opened.manifest)
         config = opened.config
         self.tokenizers = opened.tokenizers()
         self.languages = opened.languages
