@@ -109,6 +109,7 @@ def test_prefixed_batches_one_after_another_keep_their_prefixes(trained_run: Pat
 
     pairs = toy_pairs(24, seed=11)
     translator = CT2Translator(trained_run, ["decode.beam_size=1"])
+    assert translator.vocabulary_map  # the premise: the map is there to be used
     for start in range(0, len(pairs), 4):
         batch = pairs[start:start + 4]
         prefixes = [" ".join(target.split()[:2]) for _, target in batch]
