@@ -25,8 +25,7 @@ from mt_cli.engines.choice import native_only_use
 CHANGED = {"beam_size": 5, "n_best": 2, "length_penalty": 1.0, "coverage_penalty": 0.2, "max_length_a": 2.0,
            "max_length_b": 3, "batch_size": 4, "batch_tokens": 100, "sampling_topk": 5, "sampling_topp": 0.5,
            "sampling_temperature": 0.5, "seed": 1, "shortlist": 50, "dtype": "float32", "compute_type": "int8",
-           "alignments": True,
-           "alignment_layer": -1, "target_lang": "de"}
+           "alignments": True, "alignment_layer": -1, "target_lang": "de", "vocabulary_map": True}
 
 
 def _changed(name: str) -> DecodeConfig:

@@ -162,6 +162,14 @@ MALFORMED = {
                             "ctranslate2.files: 'extra.bin' is not listed in files_sha256"),
     "conversion weights": (lambda m: m["ctranslate2"].update(files=["config.json"]),
                            "ctranslate2.files: does not name model.bin"),
+    "map name": (lambda m: m["ctranslate2"].update(vocabulary_map="../vmap.txt"),
+                 "ctranslate2.vocabulary_map: expected 'vmap.txt' (the one name CTranslate2 reads), got '../vmap.txt'"),
+    "map type": (lambda m: m["ctranslate2"].update(vocabulary_map=["vmap.txt"]),
+                 "ctranslate2.vocabulary_map: expected a string, got array"),
+    "map unhashed": (lambda m: (m["files_sha256"].pop("vmap.txt"), m["ctranslate2"]["files"].remove("vmap.txt")),
+                     "ctranslate2.vocabulary_map: 'vmap.txt' is not listed in files_sha256"),
+    "map outside the conversion": (lambda m: m["ctranslate2"]["files"].remove("vmap.txt"),
+                                   "ctranslate2.vocabulary_map: 'vmap.txt' is not among ctranslate2.files"),
 }
 
 

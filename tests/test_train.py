@@ -41,7 +41,8 @@ def test_trained_run_has_every_artefact(trained_run: Path) -> None:
     assert list((trained_run / "checkpoints").glob("step-*"))
     export = trained_run / "export"
     assert sorted(p.name for p in export.iterdir()) == ["config.json", "config.yaml", "manifest.json", "model.bin",
-                                                        "model.weights.h5", "shared_vocabulary.json", "spm.model"]
+                                                        "model.weights.h5", "shared_vocabulary.json", "spm.model",
+                                                        "vmap.txt"]
     manifest = json.loads((export / "manifest.json").read_text())
     assert manifest["step"] == 60
     assert manifest["special_ids"] == {"pad": 0, "unk": 1, "bos": 2, "eos": 3}

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 
 import typer
 
-from mt_cli.core.config import DecodeConfig, decode_fields, decode_flag
+from mt_cli.core.config import DecodeConfig, decode_fields, decode_flags
 
 FLAGS_PARAM = "decode_flags"
 
@@ -35,8 +35,7 @@ def _flag_type(cls: type, name: str) -> Any:
 
 
 def _parameter(field: dataclasses.Field) -> inspect.Parameter:
-    flags = field.metadata["flags"] or (decode_flag(field.name),)
-    option = typer.Option(*flags, help=field.metadata["doc"], show_default=False)
+    option = typer.Option(*decode_flags(field.name), help=field.metadata["doc"], show_default=False)
     return inspect.Parameter(field.name, inspect.Parameter.KEYWORD_ONLY, default=None,
                              annotation=Annotated[_flag_type(DecodeConfig, field.name) | None, option])
 

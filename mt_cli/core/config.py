@@ -165,8 +165,9 @@ DECODE_ROLES = ("graph", "switch", "tensor", "host")
 # How the CTranslate2 engine serves each decode option (the `ctranslate2` of a DecodeConfig
 # field); the engine choice, the CTranslate2 engine's checks, translate's warnings and the
 # `--engine` help are all read from it:
-#   same          as the native engine does (or the option is the native engine's alone and
-#                 changes nothing CTranslate2 computes: its dtype, the alignment layer);
+#   same          as the native engine does (or the option is one engine's alone and changes
+#                 nothing the other computes: the native dtype, the alignment layer,
+#                 CTranslate2's vocabulary map);
 #   own           its own way, close to the native one: given, it earns a warning (`ct2_note`);
 #   native_first  CTranslate2 has its own kind, unlike the native one: `auto` takes the native
 #                 engine for it and `--engine ctranslate2` refuses it, as for `native`; a
@@ -218,6 +219,10 @@ class DecodeConfig:
         0, "switch", "Output vocabulary shortlist (native engine): score only the N most frequent "
         "target pieces plus each batch's source pieces (joint vocabulary) and prefixes; 0 = all.", ge=0,
         le=INT32_MAX, ctranslate2="native", feature="vocabulary shortlist")
+    vocabulary_map: bool = _decode_opt(
+        True, "host", "CTranslate2 engine: limit each batch's output vocabulary by the model's vocabulary map "
+        "(vmap.txt, built from the training corpus at export) to its source pieces' candidates, the most frequent "
+        "pieces and any prefix; on: used where the model has one. The native engine ignores it (see --shortlist).")
     dtype: str = _decode_opt("auto", "host", "Compute dtype of the native engine: auto (float32 on every machine: "
                              "a line's translation then never depends on its batch), float32, or bfloat16 "
                              "(faster on some bf16 CPUs; output may depend on the batching).",
@@ -279,6 +284,16 @@ def decode_flag(name: str) -> str:
     """The CLI flag of DecodeConfig field `name`: its first `flags` entry, else --name-with-dashes;
     the flags and the errors about their values share it."""
     return (_FIELDS[name].metadata["flags"] or ("--" + name.replace("_", "-"),))[0]
+
+
+def decode_flags(name: str) -> tuple[str, ...]:
+    """Every CLI flag of DecodeConfig field `name`, as declared to Typer: `decode_flag` and the
+    field's other flags; a boolean on by default as `--x/--no-x` (else it could only be turned
+    off by `--set`)."""
+    flags = (decode_flag(name), *_FIELDS[name].metadata["flags"][1:])
+    if _FIELDS[name].default is True:
+        return (f"{flags[0]}/--no-{flags[0].removeprefix('--')}", *flags[1:])
+    return flags
 
 
 def ctranslate2_fields(*support: str) -> tuple[dataclasses.Field, ...]:

@@ -13,7 +13,7 @@ import typing
 from collections.abc import Iterator
 from typing import Any
 
-from mt_cli.core.config import Config, CorpusConfig
+from mt_cli.core.config import Config, CorpusConfig, decode_flags
 
 INTRO = """\
 # Configuration reference
@@ -113,8 +113,7 @@ def reference_markdown() -> str:
     for key, field_, tp in documented_fields():
         section = key.split(".")[0] if not key.startswith("data.<corpus>") else "data"
         meta = field_.metadata
-        flags = ", ".join(f"`{f}`" for f in meta.get("flags") or ()) if section == "decode" else ""
-        flag = flags or (f"`--{field_.name.replace('_', '-')}`" if section == "decode" else "")
+        flag = ", ".join(f"`{f}`" for f in decode_flags(field_.name)) if section == "decode" else ""
         doc = meta.get("doc", "") + (f" Flag: {flag}." if flag else "")
         rows.setdefault(section, []).append(
             f"| `{key}` | {_type_text(tp)} | `{_default_text(field_)}` | {_cell(_rule_text(meta))} | {_cell(doc)} |")

@@ -137,7 +137,8 @@ def _package(files: ModelDir, described: ModelDir, output: Path, pair: tuple[str
              quantization: str) -> ArgosPackage:
     """The zip of `files`'s CTranslate2 model and SentencePiece model, described by `described`."""
     tok = files.manifest["tokenizer"]["source"]
-    names = [n for n in files.conversion or [] if n not in (tok, CONFIG_FILE)]
+    # Argos never asks CTranslate2 for its vocabulary map: it would only slow the loading
+    names = [n for n in files.conversion or [] if n not in (tok, CONFIG_FILE, files.vocabulary_map)]
     files = files.verify(names)
     tag = target_tag(pair[1]) if described.languages.tagged else None
     if tag is not None and tag not in files.tokenizers().source.unsplit_symbols():

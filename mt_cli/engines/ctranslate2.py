@@ -10,7 +10,10 @@ asked for and re-scored with GNMT's formula (`gnmt_rescored`), which gives the n
 and mostly the native choice (search paths may still differ). A hypothesis cut at its output
 limit keeps CTranslate2's log-probability without the eos the native search forces there.
 Its coverage penalty is its own (`auto` takes the native engine for one), and the output
-limit a * source length + b applies per batch, so each output is cut to its own limit.
+limit a * source length + b applies per batch, so each output is cut to its own limit. Where
+the model has a vocabulary map (vmap.txt, named and hashed by the manifest), CTranslate2
+scores only each batch's candidates unless `decode.vocabulary_map` is off; a vmap.txt the
+manifest does not name is refused, since CTranslate2 would read it unasked.
 """
 
 from __future__ import annotations
@@ -30,7 +33,7 @@ from mt_cli.core.errors import CheckpointError, ConfigError
 from mt_cli.core.hardware import this_cpu
 from mt_cli.core.hypothesis import Hypothesis
 from mt_cli.core.tokenizer import cut_lines, line_char_limit
-from mt_cli.engines.locate import CTRANSLATE2
+from mt_cli.engines.locate import CTRANSLATE2, check_unlisted_map
 from mt_cli.engines.opened import ModelDir, open_model_dir
 
 log = logging.getLogger("mt_cli")
@@ -87,6 +90,8 @@ class CT2Translator:
             raise CheckpointError(f"{opened.path}: holds no CTranslate2 conversion (an older model directory); "
                                   "use --engine native, or mt-cli export --format ctranslate2")
         opened = opened.verify(None if opened.engine == CTRANSLATE2 else [*files, CONFIG_FILE])
+        check_unlisted_map(opened.path, opened.manifest)
+        self.vocabulary_map = opened.vocabulary_map is not None  # verified with the conversion
         config = opened.config
         self.tokenizers = opened.tokenizers()
         self.languages = opened.languages
@@ -120,8 +125,9 @@ class CT2Translator:
         limit = math.floor(min(d.max_length_a * (source_pieces + 1) + d.max_length_b, cap))
         return max(limit, prefix_pieces, 1)
 
-    def _options(self, d: DecodeConfig, longest_source: int) -> dict[str, Any]:
-        """translate_batch options from DecodeConfig (lengths count the source's eos)."""
+    def _options(self, d: DecodeConfig, longest_source: int, prefixed: bool = False) -> dict[str, Any]:
+        """translate_batch options from DecodeConfig (lengths count the source's eos); a batch
+        holding a target prefix is decoded without the vocabulary map (`_uses_map`)."""
         limit = self._limit(d, longest_source)
         sampling = d.sampling
         beam = 1 if sampling else d.beam_size
@@ -133,8 +139,19 @@ class CT2Translator:
                 "patience": BEAM_PATIENCE,
                 "length_penalty": d.length_penalty, "coverage_penalty": coverage,
                 "max_decoding_length": limit, "return_scores": True,
+                "use_vmap": self._uses_map(d, prefixed),
                 "sampling_topk": (d.sampling_topk or 0) if sampling else 1,
                 "sampling_topp": d.sampling_topp, "sampling_temperature": d.sampling_temperature}
+
+    def _uses_map(self, d: DecodeConfig, prefixed: bool) -> bool:
+        """Whether a batch is decoded with the vocabulary map: where the model has one and
+        decode.vocabulary_map allows it, never for a batch with target prefixes. CTranslate2 4.x
+        looks prefix pieces up in a table of their places among the candidates that it extends
+        but never clears from batch to batch, so a later prefixed batch was forced to other
+        pieces or failed with an IndexError (tests/test_ct2_vocabulary_map.py). A batch without
+        the map resets that table (its candidates never hold <pad>, so they are never the whole
+        vocabulary, which CTranslate2 would take for no change)."""
+        return self.vocabulary_map and d.vocabulary_map and not prefixed
 
     def translate_nbest(self, lines: list[str], prefixes: list[str] | None = None,
                         first_line: int = 1, constraints: list[str] | None = None,
@@ -154,9 +171,10 @@ class CT2Translator:
                          if prefixes else None)
         results: list[list[Hypothesis]] = [[Hypothesis()] for _ in lines]
         for batch in longest_first_batches([len(s) for s in sources], d.batch_tokens, d.batch_size):
-            options = self._options(d, max(len(sources[i]) for i in batch))
-            if prefix_pieces is not None:
-                options["target_prefix"] = [prefix_pieces[i] or None for i in batch]
+            forced = [prefix_pieces[i] or None for i in batch] if prefix_pieces is not None else []
+            options = self._options(d, max(len(sources[i]) for i in batch), prefixed=any(forced))
+            if forced:
+                options["target_prefix"] = forced
             found = self.translator.translate_batch([sources[i] for i in batch], **options)
             for i, result in zip(batch, found):
                 # CTranslate2 limits a batch by its longest source; cut each output to its own

@@ -28,6 +28,11 @@ CTRANSLATE2 = "ctranslate2"
 ENGINES = (NATIVE, CTRANSLATE2)
 # The weights file of each engine: listed in files_sha256 and so verified before loading.
 WEIGHTS_FILES = {NATIVE: "model.weights.h5", CTRANSLATE2: "model.bin"}
+# A CTranslate2 vocabulary map (mt_cli/core/vocabulary_map.py): the one file name CTranslate2
+# reads, and the manifest key naming it (in a native directory's `ctranslate2` section, at the
+# top of a CTranslate2 export's manifest).
+VMAP_FILE = "vmap.txt"
+VOCABULARY_MAP = "vocabulary_map"
 MAX_MANIFEST_BYTES = 1 << 20  # real ones are a few KB
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _EXPECTED = {int: "an integer", str: "a string", dict: "an object"}
@@ -115,6 +120,8 @@ def check_manifest(path: Path, manifest: object) -> dict[str, Any]:
         check.typed(special, key, int, prefix="special_ids.")
     if engine == NATIVE and CTRANSLATE2 in manifest:
         _check_conversion(check, manifest, files)
+    if engine == CTRANSLATE2:
+        _check_vocabulary_map(check, manifest, files, "")
     weights = WEIGHTS_FILES[engine]
     if weights not in files:
         raise CheckpointError(f"{path}: files_sha256 does not list {weights}, so the weights cannot be "
@@ -140,6 +147,10 @@ def _check_conversion(check: _Checker, manifest: dict[str, Any], files: dict[str
                                   "so it cannot be verified; re-export the model")
     if WEIGHTS_FILES[CTRANSLATE2] not in names:
         raise CheckpointError(f"{check.path}: {CTRANSLATE2}.files: does not name {WEIGHTS_FILES[CTRANSLATE2]}")
+    name = _check_vocabulary_map(check, section, files, f"{CTRANSLATE2}.")
+    if name is not None and name not in names:
+        raise CheckpointError(f"{check.path}: {CTRANSLATE2}.{VOCABULARY_MAP}: {_show(name)} is not among "
+                              f"{CTRANSLATE2}.files; re-export the model")
     if "dev_check" in section:
         _check_dev_check(check, section)
 
@@ -158,6 +169,21 @@ def _check_dev_check(check: _Checker, section: dict[str, Any]) -> None:
                                   f"got {_show(name)}: {_show(score)}; re-export the model")
 
 
+def _check_vocabulary_map(check: _Checker, section: dict[str, Any], files: dict[str, Any], prefix: str) -> str | None:
+    """The vocabulary map a manifest names (None: none): `vmap.txt`, the one name CTranslate2
+    reads, hashed in files_sha256 like every file it loads."""
+    name = check.typed(section, VOCABULARY_MAP, str, required=False, prefix=prefix)
+    if name is None:
+        return None
+    if name != VMAP_FILE:
+        raise CheckpointError(f"{check.path}: {prefix}{VOCABULARY_MAP}: expected {VMAP_FILE!r} (the one name "
+                              f"CTranslate2 reads), got {_show(name)}; re-export the model")
+    if name not in files:
+        raise CheckpointError(f"{check.path}: {prefix}{VOCABULARY_MAP}: {_show(name)} is not listed in files_sha256, "
+                              "so it cannot be verified; re-export the model")
+    return name
+
+
 def conversion_files(manifest: dict[str, Any]) -> list[str] | None:
     """The files of a native directory's CTranslate2 conversion (None: it has none, an older
     directory), or all of a CTranslate2 export's; `manifest` comes from `read_manifest`."""
@@ -165,6 +191,21 @@ def conversion_files(manifest: dict[str, Any]) -> list[str] | None:
         return list(manifest["files_sha256"])
     section = manifest.get(CTRANSLATE2)
     return list(section["files"]) if section else None
+
+
+def vocabulary_map_name(manifest: Mapping[str, Any]) -> str | None:
+    """The CTranslate2 vocabulary map a checked manifest names (None: it names none)."""
+    if manifest.get("engine", NATIVE) == CTRANSLATE2:
+        return manifest.get(VOCABULARY_MAP)
+    return (manifest.get(CTRANSLATE2) or {}).get(VOCABULARY_MAP)
+
+
+def check_unlisted_map(directory: Path, manifest: Mapping[str, Any]) -> None:
+    """CTranslate2 reads a `vmap.txt` it finds in the directory while loading, unasked and
+    unverified, and restricts every output to it: one the manifest does not name is refused."""
+    if vocabulary_map_name(manifest) is None and os.path.lexists(directory / VMAP_FILE):
+        raise CheckpointError(f"{directory / VMAP_FILE}: not named by {MANIFEST_FILE}, so it cannot be verified, "
+                              "yet CTranslate2 would read it; delete it, or re-export the model to have one built")
 
 
 def _kind(value: object) -> str:

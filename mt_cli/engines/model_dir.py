@@ -34,7 +34,7 @@ from mt_cli.core.languages import Languages
 from mt_cli.core.runtime import Choice
 from mt_cli.core.tokenizer import BOS_ID, EOS_ID, PAD_ID, UNK_ID, Tokenizers
 from mt_cli.engines.ct2_spec import write_conversion
-from mt_cli.engines.locate import CTRANSLATE2, MANIFEST_FILE, NATIVE, WEIGHTS_FILES
+from mt_cli.engines.locate import CTRANSLATE2, MANIFEST_FILE, NATIVE, VMAP_FILE, VOCABULARY_MAP, WEIGHTS_FILES
 from mt_cli.engines.native import Translator
 from mt_cli.engines.opened import ModelDir, open_model_dir
 from mt_cli.model import build_model
@@ -58,10 +58,12 @@ def export_config(cfg: Config, spm_names: tuple[str, str | None]) -> dict[str, A
 
 
 def write_model_dir(directory: Path, model: Any, cfg: Config, tokenizers: Tokenizers,
-                    info: dict[str, Any], conversion_check: Callable[[Path], dict[str, Any]] | None = None) -> None:
+                    info: dict[str, Any], conversion_check: Callable[[Path], dict[str, Any]] | None = None,
+                    vocabulary_map: str | None = None) -> None:
     """Write `directory` (config, spm, float32 weights, their CTranslate2 conversion, manifest)
     atomically; `conversion_check`, given the written directory, returns the conversion's dev
-    check (training/conversion_check.py), kept in the manifest's `ctranslate2.dev_check`."""
+    check (training/conversion_check.py), kept in the manifest's `ctranslate2.dev_check`; with
+    `vocabulary_map` (vmap.txt's text) CTranslate2's vocabulary map too, part of the conversion."""
     names = ("spm.model", None) if tokenizers.joint else ("spm.src.model", "spm.tgt.model")
 
     def build(tmp: Path) -> None:
@@ -71,6 +73,8 @@ def write_model_dir(directory: Path, model: Any, cfg: Config, tokenizers: Tokeni
         write_weights(model, tmp / WEIGHTS_FILE)
         (tmp / CONFIG_FILE).write_text(yaml.safe_dump(export_config(cfg, names), sort_keys=False))
         conversion = _convert(tmp, model, cfg, tokenizers)
+        if vocabulary_map is not None:
+            conversion = with_vocabulary_map(tmp, conversion, vocabulary_map)
         manifest = _manifest(tmp, names, tokenizers, {**info, CTRANSLATE2: conversion})
         (tmp / MANIFEST_FILE).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
         if conversion_check is not None:  # reads the directory just written; the manifest is not hashed
@@ -112,6 +116,13 @@ def _convert(tmp: Path, model: Any, cfg: Config, tokenizers: Tokenizers) -> dict
     log.debug(f"CTranslate2 {section['quantization']} conversion: {time.perf_counter() - started:.2f} s, "
               f"{size / 2**20:.1f} MiB")
     return section
+
+
+def with_vocabulary_map(tmp: Path, section: dict[str, Any], text: str) -> dict[str, Any]:
+    """The `ctranslate2` section with vmap.txt written beside the conversion and named: listed
+    in its files (so hashed and verified as they are) and as its vocabulary map."""
+    write_bytes(tmp / VMAP_FILE, text.encode("utf-8"))
+    return {**section, "files": sorted({*section["files"], VMAP_FILE}), VOCABULARY_MAP: VMAP_FILE}
 
 
 def _versions() -> dict[str, str]:

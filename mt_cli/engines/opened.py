@@ -23,6 +23,7 @@ from mt_cli.engines.locate import (
     read_manifest,
     resolve_model_dir,
     verify_files,
+    vocabulary_map_name,
 )
 
 
@@ -44,6 +45,11 @@ class ModelDir:
     def conversion(self) -> list[str] | None:
         """The files of its CTranslate2 conversion (all of an export's); None: it has none."""
         return conversion_files(dict(self.manifest))
+
+    @property
+    def vocabulary_map(self) -> str | None:
+        """The CTranslate2 vocabulary map its manifest names (among the conversion's files)."""
+        return vocabulary_map_name(self.manifest)
 
     @property
     def languages(self) -> Languages:

@@ -7,6 +7,7 @@ import dataclasses
 import logging
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,8 @@ from mt_cli.core.languages import Languages, corpus_languages, corpus_tags
 from mt_cli.core.pair_filter import against_table
 from mt_cli.core.textio import read_lines
 from mt_cli.core.tokenizer import PAD_ID, Tokenizers
+from mt_cli.core.vocabulary_map import build_vocabulary_map
+from mt_cli.engines.ct2_spec import pieces
 from mt_cli.engines.model_dir import write_model_dir
 from mt_cli.engines.native import Translator
 from mt_cli.model import Transformer, build_model
@@ -34,7 +37,14 @@ from mt_cli.training.checkpoints import (
     save_checkpoint,
 )
 from mt_cli.training.conversion_check import DevCheck
-from mt_cli.training.data import XLA_PAD_MULTIPLE, Cleaning, encode_corpus, iterate_batches, prefetched
+from mt_cli.training.data import (
+    XLA_PAD_MULTIPLE,
+    Cleaning,
+    EncodedCorpus,
+    encode_corpus,
+    iterate_batches,
+    prefetched,
+)
 from mt_cli.training.evaluation import DevSet, first_lines
 from mt_cli.training.export_choice import choose_export, load_choice
 from mt_cli.training.init_from import Parent
@@ -154,6 +164,7 @@ class Session:
     saved_step: int = -1  # the step whose checkpoint is on disk already (never saved twice)
     fault_steps: frozenset[int] = frozenset()
     parent: Parent | None = None  # the model directory the run started from (--init-from)
+    corpora: list[EncodedCorpus] = dataclasses.field(default_factory=list)  # memory-mapped: cheap to keep
 
     @classmethod
     def open(cls, cfg: Config, run_dir: Path, parent: Parent | None = None) -> Session:
@@ -206,6 +217,7 @@ class Session:
         session.saved_step = state.step or -1
         session.fault_steps = _fault_steps()
         session.parent = parent
+        session.corpora = corpora
         pad_multiple = XLA_PAD_MULTIPLE if t.jit_compile else 1
         session.stream = prefetched(iterate_batches(corpora, [c.weight for c in d.train], t.seed,
                                                     t.batch_tokens, t.shuffle_buffer, state.data_position,
@@ -290,5 +302,17 @@ class Session:
         check = None if self.dev is None else DevCheck(self.dev.sources, self.dev.references, self.cfg.eval,
                                                        self.translator.decode.target_lang)
         write_model_dir(export_dir, self.model, self.cfg, self.tokenizers, info,
-                        None if check is None else check.run)
+                        None if check is None else check.run, self.vocabulary_map())
         return export_dir
+
+    def vocabulary_map(self) -> str | None:
+        """CTranslate2's vocabulary map of the run's training corpora (vmap.txt's text), timed;
+        None without a pair to count (a map of nothing would leave only the special pieces)."""
+        started = time.perf_counter()
+        built = build_vocabulary_map(self.corpora, pieces(self.tokenizers.source.processor),
+                                     pieces(self.tokenizers.target.processor))
+        text = built.text() if built.pairs else None
+        log.debug(f"vocabulary map: {built.pairs} training pairs counted, {len(built.entries)} source pieces, "
+                  f"{len(built.always)} always included, {len(text or '') / 2**20:.1f} MiB, "
+                  f"{time.perf_counter() - started:.2f} s")
+        return text
