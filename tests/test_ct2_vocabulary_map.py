@@ -1,8 +1,8 @@
 """The CTranslate2 vocabulary map a trained run's model directory carries (vmap.txt, built from
 the training corpus at export): listed and hashed in the manifest, used by the CTranslate2
-engine unless `--no-vocabulary-map`, carried by `export --format ctranslate2`, and refused when
-edited or not named by the manifest (CTranslate2 would read it unasked). Real CTranslate2, on
-copies of the session's trained run."""
+engine with `--vocabulary-map` (off by default: it makes a line depend on its batch), carried
+by `export --format ctranslate2`, and refused when edited or not named by the manifest
+(CTranslate2 would read it unasked). Real CTranslate2, on copies of the session's trained run."""
 
 from __future__ import annotations
 
@@ -74,14 +74,14 @@ def test_translation_uses_the_map_and_no_vocabulary_map_is_plain_ctranslate2(tra
                                                                             tmp_path: Path) -> None:
     restricted = with_map(trained_run / "export", tmp_path / "model", "\t" + " ".join(KEPT) + "\n")
     engine = ("--engine", "ctranslate2", "-b", "1")
-    plain = ok(cli("translate", "-m", trained_run, *engine, "--no-vocabulary-map")).splitlines()
-    assert ok(cli("translate", "-m", trained_run, *engine)).splitlines() == plain  # the run's map: all it needs
-    assert ok(cli("translate", "-m", restricted, *engine, "--no-vocabulary-map")).splitlines() == plain
-    limited = ok(cli("translate", "-m", restricted, *engine)).splitlines()
+    plain = ok(cli("translate", "-m", trained_run, *engine)).splitlines()  # off by default
+    assert ok(cli("translate", "-m", trained_run, *engine, "--vocabulary-map")).splitlines() == plain  # all it needs
+    assert ok(cli("translate", "-m", restricted, *engine)).splitlines() == plain
+    limited = ok(cli("translate", "-m", restricted, *engine, "--vocabulary-map")).splitlines()
     assert limited != plain and len(limited) == len(plain) == 4 and limited[2] == ""
     assert all(set(line.split()) <= ALLOWED for line in limited)
-    changed = ok(cli("translate", "-m", restricted, *engine, "--set", "decode.vocabulary_map=false"))
-    assert changed.splitlines() == plain
+    changed = ok(cli("translate", "-m", restricted, *engine, "--set", "decode.vocabulary_map=true"))
+    assert changed.splitlines() == limited
 
 
 def test_a_prefix_outside_the_map_is_still_forced(trained_run: Path, tmp_path: Path) -> None:
@@ -90,7 +90,7 @@ def test_a_prefix_outside_the_map_is_still_forced(trained_run: Path, tmp_path: P
     from mt_cli.engines.ctranslate2 import CT2Translator
 
     restricted = with_map(trained_run / "export", tmp_path / "model", "\t" + " ".join(KEPT) + "\n")
-    translator = CT2Translator(restricted, ["decode.beam_size=1"])
+    translator = CT2Translator(restricted, ["decode.beam_size=1", "decode.vocabulary_map=true"])
     assert translator.vocabulary_map
     prefix = "taco seeso"  # "cat sees" in the toy target language: no candidate of this map
     assert not set(translator.tokenizers.target.encode_pieces([prefix])[0]) & set(KEPT)
@@ -108,7 +108,7 @@ def test_prefixed_batches_one_after_another_keep_their_prefixes(trained_run: Pat
     from mt_cli.engines.ctranslate2 import CT2Translator
 
     pairs = toy_pairs(24, seed=11)
-    translator = CT2Translator(trained_run, ["decode.beam_size=1"])
+    translator = CT2Translator(trained_run, ["decode.beam_size=1", "decode.vocabulary_map=true"])
     assert translator.vocabulary_map  # the premise: the map is there to be used
     for start in range(0, len(pairs), 4):
         batch = pairs[start:start + 4]

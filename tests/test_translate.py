@@ -169,7 +169,7 @@ def test_run_dir_export_dir_file_and_stdin_agree(runner: CliRunner, trained_run:
 def test_deterministic_and_independent_of_batching(runner: CliRunner, trained_run: Path,
                                                    sources: Path) -> None:
     # without CTranslate2's vocabulary map, whose candidates are the batch's (scores depend on it)
-    base = ["-m", trained_run, sources, "--format", "jsonl", "--no-vocabulary-map"]
+    base = ["-m", trained_run, sources, "--format", "jsonl"]
     first = ok(translate(runner, *base)).stdout
     assert ok(translate(runner, *base)).stdout == first, "two identical runs differ"
 
@@ -185,7 +185,7 @@ def test_deterministic_and_independent_of_batching(runner: CliRunner, trained_ru
 def test_output_order_is_input_order(runner: CliRunner, trained_run: Path, sources: Path,
                                      tmp_path: Path) -> None:
     lines = sources.read_text(encoding="utf-8").splitlines()
-    base = ["-m", trained_run, "--format", "jsonl", "--no-vocabulary-map"]  # batch-independent scores
+    base = ["-m", trained_run, "--format", "jsonl"]
     forward = jsonl(translate(runner, *base, sources))
     backward = jsonl(translate(runner, *base, write_lines(tmp_path / "rev.txt", lines[::-1])))
     assert [r["text"] for r in backward] == [r["text"] for r in forward][::-1]

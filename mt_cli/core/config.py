@@ -220,9 +220,10 @@ class DecodeConfig:
         "target pieces plus each batch's source pieces (joint vocabulary) and prefixes; 0 = all.", ge=0,
         le=INT32_MAX, ctranslate2="native", feature="vocabulary shortlist")
     vocabulary_map: bool = _decode_opt(
-        True, "host", "CTranslate2 engine: limit each batch's output vocabulary by the model's vocabulary map "
+        False, "host", "CTranslate2 engine: limit each batch's output vocabulary by the model's vocabulary map "
         "(vmap.txt, built from the training corpus at export) to its source pieces' candidates, the most frequent "
-        "pieces and any prefix; on: used where the model has one. The native engine ignores it (see --shortlist).")
+        "pieces and any prefix. Faster, but a line's translation then depends on the lines batched with it "
+        "(shards, servers), so off by default. The native engine ignores it (see --shortlist).")
     dtype: str = _decode_opt("auto", "host", "Compute dtype of the native engine: auto (float32 on every machine: "
                              "a line's translation then never depends on its batch), float32, or bfloat16 "
                              "(faster on some bf16 CPUs; output may depend on the batching).",
