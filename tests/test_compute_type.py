@@ -38,7 +38,7 @@ def test_a_trained_model_directory_records_its_int8_dev_check(trained_run: Path)
     manifest = json.loads((trained_run / "export" / "manifest.json").read_text())
     check = manifest["ctranslate2"]["dev_check"]
     assert check["lines"] == 20  # the toy dev set, under the cap
-    assert set(check["bleu"]) == {"float32", "int8"}
+    assert set(check["bleu"]) == {"float32", "int8", "float32+vmap", "int8+vmap"}  # the run has a map
     assert all(0 <= score <= 100 for score in check["bleu"].values())
 
 
@@ -95,3 +95,15 @@ def test_a_malformed_dev_check_is_one_line_naming_it(runner, trained_run: Path, 
     model = _with_dev_check(trained_run, tmp_path / "model", dev_check)
     done = runner.invoke(app, ["translate", "-m", str(model)], input="the cat .\n")
     assert_one_line_error(done, "manifest.json", "ctranslate2.dev_check")
+
+
+def test_the_map_asked_for_warns_where_the_dev_check_saw_it_lose_bleu(runner, trained_run: Path,
+                                                                     tmp_path: Path) -> None:
+    model = _with_dev_check(trained_run, tmp_path / "model",
+                            {"lines": 20, "bleu": {"float32": 30.0, "float32+vmap": 29.0}})
+    flags = ["translate", "-m", str(model), "--compute-type", "float32"]
+    warned = runner.invoke(app, [*flags, "--vocabulary-map"], input="the cat .\n")
+    assert warned.exit_code == 0, warned.output
+    assert "BLEU 29.00 with the map against 30.00 without it in float32" in warned.stderr
+    quiet = runner.invoke(app, flags, input="the cat .\n")
+    assert quiet.exit_code == 0 and "with the map" not in quiet.stderr

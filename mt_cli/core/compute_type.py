@@ -22,6 +22,7 @@ __all__ = ["COMPUTE_TYPES", "INT8_BLEU_TOLERANCE", "INT8_UNIT_FLAGS", "compute_t
            "resolve_compute_type"]
 COMPUTE_TYPES = (AUTO, "float32", "int8")
 INT8_BLEU_TOLERANCE = 0.3
+MAP_SUFFIX = "+vmap"  # a dev check's score with the vocabulary map: "int8+vmap"
 # x86 VNNI (AVX-512 and AVX), AMX's int8 tiles, aarch64's dot product and int8 matrix instructions.
 INT8_UNIT_FLAGS = ("amx_int8", "avx512_vnni", "avx_vnni", "i8mm", "asimddp")
 
@@ -70,3 +71,18 @@ def compute_type_for(manifest: Mapping[str, Any], requested: str, cpu: Cpu) -> C
         return resolve_compute_type(requested, cpu, manifest["quantization"])
     section = manifest["ctranslate2"]
     return resolve_compute_type(requested, cpu, section["quantization"], section.get("dev_check"))
+
+
+def map_loss(dev_check: Mapping[str, object] | None, compute_type: str) -> str | None:
+    """What the dev check says the vocabulary map cost in `compute_type`, where it lost more
+    than INT8_BLEU_TOLERANCE BLEU (said as a warning when the map is asked for); else None."""
+    scores = (dev_check or {}).get("bleu")
+    if not isinstance(scores, Mapping):
+        return None
+    plain, mapped = scores.get(compute_type), scores.get(compute_type + MAP_SUFFIX)
+    if not isinstance(plain, (int, float)) or not isinstance(mapped, (int, float)):
+        return None
+    if plain - mapped <= INT8_BLEU_TOLERANCE:
+        return None
+    return (f"--vocabulary-map: the model's dev check scored BLEU {mapped:.2f} with the map against {plain:.2f} "
+            f"without it in {compute_type}; leave it off where quality matters")

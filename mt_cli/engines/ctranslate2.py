@@ -27,7 +27,7 @@ from typing import Any
 import ctranslate2
 
 from mt_cli.core.batching import longest_first_batches, truncated
-from mt_cli.core.compute_type import compute_type_for
+from mt_cli.core.compute_type import compute_type_for, map_loss
 from mt_cli.core.config import CONFIG_FILE, DecodeConfig, ctranslate2_fields, ctranslate2_notes, native_feature
 from mt_cli.core.errors import CheckpointError, ConfigError
 from mt_cli.core.hardware import this_cpu
@@ -102,6 +102,9 @@ class CT2Translator:
         self.max_source_tokens = config.model.max_length
         self.directory = opened.path
         self.precision = compute_type_for(opened.manifest, self.decode.compute_type, this_cpu())
+        lost = map_loss(opened.manifest.get(CTRANSLATE2, {}).get("dev_check"), self.precision.value)
+        if self.vocabulary_map and self.decode.vocabulary_map and lost is not None:
+            log.warning(lost)
         self.translator = ctranslate2.Translator(str(opened.path), device="cpu", inter_threads=1,
                                                  intra_threads=threads, compute_type=self.precision.value)
         if self.decode.seed is not None:

@@ -3,7 +3,8 @@
 Why at export: whether int8 (or any other way CTranslate2 can decode faster) keeps the model's
 quality depends on the model, and only the run has references at hand. The run's dev set (its
 first DEV_CHECK_LINES lines, so the check stays bounded) is translated by the conversion in
-each compute type and scored as `eval:` says; the manifest keeps the scores
+each compute type (with and without the vocabulary map, where there is one) and scored as
+`eval:` says; the manifest keeps the scores
 (`ctranslate2.dev_check`), and `auto` reads them on every machine that loads the directory
 (core/compute_type.py).
 """
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from mt_cli.core.compute_type import MAP_SUFFIX
 from mt_cli.core.config import EvalConfig
+from mt_cli.engines.locate import VMAP_FILE
 from mt_cli.training.evaluation import scores_as_eval_says
 
 log = logging.getLogger("mt_cli")
@@ -40,13 +43,17 @@ class DevCheck:
 
         sources, references = list(self.sources[:DEV_CHECK_LINES]), list(self.references[:DEV_CHECK_LINES])
         bleu: dict[str, float] = {}
+        with_map = (directory / VMAP_FILE).is_file()
         for compute_type in CHECKED_TYPES:
-            started = time.perf_counter()
-            translator = CT2Translator(directory, decode_flags={"compute_type": compute_type,
-                                                                "target_lang": self.target_lang})
-            hyps = [h.rstrip() for h in translator.translate(sources)]
-            scored = scores_as_eval_says(hyps, [[r.rstrip() for r in references]], ("bleu",), self.settings)
-            bleu[compute_type] = round(scored["bleu"].score, 2)
-            log.debug(f"CTranslate2 dev check, {compute_type}: BLEU {bleu[compute_type]} on {len(sources)} lines "
-                      f"in {time.perf_counter() - started:.1f} s")
+            for vocabulary_map in (False, True) if with_map else (False,):
+                name = compute_type + (MAP_SUFFIX if vocabulary_map else "")
+                started = time.perf_counter()
+                translator = CT2Translator(directory, decode_flags={"compute_type": compute_type,
+                                                                    "vocabulary_map": vocabulary_map,
+                                                                    "target_lang": self.target_lang})
+                hyps = [h.rstrip() for h in translator.translate(sources)]
+                scored = scores_as_eval_says(hyps, [[r.rstrip() for r in references]], ("bleu",), self.settings)
+                bleu[name] = round(scored["bleu"].score, 2)
+                log.debug(f"CTranslate2 dev check, {name}: BLEU {bleu[name]} on {len(sources)} lines "
+                          f"in {time.perf_counter() - started:.1f} s")
         return {"lines": len(sources), "bleu": bleu}
