@@ -63,6 +63,7 @@ class BenchConfig:
     max_lines: int
     out: Path | None
     paired: int = 0
+    paired_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,8 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     parser.add_argument("--paired", type=int, default=0,
                         help="N alternating runs of the no-flag command and raw CTranslate2 float32 on the "
                              "directory's own conversion, for their ratio (default: 0, none)")
+    parser.add_argument("--paired-only", action="store_true",
+                        help="measure only the --paired runs (no engine rows)")
     parser.add_argument("--out", "-o", type=Path, default=None, help="also write the JSON here")
     args = parser.parse_args(argv)
     dtypes = tuple(d.strip() for d in args.dtypes.split(",") if d.strip())
@@ -120,7 +123,8 @@ def parse_args(argv: Sequence[str] | None = None) -> BenchConfig:
     ct2 = tuple(q.strip() for q in args.ct2.split(",") if q.strip())
     shortlists = tuple(int(n) for n in args.shortlist.split(",") if n.strip())
     return BenchConfig(args.model, args.input, args.reference, dtypes, ct2, shortlists, args.beam_size,
-                       args.batch_size, args.threads, args.warmup_lines, args.max_lines, args.out, args.paired)
+                       args.batch_size, args.threads, args.warmup_lines, args.max_lines, args.out, args.paired,
+                       args.paired_only)
 
 
 def read_lines(path: Path, limit: int) -> list[str]:
@@ -432,6 +436,9 @@ def run_benchmark(cfg: BenchConfig) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="bench-translate-") as tmp:
         source = Path(tmp) / "input.txt"  # exactly the lines measured, "\n"-terminated
         source.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+        if cfg.paired_only:
+            return {"lines": len(lines), "model": str(cfg.model), "input": str(cfg.input),
+                    "environment": environment(), "results": {"paired": bench_paired(cfg, source, len(lines))}}
         engines = make_engines(cfg, Path(tmp))
         for engine in engines:  # child processes first: this process has no TF yet
             results[engine.name] = {"cli": bench_cli(cfg, cli_args(cfg, engine, False), source, len(lines), spm),
@@ -469,7 +476,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     emit(report, cfg.out)
-    failed = any("error" in part for r in report["results"].values() for part in r.values())
+    failed = any(isinstance(part, dict) and "error" in part for r in report["results"].values() for part in r.values())
+    failed = failed or "error" in report["results"].get("paired", {})
     return 1 if failed else 0
 
 
