@@ -34,11 +34,6 @@ def _mt_cli() -> list[str]:
     return [sys.executable, "-m", "mt_cli"]
 
 
-def _data_overrides(data: Path) -> list[str]:
-    return ["--set", f"data.train.0.source={data / 'train.en'}", "--set", f"data.train.0.target={data / 'train.de'}",
-            "--set", "data.dev=null", "--set", "data.test=null"]
-
-
 def train_tokenizer(data: Path, work: Path) -> Path:
     """One joint 8k SentencePiece model shared by all settings."""
     prefix = work / "spm"
@@ -47,15 +42,25 @@ def train_tokenizer(data: Path, work: Path) -> Path:
     return prefix.with_suffix(".model")
 
 
+def train_overrides(data: Path, spm: Path, precision: str, xla: bool, steps: int, log_every: int,
+                    batch_tokens: int) -> list[str]:
+    """The benchmark's training setup as `--set` KEY=VALUE strings on the config (shared with
+    profile_train.py, so the profiled step is the benchmarked one)."""
+    return [f"data.train.0.source={data / 'train.en'}", f"data.train.0.target={data / 'train.de'}",
+            "data.dev=null", "data.test=null",
+            f"tokenizer.model={spm}", f"train.precision={precision}",
+            f"train.jit_compile={str(xla).lower()}", f"train.max_steps={steps}",
+            f"train.log_every={log_every}", f"train.save_every={steps}",
+            f"train.batch_tokens={batch_tokens}", "train.max_minutes=0"]
+
+
 def run_setting(config: Path, data: Path, spm: Path, work: Path, precision: str, xla: bool,
                 steps: int, log_every: int, batch_tokens: int) -> dict:
     run_dir = work / f"run-{precision}-{'xla' if xla else 'noxla'}"
     started, started_epoch = time.perf_counter(), time.time()
-    cmd = [*_mt_cli(), "-q", "train", str(config), "--run-dir", str(run_dir), *_data_overrides(data),
-           "--set", f"tokenizer.model={spm}", "--set", f"train.precision={precision}",
-           "--set", f"train.jit_compile={str(xla).lower()}", "--set", f"train.max_steps={steps}",
-           "--set", f"train.log_every={log_every}", "--set", f"train.save_every={steps}",
-           "--set", f"train.batch_tokens={batch_tokens}", "--set", "train.max_minutes=0"]
+    sets = train_overrides(data, spm, precision, xla, steps, log_every, batch_tokens)
+    cmd = [*_mt_cli(), "-q", "train", str(config), "--run-dir", str(run_dir),
+           *[arg for item in sets for arg in ("--set", item)]]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     stderr = proc.stderr.read() if proc.stderr else ""
     _, status, usage = os.wait4(proc.pid, 0)  # this child's own peak RSS, CPU time and faults
