@@ -47,7 +47,7 @@ def run_quickstart(run_dir: Path, config: Path = DEMO_CONFIG, overrides: list[st
     references = read_lines(cfg.data.test.target)
     log.info(f"translating the test split, {cfg.data.test.source} ({len(sources)} lines)")
     choice = choose_engine([result.export_dir], engine)
-    translator = open_translator(result.export_dir, engine=choice.engine)
+    translator = open_translator(result.export_dir, engine=choice.engine, parallel_batches=True)
     log.info(choice.opened(translator).describe())
     hypotheses = translator.translate(sources)
     hyp_path = run_dir / f"test.hyp.{cfg.data.target_lang}"

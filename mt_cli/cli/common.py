@@ -45,7 +45,8 @@ def check_output_path(path: Path | None, flag: str, example: str = "out.txt") ->
 
 def open_chosen_engine(model: list[Path], engine: str, overrides: list[str] | None, threads: int = 0,
                        weights: list[float] | None = None, decode_flags: dict | None = None,
-                       constraints: bool = False, job: Any = None):  # -> (LineTranslator, EngineChoice, ModelDir)
+                       constraints: bool = False, job: Any = None,
+                       parallel_batches: bool = True):  # -> (LineTranslator, EngineChoice, ModelDir)
     """The engine `--engine` asks for (auto: chosen here) and the choice, over the model
     directories opened once (manifest read, config parsed with `--set` and the decode flags),
     with TensorFlow started only when the native engine is the one (and the first directory,
@@ -61,7 +62,8 @@ def open_chosen_engine(model: list[Path], engine: str, overrides: list[str] | No
     choice = choose_engine(opened, engine, constraints=constraints, job=job)
     if choice.engine == NATIVE:
         start_tensorflow()
-    translator = open_translator(opened, threads=threads, ensemble_weights=weights, engine=choice.engine)
+    translator = open_translator(opened, threads=threads, ensemble_weights=weights, engine=choice.engine,
+                                 parallel_batches=parallel_batches)
     return translator, choice.opened(translator), opened[0]
 
 

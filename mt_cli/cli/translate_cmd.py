@@ -223,10 +223,10 @@ def translate(
     parts = _parse_shard_option(shard)
     _check_split(split_sentences, prefix_file, constraints_file, shard)
     _check_markup(markup, prefix_file, constraints_file, shard)
-
     weights = _parse_weights(ensemble_weights)
     translator, choice, opened = open_chosen_engine(model, engine, overrides, threads, weights, flags,
-                                                    constraints=constraints_file is not None, job=file_job(source))
+                                                    constraints=constraints_file is not None, job=file_job(source),
+                                                    parallel_batches=not stream)
     translator = _wrapped(translator, opened, split_sentences, markup)
     progress = console.LineProgress() if output is not None and console.interactive() else None
     whole = split_sentences or markup != "none"

@@ -127,11 +127,13 @@ def _needs_native(opened: list[ModelDir], constraints: bool) -> str | None:
 
 def open_translator(model: str | Path | ModelDir | Sequence[str | Path | ModelDir], overrides: list[str] | None = None,
                     threads: int = 0, ensemble_weights: list[float] | None = None,
-                    decode_flags: Mapping[str, Any] | None = None, engine: str = NATIVE) -> LineTranslator:
+                    decode_flags: Mapping[str, Any] | None = None, engine: str = NATIVE,
+                    parallel_batches: bool = False) -> LineTranslator:
     """The engine `engine` (native or ctranslate2; see `choose_engine` for `auto`) over a model
     directory opened once (`open_model_dir`; a path is opened here, with `--set` overrides and
     typed decode flags winning over both); several native directories make one ensemble
-    (`ensemble_weights`, default equal). A CTranslate2 export is always read by CTranslate2.
+    (`ensemble_weights`, default equal). `parallel_batches`: CTranslate2 decodes a job's batches
+    side by side (files), not each on every core (servers, streams). A CTranslate2 export is always read by CTranslate2.
 
     The engines are imported here, not at the top, so a CTranslate2 model never pays for
     TensorFlow's import.
@@ -147,7 +149,7 @@ def open_translator(model: str | Path | ModelDir | Sequence[str | Path | ModelDi
     if engine == CTRANSLATE2 or opened[0].engine == CTRANSLATE2:
         from mt_cli.engines.ctranslate2 import CT2Translator
 
-        return CT2Translator(opened[0], threads=threads)
+        return CT2Translator(opened[0], threads=threads, parallel_batches=parallel_batches)
     from mt_cli.engines.model_dir import load_translator, set_threads
 
     set_threads(threads)

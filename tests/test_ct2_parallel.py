@@ -1,0 +1,31 @@
+"""CTranslate2 decodes a file's batches side by side (one per core, one thread each), and a
+server's or a stream's one at a time on every core: the same output either way."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mt_cli.engines.ctranslate2 import CT2Translator
+
+
+def test_batches_side_by_side_give_what_one_at_a_time_gives(trained_run: Path, toy_dir: Path) -> None:
+    lines = (toy_dir / "test.src").read_text().splitlines() * 3
+    flags = {"batch_size": 2, "n_best": 2, "compute_type": "float32"}  # 30 batches
+    side_by_side = CT2Translator(trained_run, decode_flags=flags, threads=2, parallel_batches=True)
+    one_at_a_time = CT2Translator(trained_run, decode_flags=flags, threads=2)
+    assert side_by_side.translator.num_translators == 2 and one_at_a_time.translator.num_translators == 1
+    found = side_by_side.translate_nbest(lines)
+    expected = one_at_a_time.translate_nbest(lines)
+    assert [[(h.text, round(h.score, 4)) for h in n] for n in found] == \
+        [[(h.text, round(h.score, 4)) for h in n] for n in expected]
+    assert len(found) == len(lines) and all(len(n) == 2 for n in found)
+
+
+def test_a_file_is_translated_side_by_side_and_a_stream_is_not(runner, trained_run: Path, toy_dir: Path) -> None:
+    from mt_cli.cli.main import app
+
+    source = toy_dir / "test.src"
+    whole = runner.invoke(app, ["translate", "-m", str(trained_run), str(source), "--batch-size", "3"])
+    streamed = runner.invoke(app, ["translate", "-m", str(trained_run), "--stream"], input=source.read_text())
+    assert whole.exit_code == 0 and streamed.exit_code == 0, whole.output + streamed.output
+    assert whole.stdout == streamed.stdout
