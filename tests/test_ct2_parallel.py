@@ -29,3 +29,10 @@ def test_a_file_is_translated_side_by_side_and_a_stream_is_not(runner, trained_r
     streamed = runner.invoke(app, ["translate", "-m", str(trained_run), "--stream"], input=source.read_text())
     assert whole.exit_code == 0 and streamed.exit_code == 0, whole.output + streamed.output
     assert whole.stdout == streamed.stdout
+
+
+def test_seeded_sampling_keeps_one_worker(trained_run: Path) -> None:
+    """Each worker would draw from its own generator: sampling repeats only on one."""
+    flags = {"sampling_topk": 5, "seed": 1, "compute_type": "float32"}
+    sampler = CT2Translator(trained_run, decode_flags=flags, threads=2, parallel_batches=True)
+    assert sampler.translator.num_translators == 1

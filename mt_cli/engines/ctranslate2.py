@@ -111,10 +111,11 @@ class CT2Translator:
         lost = map_loss(opened.manifest.get(CTRANSLATE2, {}).get("dev_check"), self.precision.value)
         if self.vocabulary_map and self.decode.vocabulary_map and lost is not None:
             log.warning(lost)
-        self.parallel = parallel_batches
-        workers = (threads or usable_cores()) if parallel_batches else 1
+        # seeded sampling repeats only on one worker: each would draw from its own generator
+        self.parallel = parallel_batches and not self.decode.sampling
+        workers = (threads or usable_cores()) if self.parallel else 1
         self.translator = ctranslate2.Translator(str(opened.path), device="cpu", inter_threads=workers,
-                                                 intra_threads=1 if parallel_batches else threads,
+                                                 intra_threads=1 if self.parallel else threads,
                                                  compute_type=self.precision.value)
         if self.decode.seed is not None:
             ctranslate2.set_random_seed(self.decode.seed)
