@@ -19,14 +19,14 @@ ZEN4 = Cpu("test", "x86_64", 2, frozenset({"avx512f", "avx512_bf16"}))
 def test_a_file_is_counted_up_to_the_bound_and_stdin_is_unknown(tmp_path: Path) -> None:
     short = tmp_path / "short.txt"
     short.write_text("a\nb\nc\n")
-    assert file_job(short) == Job(lines=3)
+    assert file_job(short).counted == (3, False)
     long = tmp_path / "long.txt"
     long.write_bytes(b"x\n" * 3_000_000)  # 6 MB: more than one chunk, far past the bound
-    job = file_job(long, bound=10_000)
-    assert job.bounded and 10_000 <= job.lines <= 10_000
+    job = Job(path=long, bound=10_000)
+    assert job.counted == (10_000, True)
     assert "at least 10,000 lines" in job.describe()
-    assert file_job(None) == Job() and "unknown" in Job().describe()
-    assert file_job(tmp_path / "missing.txt") == Job()  # reading it later names the file
+    assert file_job(None).lines is None and "unknown" in Job().describe()
+    assert file_job(tmp_path / "missing.txt").lines is None  # reading it later names the file
 
 
 def test_a_pipe_is_never_read_to_count_it(tmp_path: Path) -> None:
@@ -38,18 +38,24 @@ def test_a_pipe_is_never_read_to_count_it(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     writer = threading.Thread(target=lambda: fifo.write_text("a\nb\n"))
     writer.start()
-    assert file_job(fifo) == Job()
+    assert file_job(fifo).lines is None
     assert fifo.read_text() == "a\nb\n"
     writer.join()
 
 
-def test_native_only_in_bfloat16_on_amx_past_the_crossover() -> None:
-    long = Job(lines=CROSSOVER_LINES["float32"])
+def _lines(directory: Path, count: int) -> Job:
+    path = directory / f"{count}.txt"
+    path.write_text("x\n" * count)
+    return file_job(path)
+
+
+def test_native_only_in_bfloat16_on_amx_past_the_crossover(tmp_path: Path) -> None:
+    long = _lines(tmp_path, CROSSOVER_LINES["float32"])
     reason = native_repays(long, AMX, "bfloat16", "float32")
     assert reason is not None and "amx_bf16" in reason and "2,600 lines" in reason
     assert native_repays(Job(server=True), AMX, "bfloat16", "int8") is not None
-    assert native_repays(Job(lines=CROSSOVER_LINES["float32"] - 1), AMX, "bfloat16", "float32") is None
-    assert native_repays(Job(lines=CROSSOVER_LINES["float32"]), AMX, "bfloat16", "int8") is None  # int8 is faster
+    assert native_repays(_lines(tmp_path, CROSSOVER_LINES["float32"] - 1), AMX, "bfloat16", "float32") is None
+    assert native_repays(long, AMX, "bfloat16", "int8") is None  # int8 is faster
     assert native_repays(Job(), AMX, "bfloat16", "float32") is None  # stdin: may be short
     assert native_repays(Job(server=True), AMX, "float32", "float32") is None
     assert native_repays(Job(server=True), ZEN4, "bfloat16", "float32") is None
@@ -74,3 +80,9 @@ def test_translate_takes_native_for_a_long_file_on_amx_in_bfloat16(runner, train
     assert said.startswith(f"engine: {engine} ("), said
     if engine == "native":
         assert f"the input has {lines:,} lines" in said and "decode dtype: bfloat16" in said, said
+
+
+def test_a_file_is_not_read_where_cpu_and_dtype_already_decide(tmp_path: Path) -> None:
+    job = _lines(tmp_path, 10)
+    assert native_repays(job, ZEN4, "bfloat16", "float32") is None
+    assert "counted" not in job.__dict__  # never counted

@@ -23,6 +23,7 @@ from __future__ import annotations
 import os
 import stat
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from mt_cli.core.hardware import Cpu
@@ -39,37 +40,48 @@ COUNT_CHUNK = 1 << 20
 
 @dataclass(frozen=True)
 class Job:
-    """What `auto` knows of the work before loading: a server, or a file of at least `lines`
-    lines (counted up to a bound), or neither (stdin, a pipe)."""
+    """What `auto` knows of the work before loading: a server, or an input file (None: stdin),
+    whose lines are counted only when asked (`lines`), so a job that CPU and dtype already
+    decide is never read twice."""
 
     server: bool = False
-    lines: int | None = None
-    bounded: bool = False  # `lines` stopped at the bound: the file holds at least that many
+    path: Path | None = None
+    bound: int = max(CROSSOVER_LINES.values())
+
+    @cached_property
+    def counted(self) -> tuple[int | None, bool]:
+        """(lines up to `bound`, whether the bound stopped the count); (None, False) for stdin,
+        a pipe or a device, never read here (what is read from a pipe is gone), and for an
+        unreadable path, whose error reading it reports with its name."""
+        if self.path is None:
+            return None, False
+        count = 0
+        try:
+            if not stat.S_ISREG(os.stat(self.path).st_mode):
+                return None, False
+            with open(self.path, "rb") as stream:
+                while count < self.bound and (chunk := stream.read(COUNT_CHUNK)):
+                    count += chunk.count(b"\n")
+        except OSError:
+            return None, False
+        return min(count, self.bound), count >= self.bound
+
+    @property
+    def lines(self) -> int | None:
+        return self.counted[0]
 
     def describe(self) -> str:
         if self.server:
             return "a server decodes for as long as it runs"
-        if self.lines is None:
+        lines, bounded = self.counted
+        if lines is None:
             return "the input's length is unknown (stdin)"
-        return f"the input has {'at least ' if self.bounded else ''}{self.lines:,} lines"
+        return f"the input has {'at least ' if bounded else ''}{lines:,} lines"
 
 
-def file_job(path: Path | None, bound: int = max(CROSSOVER_LINES.values())) -> Job:
-    """A regular file's lines, counted up to `bound` (a huge file is not read to its end); None
-    (stdin), a pipe or a device: unknown, never read here (what is read from a pipe is gone). An
-    unreadable path gives an unknown length: reading it reports the error with its name."""
-    if path is None:
-        return Job()
-    count = 0
-    try:
-        if not stat.S_ISREG(os.stat(path).st_mode):
-            return Job()
-        with open(path, "rb") as stream:
-            while count < bound and (chunk := stream.read(COUNT_CHUNK)):
-                count += chunk.count(b"\n")
-    except OSError:
-        return Job()
-    return Job(lines=min(count, bound), bounded=count >= bound)
+def file_job(path: Path | None) -> Job:
+    """The job of translating `path` (None: stdin); nothing is read until `lines` is asked."""
+    return Job(path=path)
 
 
 def native_repays(job: Job, cpu: Cpu, dtype: str, compute_type: str) -> str | None:
