@@ -21,7 +21,7 @@ def test_batches_side_by_side_give_what_one_at_a_time_gives(trained_run: Path, t
     assert len(found) == len(lines) and all(len(n) == 2 for n in found)
 
 
-def test_a_file_is_translated_side_by_side_and_a_stream_is_not(runner, trained_run: Path, toy_dir: Path) -> None:
+def test_a_file_decoded_with_batches_side_by_side_equals_its_stream(runner, trained_run: Path, toy_dir: Path) -> None:
     from mt_cli.cli.main import app
 
     source = toy_dir / "test.src"

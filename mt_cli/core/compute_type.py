@@ -32,12 +32,21 @@ def int8_units(cpu: Cpu) -> list[str]:
     return [name for name in INT8_UNIT_FLAGS if name in cpu.flags]
 
 
+def checked_pair(dev_check: Mapping[str, object] | None, full: str, other: str) -> tuple[float, float] | None:
+    """The dev check's BLEU of `full` and of `other` (e.g. float32 and int8), where it has both."""
+    scores = (dev_check or {}).get("bleu")
+    if not isinstance(scores, Mapping):
+        return None
+    pair = scores.get(full), scores.get(other)
+    return (float(pair[0]), float(pair[1])) if all(isinstance(v, (int, float)) for v in pair) else None
+
+
 def int8_check(dev_check: Mapping[str, object] | None) -> tuple[bool, str]:
     """Whether the directory's dev check lets int8 stand in for float32, and what it measured."""
-    scores = (dev_check or {}).get("bleu")
-    if not isinstance(scores, Mapping) or not all(isinstance(scores.get(k), (int, float)) for k in ("float32", "int8")):
+    pair = checked_pair(dev_check, "float32", "int8")
+    if pair is None:
         return False, "the model directory records no int8 dev check (written by an older mt-cli or without a dev set)"
-    full, quantized = float(scores["float32"]), float(scores["int8"])  # type: ignore[arg-type]
+    full, quantized = pair
     said = f"dev BLEU {quantized:.2f} in int8 against {full:.2f} in float32"
     if full - quantized > INT8_BLEU_TOLERANCE:
         return False, f"{said}: more than {INT8_BLEU_TOLERANCE} lost"
@@ -76,13 +85,9 @@ def compute_type_for(manifest: Mapping[str, Any], requested: str, cpu: Cpu) -> C
 def map_loss(dev_check: Mapping[str, object] | None, compute_type: str) -> str | None:
     """What the dev check says the vocabulary map cost in `compute_type`, where it lost more
     than INT8_BLEU_TOLERANCE BLEU (said as a warning when the map is asked for); else None."""
-    scores = (dev_check or {}).get("bleu")
-    if not isinstance(scores, Mapping):
+    pair = checked_pair(dev_check, compute_type, compute_type + MAP_SUFFIX)
+    if pair is None or pair[0] - pair[1] <= INT8_BLEU_TOLERANCE:
         return None
-    plain, mapped = scores.get(compute_type), scores.get(compute_type + MAP_SUFFIX)
-    if not isinstance(plain, (int, float)) or not isinstance(mapped, (int, float)):
-        return None
-    if plain - mapped <= INT8_BLEU_TOLERANCE:
-        return None
+    plain, mapped = pair
     return (f"--vocabulary-map: the model's dev check scored BLEU {mapped:.2f} with the map against {plain:.2f} "
             f"without it in {compute_type}; leave it off where quality matters")

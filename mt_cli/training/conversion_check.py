@@ -11,6 +11,7 @@ each compute type (with and without the vocabulary map, where there is one) and 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from collections.abc import Sequence
@@ -20,7 +21,6 @@ from typing import Any
 
 from mt_cli.core.compute_type import MAP_SUFFIX
 from mt_cli.core.config import EvalConfig
-from mt_cli.engines.locate import VMAP_FILE
 from mt_cli.training.evaluation import scores_as_eval_says
 
 log = logging.getLogger("mt_cli")
@@ -42,18 +42,17 @@ class DevCheck:
         from mt_cli.engines.ctranslate2 import CT2Translator
 
         sources, references = list(self.sources[:DEV_CHECK_LINES]), list(self.references[:DEV_CHECK_LINES])
+        refs = [[r.rstrip() for r in references]]
         bleu: dict[str, float] = {}
-        with_map = (directory / VMAP_FILE).is_file()
-        for compute_type in CHECKED_TYPES:
-            for vocabulary_map in (False, True) if with_map else (False,):
+        for compute_type in CHECKED_TYPES:  # one load (and hash check) per type; the map is per call
+            translator = CT2Translator(directory, decode_flags={"compute_type": compute_type,
+                                                                "target_lang": self.target_lang})
+            for vocabulary_map in (False, True) if translator.vocabulary_map else (False,):
                 name = compute_type + (MAP_SUFFIX if vocabulary_map else "")
                 started = time.perf_counter()
-                translator = CT2Translator(directory, decode_flags={"compute_type": compute_type,
-                                                                    "vocabulary_map": vocabulary_map,
-                                                                    "target_lang": self.target_lang})
-                hyps = [h.rstrip() for h in translator.translate(sources)]
-                scored = scores_as_eval_says(hyps, [[r.rstrip() for r in references]], ("bleu",), self.settings)
-                bleu[name] = round(scored["bleu"].score, 2)
+                decode = dataclasses.replace(translator.decode, vocabulary_map=vocabulary_map)
+                hyps = [n[0].text.rstrip() for n in translator.translate_nbest(sources, decode=decode)]
+                bleu[name] = round(scores_as_eval_says(hyps, refs, ("bleu",), self.settings)["bleu"].score, 2)
                 log.debug(f"CTranslate2 dev check, {name}: BLEU {bleu[name]} on {len(sources)} lines "
                           f"in {time.perf_counter() - started:.1f} s")
         return {"lines": len(sources), "bleu": bleu}
