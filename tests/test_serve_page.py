@@ -203,8 +203,8 @@ def browser() -> Iterator[Any]:
 def submit_in_browser(driver: Any, server: Server, typed: str, n_best: int | None = None) -> None:
     """Open the page, type `typed` into the text box (and the n-best count), press Translate, and
     wait until the answer page has loaded."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     driver.get(server.url + "/")
@@ -215,13 +215,18 @@ def submit_in_browser(driver: Any, server: Server, typed: str, n_best: int | Non
         field = driver.find_element(By.ID, "n_best")
         field.clear()
         field.send_keys(str(n_best))
-    button = driver.find_element(By.ID, "translate")
-    button.click()
-    WebDriverWait(driver, 120).until(expected_conditions.staleness_of(button))
-    WebDriverWait(driver, 120).until(lambda d: d.find_elements(By.ID, "translation") or d.find_elements(By.ID, "error"))
-    # ...and parsed to its end: on a busy machine the answer page was still loading when the
-    # n-best items were read ("Node with given id does not belong to the document").
-    WebDriverWait(driver, 120).until(lambda d: d.execute_script("return document.readyState") == "complete")
+    # The old document is marked and the wait is for a complete document without the mark. Waiting
+    # on the button's staleness asked Chrome about a node mid-navigation, which it can answer with
+    # "unknown error: Node with given id does not belong to the document" instead of "stale"
+    # (CI, 2026-12-06); so no element of the old page is touched once the click is sent, and
+    # WebDriver errors during the navigation only mean "not yet".
+    driver.execute_script("window.mtCliOldPage = true;")
+    driver.find_element(By.ID, "translate").click()
+    answered = ("return window.mtCliOldPage === undefined && document.readyState === 'complete'"
+                " && (document.getElementById('translation') !== null"
+                " || document.getElementById('error') !== null);")
+    WebDriverWait(driver, 120, ignored_exceptions=(WebDriverException,)).until(
+        lambda d: d.execute_script(answered))
 
 
 def text_of(driver: Any, element_id: str) -> str:
