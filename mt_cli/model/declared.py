@@ -115,7 +115,10 @@ class ByteDropout(keras.layers.Layer):
                                             dtype=tf.int32)
         draws = tf.reshape(tf.bitcast(words, tf.uint8), [-1])[:count]
         keep = tf.reshape(draws >= tf.constant(self.threshold, tf.uint8), tf.shape(x))
-        return tf.where(keep, x * tf.cast(self.scale, x.dtype), tf.zeros_like(x))
+        # x times a {0, scale} mask: the same values as where(keep, x * scale, 0) for finite x,
+        # and its gradient is one Mul (where's is ZerosLike + SelectV2, then the scaling Mul)
+        mask = tf.where(keep, tf.cast(self.scale, x.dtype), tf.zeros([], x.dtype))
+        return x * mask
 
 
 def maybe_dropout(layer: keras.layers.Layer, x: tf.Tensor, training: bool | None) -> tf.Tensor:
