@@ -59,6 +59,23 @@ def test_nonfinite_policy_counts_resets_and_stops() -> None:
         policy.observe(state, False)
 
 
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf"), None])
+def test_all_finite_sees_one_bad_entry_anywhere(bad: float | None) -> None:
+    import numpy as np
+    import tensorflow as tf
+
+    from mt_cli.training.steps import all_finite
+
+    grads = [np.full([300, 7], 1e30, np.float32), np.full([5], -1e30, np.float32), np.ones([2, 2], np.float32)]
+    loss = 3.0
+    if bad is not None:
+        grads[1][3] = bad
+    assert bool(all_finite(tf.constant(loss), [tf.constant(g) for g in grads])) is (bad is None)
+    opposite = [np.array([np.inf], np.float32), np.array([-np.inf], np.float32)]  # sum to NaN
+    assert not bool(all_finite(tf.constant(loss), [tf.constant(g) for g in opposite]))
+    assert not bool(all_finite(tf.constant(float("nan")), [tf.constant(g) for g in grads[2:]]))
+
+
 def test_early_stopping_tracks_best_and_patience() -> None:
     state, early = TrainState(), EarlyStopping("bleu", patience=2)
     for step, bleu in ((10, 20.0), (20, 25.0), (30, 24.0), (40, 25.0)):
