@@ -160,6 +160,39 @@ class DeclaredLayer(keras.layers.Layer):
         }
 
 
+def normalise_layer(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor, epsilon: float,
+                    dtype: str) -> tf.Tensor:
+    """(x - mean) / sqrt(var + epsilon) * gamma + beta over the last axis, in float32, cast to
+    `dtype`; with its gradient written out.
+
+    Why: written out rather than tf.nn.moments (half the ops, ~2x faster on CPU), and
+    differentiated by hand: automatic differentiation of the forward ops made ~20 backward ops
+    per norm, where the closed form (dx = (h - mean(h) - xhat * mean(h * xhat)) / std, with
+    h = dy * gamma) needs about half, from the normalised values kept from the forward pass.
+    """
+
+    @tf.custom_gradient
+    def norm(x: tf.Tensor, gamma: tf.Tensor, beta: tf.Tensor) -> tuple[tf.Tensor, Any]:
+        x32 = tf.cast(x, tf.float32)
+        centered = x32 - tf.reduce_mean(x32, axis=-1, keepdims=True)
+        inverse_std = tf.math.rsqrt(tf.reduce_mean(tf.square(centered), axis=-1, keepdims=True) + epsilon)
+        normalised = centered * inverse_std
+
+        def grad(upstream: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+            dy = tf.cast(upstream, tf.float32)
+            rows = [-1, tf.shape(normalised)[-1]]
+            d_gamma = tf.reduce_sum(tf.reshape(dy * normalised, rows), axis=0)
+            d_beta = tf.reduce_sum(tf.reshape(dy, rows), axis=0)
+            h = dy * gamma
+            dx = inverse_std * (h - tf.reduce_mean(h, axis=-1, keepdims=True)
+                                - normalised * tf.reduce_mean(h * normalised, axis=-1, keepdims=True))
+            return tf.cast(dx, x.dtype), d_gamma, d_beta
+
+        return tf.cast(normalised * gamma + beta, dtype), grad
+
+    return norm(x, gamma, beta)
+
+
 @keras.saving.register_keras_serializable(package="mt_cli")
 class LayerNorm(DeclaredLayer):
     """Layer normalisation whose statistics and affine part run in float32."""
@@ -175,12 +208,7 @@ class LayerNorm(DeclaredLayer):
         return {**super().get_config(), "dim": self.dim, "epsilon": self.epsilon}
 
     def apply(self, x: tf.Tensor, w: Weights) -> tf.Tensor:
-        # Written out rather than tf.nn.moments: half the ops, ~2x faster on CPU.
-        x32 = tf.cast(x, tf.float32)
-        centered = x32 - tf.reduce_mean(x32, axis=-1, keepdims=True)
-        var = tf.reduce_mean(tf.square(centered), axis=-1, keepdims=True)
-        y = centered * tf.math.rsqrt(var + self.epsilon) * w[self._gamma.name] + w[self._beta.name]
-        return tf.cast(y, self.compute_dtype)
+        return normalise_layer(x, w[self._gamma.name], w[self._beta.name], self.epsilon, self.compute_dtype)
 
     def call(self, x: tf.Tensor) -> tf.Tensor:
         return self.apply(x, self.weights_for_compute())
