@@ -40,6 +40,18 @@ def test_gradient_matches_autodiff(smoothing: float) -> None:
     np.testing.assert_allclose(grad.numpy(), ref_grad.numpy(), atol=1e-6)
 
 
+def test_extreme_logits_keep_a_finite_exact_loss() -> None:
+    """A label 300 below the row's best (its probability underflows float32) and logits near
+    1e4: the loss is still the reference's, finite, as is the gradient."""
+    logits = tf.constant([[0.0, 300.0, -5.0, 1.0], [1e4, 1e4 - 3.0, -1e4, 0.0], [2.0, 2.0, 2.0, 2.0]])
+    labels = tf.constant([0, 1, 3])
+    loss, grad = loss_and_grad(smoothed_cross_entropy, logits, labels, 0.1, tf.ones([3]))
+    ref_loss, ref_grad = loss_and_grad(reference_loss, logits, labels, 0.1, tf.ones([3]))
+    assert np.all(np.isfinite(loss)) and np.all(np.isfinite(grad.numpy()))
+    np.testing.assert_allclose(loss, ref_loss, rtol=1e-5)
+    np.testing.assert_allclose(grad.numpy(), ref_grad.numpy(), atol=1e-6)
+
+
 def test_bfloat16_logits_get_a_bfloat16_gradient() -> None:
     rng = np.random.default_rng(1)
     logits32 = tf.constant(rng.normal(0, 2, [5, 40]), tf.float32)
