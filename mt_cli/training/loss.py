@@ -4,8 +4,8 @@ Why written out: the output layer and its loss are the only [rows, vocab] tensor
 Differentiated automatically, log_softmax + gather + mean keep a float32 log-probability
 table and scatter the picked entries back through an UnsortedSegmentSum over rows x vocab;
 the closed-form gradient (softmax - smoothed one-hot) needs two passes over the probabilities
-the forward pass made. And padding rows are not projected at all (only non-pad decoder states reach the
-output layer), except under XLA, which wants static shapes and gets a mask instead.
+the forward pass made. And padding rows are not projected at all (only non-pad decoder states
+reach the output layer), except under XLA, which wants static shapes and gets a mask instead.
 """
 
 from __future__ import annotations
