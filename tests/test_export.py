@@ -6,6 +6,7 @@ and averaging checkpoints means what it says."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -316,3 +317,23 @@ def test_average_of_a_truncated_checkpoint_or_an_edited_config_is_one_error(trai
 def test_average_steps_without_a_number_is_one_error(trained_run: Path, tmp_path: Path, steps: str) -> None:
     assert_one_line_error(cli("average", trained_run, "--steps", steps, "-o", tmp_path / "x"),
                           "--steps: no step number")
+
+
+def test_average_carries_the_runs_vocabulary_map_and_checks_its_conversion(trained_run: Path, tmp_path: Path) -> None:
+    """An averaged directory is a full model directory: the run's vmap.txt (named and hashed in
+    its manifest) and the dev check `compute_type: auto` reads; a damaged map in the run's export
+    is left out with a warning, and the average is still written."""
+    ok(cli("average", trained_run, "--last", 2, "-o", tmp_path / "avg"))
+    section = json.loads((tmp_path / "avg" / "manifest.json").read_text())["ctranslate2"]
+    assert section["vocabulary_map"] == "vmap.txt"
+    assert (tmp_path / "avg" / "vmap.txt").read_bytes() == (trained_run / "export" / "vmap.txt").read_bytes()
+    check = section["dev_check"]
+    assert check["lines"] > 0 and {"float32", "int8"} <= set(check["bleu"])
+    run = Path(shutil.copytree(trained_run, tmp_path / "run"))
+    with (run / "export" / "vmap.txt").open("a", encoding="utf-8") as vmap:
+        vmap.write("edited\tby hand\n")
+    result = cli("average", run, "--last", 1, "-o", tmp_path / "avg2")
+    assert result.exit_code == 0, result.stderr
+    assert "gets no vocabulary map" in result.stderr and "vmap.txt" in result.stderr
+    section = json.loads((tmp_path / "avg2" / "manifest.json").read_text())["ctranslate2"]
+    assert "vocabulary_map" not in section and not (tmp_path / "avg2" / "vmap.txt").exists()

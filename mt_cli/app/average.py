@@ -12,14 +12,18 @@ import json
 import logging
 from pathlib import Path
 
-from mt_cli.core.config import CONFIG_FILE, ModelConfig
+from mt_cli.core.config import CONFIG_FILE, Config, ModelConfig
 from mt_cli.core.config_loading import load_config
 from mt_cli.core.errors import CheckpointError, ConfigError, MtError
 from mt_cli.core.files import clean_leftovers
+from mt_cli.core.languages import corpus_languages
+from mt_cli.core.textio import read_lines
 from mt_cli.engines.model_dir import write_model_dir
-from mt_cli.engines.opened import open_model_dir
+from mt_cli.engines.opened import ModelDir, open_model_dir
 from mt_cli.model import build_model
 from mt_cli.training.checkpoints import SavedStep, list_checkpoints
+from mt_cli.training.conversion_check import DEV_CHECK_LINES, DevCheck
+from mt_cli.training.evaluation import first_lines
 from mt_cli.training.export_choice import ExportChoice, load_choice
 from mt_cli.training.init_from import read_record
 from mt_cli.training.run_dir import check_tokenizers, existing_tokenizers
@@ -71,24 +75,60 @@ def _load_mean(model: object, choice: ExportChoice, config_path: Path) -> None:
                               "section was edited since training") from None
 
 
-def _check_model_unchanged(config_path: Path, model: ModelConfig) -> None:
+def _run_export(config_path: Path) -> ModelDir | None:
+    """The run's own export (RUN/export), opened and checked like every model directory; None
+    when there is none, or (with a warning) when it is damaged: the checkpoints are what
+    counts here."""
+    export = config_path.parent / "export"
+    if not export.is_dir():
+        return None
+    try:  # read like every model directory's config: checked (regular, inside, hashed) first
+        return open_model_dir(export)
+    except MtError as exc:
+        log.warning(f"the run's export is not read (model section not compared, no vocabulary map): {exc}")
+        return None
+
+
+def _check_model_unchanged(config_path: Path, model: ModelConfig, export: ModelDir | None) -> None:
     """An edit of the run's model section that keeps every weight's shape (an activation, the
     norm position) would load and average without complaint: compare it with the section the
     run exported (RUN/export/config.yaml) when there is one."""
-    export = config_path.parent / "export"
-    exported = export / CONFIG_FILE
-    if not export.is_dir():
+    if export is None:
         return
-    try:  # read like every model directory's config: checked (regular, inside, hashed) first
-        trained = open_model_dir(export).config.model
-    except MtError as exc:  # a damaged export is not read; the checkpoints are what counts here
-        log.warning(f"the model section is not compared with the run's export: {exc}")
-        return
+    trained = export.config.model
     for fld in dataclasses.fields(ModelConfig):
         now, then = getattr(model, fld.name), getattr(trained, fld.name)
         if now != then:
             raise CheckpointError(f"{config_path}: model.{fld.name} is {now!r} but the run was trained with "
-                                  f"{then!r} ({exported}); restore it to average these checkpoints")
+                                  f"{then!r} ({export.path / CONFIG_FILE}); restore it to average these checkpoints")
+
+
+def _vocabulary_map(export: ModelDir | None) -> str | None:
+    """vmap.txt's text from the run's export, hash-checked: built from the run's corpora and
+    tokenizers, which the checkpoints share, so it holds for their mean as it is; a damaged one
+    is left out with a warning."""
+    name = None if export is None else export.vocabulary_map
+    if export is None or name is None:
+        return None
+    try:
+        return export.verify([name]).file(name).read_text(encoding="utf-8")
+    except MtError as exc:  # a damaged map is left out, not copied; the average is still written
+        log.warning(f"the averaged model gets no vocabulary map: {exc}")
+        return None
+
+
+def _dev_check(cfg: Config) -> DevCheck | None:
+    """The conversion's dev check on the run's dev set, as training's export runs it (its
+    first lines, the dev set's target language where the model is multilingual): without it,
+    `compute_type: auto` would keep an averaged model in float32 on every CPU."""
+    d = cfg.data
+    if d.dev is None:
+        return None
+    languages = corpus_languages(d.train, d.source_lang, d.target_lang)
+    target_lang = (d.dev.target_lang or d.target_lang) if languages.tagged else None
+    sources = first_lines(read_lines(d.dev.source, d.lenient_utf8), DEV_CHECK_LINES)
+    references = first_lines(read_lines(d.dev.target, d.lenient_utf8), DEV_CHECK_LINES)
+    return DevCheck(sources, references, cfg.eval, target_lang)
 
 
 def average_checkpoints(run_dir: Path, output: Path, last: int | None = None,
@@ -101,7 +141,8 @@ def average_checkpoints(run_dir: Path, output: Path, last: int | None = None,
     if output.exists() and any(output.iterdir()):
         raise CheckpointError(f"{output}: exists and is not empty; choose another -o (nothing is overwritten)")
     cfg = load_config(config_path)
-    _check_model_unchanged(config_path, cfg.model)
+    export = _run_export(config_path)
+    _check_model_unchanged(config_path, cfg.model, export)
     chosen = select_checkpoints(list_checkpoints(run_dir / "checkpoints"), last, steps)
     tokenizers = existing_tokenizers(cfg, run_dir)
     if tokenizers is None:
@@ -116,5 +157,7 @@ def average_checkpoints(run_dir: Path, output: Path, last: int | None = None,
     parent = read_record(run_dir)
     if parent is not None:
         info["init_from"] = parent.entry()
-    write_model_dir(output, model, cfg, tokenizers, info)
+    check = _dev_check(cfg)
+    write_model_dir(output, model, cfg, tokenizers, info, None if check is None else check.run,
+                    _vocabulary_map(export))
     return [s.step for s in chosen]
