@@ -327,6 +327,31 @@ def test_a_training_config_cleans_its_corpora_as_data_clean_does(runner, toy_dir
     assert caches and all(c not in {p.name for p in (tmp_path / "run2" / "cache").iterdir()} for c in caches)
 
 
+def test_the_sentencepiece_model_learns_from_the_pairs_data_clean_keeps(runner, toy_dir, tmp_path) -> None:
+    """With data.clean, the run's SentencePiece model is trained on the kept pairs: letters that
+    only junk pairs (untranslated copies) hold get no piece, and the scratch copies are gone;
+    without data.clean the same corpus gives them pieces."""
+    import sentencepiece as spm
+    import yaml
+    from helpers import tiny_config_text, toy_pairs, write_pairs
+
+    junk = [(f"жщ{i} ъэ юя", f"жщ{i} ъэ юя") for i in range(30)]  # target = source: dropped as identical
+    src, tgt = write_pairs(tmp_path, "noisy", toy_pairs(300, seed=2) + junk)
+    raw = yaml.safe_load(tiny_config_text(toy_dir, train={"max_steps": 1, "eval_every": 1}))
+    raw["data"]["train"] = [{"source": str(src), "target": str(tgt)}]
+    pieces = {}
+    for name, clean in (("cleaned", {}), ("raw", None)):
+        raw["data"]["clean"] = clean
+        config = tmp_path / f"{name}.yaml"
+        config.write_text(yaml.safe_dump(raw))
+        result = runner.invoke(app, ["train", str(config), "--run-dir", str(tmp_path / name)])
+        assert result.exit_code == 0, result.output
+        model = spm.SentencePieceProcessor(model_file=str(next((tmp_path / name).glob("spm*.model"))))
+        pieces[name] = {model.id_to_piece(i) for i in range(model.get_piece_size())}
+        assert not list((tmp_path / name).glob(".spm-input-*"))
+    assert not {"ж", "ъ", "ю"} & pieces["cleaned"] and {"ж", "ъ", "ю"} <= pieces["raw"]
+
+
 def test_a_corpus_data_clean_empties_is_one_line_naming_it(runner, toy_dir, tmp_path) -> None:
     import yaml
     from helpers import tiny_config_text, toy_pairs, write_pairs

@@ -17,7 +17,7 @@ from mt_cli.core.clean_rules import Judge, final_codes, normalized_hash
 from mt_cli.core.clean_settings import RULES, CleanConfig
 from mt_cli.core.hashset import HashSet
 from mt_cli.core.langid import supported
-from mt_cli.core.textio import iter_lines
+from mt_cli.core.textio import chunked, iter_lines
 
 
 def against_table(paths: Iterable[str | Path], lenient: bool) -> np.ndarray:
@@ -54,3 +54,21 @@ class PairFilter:
         for code in codes[codes > 0]:
             self.dropped[RULES[int(code) - 1]] += 1
         return [bool(code == 0) for code in codes]
+
+
+def write_kept_pairs(source: str | Path, target: str | Path, pair_filter: PairFilter, lenient: bool,
+                     out_source: Path, out_target: Path, chunk: int = 8192) -> int:
+    """Stream the pairs of `source`/`target` through `pair_filter` into two new files; return
+    how many were kept. Training's SentencePiece model learns from these where data.clean is on,
+    so that the pieces are those of the text the model will see (not of junk it never sees)."""
+    kept = 0
+    pairs = zip(iter_lines(source, lenient), iter_lines(target, lenient))
+    with out_source.open("w", encoding="utf-8", errors="surrogateescape") as src_out, \
+            out_target.open("w", encoding="utf-8", errors="surrogateescape") as tgt_out:
+        for block in chunked(pairs, chunk):
+            for (s, t), keep in zip(block, pair_filter.keep([s for s, _ in block], [t for _, t in block])):
+                if keep:
+                    src_out.write(s + "\n")
+                    tgt_out.write(t + "\n")
+                    kept += 1
+    return kept

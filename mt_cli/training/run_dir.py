@@ -8,15 +8,21 @@ import json
 import logging
 import os
 import shutil
+import tempfile
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mt_cli.core.config import CONFIG_FILE, Config
 from mt_cli.core.config_loading import load_config
 from mt_cli.core.errors import CheckpointError
 from mt_cli.core.languages import training_symbols
+from mt_cli.core.pair_filter import PairFilter, write_kept_pairs
 from mt_cli.core.tokenizer import Tokenizers, check_symbols, train_tokenizers
 from mt_cli.training.run_lock import LOCK_FILE
+
+if TYPE_CHECKING:
+    from mt_cli.training.data import Cleaning
 
 log = logging.getLogger("mt_cli")
 FINISHED_FILE = "finished.json"
@@ -158,9 +164,10 @@ def existing_tokenizers(cfg: Config, run_dir: Path) -> Tokenizers | None:
     return None
 
 
-def run_tokenizers(cfg: Config, run_dir: Path) -> Tokenizers:
+def run_tokenizers(cfg: Config, run_dir: Path, cleanings: Sequence[Cleaning | None] = ()) -> Tokenizers:
     """Use the configured SentencePiece model(s), or train them once into the run; the tags
-    the data needs must be user-defined pieces of the source model."""
+    the data needs must be user-defined pieces of the source model. With `cleanings` (data.clean,
+    per training corpus) the model learns from the pairs cleaning keeps, not from the raw files."""
     found = existing_tokenizers(cfg, run_dir)
     if found is not None:
         check_symbols(found.source, training_symbols(cfg.data, cfg.tokenizer),
@@ -168,11 +175,35 @@ def run_tokenizers(cfg: Config, run_dir: Path) -> Tokenizers:
         return found
     tok = cfg.tokenizer
     log.info("training the SentencePiece model (tokenizer.model is not set)")
-    paths = train_tokenizers(
-        [c.source for c in cfg.data.train], [c.target for c in cfg.data.train], run_dir / "spm",
-        joint=tok.joint, vocab_size=tok.vocab_size, model_type=tok.model_type,
-        character_coverage=tok.character_coverage, input_sentence_size=tok.input_sentence_size,
-        lenient_utf8=cfg.data.lenient_utf8, user_defined_symbols=training_symbols(cfg.data, tok))
+    with tempfile.TemporaryDirectory(prefix=".spm-input-", dir=run_dir) as scratch:
+        files = _tokenizer_inputs(cfg, cleanings, Path(scratch))
+        paths = train_tokenizers(
+            [s for s, _ in files], [t for _, t in files], run_dir / "spm",
+            joint=tok.joint, vocab_size=tok.vocab_size, model_type=tok.model_type,
+            character_coverage=tok.character_coverage, input_sentence_size=tok.input_sentence_size,
+            lenient_utf8=cfg.data.lenient_utf8, user_defined_symbols=training_symbols(cfg.data, tok))
     return Tokenizers.load(*paths)
+
+
+def _tokenizer_inputs(cfg: Config, cleanings: Sequence[Cleaning | None],
+                      scratch: Path) -> list[tuple[str | Path, str | Path]]:
+    """Per training corpus, the (source, target) files SentencePiece learns from: the corpus
+    itself, or its pairs that data.clean keeps, written into `scratch` (removed after)."""
+    files: list[tuple[str | Path, str | Path]] = []
+    for index, corpus in enumerate(cfg.data.train):
+        cleaning = cleanings[index] if index < len(cleanings) else None
+        if cleaning is None:
+            files.append((corpus.source, corpus.target))
+            continue
+        kept = (scratch / f"{index}.src", scratch / f"{index}.tgt")
+        count = write_kept_pairs(corpus.source, corpus.target,
+                                 PairFilter(cleaning.settings, cleaning.langs, cleaning.against),
+                                 cfg.data.lenient_utf8, *kept)
+        if not count:  # nothing kept: encoding says so, naming the corpus, after the model is trained
+            files.append((corpus.source, corpus.target))
+            continue
+        log.info(f"SentencePiece learns from the {count} pairs data.clean keeps of {corpus.source}")
+        files.append(kept)
+    return files
 
 

@@ -170,7 +170,9 @@ class Session:
     def open(cls, cfg: Config, run_dir: Path, parent: Parent | None = None) -> Session:
         """Build everything and restore the newest checkpoint, if any; a run started from a
         parent that has no checkpoint of its own yet loads the parent's weights."""
-        tokenizers = run_tokenizers(cfg, run_dir)
+        against = _against(cfg)
+        cleanings = [_cleaning(cfg, c, against) for c in cfg.data.train]
+        tokenizers = run_tokenizers(cfg, run_dir, cleanings)
         check_tokenizers(run_dir, tokenizers)  # a refused resume stays a one-line error
         precision = training_precision(cfg.train.precision)
         log.info(precision.describe("precision"))
@@ -179,12 +181,11 @@ class Session:
         d, t = cfg.data, cfg.train
         cache = run_dir / "cache"
         languages = corpus_languages(d.train, d.source_lang, d.target_lang)
-        against = _against(cfg)
         corpora = [encode_corpus(c.source, c.target, tokenizers, cache, d.max_source_tokens,
                                  d.max_target_tokens, d.lenient_utf8,
                                  source_tags=_tag_ids(tokenizers, corpus_tags(languages, c, d.target_lang)),
-                                 cleaning=_cleaning(cfg, c, against))
-                   for c in d.train]
+                                 cleaning=cleaning)
+                   for c, cleaning in zip(d.train, cleanings)]
         dev = _load_dev(cfg, tokenizers, cache, languages)
         keras.utils.set_random_seed(t.seed)
         if t.deterministic:
