@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from mt_cli.engines.ctranslate2 import CT2Translator
 
 
@@ -36,3 +38,21 @@ def test_seeded_sampling_keeps_one_worker(trained_run: Path) -> None:
     flags = {"sampling_topk": 5, "seed": 1, "compute_type": "float32"}
     sampler = CT2Translator(trained_run, decode_flags=flags, threads=2, parallel_batches=True)
     assert sampler.translator.num_translators == 1
+
+
+def test_a_line_cut_at_its_length_limit_does_not_depend_on_its_batch(trained_run: Path, toy_dir: Path) -> None:
+    """With short limits (half the source length) most lines stop at their own limit. CTranslate2
+    stops a batch at one length: batched with a longer line, a short line's beam searched past
+    its own limit and was cut afterwards, with another text or score than alone."""
+    from mt_cli.engines.ctranslate2 import same_limit_batches
+
+    lines = (toy_dir / "test.src").read_text().splitlines()
+    lengths = {len(line.split()) for line in lines}
+    assert len(lengths) > 2, "the test needs lines of several lengths"
+    flags = {"max_length_a": 0.5, "max_length_b": 0, "beam_size": 4, "n_best": 2, "compute_type": "float32"}
+    batched = CT2Translator(trained_run, decode_flags={**flags, "batch_size": 64}).translate_nbest(lines)
+    alone = CT2Translator(trained_run, decode_flags={**flags, "batch_size": 1}).translate_nbest(lines)
+    assert [[h.text for h in n] for n in batched] == [[h.text for h in n] for n in alone]
+    # scores to float rounding (a batch's padded shapes), not to a longer search's other scores
+    assert [h.score for n in batched for h in n] == pytest.approx([h.score for n in alone for h in n], abs=1e-3)
+    assert same_limit_batches([[0, 1, 2, 3]], {0: 9, 1: 7, 2: 9, 3: 5}.__getitem__) == [[0, 2], [1], [3]]

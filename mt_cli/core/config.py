@@ -151,7 +151,6 @@ class TrainConfig:
 
 INT32_MAX = 2**31 - 1  # integer decode options reach the search (and CTranslate2) as int32
 MAX_BEAM = 1024  # a wider beam only costs memory (B x beam x length tensors); quality peaks far below
-MAX_LENGTH_PER_BATCH = "--max-length-a/-b apply per batch (its longest source) in CTranslate2"
 
 
 # How each decode option reaches the search (the `role` of a DecodeConfig field):
@@ -202,10 +201,8 @@ class DecodeConfig:
         ctranslate2="native_first", feature="GNMT's coverage penalty",
         ct2_note="--coverage-penalty uses CTranslate2's own coverage penalty")
     max_length_a: float = _decode_opt(
-        1.5, "tensor", "Max output tokens = a * source length + b (CTranslate2: per batch).", ge=0,
-        ctranslate2="own", ct2_note=MAX_LENGTH_PER_BATCH)
-    max_length_b: int = _decode_opt(10, "tensor", "See --max-length-a.", ge=0, le=INT32_MAX,
-                                    ctranslate2="own", ct2_note=MAX_LENGTH_PER_BATCH)
+        1.5, "tensor", "Max output tokens = a * source length + b.", ge=0)
+    max_length_b: int = _decode_opt(10, "tensor", "See --max-length-a.", ge=0, le=INT32_MAX)
     batch_size: int = _decode_opt(32, "host", "Sentences per batch.", ge=1, le=INT32_MAX)
     batch_tokens: int = _decode_opt(0, "host", "Source tokens per batch (0 = use --batch-size).", ge=0,
                                     le=INT32_MAX)

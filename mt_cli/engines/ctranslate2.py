@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -78,6 +78,24 @@ def _gnmt(score: float, length: int, alpha: float) -> float:
     except OverflowError:
         return float("-inf") if score < 0 else score
 
+
+def same_limit_batches(batches: list[list[int]], limit_of: Callable[[int], int]) -> list[list[int]]:
+    """Each batch split where its lines' output limits differ, largest first.
+
+    Why: CTranslate2 stops a whole batch at one max_decoding_length. With the longest line's,
+    a shorter line's beam ran past its own limit: cut afterwards, its translation and score
+    depended on the lines batched with it (a repetitive output differed between --batch-size 1
+    and 32, found by the suite). With one limit per batch, each line is searched exactly as
+    alone and as the native engine searches it. Batches come longest first, so the split
+    mostly falls at length boundaries.
+    """
+    out: list[list[int]] = []
+    for batch in batches:
+        by_limit: dict[int, list[int]] = {}
+        for i in batch:
+            by_limit.setdefault(limit_of(i), []).append(i)
+        out.extend(by_limit[limit] for limit in sorted(by_limit, reverse=True))
+    return out
 
 class CT2Translator:
     """A CTranslate2 model, its tokenizers and decoding options."""
@@ -186,10 +204,15 @@ class CT2Translator:
         # side by side only where a batch's output cannot depend on the others: not with the map
         # (CTranslate2 keeps candidate state between batches) nor with seeded sampling
         side_by_side = self.parallel and not (self.vocabulary_map and d.vocabulary_map) and not d.sampling
+        def own_limit(i: int) -> int:
+            return self._limit(d, len(sources[i]), len(prefix_pieces[i]) if prefix_pieces else 0)
+
         submitted = []
-        for batch in longest_first_batches([len(s) for s in sources], d.batch_tokens, d.batch_size):
+        for batch in same_limit_batches(longest_first_batches([len(s) for s in sources], d.batch_tokens,
+                                                              d.batch_size), own_limit):
             forced = [prefix_pieces[i] or None for i in batch] if prefix_pieces is not None else []
             options = self._options(d, max(len(sources[i]) for i in batch), prefixed=any(forced))
+            options["max_decoding_length"] = own_limit(batch[0])
             if forced:
                 options["target_prefix"] = forced
             submitted.append((batch, self.translator.translate_batch([sources[i] for i in batch],
@@ -198,9 +221,7 @@ class CT2Translator:
             if side_by_side:
                 found = [pending.result() for pending in found]
             for i, result in zip(batch, found):
-                # CTranslate2 limits a batch by its longest source; cut each output to its own
-                # limit, where the native search forces eos (greedy outputs then match exactly)
-                own = self._limit(d, len(sources[i]), len(prefix_pieces[i]) if prefix_pieces else 0)
+                own = own_limit(i)
                 found_pairs = list(zip(result.hypotheses, result.scores))
                 if _rescored(d):
                     found_pairs = gnmt_rescored(found_pairs, d.length_penalty)[:d.n_best]
