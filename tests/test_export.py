@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+import yaml
 from helpers import assert_one_line_error, random_model_dir
 from typer.testing import CliRunner
 
@@ -337,3 +338,10 @@ def test_average_carries_the_runs_vocabulary_map_and_checks_its_conversion(train
     assert "gets no vocabulary map" in result.stderr and "vmap.txt" in result.stderr
     section = json.loads((tmp_path / "avg2" / "manifest.json").read_text())["ctranslate2"]
     assert "vocabulary_map" not in section and not (tmp_path / "avg2" / "vmap.txt").exists()
+    config = run / "config.yaml"  # a dev set moved away since training: no dev check, a warning
+    dev_source = yaml.safe_load(config.read_text())["data"]["dev"]["source"]
+    config.write_text(config.read_text().replace(dev_source, str(tmp_path / "moved.src")))
+    result = cli("average", run, "--last", 1, "-o", tmp_path / "avg3")
+    assert result.exit_code == 0, result.stderr
+    assert "gets no dev check" in result.stderr and "moved.src" in result.stderr
+    assert "dev_check" not in json.loads((tmp_path / "avg3" / "manifest.json").read_text())["ctranslate2"]
