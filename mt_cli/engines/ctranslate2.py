@@ -9,8 +9,9 @@ finished hypothesis's log-probability by len ** alpha, the native search by GNMT
 asked for and re-scored with GNMT's formula (`gnmt_rescored`), which gives the native scores
 and mostly the native choice (search paths may still differ). A hypothesis cut at its output
 limit keeps CTranslate2's log-probability without the eos the native search forces there.
-Its coverage penalty is its own (`auto` takes the native engine for one), and the output
-limit a * source length + b applies per batch, so each output is cut to its own limit. Where
+Its coverage penalty is its own (`auto` takes the native engine for one). CTranslate2 stops a
+whole batch at one output limit, so batches are split where their lines' limits (a * source
+length + b) differ (`same_limit_batches`) and each line is searched to its own. Where
 the model has a vocabulary map (vmap.txt, named and hashed by the manifest), CTranslate2
 scores only each batch's candidates unless `decode.vocabulary_map` is off; a vmap.txt the
 manifest does not name is refused, since CTranslate2 would read it unasked.
@@ -97,6 +98,7 @@ def same_limit_batches(batches: list[list[int]], limit_of: Callable[[int], int])
         out.extend(by_limit[limit] for limit in sorted(by_limit, reverse=True))
     return out
 
+
 class CT2Translator:
     """A CTranslate2 model, its tokenizers and decoding options."""
 
@@ -156,10 +158,10 @@ class CT2Translator:
         limit = math.floor(min(d.max_length_a * (source_pieces + 1) + d.max_length_b, cap))
         return max(limit, prefix_pieces, 1)
 
-    def _options(self, d: DecodeConfig, longest_source: int, prefixed: bool = False) -> dict[str, Any]:
-        """translate_batch options from DecodeConfig (lengths count the source's eos); a batch
-        holding a target prefix is decoded without the vocabulary map (`_uses_map`)."""
-        limit = self._limit(d, longest_source)
+    def _options(self, d: DecodeConfig, limit: int, prefixed: bool = False) -> dict[str, Any]:
+        """translate_batch options from DecodeConfig and the batch's output limit (`_limit`, the
+        same for every line of it); a batch holding a target prefix is decoded without the
+        vocabulary map (`_uses_map`)."""
         sampling = d.sampling
         beam = 1 if sampling else d.beam_size
         # coverage only applies to beam search (ignored_options says so); CTranslate2 4.x crashes
@@ -204,6 +206,7 @@ class CT2Translator:
         # side by side only where a batch's output cannot depend on the others: not with the map
         # (CTranslate2 keeps candidate state between batches) nor with seeded sampling
         side_by_side = self.parallel and not (self.vocabulary_map and d.vocabulary_map) and not d.sampling
+
         def own_limit(i: int) -> int:
             return self._limit(d, len(sources[i]), len(prefix_pieces[i]) if prefix_pieces else 0)
 
@@ -211,8 +214,7 @@ class CT2Translator:
         for batch in same_limit_batches(longest_first_batches([len(s) for s in sources], d.batch_tokens,
                                                               d.batch_size), own_limit):
             forced = [prefix_pieces[i] or None for i in batch] if prefix_pieces is not None else []
-            options = self._options(d, max(len(sources[i]) for i in batch), prefixed=any(forced))
-            options["max_decoding_length"] = own_limit(batch[0])
+            options = self._options(d, own_limit(batch[0]), prefixed=any(forced))
             if forced:
                 options["target_prefix"] = forced
             submitted.append((batch, self.translator.translate_batch([sources[i] for i in batch],
@@ -221,11 +223,10 @@ class CT2Translator:
             if side_by_side:
                 found = [pending.result() for pending in found]
             for i, result in zip(batch, found):
-                own = own_limit(i)
                 found_pairs = list(zip(result.hypotheses, result.scores))
                 if _rescored(d):
                     found_pairs = gnmt_rescored(found_pairs, d.length_penalty)[:d.n_best]
-                hyps = [self._hypothesis(p[:own], s) for p, s in found_pairs]
+                hyps = [self._hypothesis(p, s) for p, s in found_pairs]
                 results[i] = hyps or [Hypothesis(score=float("-inf"))]
         return results
 
