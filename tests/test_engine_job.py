@@ -10,7 +10,7 @@ import pytest
 
 from mt_cli.cli.main import app
 from mt_cli.core.hardware import Cpu, this_cpu
-from mt_cli.engines.job import CROSSOVER_LINES, Job, file_job, native_repays
+from mt_cli.engines.job import CROSSOVER_LINES, Job, native_repays
 
 AMX = Cpu("test", "x86_64", 2, frozenset({"avx512f", "avx512_bf16", "amx_bf16", "amx_tile"}))
 ZEN4 = Cpu("test", "x86_64", 2, frozenset({"avx512f", "avx512_bf16"}))
@@ -19,14 +19,14 @@ ZEN4 = Cpu("test", "x86_64", 2, frozenset({"avx512f", "avx512_bf16"}))
 def test_a_file_is_counted_up_to_the_bound_and_stdin_is_unknown(tmp_path: Path) -> None:
     short = tmp_path / "short.txt"
     short.write_text("a\nb\nc\n")
-    assert file_job(short).counted == (3, False)
+    assert Job(path=short).counted == (3, False)
     long = tmp_path / "long.txt"
     long.write_bytes(b"x\n" * 3_000_000)  # 6 MB: more than one chunk, far past the bound
     job = Job(path=long, bound=10_000)
     assert job.counted == (10_000, True)
     assert "at least 10,000 lines" in job.describe()
-    assert file_job(None).lines is None and "unknown" in Job().describe()
-    assert file_job(tmp_path / "missing.txt").lines is None  # reading it later names the file
+    assert Job(path=None).lines is None and "unknown" in Job().describe()
+    assert Job(path=tmp_path / "missing.txt").lines is None  # reading it later names the file
 
 
 def test_a_pipe_is_never_read_to_count_it(tmp_path: Path) -> None:
@@ -38,7 +38,7 @@ def test_a_pipe_is_never_read_to_count_it(tmp_path: Path) -> None:
     os.mkfifo(fifo)
     writer = threading.Thread(target=lambda: fifo.write_text("a\nb\n"))
     writer.start()
-    assert file_job(fifo).lines is None
+    assert Job(path=fifo).lines is None
     assert fifo.read_text() == "a\nb\n"
     writer.join()
 
@@ -46,7 +46,7 @@ def test_a_pipe_is_never_read_to_count_it(tmp_path: Path) -> None:
 def _lines(directory: Path, count: int) -> Job:
     path = directory / f"{count}.txt"
     path.write_text("x\n" * count)
-    return file_job(path)
+    return Job(path=path)
 
 
 def test_native_only_in_bfloat16_on_amx_past_the_crossover(tmp_path: Path) -> None:

@@ -16,14 +16,13 @@ from mt_cli.core.config import CONFIG_FILE, Config, ModelConfig
 from mt_cli.core.config_loading import load_config
 from mt_cli.core.errors import CheckpointError, ConfigError, MtError
 from mt_cli.core.files import clean_leftovers
-from mt_cli.core.languages import corpus_languages
+from mt_cli.core.languages import corpus_languages, dev_target_lang
 from mt_cli.core.textio import read_lines
 from mt_cli.engines.model_dir import write_model_dir
 from mt_cli.engines.opened import ModelDir, open_model_dir
 from mt_cli.model import build_model
 from mt_cli.training.checkpoints import SavedStep, list_checkpoints
-from mt_cli.training.conversion_check import DEV_CHECK_LINES, DevCheck
-from mt_cli.training.evaluation import first_lines
+from mt_cli.training.conversion_check import DevCheck
 from mt_cli.training.export_choice import ExportChoice, load_choice
 from mt_cli.training.init_from import read_record
 from mt_cli.training.run_dir import check_tokenizers, existing_tokenizers
@@ -124,11 +123,9 @@ def _dev_check(cfg: Config) -> DevCheck | None:
     d = cfg.data
     if d.dev is None:
         return None
-    languages = corpus_languages(d.train, d.source_lang, d.target_lang)
-    target_lang = (d.dev.target_lang or d.target_lang) if languages.tagged else None
-    try:
-        sources = first_lines(read_lines(d.dev.source, d.lenient_utf8), DEV_CHECK_LINES)
-        references = first_lines(read_lines(d.dev.target, d.lenient_utf8), DEV_CHECK_LINES)
+    target_lang = dev_target_lang(d, corpus_languages(d.train, d.source_lang, d.target_lang))
+    try:  # DevCheck translates the first DEV_CHECK_LINES of them
+        sources, references = read_lines(d.dev.source, d.lenient_utf8), read_lines(d.dev.target, d.lenient_utf8)
     except MtError as exc:  # moved or damaged since training: the average is still written
         log.warning(f"the averaged model gets no dev check (compute_type auto keeps float32): {exc}")
         return None

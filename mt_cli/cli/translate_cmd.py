@@ -13,7 +13,7 @@ import typer
 from mt_cli.cli import console
 from mt_cli.cli.common import EngineOption, SetOption, check_output_path, open_chosen_engine, say_engine
 from mt_cli.cli.decode_options import with_decode_options
-from mt_cli.engines.job import file_job
+from mt_cli.engines.job import Job
 
 OUTPUT_FORMATS = ("text", "jsonl")
 SplitOption = Annotated[bool, typer.Option(
@@ -225,7 +225,7 @@ def translate(
     _check_markup(markup, prefix_file, constraints_file, shard)
     weights = _parse_weights(ensemble_weights)
     translator, choice, opened = open_chosen_engine(model, engine, overrides, threads, weights, flags,
-                                                    constraints=constraints_file is not None, job=file_job(source),
+                                                    constraints=constraints_file is not None, job=Job(path=source),
                                                     parallel_batches=not stream)
     translator = _wrapped(translator, opened, split_sentences, markup)
     progress = console.LineProgress() if output is not None and console.interactive() else None

@@ -98,6 +98,14 @@ def corpus_languages(corpora: Iterable[Any], source_lang: str, target_lang: str)
     return Languages(tuple(dict.fromkeys(pairs)) or ((source_lang, target_lang),))
 
 
+def dev_target_lang(data: Any, languages: Languages) -> str | None:
+    """The target language dev translation asks for: the dev set's own (or the data section's)
+    where the model is tagged for several targets; None for one target (no tag to choose)."""
+    if not languages.tagged:
+        return None
+    return (data.dev.target_lang if data.dev else "") or data.target_lang
+
+
 def corpus_tags(languages: Languages, corpus: Any, target_lang: str) -> list[str]:
     """The tags before each source of a training or dev corpus: its target's (several
     targets), then `<bt>` (back-translated)."""

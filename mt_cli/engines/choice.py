@@ -101,9 +101,9 @@ def choose_engine(models: Sequence[str | Path | ModelDir], requested: str = AUTO
         return EngineChoice(CTRANSLATE2, "--engine ctranslate2")
     if needs_native is not None:
         return EngineChoice(NATIVE, needs_native)
-    decode = opened[0].config.decode
-    faster = native_repays(job or Job(), this_cpu(), decode.dtype,
-                           compute_type_for(opened[0].manifest, decode.compute_type, this_cpu()).value)
+    decode, cpu = opened[0].config.decode, this_cpu()
+    faster = native_repays(job or Job(), cpu, decode.dtype,
+                           compute_type_for(opened[0].manifest, decode.compute_type, cpu).value)
     if faster is not None:
         return EngineChoice(NATIVE, faster)
     quantization = opened[0].manifest[CTRANSLATE2]["quantization"]

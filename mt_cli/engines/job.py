@@ -79,11 +79,6 @@ class Job:
         return f"the input has {'at least ' if bounded else ''}{lines:,} lines"
 
 
-def file_job(path: Path | None) -> Job:
-    """The job of translating `path` (None: stdin); nothing is read until `lines` is asked."""
-    return Job(path=path)
-
-
 def native_repays(job: Job, cpu: Cpu, dtype: str, compute_type: str) -> str | None:
     """Why the native engine, in `dtype`, is faster than CTranslate2 in `compute_type` on this
     job and CPU (the reason said on the engine line), or None."""

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from mt_cli.core.compute_type import MAP_SUFFIX
 from mt_cli.core.config import CONFIG_FILE, Config
 from mt_cli.core.config_loading import load_config
 from mt_cli.core.errors import CheckpointError, show_value
@@ -164,7 +165,7 @@ def _check_dev_check(check: _Checker, section: dict[str, Any]) -> None:
     bleu = check.typed(dev_check, "bleu", dict, prefix=f"{where}.")
     for name, score in bleu.items():
         number = isinstance(score, (int, float)) and not isinstance(score, bool)
-        if name.removesuffix("+vmap") not in CT2_QUANTIZATIONS or not number or not 0 <= score <= 100:
+        if name.removesuffix(MAP_SUFFIX) not in CT2_QUANTIZATIONS or not number or not 0 <= score <= 100:
             raise CheckpointError(f"{check.path}: {where}.bleu: expected a score from 0 to 100 per compute type, "
                                   f"got {_show(name)}: {_show(score)}; re-export the model")
 

@@ -53,6 +53,10 @@ class Cleaning:
     langs: tuple[str, str]
     against: np.ndarray
 
+    def pair_filter(self) -> PairFilter:
+        """A fresh filter applying these rules (its duplicate set starts empty)."""
+        return PairFilter(self.settings, self.langs, self.against)
+
     def key(self) -> str:
         """What the cache key must change with."""
         record = json.dumps([settings_record(self.settings), self.langs], sort_keys=True)
@@ -132,7 +136,7 @@ def encode_corpus(
     try:
         stats = _encode_into(tmp, source, target, tokenizers, (max_source_tokens, max_target_tokens),
                              lenient_utf8, lines, truncate, list(source_tags),
-                             PairFilter(cleaning.settings, cleaning.langs, cleaning.against) if cleaning else None)
+                             cleaning.pair_filter() if cleaning else None)
         (tmp / "stats.json").write_text(json.dumps(
             {"source": str(source), "target": str(target), "stats": stats.__dict__}))
         if not (final / "stats.json").is_file():  # another process may have won the race

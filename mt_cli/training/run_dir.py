@@ -17,7 +17,7 @@ from mt_cli.core.config import CONFIG_FILE, Config
 from mt_cli.core.config_loading import load_config
 from mt_cli.core.errors import CheckpointError
 from mt_cli.core.languages import training_symbols
-from mt_cli.core.pair_filter import PairFilter, write_kept_pairs
+from mt_cli.core.pair_filter import write_kept_pairs
 from mt_cli.core.tokenizer import Tokenizers, check_symbols, train_tokenizers
 from mt_cli.training.run_lock import LOCK_FILE
 
@@ -190,15 +190,12 @@ def _tokenizer_inputs(cfg: Config, cleanings: Sequence[Cleaning | None],
     """Per training corpus, the (source, target) files SentencePiece learns from: the corpus
     itself, or its pairs that data.clean keeps, written into `scratch` (removed after)."""
     files: list[tuple[str | Path, str | Path]] = []
-    for index, corpus in enumerate(cfg.data.train):
-        cleaning = cleanings[index] if index < len(cleanings) else None
+    for index, (corpus, cleaning) in enumerate(zip(cfg.data.train, cleanings or [None] * len(cfg.data.train))):
         if cleaning is None:
             files.append((corpus.source, corpus.target))
             continue
         kept = (scratch / f"{index}.src", scratch / f"{index}.tgt")
-        count = write_kept_pairs(corpus.source, corpus.target,
-                                 PairFilter(cleaning.settings, cleaning.langs, cleaning.against),
-                                 cfg.data.lenient_utf8, *kept)
+        count = write_kept_pairs(corpus.source, corpus.target, cleaning.pair_filter(), cfg.data.lenient_utf8, *kept)
         if not count:  # nothing kept: encoding says so, naming the corpus, after the model is trained
             files.append((corpus.source, corpus.target))
             continue

@@ -20,7 +20,7 @@ import tensorflow as tf
 from mt_cli.core.config import Config, CorpusConfig, DecodeConfig
 from mt_cli.core.errors import MtError
 from mt_cli.core.files import clean_temporaries
-from mt_cli.core.languages import Languages, corpus_languages, corpus_tags
+from mt_cli.core.languages import Languages, corpus_languages, corpus_tags, dev_target_lang
 from mt_cli.core.pair_filter import against_table
 from mt_cli.core.textio import read_lines
 from mt_cli.core.tokenizer import PAD_ID, Tokenizers
@@ -124,10 +124,8 @@ def _load_dev(cfg: Config, tokenizers: Tokenizers, cache: Path, languages: Langu
 
 def _dev_decode(cfg: Config, languages: Languages) -> DecodeConfig:
     """The decode options dev translation uses: the dev set's target language, when tagged."""
-    d = cfg.data
-    if not languages.tagged:
-        return cfg.decode
-    return dataclasses.replace(cfg.decode, target_lang=(d.dev.target_lang if d.dev else "") or d.target_lang)
+    target_lang = dev_target_lang(cfg.data, languages)
+    return cfg.decode if target_lang is None else dataclasses.replace(cfg.decode, target_lang=target_lang)
 
 
 FAULT_NONFINITE_ENV = "MT_CLI_FAULT_NONFINITE_STEPS"
